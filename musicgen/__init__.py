@@ -1,0 +1,36 @@
+"""musicgen: learn music from a corpus with Keras RNNs and write new music.
+
+The public API is imported lazily so ``import musicgen`` (and ``musicgen sample``) never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Tokenizer": "musicgen.tokenizer",
+    "TokenizerConfig": "musicgen.config",
+    "ModelConfig": "musicgen.config",
+    "TrainConfig": "musicgen.config",
+    "SampleConfig": "musicgen.config",
+    "Note": "musicgen.midi_io",
+    "read_notes": "musicgen.midi_io",
+    "ingest": "musicgen.corpus",
+    "build_model": "musicgen.models",
+    "train": "musicgen.train",
+    "load_bundle": "musicgen.bundle",
+    "sample": "musicgen.generate",
+    "render_wav": "musicgen.render",
+    "plot_piano_roll": "musicgen.render",
+    "evaluate": "musicgen.evaluate",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'musicgen' has no attribute {name!r}")

@@ -1,0 +1,229 @@
+"""Typed, frozen configs for each stage, with presets and JSON round trips.
+
+Each config is saved next to the weights in a bundle, so sampling rebuilds exactly what training built.
+Every config validates itself on construction and raises ``ConfigError`` naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from musicgen.errors import ConfigError
+
+T = TypeVar("T")
+
+CELLS = ("lstm", "gru", "simple_rnn")
+TIME_MODES = ("beat", "seconds")
+
+
+def _check(cond: bool, name: str, expected: str, value: Any) -> None:
+    if not cond:
+        raise ConfigError(f"{name}: expected {expected}, got {value!r}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    _check(isinstance(value, int) and not isinstance(value, bool) and value > 0, name, "a positive integer", value)
+
+
+class _JsonConfig:
+    """Mixin: ``to_dict`` / ``from_dict`` / ``to_json`` / ``from_json`` / ``save`` / ``load``."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict) -> T:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls: type[T], text: str) -> T:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls: type[T], path: str | Path) -> T:
+        return cls.from_json(Path(path).read_text())
+
+    def replace(self: T, **changes) -> T:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TokenizerConfig(_JsonConfig):
+    """How notes become event tokens.
+
+    Args:
+        time_mode: ``"beat"`` (grid steps per quarter note, tempo kept beside the tokens) or ``"seconds"``
+            (Performance RNN style fixed steps).
+        steps_per_quarter: grid resolution in beat mode; 12 covers sixteenths and eighth-note triplets.
+        max_shift_steps: largest single TIME_SHIFT in grid steps; longer gaps chain several shifts.
+            Beat mode default 48 (one 4/4 bar at 12 steps per quarter).
+        step_seconds: grid step in seconds mode (0.01 = 10 ms).
+        velocity_bins: number of VELOCITY tokens; 0 disables velocity (all notes decode at ``default_velocity``).
+        programs: emit PROGRAM tokens so multi-instrument music keeps its instruments (128 means drums).
+        min_pitch / max_pitch: inclusive MIDI pitch range kept; notes outside are dropped at encode time.
+        default_velocity: velocity used when ``velocity_bins == 0``.
+    """
+
+    time_mode: str = "beat"
+    steps_per_quarter: int = 12
+    max_shift_steps: int = 48
+    step_seconds: float = 0.01
+    velocity_bins: int = 32
+    programs: bool = True
+    min_pitch: int = 0
+    max_pitch: int = 127
+    default_velocity: int = 80
+
+    def __post_init__(self) -> None:
+        _check(self.time_mode in TIME_MODES, "time_mode", f"one of {TIME_MODES}", self.time_mode)
+        _positive_int("steps_per_quarter", self.steps_per_quarter)
+        _positive_int("max_shift_steps", self.max_shift_steps)
+        _check(isinstance(self.step_seconds, (int, float)) and 0 < self.step_seconds <= 1.0,
+               "step_seconds", "a number in (0, 1]", self.step_seconds)
+        _check(isinstance(self.velocity_bins, int) and 0 <= self.velocity_bins <= 127,
+               "velocity_bins", "an integer in [0, 127]", self.velocity_bins)
+        _check(isinstance(self.min_pitch, int) and 0 <= self.min_pitch <= 127, "min_pitch", "an integer in [0, 127]",
+               self.min_pitch)
+        _check(isinstance(self.max_pitch, int) and self.min_pitch <= self.max_pitch <= 127, "max_pitch",
+               f"an integer in [{self.min_pitch}, 127]", self.max_pitch)
+        _check(isinstance(self.default_velocity, int) and 1 <= self.default_velocity <= 127, "default_velocity",
+               "an integer in [1, 127]", self.default_velocity)
+
+    @classmethod
+    def seconds(cls, **changes) -> "TokenizerConfig":
+        """Performance RNN style: 10 ms steps, shifts up to 1 s, 32 velocity bins."""
+        return cls(time_mode="seconds", step_seconds=0.01, max_shift_steps=100, **changes)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_JsonConfig):
+    """Shape of the next-event model: Embedding → ``layers`` × cell(``units``) → Dense(vocab_size) logits.
+
+    Args:
+        vocab_size: number of token classes (from the tokenizer).
+        cell: ``"lstm"``, ``"gru"`` or ``"simple_rnn"``.
+        embedding_dim: size of the token embedding.
+        units: hidden units per recurrent layer.
+        layers: number of stacked recurrent layers.
+        dropout: dropout rate between layers (never recurrent dropout, to keep the cuDNN kernel eligible).
+    """
+
+    vocab_size: int
+    cell: str = "lstm"
+    embedding_dim: int = 128
+    units: int = 256
+    layers: int = 2
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        _positive_int("vocab_size", self.vocab_size)
+        _check(self.cell in CELLS, "cell", f"one of {CELLS}", self.cell)
+        _positive_int("embedding_dim", self.embedding_dim)
+        _positive_int("units", self.units)
+        _positive_int("layers", self.layers)
+        _check(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)",
+               self.dropout)
+
+
+MODEL_PRESETS: dict[str, dict] = {
+    "tiny": dict(embedding_dim=16, units=32, layers=1, dropout=0.0),
+    "small": dict(embedding_dim=64, units=128, layers=2, dropout=0.1),
+    "medium": dict(embedding_dim=128, units=256, layers=2, dropout=0.1),
+    "large": dict(embedding_dim=256, units=512, layers=3, dropout=0.2),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig(_JsonConfig):
+    """How the model is trained (truncated BPTT).
+
+    Args:
+        epochs: maximum passes over the training events (each event is a target at most once an epoch).
+        batch_size: parallel streams per batch.
+        bptt: window length in events for truncated backpropagation through time.
+        stateful: carry the recurrent state across consecutive windows of the same stream.
+        learning_rate: Adam's initial step size.
+        clipnorm: gradient clipping by global norm (None disables; exploding gradients are why it is on).
+        val_fraction: share of pieces held out for validation (split by content hash, deterministic).
+        transpose: augmentation range in semitones (0 disables; 3 means a random shift in [-3, 3]).
+        patience: early stopping on validation loss after this many epochs without improvement.
+        seed: seed for splits, phases, augmentation and initial weights.
+        algorithm: ``"bptt"`` or ``"rtrl"``.
+    """
+
+    epochs: int = 20
+    batch_size: int = 64
+    bptt: int = 256
+    stateful: bool = True
+    learning_rate: float = 2e-3
+    clipnorm: float | None = 1.0
+    val_fraction: float = 0.1
+    transpose: int = 0
+    patience: int = 4
+    seed: int = 0
+    algorithm: str = "bptt"
+
+    def __post_init__(self) -> None:
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        _check(isinstance(self.bptt, int) and self.bptt >= 2, "bptt", "an integer >= 2", self.bptt)
+        _check(isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0, "learning_rate",
+               "a positive number", self.learning_rate)
+        _check(self.clipnorm is None or (isinstance(self.clipnorm, (int, float)) and self.clipnorm > 0), "clipnorm",
+               "a positive number or None", self.clipnorm)
+        _check(isinstance(self.val_fraction, (int, float)) and 0.0 <= self.val_fraction < 1.0, "val_fraction",
+               "a number in [0, 1)", self.val_fraction)
+        _check(isinstance(self.transpose, int) and 0 <= self.transpose <= 12, "transpose", "an integer in [0, 12]",
+               self.transpose)
+        _positive_int("patience", self.patience)
+        _check(isinstance(self.seed, int), "seed", "an integer", self.seed)
+        _check(self.algorithm in ("bptt", "rtrl"), "algorithm", "'bptt' or 'rtrl'", self.algorithm)
+
+
+@dataclass(frozen=True)
+class SampleConfig(_JsonConfig):
+    """How events are drawn from the model.
+
+    Args:
+        length: events to generate per sample (not counting the primer).
+        temperature: divides the logits; < 1 is more conservative, > 1 more adventurous.
+        top_k: keep only the k most likely events (0 disables).
+        top_p: keep the smallest set of events whose probability sums to p (1.0 disables).
+        seed: RNG seed; the same seed gives the same bytes out.
+        num_samples: samples generated together as one batch.
+        max_polyphony: at most this many notes sounding at once (0 disables).
+    """
+
+    length: int = 512
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    num_samples: int = 1
+    max_polyphony: int = 0
+
+    def __post_init__(self) -> None:
+        _positive_int("length", self.length)
+        _check(isinstance(self.temperature, (int, float)) and self.temperature > 0, "temperature",
+               "a number > 0", self.temperature)
+        _check(isinstance(self.top_k, int) and self.top_k >= 0, "top_k", "an integer >= 0", self.top_k)
+        _check(isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1, "top_p", "a number in (0, 1]",
+               self.top_p)
+        _check(isinstance(self.seed, int), "seed", "an integer", self.seed)
+        _positive_int("num_samples", self.num_samples)
+        _check(isinstance(self.max_polyphony, int) and self.max_polyphony >= 0, "max_polyphony",
+               "an integer >= 0", self.max_polyphony)

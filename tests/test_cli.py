@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+import pytest
+
+from musicgen.cli import build_parser, main
+
+VERBS = ["ingest", "corpus", "train", "sample", "evaluate", "render"]
+
+
+def test_help_lists_every_verb_and_does_not_import_tensorflow():
+    code = ("import sys; from musicgen.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for verb in VERBS:
+        assert verb in out
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_each_verb_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([verb, "--help"])
+    assert exc.value.code == 0
+    assert "usage: musicgen " + verb in capsys.readouterr().out
+
+
+def test_unknown_verb_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["dance"])
+    assert exc.value.code == 2

@@ -21,5 +21,5 @@ class IngestError(MusicgenError):
     """One file could not be turned into tokens. Reported in the manifest and skipped, never fatal to a run."""
 
 
-class BundleError(MusicgenError):
-    """A model bundle is missing a part, is inconsistent, or is unsafe to load."""
+class BundleError(UsageError):
+    """A model bundle is missing a part, is inconsistent, or is unsafe to load (exit code 2: fix the path or bundle)."""

@@ -1,0 +1,223 @@
+"""The bundle: a self-describing model folder that sampling and evaluation load without TensorFlow.
+
+Layout (see docs/DESIGN.md)::
+
+    NAME/
+      bundle.json         format version, versions, vocab size, cell, sha256 of every file below
+      model.keras         the Keras model (loaded with safe_mode=True)
+      weights.npz         models.export_weights(model): plain float32 arrays for the numpy sampler
+      tokenizer.json      TokenizerConfig
+      model_config.json   ModelConfig
+      train_config.json   TrainConfig
+      metrics.json        final metrics (validation NLL in nats/event, perplexity, accuracy, …)
+      history.csv         per-epoch log (optional)
+
+Writes are atomic at the folder level: the bundle is built in a temporary folder beside the target and swapped in
+with renames, so a crash never leaves a half-written bundle where a good one was. Loading executes no code: JSON,
+``np.load(allow_pickle=False)`` and ``keras.saving.load_model(safe_mode=True)`` only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from musicgen import __version__
+from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
+from musicgen.errors import BundleError, ConfigError
+
+FORMAT_VERSION = 1
+REQUIRED = ("model.keras", "weights.npz", "tokenizer.json", "model_config.json", "train_config.json", "metrics.json")
+OPTIONAL = ("history.csv",)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle. ``weights`` are the numpy arrays in the ``models.export_weights`` layout."""
+
+    path: Path
+    info: dict
+    model_config: ModelConfig
+    train_config: TrainConfig
+    tokenizer_config: TokenizerConfig
+    weights: dict[str, np.ndarray]
+    metrics: dict
+    _tokenizer: object = field(default=None, repr=False)
+
+    @property
+    def tokenizer(self):
+        """The ``Tokenizer`` the model was trained with."""
+        if self._tokenizer is None:
+            from musicgen.tokenizer import Tokenizer
+
+            self._tokenizer = Tokenizer(self.tokenizer_config)
+        return self._tokenizer
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def keras_model(self):
+        """The Keras model, loaded with ``safe_mode=True`` (imports Keras; refuses Lambda layers and other code)."""
+        import keras
+
+        try:
+            return keras.saving.load_model(self.path / "model.keras", compile=False, safe_mode=True)
+        except Exception as exc:  # Keras raises ValueError/TypeError for unsafe or foreign content
+            raise BundleError(f"{self.path / 'model.keras'}: cannot be loaded safely: {exc}".splitlines()[0]) from exc
+
+
+def save_bundle(out_dir: str | Path, *, model, model_config: ModelConfig, train_config: TrainConfig,
+                tokenizer_config: TokenizerConfig, metrics: dict, history_csv: str | Path | None = None) -> Path:
+    """Write a bundle folder atomically and return its path.
+
+    Entries already in ``out_dir`` that are not bundle files (e.g. a training run's ``checkpoints/`` or ``logs/``)
+    are carried over into the new folder.
+    """
+    from musicgen.models import export_weights
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        model.save(tmp / "model.keras")
+        np.savez(tmp / "weights.npz", **export_weights(model, model_config))
+        tokenizer_config.save(tmp / "tokenizer.json")
+        model_config.save(tmp / "model_config.json")
+        train_config.save(tmp / "train_config.json")
+        _write_json(tmp / "metrics.json", metrics)
+        if history_csv is not None and Path(history_csv).exists():
+            shutil.copyfile(history_csv, tmp / "history.csv")
+        _write_json(tmp / "bundle.json", _bundle_info(tmp, model_config))
+        _swap_in(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _bundle_info(folder: Path, model_config: ModelConfig) -> dict:
+    import keras
+
+    files = {name: _sha256(folder / name) for name in REQUIRED + OPTIONAL if (folder / name).exists()}
+    return {
+        "format_version": FORMAT_VERSION,
+        "musicgen_version": __version__,
+        "keras_version": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cell": model_config.cell,
+        "vocab_size": model_config.vocab_size,
+        "files": files,
+    }
+
+
+def _swap_in(tmp: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by ``tmp`` with renames, keeping out_dir's non-bundle entries."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BundleError(f"{out_dir}: exists and is not a folder")
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    for entry in out_dir.iterdir():
+        if entry.name not in REQUIRED + OPTIONAL + ("bundle.json",):
+            os.replace(entry, tmp / entry.name)
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
+    """Load and check a bundle folder (never imports TensorFlow).
+
+    Raises:
+        BundleError: a part is missing, unreadable, tampered with (sha256 mismatch), of another format version, or
+            the parts disagree (vocabulary size, weight shapes).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"model not found: {path} (train one with `musicgen train CORPUS --out {path}`)")
+    if not path.is_dir():
+        raise BundleError(f"model path is not a bundle folder: {path}")
+    info = _read_json(path, "bundle.json")
+    if info.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format {info.get('format_version')!r}, this musicgen reads {FORMAT_VERSION}")
+    for name in REQUIRED:
+        if not (path / name).is_file():
+            raise BundleError(f"{path}: missing {name}")
+    if verify_hashes:
+        for name, digest in info.get("files", {}).items():
+            if name not in REQUIRED + OPTIONAL:
+                raise BundleError(f"{path}: bundle.json lists an unexpected file {name!r}")
+            if (path / name).is_file() and _sha256(path / name) != digest:
+                raise BundleError(f"{path}: {name} does not match its checksum in bundle.json (modified or corrupt)")
+    try:
+        model_config = ModelConfig.from_dict(_read_json(path, "model_config.json"))
+        train_config = TrainConfig.from_dict(_read_json(path, "train_config.json"))
+        tokenizer_config = TokenizerConfig.from_dict(_read_json(path, "tokenizer.json"))
+    except (ConfigError, TypeError) as exc:
+        raise BundleError(f"{path}: invalid config: {exc}") from exc
+    bundle = Bundle(path=path, info=info, model_config=model_config, train_config=train_config,
+                    tokenizer_config=tokenizer_config, weights=_read_weights(path / "weights.npz"),
+                    metrics=_read_json(path, "metrics.json"))
+    _check_consistent(bundle)
+    return bundle
+
+
+def _read_json(path: Path, name: str):
+    try:
+        return json.loads((path / name).read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing {name}") from None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path}: {name} is not valid JSON: {exc}") from None
+
+
+def _read_weights(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except ValueError as exc:  # raised for object (pickled) arrays when allow_pickle=False
+        raise BundleError(f"{path}: refused: {exc}") from None
+    except Exception as exc:
+        raise BundleError(f"{path}: unreadable weights: {exc}") from None
+
+
+def _check_consistent(bundle: Bundle) -> None:
+    from musicgen.models import expected_weight_shapes
+
+    cfg = bundle.model_config
+    vocab = bundle.tokenizer.vocab_size
+    if cfg.vocab_size != vocab:
+        raise BundleError(f"{bundle.path}: model has {cfg.vocab_size} output classes but the tokenizer has {vocab}")
+    expected = expected_weight_shapes(cfg)
+    got = {k: tuple(v.shape) for k, v in bundle.weights.items()}
+    if set(got) != set(expected):
+        raise BundleError(f"{bundle.path}: weights.npz has arrays {sorted(got)}, expected {sorted(expected)}")
+    for key, shape in expected.items():
+        if got[key] != shape:
+            raise BundleError(f"{bundle.path}: weights.npz[{key!r}] has shape {got[key]}, expected {shape}")
+        if bundle.weights[key].dtype.kind != "f":
+            raise BundleError(f"{bundle.path}: weights.npz[{key!r}] has dtype {bundle.weights[key].dtype}")

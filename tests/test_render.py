@@ -1,0 +1,270 @@
+"""render.py: WAV through FluidSynth and the sine fallback, piano-roll PNGs, and the `render` verb.
+
+The music is made by hand: one C4 from 0 to 1 s, silence from 1 to 2 s, a C major triad from 2 to 3 s (120 qpm, so
+the same in quarter notes is 0–2, 2–4, 4–6).
+"""
+
+import shutil
+import subprocess
+import sys
+import wave
+
+import matplotlib.image as mpimg
+import numpy as np
+import pretty_midi
+import pytest
+
+from musicgen import render
+from musicgen.cli import main
+from musicgen.errors import UsageError
+from musicgen.render import plot_piano_roll, render_outputs, render_wav, seconds_to_beats, trim_tail
+
+TIM = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # 6 MB: fast to load; any GM SoundFont would pass these tests
+SOUNDFONT = next((p for p in (TIM, *render.SOUNDFONT_PATHS) if render.is_soundfont(p)), None)
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or SOUNDFONT is None,
+    reason="FluidSynth or a GM SoundFont is not installed (apt-get install fluidsynth timgm6mb-soundfont)")
+
+
+def note_gap_chord() -> pretty_midi.PrettyMIDI:
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    piano = pretty_midi.Instrument(program=0)
+    piano.notes.append(pretty_midi.Note(100, 60, 0.0, 1.0))
+    piano.notes += [pretty_midi.Note(90, p, 2.0, 3.0) for p in (60, 64, 67)]
+    pm.instruments.append(piano)
+    return pm
+
+
+def read_wav(path):
+    """(samples float in [-1, 1] shape (frames, channels), sample rate)."""
+    with wave.open(str(path), "rb") as w:
+        assert w.getsampwidth() == 2
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        return frames.reshape(-1, w.getnchannels()).astype(np.float64) / 32768, w.getframerate()
+
+
+def window_rms(audio, sr, t0, t1):
+    """RMS over every channel of audio[t0:t1 seconds]."""
+    return float(np.sqrt(np.mean(audio[int(t0 * sr):int(t1 * sr)] ** 2)))
+
+
+def assert_note_gap_chord(audio, sr):
+    """Sounding during both notes (every 100 ms window), near silent in the middle of the gap."""
+    peak_rms = max(window_rms(audio, sr, t, t + 0.1) for t in np.arange(0, 3, 0.1))
+    for t in [*np.arange(0.0, 0.9, 0.1), *np.arange(2.0, 2.9, 0.1)]:
+        assert window_rms(audio, sr, t, t + 0.1) > 0.05 * peak_rms, f"quiet window at {t:.1f} s"
+    for t in np.arange(1.5, 1.9, 0.1):
+        assert window_rms(audio, sr, t, t + 0.1) < 0.01 * peak_rms, f"sound in the gap at {t:.1f} s"
+    assert np.abs(audio).max() == pytest.approx(render.PEAK, abs=2e-3)  # normalized to -1 dBFS
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize("sample_rate", [22050, 44100])
+def test_fluidsynth_wav_timing_rate_and_levels(tmp_path, sample_rate):
+    out = render_wav(note_gap_chord(), tmp_path / "a.wav", sample_rate=sample_rate, soundfont=SOUNDFONT,
+                     require_soundfont=True)
+    audio, sr = read_wav(out)
+    assert sr == sample_rate and audio.shape[1] == 2
+    assert 3.0 <= len(audio) / sr <= 3.5
+    assert_note_gap_chord(audio, sr)
+    assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
+
+
+@needs_fluidsynth
+def test_fluidsynth_reads_a_midi_path_and_env_soundfont(tmp_path, monkeypatch):
+    note_gap_chord().write(str(tmp_path / "in.mid"))
+    monkeypatch.setenv(render.SOUNDFONT_ENV, SOUNDFONT)
+    audio, sr = read_wav(render_wav(tmp_path / "in.mid", tmp_path / "sub" / "b.wav", sample_rate=16000))
+    assert sr == 16000 and audio.shape[1] == 2 and 3.0 <= len(audio) / sr <= 3.5
+
+
+def test_fallback_when_env_soundfont_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv(render.SOUNDFONT_ENV, str(tmp_path / "nope.sf2"))
+    with pytest.warns(render.RenderWarning, match="nope.sf2.*sine"):
+        out = render_wav(note_gap_chord(), tmp_path / "c.wav", sample_rate=22050)
+    audio, sr = read_wav(out)
+    assert sr == 22050 and audio.shape[1] == 1
+    assert 3.0 <= len(audio) / sr <= 3.5
+    assert_note_gap_chord(audio, sr)
+    spectrum = np.abs(np.fft.rfft(audio[: sr // 2, 0]))  # the lone C4: 261.6 Hz
+    assert np.argmax(spectrum) * 2 == pytest.approx(pretty_midi.note_number_to_hz(60), abs=2)
+
+
+def test_fallback_when_fluidsynth_program_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    with pytest.warns(render.RenderWarning, match="fluidsynth program"):
+        render_wav(note_gap_chord(), tmp_path / "d.wav", soundfont=TIM if render.is_soundfont(TIM) else None)
+    with pytest.raises(UsageError, match="fluidsynth program"):
+        render_wav(note_gap_chord(), tmp_path / "e.wav", require_soundfont=True,
+                   soundfont=TIM if render.is_soundfont(TIM) else None)
+
+
+def test_fallback_synth_sounds_drums(tmp_path, monkeypatch):
+    monkeypatch.setenv(render.SOUNDFONT_ENV, str(tmp_path / "nope.sf2"))
+    pm = pretty_midi.PrettyMIDI()
+    kit = pretty_midi.Instrument(program=0, is_drum=True)
+    kit.notes += [pretty_midi.Note(100, 36, t, t + 0.1) for t in (0.0, 1.0)]
+    pm.instruments.append(kit)
+    with pytest.warns(render.RenderWarning):
+        audio, sr = read_wav(render_wav(pm, tmp_path / "drums.wav", sample_rate=8000))
+    assert window_rms(audio, sr, 0.0, 0.05) > 0.05 and window_rms(audio, sr, 1.0, 1.05) > 0.05
+    assert window_rms(audio, sr, 0.3, 0.9) < 1e-3
+
+
+def test_missing_or_invalid_soundfont_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="--soundfont .*nope.sf2.* does not exist"):
+        render_wav(note_gap_chord(), tmp_path / "f.wav", soundfont=tmp_path / "nope.sf2")
+    junk = tmp_path / "junk.sf2"
+    junk.write_bytes(b"RIFF\0\0\0\0WAVEjunk")
+    with pytest.raises(UsageError, match="not a SoundFont"):
+        render_wav(note_gap_chord(), tmp_path / "f.wav", soundfont=junk)
+    assert not (tmp_path / "f.wav").exists()
+
+
+def test_require_soundfont_without_one_is_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(render.SOUNDFONT_ENV, str(tmp_path / "nope.sf2"))
+    with pytest.raises(UsageError, match="cannot render with a SoundFont"):
+        render_wav(note_gap_chord(), tmp_path / "g.wav", require_soundfont=True)
+
+
+@pytest.mark.parametrize("rate", [0, 7999, 96001, 44100.0, True])
+def test_bad_sample_rate_is_a_usage_error(tmp_path, rate):
+    with pytest.raises(UsageError, match="--sample-rate"):
+        render_wav(note_gap_chord(), tmp_path / "h.wav", sample_rate=rate)
+
+
+def test_trim_tail_cuts_silence_and_caps_the_release():
+    sr = 1000
+    audio = np.zeros((5000, 1))
+    audio[:2000] = 1.0  # 2 s of sound, then 3 s of silence
+    assert len(trim_tail(audio, 2.0, sr)) == 2000
+    audio[:4000] = 1.0  # sound rings on for 2 s past the end: keep 0.5 s of it, faded to 0
+    trimmed = trim_tail(audio, 2.0, sr)
+    assert len(trimmed) == 2500 and trimmed[1999, 0] == 1.0 and trimmed[-1, 0] == 0.0
+    assert len(trim_tail(np.zeros((100, 2)), 1.0, sr)) == 1000  # short audio padded to the end time
+
+
+def test_empty_midi_renders_a_short_silent_wav(tmp_path, monkeypatch):
+    monkeypatch.setenv(render.SOUNDFONT_ENV, str(tmp_path / "nope.sf2"))
+    with pytest.warns(render.RenderWarning):
+        audio, _ = read_wav(render_wav(pretty_midi.PrettyMIDI(), tmp_path / "empty.wav", sample_rate=8000))
+    assert len(audio) <= 4000 and not audio.any()
+
+
+def test_seconds_to_beats_follows_tempo_changes(tmp_path):
+    assert seconds_to_beats(pretty_midi.PrettyMIDI(initial_tempo=120), [0.0, 1.0, 2.5]).tolist() == [0.0, 2.0, 5.0]
+    import mido  # 120 qpm for 4 quarter notes (2 s), then 60 qpm
+
+    mid = mido.MidiFile(ticks_per_beat=480)
+    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0),
+                                      mido.MetaMessage("set_tempo", tempo=1000000, time=4 * 480),
+                                      mido.Message("note_on", note=60, velocity=80, time=0),
+                                      mido.Message("note_off", note=60, velocity=0, time=480)]))
+    mid.save(str(tmp_path / "tempo.mid"))
+    pm = pretty_midi.PrettyMIDI(str(tmp_path / "tempo.mid"))
+    assert seconds_to_beats(pm, [1.0, 2.0, 3.0]).tolist() == pytest.approx([2.0, 4.0, 5.0])
+
+
+def png_pixels(path):
+    image = mpimg.imread(str(path))
+    return image, image.shape[1], image.shape[0]
+
+
+@pytest.mark.parametrize("time_unit", ["beats", "seconds"])
+def test_piano_roll_png_size_and_content(tmp_path, time_unit):
+    fig = plot_piano_roll(note_gap_chord(), tmp_path / "roll.png", time_unit=time_unit, width=640, height=320,
+                          dpi=80)
+    image, w, h = png_pixels(tmp_path / "roll.png")
+    assert (w, h) == (640, 320)
+    assert image[..., :3].std() > 0.05  # not blank
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["B3", "C4", "C#4", "D4", "D#4", "E4", "F4", "F#4", "G4", "G#4"]
+    assert ax.get_xlim() == ((0.0, 6.0) if time_unit == "beats" else (0.0, 3.0))
+    boxes = ax.collections[0].get_paths()
+    assert len(boxes) == 4
+    x0, x1 = boxes[0].vertices[:, 0].min(), boxes[0].vertices[:, 0].max()
+    assert (x0, x1) == ((0.0, 2.0) if time_unit == "beats" else (0.0, 1.0))
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["Acoustic Grand Piano"]
+
+
+def test_piano_roll_velocity_sets_opacity_and_drums_get_their_own_lane(tmp_path):
+    pm = note_gap_chord()
+    pm.instruments[0].notes[0].velocity = 127
+    pm.instruments[0].notes[1].velocity = 0
+    strings = pretty_midi.Instrument(program=40)
+    strings.notes.append(pretty_midi.Note(80, 72, 0.5, 2.5))
+    kit = pretty_midi.Instrument(program=0, is_drum=True)
+    kit.notes += [pretty_midi.Note(100, 36, 0.0, 0.1), pretty_midi.Note(100, 42, 0.5, 0.6)]
+    pm.instruments += [strings, kit]
+    fig = plot_piano_roll(pm, tmp_path / "mix.png", width=800, height=500)
+    notes_ax, drums_ax = fig.axes
+    alphas = notes_ax.collections[0].get_facecolors()[:, 3]
+    assert alphas[0] == pytest.approx(1.0) and alphas[1] == pytest.approx(0.3)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Acoustic Grand Piano", "Violin"]
+    assert [t.get_text() for t in drums_ax.get_yticklabels()] == ["Bass Drum 1", "Closed Hi Hat"]
+    assert png_pixels(tmp_path / "mix.png")[1:] == (800, 500)
+
+
+def test_piano_roll_never_imports_pyplot(tmp_path):
+    code = ("import sys, pretty_midi; from musicgen.render import plot_piano_roll\n"
+            f"plot_piano_roll(pretty_midi.PrettyMIDI(), {str(tmp_path / 'e.png')!r})\n"
+            "assert 'matplotlib.pyplot' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_piano_roll_of_empty_midi_and_bad_arguments(tmp_path):
+    fig = plot_piano_roll(pretty_midi.PrettyMIDI(), tmp_path / "empty.png", width=300, height=200)
+    assert fig.axes[0].texts[0].get_text() == "no notes"
+    with pytest.raises(UsageError, match="time_unit .* got 'bars'"):
+        plot_piano_roll(note_gap_chord(), time_unit="bars")
+    with pytest.raises(UsageError, match="width must be a positive integer, got 0"):
+        plot_piano_roll(note_gap_chord(), width=0)
+
+
+def test_render_outputs_names_beside_base_and_prints_warning_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(render.SOUNDFONT_ENV, str(tmp_path / "nope.sf2"))
+    written = render_outputs(note_gap_chord(), tmp_path / "s01.mid", wav=True, png=True, sample_rate=8000)
+    assert written == {"wav": tmp_path / "s01.wav", "png": tmp_path / "s01.png"}
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("musicgen: warning:") and "nope.sf2" in err[0]
+    assert render_outputs(note_gap_chord(), tmp_path / "s02.mid", wav=False, png=tmp_path / "x.png") == \
+        {"png": tmp_path / "x.png"}
+
+
+@needs_fluidsynth
+def test_cli_render_writes_both_beside_the_input(tmp_path, capsys):
+    midi = tmp_path / "song.mid"
+    note_gap_chord().write(str(midi))
+    assert main(["render", str(midi), "--soundfont", SOUNDFONT, "--sample-rate", "22050"]) == 0
+    audio, sr = read_wav(tmp_path / "song.wav")
+    assert sr == 22050 and 3.0 <= len(audio) / sr <= 3.5
+    assert png_pixels(tmp_path / "song.png")[1:] == (1200, 600)
+    assert "song.wav" in capsys.readouterr().out
+
+
+def test_cli_render_only_png_to_a_named_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(render.SOUNDFONT_ENV, str(tmp_path / "nope.sf2"))
+    midi = tmp_path / "song.mid"
+    note_gap_chord().write(str(midi))
+    assert main(["render", str(midi), "--png", str(tmp_path / "roll.png"), "--time-unit", "seconds"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["roll.png", "song.mid"]
+
+
+@pytest.mark.parametrize("make", ["missing", "garbage"])
+def test_cli_render_bad_input_exits_2_with_one_line(tmp_path, capsys, make):
+    midi = tmp_path / "bad.mid"
+    if make == "garbage":
+        midi.write_bytes(b"this is not a MIDI file")
+    assert main(["render", str(midi)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("musicgen render: error:") and "bad.mid" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if make == "missing" else ["bad.mid"])
+
+
+def test_cli_missing_soundfont_exits_2(tmp_path, capsys):
+    midi = tmp_path / "song.mid"
+    note_gap_chord().write(str(midi))
+    assert main(["render", str(midi), "--wav", "--soundfont", str(tmp_path / "no.sf2")]) == 2
+    assert "--soundfont" in capsys.readouterr().err

@@ -1,0 +1,367 @@
+"""Notes ⇄ event tokens (Performance RNN style), built from one range table.
+
+Range table, in this order, ids contiguous (``Tokenizer.ranges`` gives ``name -> (first_id, size)``)::
+
+    PAD, BOS, EOS                      one id each (value 0)
+    NOTE_ON(min_pitch..max_pitch)      value = MIDI pitch
+    NOTE_OFF(min_pitch..max_pitch)     value = MIDI pitch
+    TIME_SHIFT(1..max_shift_steps)     value = grid steps
+    VELOCITY(1..velocity_bins)         only if velocity_bins > 0; value = bin
+    PROGRAM(0..128)                    only if programs; value = GM program, 128 = drums
+
+With the default ``TokenizerConfig()`` that is 3 + 128 + 128 + 48 + 32 + 129 = 468 ids.
+
+Grid: beat mode has ``steps_per_quarter`` steps per quarter note (times in quarter notes); seconds mode has steps of
+``step_seconds`` (times in seconds). ``step = floor(time / step_size + 0.5)``; a note that lands on zero length gets one
+step. Of two notes of the same pitch and instrument that overlap, the earlier is cut at the later onset (two with the
+same onset keep the longer). Pitches outside [min_pitch, max_pitch] are dropped; with ``programs=False`` every note
+is program 0 and drum notes are dropped.
+
+Velocity bins (``B = velocity_bins``): ``bin(v) = 1 + ((v - 1) * B) // 127`` for v in 1..127; a bin decodes to its
+centre ``(lo + hi) // 2`` where lo/hi are the smallest/largest velocity in the bin (B = 32: bin 1 is 1..4 → 2,
+bin 20 is 77..80 → 78, bin 32 is 125..127 → 126). With ``B = 0`` notes decode at ``default_velocity``.
+
+Event order: time shifts (a gap longer than ``max_shift_steps`` is a chain of full shifts plus the remainder), then at
+each step every NOTE_OFF, then every NOTE_ON, each group sorted by (instrument, pitch). PROGRAM is emitted before a
+NOTE_ON/NOTE_OFF whose instrument differs from the current one (the first note always gets one), VELOCITY before a
+NOTE_ON whose bin differs from the last NOTE_ON's (the first NOTE_ON always gets one).
+
+Decoding is total: any sequence of valid ids decodes. PAD/BOS are ignored, decoding stops at the first EOS, the state
+starts as program 0 at ``default_velocity`` (the centre of its bin), a NOTE_OFF with no sounding note is ignored, a
+NOTE_ON of a pitch already sounding ends the earlier note there, a note closed at its own step (by a NOTE_OFF or a
+repeated NOTE_ON) is dropped, and notes still sounding at the end are closed at the last step (given one step if
+they start there). Decoded notes never overlap, so ``decode_notes(encode_notes(decode_notes(t))) == decode_notes(t)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.config import TokenizerConfig
+from musicgen.errors import IngestError, UsageError
+from musicgen.midi_io import Note, Piece, arrays_to_pretty_midi, read_piece
+
+DRUMS = 128  # PROGRAM value (and internal instrument id) of the percussion channel
+N_PROGRAMS = 129
+PITCHES = 128  # MIDI pitch numbers, for (instrument, pitch) keys
+_PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG = range(8)
+KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM")
+DEFAULT_MAX_TOKENS = 20_000_000
+
+
+def velocity_tables(bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(to_bin, to_velocity)``: int64 arrays of shape (128,) (velocity → bin, 0 → bin 1) and (bins + 1,)."""
+    v = np.arange(128)
+    to_bin = 1 + (np.maximum(v - 1, 0) * bins) // 127  # 127 velocities 1..127 share the bins
+    to_velocity = np.zeros(bins + 1, dtype=np.int64)
+    for b in range(1, bins + 1):
+        members = v[1:][to_bin[1:] == b]
+        to_velocity[b] = (members[0] + members[-1]) // 2
+    return to_bin.astype(np.int64), to_velocity
+
+
+def _forward_fill(mask: np.ndarray, values: np.ndarray, default: int) -> np.ndarray:
+    """At each position, ``values`` at the latest position <= it where ``mask`` is set, else ``default``."""
+    last = np.maximum.accumulate(np.where(mask, np.arange(mask.size), -1)) if mask.size else mask.astype(np.int64)
+    return np.where(last >= 0, values[np.maximum(last, 0)], default)
+
+
+class Tokenizer:
+    """Event vocabulary for one ``TokenizerConfig``.
+
+    Args:
+        config: the ``TokenizerConfig`` (default: beat mode, 12 steps per quarter, 468 ids).
+        max_tokens: ``encode`` refuses (``IngestError``) a piece that would need more tokens (guard against
+            absurd files, e.g. a note a million bars in); default 20,000,000.
+
+    Example:
+        >>> tok = Tokenizer()
+        >>> tok.token("NOTE_ON", 60), tok.describe(63)
+        (63, ('NOTE_ON', 60))
+    """
+
+    def __init__(self, config: TokenizerConfig | None = None, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+        self.config = config if config is not None else TokenizerConfig()
+        self.max_tokens = max_tokens
+        c = self.config
+        table = [("PAD", 0, 0), ("BOS", 0, 0), ("EOS", 0, 0), ("NOTE_ON", c.min_pitch, c.max_pitch),
+                 ("NOTE_OFF", c.min_pitch, c.max_pitch), ("TIME_SHIFT", 1, c.max_shift_steps)]
+        if c.velocity_bins > 0:
+            table.append(("VELOCITY", 1, c.velocity_bins))
+        if c.programs:
+            table.append(("PROGRAM", 0, N_PROGRAMS - 1))
+        self.table: tuple[tuple[str, int, int], ...] = tuple(table)
+        self.ranges: dict[str, tuple[int, int]] = {}
+        self._first_value: dict[str, int] = {}
+        kind, value = [], []
+        for name, lo, hi in self.table:
+            self.ranges[name] = (len(kind), hi - lo + 1)
+            self._first_value[name] = lo
+            kind += [KINDS.index(name)] * (hi - lo + 1)
+            value += range(lo, hi + 1)
+        self.vocab_size = len(kind)
+        self._kind = np.array(kind, dtype=np.int8)
+        self._value = np.array(value, dtype=np.int64)
+        self.pad_id, self.bos_id, self.eos_id = (self.ranges[n][0] for n in ("PAD", "BOS", "EOS"))
+        self._vel_to_bin, self._bin_to_vel = velocity_tables(c.velocity_bins)
+        # notes before any VELOCITY token: the centre of default_velocity's bin, so decoding is idempotent
+        self.default_velocity = int(self._bin_to_vel[self._vel_to_bin[c.default_velocity]]) if c.velocity_bins \
+            else c.default_velocity
+        per_unit = c.steps_per_quarter if c.time_mode == "beat" else 1.0 / c.step_seconds
+        self._per_unit = float(per_unit)
+        # k / 100 (not k * 0.01) reproduces the literal 0.03 exactly, so on-grid times round-trip bit for bit
+        self._divisor = float(round(per_unit)) if abs(per_unit - round(per_unit)) < 1e-9 else None
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, config={self.config!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tokenizer) and other.config == self.config
+
+    # ---- ids -----------------------------------------------------------------------------------------------
+    def token(self, name: str, value: int = 0) -> int:
+        """The id of event ``name`` with ``value`` (pitch, steps, bin or program; 0 for specials)."""
+        if name not in self.ranges:
+            raise UsageError(f"token: name {name!r} is not one of {list(self.ranges)}")
+        first, size = self.ranges[name]
+        lo = self._first_value[name]
+        if not (isinstance(value, (int, np.integer)) and lo <= value < lo + size):
+            raise UsageError(f"token: {name} value expected an integer in [{lo}, {lo + size - 1}], got {value!r}")
+        return first + int(value) - lo
+
+    def describe(self, token_id: int) -> tuple[str, int]:
+        """``(name, value)`` of one id, e.g. ``("TIME_SHIFT", 12)``."""
+        if not 0 <= token_id < self.vocab_size:
+            raise UsageError(f"token id: expected an integer in [0, {self.vocab_size}), got {token_id!r}")
+        return KINDS[self._kind[token_id]], int(self._value[token_id])
+
+    # ---- grid ----------------------------------------------------------------------------------------------
+    def to_steps(self, times) -> np.ndarray:
+        """Times (quarter notes or seconds) → int64 grid steps, rounded to the nearest step."""
+        return np.floor(np.asarray(times, dtype=np.float64) * self._per_unit + 0.5).astype(np.int64)
+
+    def from_steps(self, steps) -> np.ndarray:
+        """Grid steps → float64 times (quarter notes or seconds)."""
+        steps = np.asarray(steps, dtype=np.float64)
+        return steps / self._divisor if self._divisor else steps * (1.0 / self._per_unit)
+
+    # ---- encode --------------------------------------------------------------------------------------------
+    def encode(self, source: str | os.PathLike | Piece) -> np.ndarray:
+        """A file path or ``Piece`` → int32 tokens ``[BOS, …, EOS]``, shape (T,).
+
+        Raises ``IngestError`` if the file cannot be read or no note survives the pitch range; ``UsageError`` if a
+        ``Piece`` was read in another time mode than this tokenizer's.
+        """
+        piece = source if isinstance(source, Piece) else read_piece(source, self.config.time_mode)
+        if piece.time_mode != self.config.time_mode:
+            raise UsageError(f"time_mode: piece is in {piece.time_mode!r}, tokenizer in {self.config.time_mode!r}")
+        tokens = self.encode_notes(piece.notes)
+        if tokens.size <= 2:
+            raise IngestError(f"no notes in pitch range [{self.config.min_pitch}, {self.config.max_pitch}]")
+        return tokens
+
+    def encode_notes(self, notes: list[Note]) -> np.ndarray:
+        """Notes (times in this tokenizer's unit) → int32 tokens ``[BOS, …, EOS]``, shape (T,)."""
+        return self.encode_arrays([n.pitch for n in notes], [n.start for n in notes], [n.end for n in notes],
+                                  [n.velocity for n in notes], [DRUMS if n.is_drum else n.program for n in notes])
+
+    def encode_arrays(self, pitch, start, end, velocity, instrument) -> np.ndarray:
+        """Vectorized ``encode_notes``: arrays of shape (n,); ``instrument`` is the program, or 128 for drums."""
+        c = self.config
+        pitch, velocity, inst = (np.asarray(a, dtype=np.int64).ravel() for a in (pitch, velocity, instrument))
+        start, end = np.asarray(start, dtype=np.float64).ravel(), np.asarray(end, dtype=np.float64).ravel()
+        if inst.size and (inst.min() < 0 or inst.max() > DRUMS or not np.all(np.isfinite(start) & (start >= 0))
+                          or not np.all(np.isfinite(end))):
+            raise UsageError("notes: expected instrument in [0, 128] and finite times with start >= 0")
+        s, e = self.to_steps(start), self.to_steps(end)
+        keep = (pitch >= c.min_pitch) & (pitch <= c.max_pitch)
+        if not c.programs:
+            keep &= inst != DRUMS
+            inst = np.zeros_like(inst)
+        pitch, velocity, inst, s, e = (a[keep] for a in (pitch, velocity, inst, s, e))
+        e = np.maximum(e, s + 1)
+        key = inst * PITCHES + pitch  # cut the earlier of two overlapping notes of one pitch and instrument
+        order = np.lexsort((e, s, key))
+        pitch, velocity, inst, s, e, key = (a[order] for a in (pitch, velocity, inst, s, e, key))
+        same = key[1:] == key[:-1]
+        e[:-1][same] = np.minimum(e[:-1][same], s[1:][same])
+        ok = e > s
+        pitch, velocity, inst, s, e = (a[ok] for a in (pitch, velocity, inst, s, e))
+        vbin = self._vel_to_bin[np.clip(velocity, 0, 127)]
+        n = pitch.size  # events: OFFs (kind 0) sort before ONs (kind 1) at the same step
+        ev_time, ev_on = np.concatenate([e, s]), np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
+        ev_inst, ev_pitch, ev_bin = np.tile(inst, 2), np.tile(pitch, 2), np.tile(vbin, 2)
+        order = np.lexsort((ev_pitch, ev_inst, ev_on, ev_time))
+        ev_time, ev_on, ev_inst, ev_pitch, ev_bin = (a[order] for a in (ev_time, ev_on, ev_inst, ev_pitch, ev_bin))
+        return self._emit(ev_time, ev_on, ev_inst, ev_pitch, ev_bin)
+
+    def _emit(self, time, on, inst, pitch, vbin) -> np.ndarray:
+        c, m = self.config, self.config.max_shift_steps
+        dt = np.diff(time, prepend=0)
+        n_shift = (dt + m - 1) // m
+        prog = np.zeros(time.size, bool)
+        if c.programs:
+            prog = inst != np.concatenate([[-1], inst[:-1]])
+        vel = np.zeros(time.size, bool)
+        if c.velocity_bins > 0:
+            on_idx = np.flatnonzero(on)
+            vel[on_idx] = vbin[on_idx] != np.concatenate([[-1], vbin[on_idx][:-1]])
+        counts = n_shift + prog + vel + 1
+        total = int(counts.sum()) + 2
+        if total > self.max_tokens:
+            raise IngestError(f"too long: {total} tokens > max_tokens={self.max_tokens}")
+        out = np.empty(total, dtype=np.int32)
+        out[0], out[-1] = self.bos_id, self.eos_id
+        end = 1 + np.cumsum(counts)
+        begin = end - counts
+        out[end - 1] = np.where(on, self.ranges["NOTE_ON"][0], self.ranges["NOTE_OFF"][0]) + pitch - c.min_pitch
+        if c.velocity_bins > 0:
+            out[(end - 2)[vel]] = self.ranges["VELOCITY"][0] + vbin[vel] - 1
+        if c.programs:
+            out[(end - 2 - vel)[prog]] = self.ranges["PROGRAM"][0] + inst[prog]
+        shift0 = self.ranges["TIME_SHIFT"][0]
+        group_start = np.repeat(np.cumsum(n_shift) - n_shift, n_shift)
+        out[np.repeat(begin, n_shift) + np.arange(group_start.size) - group_start] = shift0 + m - 1
+        has = n_shift > 0
+        out[(begin + n_shift - 1)[has]] = shift0 + (dt - (n_shift - 1) * m)[has] - 1
+        return out
+
+    # ---- decode --------------------------------------------------------------------------------------------
+    def _check_ids(self, tokens) -> np.ndarray:
+        t = np.asarray(tokens)
+        if t.size and not np.issubdtype(t.dtype, np.integer):
+            raise UsageError(f"tokens: expected integer ids, got dtype {t.dtype}")
+        t = t.astype(np.int64).ravel()
+        if t.size and (t.min() < 0 or t.max() >= self.vocab_size):
+            bad = t[(t < 0) | (t >= self.vocab_size)][0]
+            raise UsageError(f"tokens: id {bad} is outside [0, {self.vocab_size})")
+        return t
+
+    def _instrument_of(self, t: np.ndarray) -> np.ndarray:
+        kind = self._kind[t]
+        return _forward_fill(kind == _PROG, self._value[t], 0)
+
+    def decode_arrays(self, tokens) -> dict[str, np.ndarray]:
+        """Tokens → note arrays sorted by (start, pitch, instrument): ``pitch``, ``start``, ``end`` (grid steps,
+        int64), ``velocity``, ``instrument`` (program, 128 = drums), each shape (n,). Total; see the module doc."""
+        t = self._check_ids(tokens)
+        eos = np.flatnonzero(t == self.eos_id)
+        if eos.size:
+            t = t[:eos[0]]
+        kind, value = self._kind[t], self._value[t]
+        time = np.cumsum(np.where(kind == _SHIFT, value, 0))
+        final = int(time[-1]) if time.size else 0
+        inst = _forward_fill(kind == _PROG, value, 0)
+        default_v = self.default_velocity
+        vel = _forward_fill(kind == _VEL, self._bin_to_vel[np.where(kind == _VEL, value, 0)], default_v)
+        pos = np.flatnonzero((kind == _ON) | (kind == _OFF))
+        key = inst[pos] * PITCHES + value[pos]
+        order = np.argsort(key, kind="stable")
+        pos, key = pos[order], key[order]
+        is_on, tm = kind[pos] == _ON, time[pos]
+        next_same = np.append(key[1:] == key[:-1], False)
+        end = np.where(next_same, np.append(tm[1:], 0), final)
+        zero = end <= tm  # closed at its own step (dropped) or still sounding at the very end (one step)
+        keep = is_on & ~(zero & next_same)
+        end = np.where(zero, tm + 1, end)
+        pos, start, end = pos[keep], tm[keep], end[keep]
+        out = dict(pitch=value[pos], start=start, end=end, velocity=vel[pos], instrument=inst[pos])
+        order = np.lexsort((out["instrument"], out["pitch"], out["start"]))
+        return {k: v[order] for k, v in out.items()}
+
+    def decode_notes(self, tokens) -> list[Note]:
+        """Tokens → ``Note`` list (times in quarter notes or seconds), sorted by (start, pitch). Total."""
+        a = self.decode_arrays(tokens)
+        start, end = self.from_steps(a["start"]).tolist(), self.from_steps(a["end"]).tolist()
+        return [Note(p, s, e, v, 0 if i == DRUMS else i, i == DRUMS) for p, s, e, v, i in
+                zip(a["pitch"].tolist(), start, end, a["velocity"].tolist(), a["instrument"].tolist())]
+
+    def decode(self, tokens, qpm: float = 120.0):
+        """Tokens → ``pretty_midi.PrettyMIDI``; beat-mode steps are converted to seconds at ``qpm``. Total."""
+        a = self.decode_arrays(tokens)
+        c = self.config
+        if c.time_mode == "beat":
+            resolution = c.steps_per_quarter * max(1, round(480 / c.steps_per_quarter))
+        else:  # a tick divides the step at this tempo when it can
+            per_quarter = max(1, round(60.0 / (qpm * c.step_seconds)))
+            resolution = per_quarter * max(1, math.ceil(480 / per_quarter))
+        return arrays_to_pretty_midi(a["pitch"], self.from_steps(a["start"]), self.from_steps(a["end"]),
+                                     a["velocity"], a["instrument"], qpm=qpm, time_mode=c.time_mode,
+                                     resolution=resolution)
+
+    # ---- augmentation --------------------------------------------------------------------------------------
+    def _pitched_notes(self, t: np.ndarray) -> np.ndarray:
+        kind = self._kind[t]
+        mask = (kind == _ON) | (kind == _OFF)
+        if self.config.programs:
+            mask &= self._instrument_of(t) != DRUMS
+        return mask
+
+    def transpose_bounds(self, tokens) -> tuple[int, int]:
+        """``(lo, hi)``: every shift in ``lo..hi`` semitones keeps all non-drum pitches in range (lo <= 0 <= hi).
+
+        Without pitched notes any shift is safe and the bounds are ``±(max_pitch - min_pitch)``.
+        """
+        t = self._check_ids(tokens)
+        c = self.config
+        values = self._value[t][self._pitched_notes(t)]
+        if values.size == 0:
+            return -(c.max_pitch - c.min_pitch), c.max_pitch - c.min_pitch
+        return c.min_pitch - int(values.min()), c.max_pitch - int(values.max())
+
+    def transpose_tokens(self, tokens, semitones: int) -> np.ndarray:
+        """Shift every non-drum NOTE_ON/NOTE_OFF by ``semitones``; same shape and dtype as ``tokens``.
+
+        Vectorized: the instrument at each position is the last PROGRAM before it (program 0 before any), so pass
+        whole pieces (a window cut after a PROGRAM 128 would treat its leading drum notes as pitched).
+        Raises ``UsageError`` when a pitch would leave [min_pitch, max_pitch] (see ``transpose_bounds``).
+        """
+        arr = np.asarray(tokens)
+        t = self._check_ids(arr)
+        semitones = int(semitones)
+        mask = self._pitched_notes(t)
+        if semitones == 0 or not mask.any():
+            return arr.copy()
+        values = self._value[t][mask] + semitones
+        c = self.config
+        if values.min() < c.min_pitch or values.max() > c.max_pitch:
+            lo, hi = self.transpose_bounds(t)
+            raise UsageError(f"semitones: {semitones} moves pitches outside [{c.min_pitch}, {c.max_pitch}]; "
+                             f"allowed {lo}..{hi}")
+        t[mask] += semitones
+        return t.astype(arr.dtype).reshape(arr.shape)
+
+    @staticmethod
+    def stretch_notes(notes: list[Note], factor: float) -> list[Note]:
+        """Time-stretch augmentation; same as the module-level ``stretch_notes``."""
+        return stretch_notes(notes, factor)
+
+    # ---- persistence ---------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the ``TokenizerConfig`` as JSON (atomically: temporary file, then rename)."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self.config.to_json() + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Tokenizer":
+        """Rebuild a tokenizer from ``save``'s JSON."""
+        return cls(TokenizerConfig.load(path))
+
+
+def stretch_notes(notes: list[Note], factor: float) -> list[Note]:
+    """Multiply every onset and release by ``factor`` (> 0), e.g. 0.95–1.05 for seconds-mode augmentation."""
+    if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+        raise UsageError(f"factor: expected a positive number, got {factor!r}")
+    return [Note(n.pitch, n.start * factor, n.end * factor, n.velocity, n.program, n.is_drum) for n in notes]

@@ -1,0 +1,283 @@
+"""Notes ⇄ tokens: hand-written token lists, round trips, total decoding, augmentation, persistence."""
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pretty_midi
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from musicgen.config import TokenizerConfig
+from musicgen.errors import IngestError, UsageError
+from musicgen.midi_io import Note, Piece, read_piece
+from musicgen.tokenizer import Tokenizer, stretch_notes, velocity_tables
+
+BEAT = Tokenizer()
+SECONDS = Tokenizer(TokenizerConfig.seconds())
+
+
+def ids(tok: Tokenizer, *events) -> list[int]:
+    """("NOTE_ON", 60) style events → ids, wrapped in BOS … EOS."""
+    return [tok.bos_id] + [tok.token(name, value) for name, value in events] + [tok.eos_id]
+
+
+def tuples(notes):
+    return sorted((n.pitch, n.start, n.end, n.velocity, n.program, n.is_drum) for n in notes)
+
+
+def test_default_range_table():
+    assert BEAT.vocab_size == 3 + 128 + 128 + 48 + 32 + 129 == 468
+    assert BEAT.ranges == {"PAD": (0, 1), "BOS": (1, 1), "EOS": (2, 1), "NOTE_ON": (3, 128), "NOTE_OFF": (131, 128),
+                           "TIME_SHIFT": (259, 48), "VELOCITY": (307, 32), "PROGRAM": (339, 129)}
+    assert (BEAT.pad_id, BEAT.bos_id, BEAT.eos_id) == (0, 1, 2)
+    assert BEAT.token("NOTE_ON", 60) == 63 and BEAT.token("TIME_SHIFT", 1) == 259 and BEAT.token("PROGRAM", 128) == 467
+    assert BEAT.describe(63) == ("NOTE_ON", 60) and BEAT.describe(306) == ("TIME_SHIFT", 48)
+    assert [BEAT.describe(i) for i in range(BEAT.vocab_size)] == [BEAT.describe(BEAT.token(*BEAT.describe(i)))
+                                                                 for i in range(BEAT.vocab_size)]
+    assert SECONDS.vocab_size == 3 + 128 + 128 + 100 + 32 + 129
+    with pytest.raises(UsageError, match="NOTE_ON value"):
+        BEAT.token("NOTE_ON", 128)
+    with pytest.raises(UsageError, match="token id"):
+        BEAT.describe(468)
+
+
+def test_small_table_without_velocity_or_programs():
+    tok = Tokenizer(TokenizerConfig(velocity_bins=0, programs=False, min_pitch=60, max_pitch=71, max_shift_steps=4,
+                                    steps_per_quarter=4))
+    assert tok.vocab_size == 31 and "VELOCITY" not in tok.ranges and "PROGRAM" not in tok.ranges
+    notes = [Note(60, 0.0, 1.0, 30), Note(36, 0.0, 1.0, 90, is_drum=True), Note(59, 0.0, 1.0, 90),
+             Note(71, 0.5, 2.0, 120, program=40)]
+    # drum and out-of-range notes dropped; program 40 forgotten; steps of a sixteenth
+    # BOS ON60 SHIFT2 ON71 SHIFT2 OFF60 SHIFT4 OFF71 EOS
+    assert tok.encode_notes(notes).tolist() == [1, 3, 28, 14, 28, 15, 30, 26, 2]
+    assert tuples(tok.decode_notes([1, 3, 28, 14, 28, 15, 30, 26, 2])) == [(60, 0.0, 1.0, 80, 0, False),
+                                                                          (71, 0.5, 2.0, 80, 0, False)]
+
+
+def test_c_major_triad_then_rest():
+    notes = [Note(60, 0.0, 1.0, 80), Note(64, 0.0, 1.0, 80), Note(67, 0.0, 1.0, 80), Note(72, 2.0, 3.0, 100)]
+    tokens = BEAT.encode_notes(notes)
+    assert tokens.dtype == np.int32
+    assert tokens.tolist() == [1, 339, 326, 63, 67, 70, 270, 191, 195, 198, 270, 331, 75, 270, 203, 2]
+    assert tokens.tolist() == ids(BEAT, ("PROGRAM", 0), ("VELOCITY", 20), ("NOTE_ON", 60), ("NOTE_ON", 64),
+                                  ("NOTE_ON", 67), ("TIME_SHIFT", 12), ("NOTE_OFF", 60), ("NOTE_OFF", 64),
+                                  ("NOTE_OFF", 67), ("TIME_SHIFT", 12), ("VELOCITY", 25), ("NOTE_ON", 72),
+                                  ("TIME_SHIFT", 12), ("NOTE_OFF", 72))
+    # velocities come back as bin centres: 80 is in bin 20 (77..80), 100 in bin 25 (97..100)
+    assert tuples(BEAT.decode_notes(tokens)) == [(60, 0.0, 1.0, 78, 0, False), (64, 0.0, 1.0, 78, 0, False),
+                                                 (67, 0.0, 1.0, 78, 0, False), (72, 2.0, 3.0, 98, 0, False)]
+
+
+def test_two_instruments_switch_programs():
+    notes = [Note(60, 0.0, 1.0, 80), Note(76, 0.5, 1.5, 80, program=40)]
+    assert BEAT.encode_notes(notes).tolist() == ids(
+        BEAT, ("PROGRAM", 0), ("VELOCITY", 20), ("NOTE_ON", 60), ("TIME_SHIFT", 6), ("PROGRAM", 40), ("NOTE_ON", 76),
+        ("TIME_SHIFT", 6), ("PROGRAM", 0), ("NOTE_OFF", 60), ("TIME_SHIFT", 6), ("PROGRAM", 40), ("NOTE_OFF", 76))
+
+
+def test_drum_hits_and_one_step_minimum():
+    notes = [Note(48, 0.0, 1.0, 40), Note(36, 0.0, 1 / 48, 127, is_drum=True), Note(42, 0.0, 0.25, 127, is_drum=True)]
+    tokens = BEAT.encode_notes(notes)
+    assert tokens.tolist() == ids(
+        BEAT, ("PROGRAM", 0), ("VELOCITY", 10), ("NOTE_ON", 48), ("PROGRAM", 128), ("VELOCITY", 32), ("NOTE_ON", 36),
+        ("NOTE_ON", 42), ("TIME_SHIFT", 1), ("NOTE_OFF", 36), ("TIME_SHIFT", 2), ("NOTE_OFF", 42), ("TIME_SHIFT", 9),
+        ("PROGRAM", 0), ("NOTE_OFF", 48))
+    # 127 is in bin 32 (125..127) → 126; 40 in bin 10 (37..40) → 38
+    assert tuples(BEAT.decode_notes(tokens)) == [(36, 0.0, 1 / 12, 126, 0, True), (42, 0.0, 0.25, 126, 0, True),
+                                                 (48, 0.0, 1.0, 38, 0, False)]
+
+
+def test_long_gap_chains_time_shifts_and_overlaps_are_cut():
+    notes = [Note(60, 0.0, 1.0, 80), Note(62, 10.0, 10.5, 80)]  # 108 steps of silence = 48 + 48 + 12
+    assert BEAT.encode_notes(notes).tolist() == ids(
+        BEAT, ("PROGRAM", 0), ("VELOCITY", 20), ("NOTE_ON", 60), ("TIME_SHIFT", 12), ("NOTE_OFF", 60),
+        ("TIME_SHIFT", 48), ("TIME_SHIFT", 48), ("TIME_SHIFT", 12), ("NOTE_ON", 62), ("TIME_SHIFT", 6),
+        ("NOTE_OFF", 62))
+    overlap = [Note(60, 0.0, 2.0, 80), Note(60, 1.0, 3.0, 80), Note(64, 0.0, 0.5, 80), Note(64, 0.0, 1.0, 80)]
+    # 60: the first is cut at the second's onset; 64: same onset, the longer is kept
+    assert BEAT.encode_notes(overlap).tolist() == ids(
+        BEAT, ("PROGRAM", 0), ("VELOCITY", 20), ("NOTE_ON", 60), ("NOTE_ON", 64), ("TIME_SHIFT", 12),
+        ("NOTE_OFF", 60), ("NOTE_OFF", 64), ("NOTE_ON", 60), ("TIME_SHIFT", 24), ("NOTE_OFF", 60))
+
+
+def test_seconds_mode_grid():
+    notes = [Note(60, 0.0, 0.25, 80), Note(67, 1.001, 1.004, 80), Note(64, 2.75, 3.0, 80)]
+    tokens = SECONDS.encode_notes(notes)
+    assert tokens.tolist() == ids(
+        SECONDS, ("PROGRAM", 0), ("VELOCITY", 20), ("NOTE_ON", 60), ("TIME_SHIFT", 25), ("NOTE_OFF", 60),
+        ("TIME_SHIFT", 75), ("NOTE_ON", 67), ("TIME_SHIFT", 1), ("NOTE_OFF", 67), ("TIME_SHIFT", 100),
+        ("TIME_SHIFT", 74), ("NOTE_ON", 64), ("TIME_SHIFT", 25), ("NOTE_OFF", 64))
+    assert tuples(SECONDS.decode_notes(tokens)) == [(60, 0.0, 0.25, 78, 0, False), (64, 2.75, 3.0, 78, 0, False),
+                                                    (67, 1.0, 1.01, 78, 0, False)]
+
+
+def test_decoding_rules_by_hand():
+    t = BEAT
+    tokens = [t.bos_id, t.token("NOTE_OFF", 60), t.token("NOTE_ON", 60), t.token("NOTE_ON", 60), t.pad_id,
+              t.token("TIME_SHIFT", 3), t.token("NOTE_ON", 60), t.token("TIME_SHIFT", 2), t.token("NOTE_OFF", 60),
+              t.token("NOTE_OFF", 60), t.token("NOTE_ON", 62), t.token("NOTE_OFF", 62), t.token("NOTE_ON", 64),
+              t.token("TIME_SHIFT", 5), t.token("PROGRAM", 128), t.token("VELOCITY", 32), t.token("NOTE_ON", 36),
+              t.eos_id, t.token("NOTE_ON", 70)]
+    # orphan OFFs ignored; same-step duplicate and ON+OFF at one step dropped; retrigger ends the earlier note;
+    # default velocity 80 → centre 78; 64 closed at the end (step 10); drum hit at the last step gets one step
+    assert tuples(t.decode_notes(tokens)) == [(36, 10 / 12, 11 / 12, 126, 0, True), (60, 0.0, 3 / 12, 78, 0, False),
+                                              (60, 3 / 12, 5 / 12, 78, 0, False), (64, 5 / 12, 10 / 12, 78, 0, False)]
+    assert t.decode_notes([]) == [] and t.decode_notes([t.bos_id, t.eos_id]) == []
+    for bad in ([468], [-1], [1, 2, 1000]):
+        with pytest.raises(UsageError, match="outside"):
+            t.decode(bad)
+
+
+def test_velocity_tables():
+    to_bin, centre = velocity_tables(32)
+    assert to_bin[[1, 4, 5, 77, 80, 81, 124, 125, 127]].tolist() == [1, 1, 2, 20, 20, 21, 31, 32, 32]
+    assert centre[[1, 10, 20, 25, 31, 32]].tolist() == [2, 38, 78, 98, 122, 126]
+    assert velocity_tables(127)[0][1:].tolist() == list(range(1, 128))
+    assert velocity_tables(1)[1].tolist() == [0, 64]
+    for bins in range(1, 128):
+        to_bin, centre = velocity_tables(bins)
+        assert to_bin[centre[1:]].tolist() == list(range(1, bins + 1))  # every bin non-empty, centre inside
+        assert np.all(np.diff(to_bin[1:]) >= 0)
+
+
+def _on_grid_notes(draw, per_unit: int) -> list[Note]:
+    raw = draw(st.lists(st.tuples(st.sampled_from([0, 40, 128]), st.integers(21, 108), st.integers(0, 400),
+                                  st.integers(1, 150), st.integers(1, 32)), max_size=40))
+    centre = velocity_tables(32)[1]
+    last_end, notes = {}, []
+    for inst, pitch, s, length, b in sorted(raw, key=lambda r: (r[0], r[1], r[2])):
+        if s < last_end.get((inst, pitch), 0):
+            continue
+        last_end[(inst, pitch)] = s + length
+        notes.append(Note(pitch, s / per_unit, (s + length) / per_unit, int(centre[b]), 0 if inst == 128 else inst,
+                          inst == 128))
+    return notes
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data(), mode=st.sampled_from(["beat", "seconds"]))
+def test_lossless_on_the_grid(data, mode):
+    tok, per_unit = (BEAT, 12) if mode == "beat" else (SECONDS, 100)
+    notes = _on_grid_notes(data.draw, per_unit)
+    tokens = tok.encode_notes(notes)
+    assert tokens[0] == tok.bos_id and tokens[-1] == tok.eos_id and tokens.dtype == np.int32
+    assert tuples(tok.decode_notes(tokens)) == tuples(notes)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), small=st.booleans())
+def test_decoding_is_total(data, small):
+    tok = Tokenizer(TokenizerConfig(max_shift_steps=8, velocity_bins=4, min_pitch=58, max_pitch=65)) if small \
+        else BEAT
+    tokens = data.draw(st.lists(st.integers(0, tok.vocab_size - 1), max_size=300))
+    notes = tok.decode_notes(tokens)
+    assert tuples(tok.decode_notes(tok.encode_notes(notes))) == tuples(notes)  # decoded notes never overlap
+    buf = io.BytesIO()
+    tok.decode(np.array(tokens, dtype=np.int64), qpm=97.0).write(buf)
+    back = pretty_midi.PrettyMIDI(io.BytesIO(buf.getvalue()))
+    assert sum(len(i.notes) for i in back.instruments) == len(notes)
+
+
+def _cut_overlaps(notes):
+    """Reference for the overlap rule: of two notes of one pitch and instrument, the earlier ends at the later's
+    onset; at the same onset the longer is kept."""
+    out = sorted(tuples(notes), key=lambda n: (n[4], n[5], n[0], n[1], n[2]))
+    kept = []
+    for i, n in enumerate(out):
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        end = min(n[2], nxt[1]) if nxt and nxt[4:] == n[4:] and nxt[0] == n[0] else n[2]
+        if end > n[1]:
+            kept.append((n[0], n[1], end) + n[3:])
+    return sorted(kept)
+
+
+def test_bach_chorale_round_trip(tmp_path):
+    import music21
+
+    path = music21.corpus.parse("bach/bwv66.6").write("midi", fp=tmp_path / "bwv66.6.mid")
+    piece = read_piece(path)
+    tokens = BEAT.encode(path)
+    assert tokens.tolist() == BEAT.encode(piece).tolist()
+    expected = _cut_overlaps(piece.notes)  # voices in unison share pitch and program
+    assert len(expected) == len(piece.notes) - 9
+    assert tuples(BEAT.decode_notes(tokens)) == expected  # on the grid, and velocity 90 is a bin centre
+    out = tmp_path / "decoded.mid"
+    BEAT.decode(tokens, qpm=piece.qpm).write(str(out))
+    assert tuples(read_piece(out).notes) == expected
+
+    sec = read_piece(path, "seconds")
+    on_grid = [Note(n.pitch, np.floor(n.start * 100 + 0.5) / 100, np.floor(n.end * 100 + 0.5) / 100, n.velocity)
+               for n in sec.notes]
+    assert tuples(SECONDS.decode_notes(SECONDS.encode(sec))) == _cut_overlaps(on_grid)
+    with pytest.raises(UsageError, match="time_mode"):
+        BEAT.encode(sec)
+
+
+def test_encode_refuses_empty_and_absurd_pieces():
+    tok = Tokenizer(TokenizerConfig(min_pitch=40, max_pitch=80))
+    assert tok.encode_notes([]).tolist() == [tok.bos_id, tok.eos_id]
+    with pytest.raises(IngestError, match=r"no notes in pitch range \[40, 80\]"):
+        tok.encode(Piece([Note(20, 0.0, 1.0, 80)], 120.0, "beat"))
+    far = [Note(60, 0.0, 1.0, 80), Note(62, 1e9, 1e9 + 1, 80)]  # 250 million shifts: refused before allocating
+    with pytest.raises(IngestError, match="too long: 250000010 tokens > max_tokens=20000000"):
+        tok.encode(Piece(far, 120.0, "beat"))
+    with pytest.raises(IngestError, match="too long: 12 tokens > max_tokens=11"):
+        Tokenizer(max_tokens=11).encode_notes([Note(60, 0.0, 1.0, 80), Note(62, 6.0, 7.0, 80)])
+    assert Tokenizer(max_tokens=12).encode_notes([Note(60, 0.0, 1.0, 80), Note(62, 6.0, 7.0, 80)]).size == 12
+
+
+def test_transpose_tokens_leaves_drums_alone():
+    notes = [Note(60, 0.0, 1.0, 80), Note(36, 0.0, 0.5, 100, is_drum=True), Note(67, 1.0, 2.0, 80, program=40)]
+    tokens = BEAT.encode_notes(notes)
+    assert BEAT.transpose_bounds(tokens) == (-60, 60)
+    up = BEAT.transpose_tokens(tokens, 2)
+    assert up.dtype == tokens.dtype
+    assert up.tolist() == ids(
+        BEAT, ("PROGRAM", 0), ("VELOCITY", 20), ("NOTE_ON", 62), ("PROGRAM", 128), ("VELOCITY", 25), ("NOTE_ON", 36),
+        ("TIME_SHIFT", 6), ("NOTE_OFF", 36), ("TIME_SHIFT", 6), ("PROGRAM", 0), ("NOTE_OFF", 62), ("PROGRAM", 40),
+        ("VELOCITY", 20), ("NOTE_ON", 69), ("TIME_SHIFT", 12), ("NOTE_OFF", 69))
+    assert BEAT.transpose_tokens(up, -2).tolist() == tokens.tolist()
+    assert tuples(BEAT.decode_notes(BEAT.transpose_tokens(tokens, -60)))[0][0] == 0
+    with pytest.raises(UsageError, match="semitones: 61 .* allowed -60..60"):
+        BEAT.transpose_tokens(tokens, 61)
+    drums_only = BEAT.encode_notes([Note(36, 0.0, 1.0, 100, is_drum=True)])
+    assert BEAT.transpose_bounds(drums_only) == (-127, 127)
+    assert BEAT.transpose_tokens(drums_only, 5).tolist() == drums_only.tolist()
+
+
+def test_stretch_notes():
+    got = stretch_notes([Note(60, 1.0, 2.0, 80, 5), Note(36, 0.0, 0.5, 90, is_drum=True)], 1.5)
+    assert got == [Note(60, 1.5, 3.0, 80, 5), Note(36, 0.0, 0.75, 90, is_drum=True)]
+    assert SECONDS.stretch_notes(got, 2 / 3)[0].end == pytest.approx(2.0)
+    for bad in (0, -1.0, float("inf")):
+        with pytest.raises(UsageError, match="factor"):
+            stretch_notes(got, bad)
+
+
+def test_save_load_round_trip(tmp_path):
+    tok = Tokenizer(TokenizerConfig(time_mode="seconds", step_seconds=0.02, velocity_bins=8, programs=False))
+    tok.save(tmp_path / "tokenizer.json")
+    assert json.loads((tmp_path / "tokenizer.json").read_text())["step_seconds"] == 0.02
+    back = Tokenizer.load(tmp_path / "tokenizer.json")
+    assert back == tok and back.config == tok.config and back.ranges == tok.ranges
+    assert [p.name for p in tmp_path.iterdir()] == ["tokenizer.json"]
+
+
+def test_import_is_light():
+    code = ("import sys, musicgen.tokenizer; "
+            "print(sorted(m for m in ('symusic', 'music21', 'tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_encode_arrays_validates_its_inputs():
+    got = BEAT.encode_arrays(np.array([60]), np.array([0.0]), np.array([1.0]), np.array([80]), np.array([128]))
+    assert got.tolist() == ids(BEAT, ("PROGRAM", 128), ("VELOCITY", 20), ("NOTE_ON", 60), ("TIME_SHIFT", 12),
+                               ("NOTE_OFF", 60))
+    for inst, start in [(129, 0.0), (-1, 0.0), (0, -0.5), (0, float("nan"))]:
+        with pytest.raises(UsageError, match="notes: expected"):
+            BEAT.encode_arrays([60], [start], [1.0], [80], [inst])

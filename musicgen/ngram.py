@@ -1,0 +1,225 @@
+"""Count-based baselines over event tokens: an add-alpha unigram and interpolated Kneser-Ney n-grams.
+
+Both models see a corpus as a list of pieces (int token arrays, shape (T,), values in ``[0, vocab_size)``) and
+score it the way the RNN is scored: each piece from its start, predicting every token after the first
+(``T - 1`` events per piece). ``nll(pieces)`` is the mean negative log-likelihood in **nats per event** over all
+predicted events of all pieces (an event-weighted mean, not a mean of per-piece means).
+
+Kneser-Ney here is the *standard interpolated* form (Chen & Goodman 1998, eq. 7) with one absolute discount
+``D`` (default 0.75) at every order; no modified (three-discount) variant:
+
+    highest order n, context h (n-1 tokens), raw counts c:
+        P(w | h) = max(c(h w) - D, 0) / c(h •)  +  D · N1+(h •) / c(h •) · P_{n-1}(w | h')
+    lower orders k < n, continuation counts N1+(• g) = distinct left neighbours of the k-gram g:
+        P_k(w | h) = max(N1+(• h w) - D, 0) / N1+(• h •)  +  D · N1+(h' •) / N1+(• h •) · P_{k-1}(w | h')
+    below order 1: the uniform distribution 1 / vocab_size.
+
+where ``h'`` drops the oldest token of ``h`` and ``N1+(h •)`` counts the distinct words seen after ``h``. A context
+never seen at an order passes the lower-order probability through unchanged. With ``0 < D <= 1`` every conditional
+distribution sums to exactly 1 over the vocabulary. Contexts before a piece's first token are padded with a
+"before the start" symbol that is never predicted (so the BOS token every piece starts with is a real context).
+
+Implementation: every k-gram is packed into one int64 key in base ``vocab_size + 1`` (0 = padding), counts are
+``np.unique`` results and look-ups are ``np.searchsorted`` — fitting 400k events at order 5 takes well under a
+second. The packing needs ``(vocab_size + 1) ** order < 2**63`` (order 5 allows vocabularies up to ~6,000).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicgen.errors import UsageError
+
+
+def _check_pieces(pieces, vocab_size: int | None) -> tuple[list[np.ndarray], int]:
+    """Validate pieces (non-negative ints) and return them as int64 arrays plus the vocabulary size."""
+    arrays = [np.asarray(p, dtype=np.int64).reshape(-1) for p in pieces]
+    top = max((int(a.max()) for a in arrays if a.size), default=-1)
+    low = min((int(a.min()) for a in arrays if a.size), default=0)
+    if low < 0:
+        raise UsageError(f"pieces: tokens must be >= 0, got {low}")
+    if vocab_size is None:
+        vocab_size = top + 1
+    if top >= vocab_size:
+        raise UsageError(f"pieces: token {top} is outside the vocabulary of size {vocab_size}")
+    if vocab_size < 1:
+        raise UsageError(f"vocab_size: expected a positive integer, got {vocab_size}")
+    return arrays, vocab_size
+
+
+def _windows(pieces: list[np.ndarray], order: int) -> np.ndarray:
+    """All prediction windows, shape (events, order): tokens shifted by +1, left-padded with 0.
+
+    Row j of a piece of length T holds the ``order - 1`` tokens before token j followed by token j, for j = 1..T-1.
+    """
+    rows = []
+    for p in pieces:
+        if p.size < 2:
+            continue
+        padded = np.concatenate([np.zeros(order - 1, dtype=np.int64), p + 1])
+        rows.append(np.lib.stride_tricks.sliding_window_view(padded, order)[1:])
+    if not rows:
+        return np.zeros((0, order), dtype=np.int64)
+    return np.concatenate(rows)
+
+
+def _pack(cols: np.ndarray, base: int) -> np.ndarray:
+    """Pack rows of small ints (shape (N, k)) into int64 keys, the first column most significant."""
+    keys = np.zeros(cols.shape[0], dtype=np.int64)
+    for j in range(cols.shape[1]):
+        keys = keys * base + cols[:, j]
+    return keys
+
+
+def _lookup(sorted_keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``values[i]`` where ``sorted_keys[i] == query``, else 0 (vectorized)."""
+    if sorted_keys.size == 0:
+        return np.zeros(queries.shape, dtype=values.dtype)
+    idx = np.minimum(np.searchsorted(sorted_keys, queries), sorted_keys.size - 1)
+    return np.where(sorted_keys[idx] == queries, values[idx], 0)
+
+
+@dataclass
+class _OrderTable:
+    """Counts for one order: k-gram keys with their (raw or continuation) counts, and per-context sums."""
+
+    gram_keys: np.ndarray     # sorted packed k-grams
+    gram_counts: np.ndarray   # c(h w) (highest order) or N1+(• h w) (lower orders)
+    ctx_keys: np.ndarray      # sorted packed contexts h (k-1 tokens)
+    ctx_totals: np.ndarray    # sum over w of gram_counts
+    ctx_types: np.ndarray     # N1+(h •): distinct w with a nonzero count
+
+    @classmethod
+    def from_counts(cls, keys: np.ndarray, counts: np.ndarray, base: int) -> "_OrderTable":
+        ctx = keys // base  # keys are sorted, so contexts are sorted and grouped
+        ctx_keys, starts, types = np.unique(ctx, return_index=True, return_counts=True)
+        totals = np.add.reduceat(counts, starts) if counts.size else counts
+        return cls(keys, counts, ctx_keys, totals, types)
+
+
+class UnigramModel:
+    """Context-free baseline: P(w) = (c(w) + alpha) / (N + alpha · V) over the predicted tokens of the pieces.
+
+    Args:
+        alpha: additive smoothing (1.0 = Laplace), so unseen tokens keep a nonzero probability.
+        vocab_size: number of token classes; default: largest training token + 1.
+    """
+
+    def __init__(self, alpha: float = 1.0, vocab_size: int | None = None):
+        if not alpha > 0:
+            raise UsageError(f"alpha: expected a number > 0, got {alpha!r}")
+        self.alpha = float(alpha)
+        self.vocab_size = vocab_size
+        self.probs: np.ndarray | None = None
+
+    def fit(self, pieces) -> "UnigramModel":
+        arrays, self.vocab_size = _check_pieces(pieces, self.vocab_size)
+        targets = [a[1:] for a in arrays if a.size > 1]
+        counts = np.bincount(np.concatenate(targets) if targets else np.zeros(0, np.int64), minlength=self.vocab_size)
+        self.probs = (counts + self.alpha) / (counts.sum() + self.alpha * self.vocab_size)
+        return self
+
+    def log_probs(self, pieces) -> np.ndarray:
+        """Natural-log probability of every predicted event, concatenated over pieces (shape (events,))."""
+        arrays, _ = _check_pieces(pieces, self.vocab_size)
+        targets = [a[1:] for a in arrays if a.size > 1]
+        if not targets:
+            return np.zeros(0)
+        return np.log(self.probs[np.concatenate(targets)])
+
+    def nll(self, pieces) -> float:
+        """Mean negative log-likelihood, nats per event."""
+        return _mean_nll(self.log_probs(pieces))
+
+
+class KneserNeyModel:
+    """Interpolated Kneser-Ney n-gram model (standard form, one discount; see the module docstring).
+
+    Args:
+        order: n, the number of tokens in the longest n-gram (context of ``order - 1`` tokens); 1..8.
+        discount: the absolute discount D, in (0, 1].
+        vocab_size: number of token classes; default: largest training token + 1.
+
+    Example:
+        >>> model = KneserNeyModel(order=3, vocab_size=4).fit([np.array([0, 1, 2, 1, 2, 3])])
+        >>> round(float(model.distribution([1, 2]).sum()), 12)
+        1.0
+    """
+
+    def __init__(self, order: int = 5, discount: float = 0.75, vocab_size: int | None = None):
+        if not (isinstance(order, int) and 1 <= order <= 8):
+            raise UsageError(f"order: expected an integer in [1, 8], got {order!r}")
+        if not 0 < discount <= 1:
+            raise UsageError(f"discount: expected a number in (0, 1], got {discount!r}")
+        self.order, self.discount, self.vocab_size = order, float(discount), vocab_size
+        self.tables: list[_OrderTable] = []  # tables[k-1] is order k
+
+    def fit(self, pieces) -> "KneserNeyModel":
+        arrays, self.vocab_size = _check_pieces(pieces, self.vocab_size)
+        base = self.vocab_size + 1
+        if base ** self.order >= 2 ** 63:
+            raise UsageError(f"order: {self.order} is too high for a vocabulary of {self.vocab_size} tokens "
+                             f"(n-gram keys would overflow 64 bits)")
+        windows = _windows(arrays, self.order)
+        n = self.order
+        top_keys, top_counts = np.unique(_pack(windows, base), return_counts=True)
+        tables = [_OrderTable.from_counts(top_keys, top_counts, base)]
+        higher_types = top_keys  # distinct (k+1)-grams, to derive order-k continuation counts
+        for k in range(n - 1, 0, -1):
+            suffixes = higher_types % (base ** k)
+            keys, cont = np.unique(suffixes, return_counts=True)
+            tables.append(_OrderTable.from_counts(keys, cont, base))
+            higher_types = _pack(windows[:, n - k:], base)
+            higher_types = np.unique(higher_types)
+        self.tables = tables[::-1]
+        return self
+
+    def _window_probs(self, windows: np.ndarray) -> np.ndarray:
+        """P(last token | previous tokens) for windows of shape (N, order) in shifted (+1, 0 = pad) coordinates."""
+        if not self.tables:
+            raise UsageError("KneserNeyModel: call fit(pieces) before scoring")
+        base, d = self.vocab_size + 1, self.discount
+        probs = np.full(windows.shape[0], 1.0 / self.vocab_size)
+        for k, table in enumerate(self.tables, start=1):
+            grams = _pack(windows[:, self.order - k:], base)
+            ctx = grams // base
+            total = _lookup(table.ctx_keys, table.ctx_totals, ctx).astype(np.float64)
+            types = _lookup(table.ctx_keys, table.ctx_types, ctx).astype(np.float64)
+            count = _lookup(table.gram_keys, table.gram_counts, grams).astype(np.float64)
+            seen = total > 0
+            safe = np.where(seen, total, 1.0)
+            mixed = np.maximum(count - d, 0.0) / safe + d * types / safe * probs
+            probs = np.where(seen, mixed, probs)
+        return probs
+
+    def log_probs(self, pieces) -> np.ndarray:
+        """Natural-log probability of every predicted event, concatenated over pieces (shape (events,))."""
+        arrays, _ = _check_pieces(pieces, self.vocab_size)
+        return np.log(self._window_probs(_windows(arrays, self.order)))
+
+    def nll(self, pieces) -> float:
+        """Mean negative log-likelihood, nats per event."""
+        return _mean_nll(self.log_probs(pieces))
+
+    def prob(self, context, token: int) -> float:
+        """P(token | context); ``context`` lists the preceding tokens (only the last ``order - 1`` matter).
+
+        A context shorter than ``order - 1`` is treated as the start of a piece (padded on the left).
+        """
+        return float(self.distribution(context)[int(token)])
+
+    def distribution(self, context) -> np.ndarray:
+        """P(w | context) for every token w, shape (vocab_size,); sums to 1."""
+        ctx = np.asarray(context, dtype=np.int64).reshape(-1)[-(self.order - 1):] if self.order > 1 else np.zeros(0)
+        ctx = np.concatenate([np.zeros(self.order - 1 - ctx.size, dtype=np.int64), ctx.astype(np.int64) + 1])
+        words = np.arange(1, self.vocab_size + 1, dtype=np.int64)[:, None]
+        windows = np.concatenate([np.broadcast_to(ctx, (self.vocab_size, ctx.size)), words], axis=1)
+        return self._window_probs(windows)
+
+
+def _mean_nll(log_probs: np.ndarray) -> float:
+    if log_probs.size == 0:
+        raise UsageError("pieces: nothing to score (every piece has fewer than 2 tokens)")
+    return float(-log_probs.mean())

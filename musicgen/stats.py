@@ -1,0 +1,332 @@
+"""Musical statistics of note lists, set-to-set comparison (mgeval style) and memorization scores.
+
+Notes are any objects with ``pitch``, ``start``, ``end``, ``velocity``, ``program``, ``is_drum`` (e.g.
+``musicgen.midi_io.Note``); times are in **beats** (quarter notes) in beat mode and seconds in seconds mode, so
+"per beat" reads "per second" there. Pitch statistics (range, pitch classes, scale, polyphony) skip drum notes;
+rhythm statistics (notes per beat, inter-onset intervals) use every note. A statistic with nothing to measure
+(no pitched notes, one onset) is ``nan``; histograms are then all zeros.
+
+The definitions follow MusPy's metrics (Dong et al. 2020) where one exists; each function says what it computes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from musicgen.errors import UsageError
+
+PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)  # natural minor
+#: Inter-onset interval bins (beats): each IOI goes to the nearest center on a log scale (> 4 beats → the last).
+IOI_CENTERS = (1 / 12, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 1.5, 2.0, 3.0, 4.0)
+IOI_LABELS = ("1/12", "1/6", "1/4", "1/3", "1/2", "2/3", "3/4", "1", "3/2", "2", "3", "4+")
+SCALAR_FEATURES = ("pitch_range", "pitch_classes_used", "pitch_class_entropy", "polyphony", "notes_per_beat",
+                   "pitch_in_scale_rate")
+
+
+def _pitched(notes: Iterable) -> list:
+    return [n for n in notes if not n.is_drum]
+
+
+# ------------------------------------------------------------------------------------------------- pitch statistics
+def pitch_range(notes) -> float:
+    """Highest minus lowest MIDI pitch of the pitched notes, in semitones (``nan`` if none)."""
+    pitches = [n.pitch for n in _pitched(notes)]
+    return float(max(pitches) - min(pitches)) if pitches else math.nan
+
+
+def pitch_class_histogram(notes) -> np.ndarray:
+    """Share of pitched notes on each pitch class C..B, shape (12,), sums to 1 (all zeros if no notes).
+
+    Every note counts once, whatever its duration.
+    """
+    counts = np.bincount([n.pitch % 12 for n in _pitched(notes)], minlength=12).astype(np.float64)
+    total = counts.sum()
+    return counts / total if total else counts
+
+
+def pitch_classes_used(notes) -> int:
+    """Number of distinct pitch classes among the pitched notes (0..12)."""
+    return int(np.count_nonzero(pitch_class_histogram(notes)))
+
+
+def pitch_class_entropy(notes) -> float:
+    """Shannon entropy of ``pitch_class_histogram`` in bits: 0 (one class) .. log2(12) ≈ 3.585 (all equal)."""
+    hist = pitch_class_histogram(notes)
+    if not hist.any():
+        return math.nan
+    p = hist[hist > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def best_scale(notes) -> tuple[int, str, float]:
+    """The major or natural-minor scale holding the most pitched notes: ``(root pitch class, mode, rate)``.
+
+    ``rate`` is the share of pitched notes whose pitch class is in that scale. A major scale and its relative minor
+    hold the same pitch classes, so ties go to the scale whose root is the more frequent pitch class, then to the
+    first in the order C major .. B major, C minor .. B minor. ``nan`` rate if there are no pitched notes.
+    """
+    counts = np.bincount([n.pitch % 12 for n in _pitched(notes)], minlength=12)
+    if not counts.any():
+        return 0, "major", math.nan
+    best, best_key = (0, "major", math.nan), (-1, -1)
+    for mode, steps in (("major", MAJOR), ("minor", MINOR)):
+        for root in range(12):
+            key = (int(counts[[(root + s) % 12 for s in steps]].sum()), int(counts[root]))
+            if key > best_key:
+                best, best_key = (root, mode, key[0] / int(counts.sum())), key
+    return best
+
+
+def pitch_in_scale_rate(notes) -> float:
+    """Share of pitched notes in the best-fitting major/minor scale (MusPy's "scale consistency"); 0..1."""
+    return best_scale(notes)[2]
+
+
+def polyphony(notes) -> float:
+    """Mean number of pitched notes sounding, over the time when at least one sounds.
+
+    Computed exactly: total note duration divided by the length of the union of the note intervals
+    (MusPy computes the same on a piano roll). 1.0 for a monophonic line; ``nan`` if no notes.
+    """
+    spans = sorted((n.start, n.end) for n in _pitched(notes))
+    if not spans:
+        return math.nan
+    covered, cur_start, cur_end = 0.0, spans[0][0], spans[0][1]
+    for start, end in spans[1:]:
+        if start > cur_end:
+            covered += cur_end - cur_start
+            cur_start, cur_end = start, end
+        else:
+            cur_end = max(cur_end, end)
+    covered += cur_end - cur_start
+    return float(sum(e - s for s, e in spans) / covered)
+
+
+# ------------------------------------------------------------------------------------------------ rhythm statistics
+def notes_per_beat(notes) -> float:
+    """Number of notes (drums included) divided by the span from the first onset to the last offset, in beats."""
+    notes = list(notes)
+    if not notes:
+        return math.nan
+    span = max(n.end for n in notes) - min(n.start for n in notes)
+    return float(len(notes) / span) if span > 0 else math.nan
+
+
+def inter_onset_intervals(notes) -> np.ndarray:
+    """Gaps between consecutive distinct onset times (chords count once), in beats, shape (onsets - 1,)."""
+    onsets = np.unique(np.round([n.start for n in notes], 9))
+    return np.diff(onsets)
+
+
+def ioi_histogram(notes) -> np.ndarray:
+    """Share of inter-onset intervals nearest (log scale) to each of ``IOI_CENTERS``, shape (12,).
+
+    Labels: ``IOI_LABELS``; the last bin also takes every gap longer than 4 beats. All zeros with < 2 onsets.
+    """
+    iois = inter_onset_intervals(notes)
+    counts = np.zeros(len(IOI_CENTERS))
+    if iois.size:
+        dist = np.abs(np.log2(iois)[:, None] - np.log2(IOI_CENTERS)[None, :])
+        counts = np.bincount(dist.argmin(axis=1), minlength=len(IOI_CENTERS)).astype(np.float64)
+    return counts / counts.sum() if counts.sum() else counts
+
+
+def piece_features(notes) -> dict:
+    """Every statistic of one piece: the ``SCALAR_FEATURES`` (floats) plus ``pitch_class_histogram`` and
+    ``ioi_histogram`` (lists of 12 floats) and ``notes`` (count)."""
+    notes = list(notes)
+    out = {name: float(globals()[name](notes)) for name in SCALAR_FEATURES}
+    out["pitch_class_histogram"] = pitch_class_histogram(notes).tolist()
+    out["ioi_histogram"] = ioi_histogram(notes).tolist()
+    out["notes"] = len(notes)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ comparing two sets
+def histogram_overlap(p, q) -> float:
+    """Overlapped area of two histograms on the same bins, each normalized to sum 1: Σ min(p_i, q_i), 0..1."""
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    if p.shape != q.shape:
+        raise UsageError(f"histogram_overlap: shapes differ, {p.shape} vs {q.shape}")
+    if p.sum() <= 0 or q.sum() <= 0:
+        return math.nan
+    return float(np.minimum(p / p.sum(), q / q.sum()).sum())
+
+
+def overlapped_area(a, b, bandwidth: float | None = None, grid_size: int = 4096) -> float:
+    """Overlapped area ∫ min(p_a, p_b) of two Gaussian kernel density estimates (mgeval, Yang & Lerch 2020), 0..1.
+
+    Args:
+        a, b: 1-D samples of a scalar feature (``nan`` values are dropped), e.g. one value per piece.
+        bandwidth: kernel standard deviation for both sets; default Scott's rule ``std · n^(-1/5)`` per set,
+            floored at 1% of the pooled spread so constant sets still give a proper density.
+        grid_size: integration points, spanning both sets ± 5 bandwidths.
+
+    Returns:
+        1.0 for identical sets, near 0 for well-separated ones; ``nan`` if a set has no finite values.
+        (mgeval compares intra- and inter-set distance distributions; here the feature values are compared
+        directly, which reads more plainly: "how much of the real distribution the samples cover".)
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return math.nan
+    both = np.concatenate([a, b])
+    spread = both.std() or max(abs(both.mean()), 1.0)
+    if bandwidth is not None and not bandwidth > 0:
+        raise UsageError(f"bandwidth: expected a number > 0, got {bandwidth!r}")
+    bws = [bandwidth or max(x.std() * x.size ** -0.2, 0.01 * spread) for x in (a, b)]
+    grid = np.linspace(both.min() - 5 * max(bws), both.max() + 5 * max(bws), grid_size)
+
+    def density(x: np.ndarray, bw: float) -> np.ndarray:
+        z = (grid[:, None] - x[None, :]) / bw
+        return np.exp(-0.5 * z * z).sum(axis=1) / (x.size * bw * math.sqrt(2 * math.pi))
+
+    return float(min(np.minimum(density(a, bws[0]), density(b, bws[1])).sum() * (grid[1] - grid[0]), 1.0))
+
+
+def compare_feature_sets(generated: Sequence[dict], real: Sequence[dict]) -> dict:
+    """Summarize two lists of ``piece_features`` dicts and how much they overlap.
+
+    Returns ``{feature: {"generated_mean", "generated_std", "real_mean", "real_std", "overlap", "generated_values",
+    "real_values"}}`` for each scalar feature (KDE overlap of the per-piece values, which are listed), and for the
+    two histograms the pooled histograms (``generated``, ``real``: means of the per-piece histograms weighted by
+    each piece's note count) and their overlap.
+    """
+    out: dict = {}
+    for name in SCALAR_FEATURES:
+        g = np.array([f[name] for f in generated], dtype=np.float64)
+        r = np.array([f[name] for f in real], dtype=np.float64)
+        out[name] = {"generated_mean": _nanstat(np.nanmean, g), "generated_std": _nanstat(np.nanstd, g),
+                     "real_mean": _nanstat(np.nanmean, r), "real_std": _nanstat(np.nanstd, r),
+                     "overlap": overlapped_area(g, r),
+                     "generated_values": g.tolist(), "real_values": r.tolist()}
+    for name in ("pitch_class_histogram", "ioi_histogram"):
+        g = _pooled(generated, name)
+        r = _pooled(real, name)
+        out[name] = {"generated": g.tolist(), "real": r.tolist(), "overlap": histogram_overlap(g, r)}
+    return out
+
+
+def _nanstat(fn, x: np.ndarray) -> float:
+    return float(fn(x)) if np.isfinite(x).any() else math.nan
+
+
+def _pooled(features: Sequence[dict], name: str) -> np.ndarray:
+    """Mean of per-piece histograms weighted by each piece's note count (so long pieces count more)."""
+    total = np.zeros(12)
+    for f in features:
+        total += np.asarray(f[name]) * f["notes"]
+    return total / total.sum() if total.sum() else total
+
+
+# ----------------------------------------------------------------------------------------------------- memorization
+_MULT = 0x9E3779B97F4A7C15  # odd, so it has an inverse modulo 2**64
+_INV = pow(_MULT, -1, 2 ** 64)
+
+
+def _powers(base: int, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=np.uint64)
+    out[0] = 1
+    if n > 1:
+        out[1:] = base
+        out = np.cumprod(out, dtype=np.uint64)  # wraps modulo 2**64 on purpose
+    return out
+
+
+class NgramIndex:
+    """Exact "does this token n-gram occur in the training pieces?" index for any n, via polynomial hashing.
+
+    Window hashes ``Σ_m (t[i+m] + 1) · M^m mod 2**64`` come from one prefix sum, so building the sorted hash table
+    for a length costs one vectorized pass and a sort (cached per length); every hash hit is confirmed by
+    comparing the tokens, so results are exact. Windows never cross a piece boundary.
+
+    Args:
+        pieces: training token arrays, shape (T,) each.
+    """
+
+    def __init__(self, pieces: Sequence[np.ndarray], cache_lengths: int = 32):
+        arrays = [np.asarray(p, dtype=np.int64).reshape(-1) for p in pieces]
+        self.tokens = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+        self.piece_end = np.repeat(np.cumsum([a.size for a in arrays]), [a.size for a in arrays])
+        self.max_len = max((a.size for a in arrays), default=0)
+        self._prefix, self._inv_pow = self._prefix_hashes(self.tokens)
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache_lengths = cache_lengths
+
+    @staticmethod
+    def _prefix_hashes(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        weighted = (tokens.astype(np.uint64) + np.uint64(1)) * _powers(_MULT, tokens.size + 1)[:-1]
+        prefix = np.concatenate([np.zeros(1, dtype=np.uint64), np.cumsum(weighted, dtype=np.uint64)])
+        return prefix, _powers(_INV, tokens.size + 1)
+
+    @staticmethod
+    def _window_hashes(prefix: np.ndarray, inv_pow: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+        return (prefix[starts + length] - prefix[starts]) * inv_pow[starts]
+
+    def _table(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        if length not in self._tables:
+            starts = np.arange(max(self.tokens.size - length + 1, 0))
+            starts = starts[starts + length <= self.piece_end[starts]]
+            hashes = self._window_hashes(self._prefix, self._inv_pow, starts, length)
+            order = np.argsort(hashes, kind="stable")
+            if len(self._tables) >= self._cache_lengths:
+                self._tables.pop(next(iter(self._tables)))
+            self._tables[length] = (hashes[order], starts[order])
+        return self._tables[length]
+
+    def contains_any(self, sample, length: int) -> bool:
+        """True if some ``length`` consecutive tokens of ``sample`` also occur consecutively in a training piece."""
+        sample = np.asarray(sample, dtype=np.int64).reshape(-1)
+        if length <= 0:
+            return True
+        if length > sample.size or length > self.max_len:
+            return False
+        hashes, starts = self._table(length)
+        prefix, inv_pow = self._prefix_hashes(sample)
+        sample_starts = np.arange(sample.size - length + 1)
+        queries = self._window_hashes(prefix, inv_pow, sample_starts, length)
+        pos = np.searchsorted(hashes, queries)
+        hit = (pos < hashes.size) & (hashes[np.minimum(pos, hashes.size - 1)] == queries)
+        for i in np.flatnonzero(hit):  # confirm against the tokens (a hash collision is not a copy)
+            j = pos[i]
+            while j < hashes.size and hashes[j] == queries[i]:
+                s = starts[j]
+                if np.array_equal(self.tokens[s:s + length], sample[i:i + length]):
+                    return True
+                j += 1
+        return False
+
+    def longest_shared(self, sample) -> int:
+        """Length of the longest run of consecutive ``sample`` tokens found in one training piece (binary search)."""
+        sample = np.asarray(sample, dtype=np.int64).reshape(-1)
+        lo, hi = 0, min(sample.size, self.max_len)  # invariant: shares lo, does not share hi + 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.contains_any(sample, mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+
+def longest_shared_ngram(sample, train_index: NgramIndex) -> int:
+    """Length in events of the longest token n-gram ``sample`` shares with the training set."""
+    return train_index.longest_shared(sample)
+
+
+def copy_rate(samples: Sequence, train: NgramIndex | Sequence, n: int) -> float:
+    """Share of ``samples`` that copy at least ``n`` consecutive training events (0..1); ``train`` is an
+    ``NgramIndex`` or a list of training token arrays."""
+    if not (isinstance(n, int) and n > 0):
+        raise UsageError(f"n: expected a positive integer, got {n!r}")
+    if not samples:
+        return math.nan
+    index = train if isinstance(train, NgramIndex) else NgramIndex(train)
+    return float(np.mean([index.contains_any(s, n) for s in samples]))

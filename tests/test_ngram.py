@@ -1,0 +1,103 @@
+"""Unigram and interpolated Kneser-Ney baselines, checked against probabilities worked out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from musicgen.errors import UsageError
+from musicgen.ngram import KneserNeyModel, UnigramModel
+
+# Toy corpus, vocabulary {0, 1, 2}. Predicted events (every token after the first), "_" = before the start:
+#   piece A: 0→1, 1→2, 2→1        piece B: 0→1, 1→1
+TOY = [np.array([0, 1, 2, 1], dtype=np.int32), np.array([0, 1, 1], dtype=np.int32)]
+
+# Continuation counts N1+(• w) from the bigram types {01, 12, 21, 11}: w=0: 0, w=1: 3, w=2: 1 (sum 4, 2 types).
+# P1(w) = max(N - .75, 0)/4 + .75·2/4 · 1/3
+P1 = [0.125, 0.6875, 0.1875]
+
+
+def test_unigram_add_one_by_hand():
+    # targets 1, 2, 1, 1, 1 → counts [0, 4, 1], N = 5; (c + 1) / (5 + 3)
+    model = UnigramModel(alpha=1.0, vocab_size=3).fit(TOY)
+    np.testing.assert_allclose(model.probs, [1 / 8, 5 / 8, 2 / 8])
+    assert model.nll([np.array([0, 1, 2])]) == pytest.approx(-(math.log(5 / 8) + math.log(2 / 8)) / 2)
+
+
+def test_bigram_kneser_ney_by_hand():
+    model = KneserNeyModel(order=2, discount=0.75, vocab_size=3).fit(TOY)
+    # c(0•) = 2 (only 0→1), 1 type: P(w|0) = max(c - .75, 0)/2 + .75·1/2 · P1(w)
+    np.testing.assert_allclose(model.distribution([0]), [0.046875, 0.8828125, 0.0703125])
+    # c(1•) = 2 (1→2, 1→1), 2 types: P(w|1) = max(c - .75, 0)/2 + .75·2/2 · P1(w)
+    np.testing.assert_allclose(model.distribution([1]), [0.09375, 0.640625, 0.265625])
+    # c(2•) = 1 (2→1), 1 type
+    np.testing.assert_allclose(model.distribution([2]), [0.09375, 0.765625, 0.140625])
+    expected = -(math.log(0.8828125) + math.log(0.265625)) / 2
+    assert model.nll([np.array([0, 1, 2])]) == pytest.approx(expected)
+
+
+def test_trigram_kneser_ney_by_hand_with_padding_and_unseen_context():
+    model = KneserNeyModel(order=3, discount=0.75, vocab_size=3).fit(TOY)
+    # Trigram counts: _01: 2, 012: 1, 121: 1, 011: 1.
+    # Order-2 continuation counts (distinct left neighbours): 01: {_}, 12: {0}, 21: {1}, 11: {0} → 1 each.
+    # P2(w|1) = max(N - .75, 0)/2 + .75·2/2 · P1 = [0.09375, 0.640625, 0.265625]
+    # P3(w|0 1) = max(c - .75, 0)/2 + .75·2/2 · P2(w|1)
+    np.testing.assert_allclose(model.distribution([0, 1]), [0.0703125, 0.60546875, 0.32421875])
+    # start of a piece: context (_, 0), c = 2, one type; P2(1|0) = .25 + .75·P1(1) = 0.765625
+    assert model.prob([0], 1) == pytest.approx(1.25 / 2 + 0.375 * 0.765625)
+    # context (2, 2) never seen at order 3: passes P2(w|2) through; P2(1|2) = .25 + .75·0.6875
+    assert model.prob([2, 2], 1) == pytest.approx(0.765625)
+    # only the last order-1 tokens of a long context matter
+    assert model.prob([2, 2, 0, 1], 2) == pytest.approx(0.32421875)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_distributions_sum_to_one_for_many_contexts(order):
+    rng = np.random.default_rng(order)
+    pieces = [rng.integers(0, 7, size=rng.integers(2, 40)) for _ in range(12)]
+    model = KneserNeyModel(order=order, vocab_size=9).fit(pieces)  # tokens 7 and 8 never occur
+    contexts = [[], [0], [3, 3], [8, 8, 8, 8], list(pieces[0][:6]), list(pieces[3][-4:])]
+    for ctx in contexts:
+        dist = model.distribution(ctx)
+        assert dist.shape == (9,)
+        assert np.all(dist > 0)
+        assert dist.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 4), min_size=0, max_size=15), min_size=1, max_size=5),
+       st.integers(1, 4), st.floats(0.1, 1.0))
+def test_property_sum_to_one_and_nll_matches_probs(raw, order, discount):
+    pieces = [np.array(p, dtype=np.int64) for p in raw]
+    model = KneserNeyModel(order=order, discount=discount, vocab_size=5).fit(pieces)
+    for ctx in ([], [1], [4, 0, 2]):
+        assert model.distribution(ctx).sum() == pytest.approx(1.0, abs=1e-12)
+    scored = [p for p in pieces if p.size >= 2]
+    if scored:
+        by_hand = [-math.log(model.prob(p[:j], p[j])) for p in scored for j in range(1, p.size)]
+        assert model.nll(scored) == pytest.approx(np.mean(by_hand))
+
+
+def test_higher_order_beats_unigram_on_repetitive_music():
+    motif = [0, 4, 7, 4, 2, 5, 9, 5]
+    train = [np.array([10] + motif * 20), np.array([10] + motif * 15)]
+    test = [np.array([10] + motif * 5)]
+    uni = UnigramModel(vocab_size=11).fit(train).nll(test)
+    kn = [KneserNeyModel(order=n, vocab_size=11).fit(train).nll(test) for n in (1, 2, 3)]
+    assert kn[2] < kn[1] < uni  # the 3-gram resolves "4 → 2 or 7" from the token before
+    assert kn[2] < 0.2
+
+
+def test_errors_name_the_argument():
+    with pytest.raises(UsageError, match="order"):
+        KneserNeyModel(order=0)
+    with pytest.raises(UsageError, match="discount"):
+        KneserNeyModel(discount=1.5)
+    with pytest.raises(UsageError, match="vocabulary of size 3"):
+        KneserNeyModel(order=2, vocab_size=3).fit([np.array([0, 5])])
+    with pytest.raises(UsageError, match="overflow"):
+        KneserNeyModel(order=8, vocab_size=300).fit([np.array([0, 1])])
+    with pytest.raises(UsageError, match="nothing to score"):
+        KneserNeyModel(order=2, vocab_size=3).fit(TOY).nll([np.array([1])])

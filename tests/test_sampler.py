@@ -1,0 +1,281 @@
+"""numpy step kernels vs Keras, logit filters, inverse-CDF draws, validity masks, the sampling loop."""
+
+import numpy as np
+import pytest
+
+from musicgen.config import ModelConfig, TokenizerConfig
+from musicgen.models import expected_weight_shapes
+from musicgen.sampler import EventRules, StepModel, draw, filter_logits, init_state, sample_tokens, step
+from musicgen.tokenizer import Tokenizer
+
+TOK = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=4))  # 3+12+12+8+4+129
+
+
+def random_weights(cfg, seed=0, scale=0.3):
+    rng = np.random.default_rng(seed)
+    return {k: rng.normal(0, scale, s).astype(np.float32) for k, s in expected_weight_shapes(cfg).items()}
+
+
+def ids(*events):
+    return [TOK.token(name, value) for name, value in events]
+
+
+# ------------------------------------------------------------------------------------------------- Keras parity
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_step_kernels_match_keras_logits(cell, layers):
+    import keras
+
+    from musicgen.models import build_model, export_weights
+
+    cfg = ModelConfig(vocab_size=23, cell=cell, embedding_dim=8, units=16, layers=layers, dropout=0.1)
+    keras.utils.set_random_seed(7)
+    model = build_model(cfg)
+    rng = np.random.default_rng(1)
+    for i in range(layers):  # Keras initializes biases at zero (LSTM forget at one): make them matter
+        bias = model.get_layer(f"rnn_{i}").cell.bias
+        bias.assign(rng.normal(0, 0.5, bias.shape).astype("float32"))
+    model.get_layer("logits").bias.assign(rng.normal(0, 0.5, 23).astype("float32"))
+    weights = export_weights(model, cfg)
+    tokens = rng.integers(0, 23, (3, 30)).astype("int32")
+    expected = np.asarray(model(tokens))
+
+    got, _ = StepModel(weights, cfg).run(tokens)
+    assert got.dtype == np.float32 and got.shape == (3, 30, 23)
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+    # the functional API (raw dict each call) gives the same numbers, and the state carries across calls
+    state = init_state(weights, cfg, 3)
+    for t in range(30):
+        logits, state = step(weights, cfg, state, tokens[:, t])
+    np.testing.assert_allclose(logits, got[:, -1], rtol=0, atol=1e-6)
+
+
+def test_step_does_not_modify_the_state_it_is_given():
+    cfg = ModelConfig(vocab_size=TOK.vocab_size, cell="lstm", embedding_dim=4, units=8, layers=2)
+    model = StepModel(random_weights(cfg), cfg)
+    state = model.init_state(2)
+    _, state1 = model.step(state, np.array([1, 5]))
+    before = [a.copy() for layer in state1 for a in layer]
+    model.step(state1, np.array([7, 9]))
+    assert all(np.array_equal(a, b) for a, b in zip(before, [a for layer in state1 for a in layer]))
+    assert all(not a.any() for layer in state for a in layer)
+
+
+# --------------------------------------------------------------------------------------------------- filters
+def probs_row():
+    return np.log(np.array([[0.1, 0.2, 0.3, 0.4]], np.float32))
+
+
+def kept(logits):
+    return np.isfinite(logits[0]).tolist()
+
+
+def test_top_k_keeps_the_k_most_likely():
+    assert kept(filter_logits(probs_row(), top_k=2)) == [False, False, True, True]
+    assert kept(filter_logits(probs_row(), top_k=1)) == [False, False, False, True]
+    assert kept(filter_logits(probs_row(), top_k=0)) == [True] * 4
+    assert kept(filter_logits(probs_row(), top_k=9)) == [True] * 4
+
+
+@pytest.mark.parametrize("p, expected", [(0.4, [False, False, False, True]), (0.41, [False, False, True, True]),
+                                         (0.7, [False, False, True, True]), (0.71, [False, True, True, True]),
+                                         (1e-9, [False, False, False, True]), (1.0, [True] * 4)])
+def test_top_p_keeps_the_smallest_set_reaching_p(p, expected):
+    assert kept(filter_logits(probs_row(), top_p=p)) == expected
+
+
+def test_temperature_divides_logits_and_filters_respect_masked_entries():
+    row = np.array([[1.0, -np.inf, 3.0, 2.0]], np.float32)
+    np.testing.assert_array_equal(filter_logits(row.copy(), temperature=0.5), [[2.0, -np.inf, 6.0, 4.0]])
+    assert kept(filter_logits(row.copy(), top_k=3)) == [True, False, True, True]
+    with pytest.raises(ValueError, match="temperature"):
+        filter_logits(row.copy(), temperature=0)
+    with pytest.raises(ValueError, match="top_p"):
+        filter_logits(row.copy(), top_p=0)
+
+
+def test_draw_is_the_inverse_cdf():
+    logits = np.repeat(np.log(np.array([[0.1, 1.0, 0.2, 0.3, 0.4]], np.float32)), 6, axis=0)
+    logits[:, 1] = -np.inf  # id 1: masked
+    got = draw(logits, np.array([0.0, 0.05, 0.15, 0.35, 0.65, 0.999999]))
+    assert got.tolist() == [0, 0, 2, 3, 4, 4]
+    rng = np.random.default_rng(0)
+    many = draw(np.repeat(logits[:1], 40000, axis=0), rng.random(40000))
+    np.testing.assert_allclose(np.bincount(many, minlength=5) / 40000, [0.1, 0.0, 0.2, 0.3, 0.4], atol=0.01)
+
+
+# ---------------------------------------------------------------------------------------------------- masks
+def allowed(rules, stream=0):
+    logits = rules.apply(np.zeros((rules.batch, TOK.vocab_size), np.float32))
+    return {TOK.describe(i) for i in np.flatnonzero(np.isfinite(logits[stream]))}
+
+
+def feed(rules, tokens):
+    for t in tokens:
+        rules.observe(np.array([t]))
+
+
+def test_note_off_only_for_sounding_pitches_of_the_current_program():
+    rules = EventRules(TOK, 1)
+    a = allowed(rules)
+    assert not any(name == "NOTE_OFF" for name, _ in a)
+    assert {("PAD", 0), ("BOS", 0), ("EOS", 0)} & a == set()
+    assert ("NOTE_ON", 48) in a and ("TIME_SHIFT", 8) in a and ("PROGRAM", 128) in a
+    feed(rules, ids(("NOTE_ON", 50), ("NOTE_ON", 52), ("PROGRAM", 40), ("NOTE_ON", 55)))
+    a = allowed(rules)
+    assert {v for name, v in a if name == "NOTE_OFF"} == {55}
+    assert ("NOTE_ON", 55) not in a and ("NOTE_ON", 50) in a  # 50 sounds in program 0, not in 40
+    feed(rules, ids(("PROGRAM", 0), ("NOTE_OFF", 50)))
+    assert {v for name, v in allowed(rules) if name == "NOTE_OFF"} == {52}
+    assert rules.sounding.tolist() == [2]
+    assert rules.sounding_notes(0) == [(0, 52), (40, 55)]
+    assert rules.closing_tokens(0) == ids(("NOTE_OFF", 52), ("PROGRAM", 40), ("NOTE_OFF", 55))
+
+
+def test_orphan_note_off_in_a_primer_keeps_the_count_right():
+    rules = EventRules(TOK, 1)
+    feed(rules, ids(("NOTE_OFF", 50), ("NOTE_ON", 50), ("NOTE_ON", 50)))
+    assert rules.sounding.tolist() == [1]
+
+
+def test_polyphony_cap_pitch_range_and_eos():
+    rules = EventRules(TOK, 2, pitch_range=(50, 53), max_polyphony=2, allow_eos=True)
+    assert {v for name, v in allowed(rules) if name == "NOTE_ON"} == {50, 51, 52, 53}
+    assert ("EOS", 0) in allowed(rules)
+    rules.observe(np.array(ids(("NOTE_ON", 50), ("NOTE_ON", 50))))
+    rules.observe(np.array(ids(("NOTE_ON", 51), ("PROGRAM", 128))))
+    assert not any(name == "NOTE_ON" for name, _ in allowed(rules, 0))    # two notes sound: at the cap
+    assert {v for name, v in allowed(rules, 1) if name == "NOTE_ON"} == set(range(48, 60))  # drums: full range
+    rules.observe(np.array(ids(("NOTE_OFF", 51), ("NOTE_ON", 49))))
+    assert {v for name, v in allowed(rules, 0) if name == "NOTE_ON"} == {51, 52, 53}
+
+
+def test_time_limit_shortens_the_last_shift_and_eos_ends_a_stream():
+    rules = EventRules(TOK, 3, allow_eos=True)
+    rules.observe(np.array(ids(("TIME_SHIFT", 8), ("TIME_SHIFT", 2), ("TIME_SHIFT", 1))), limit_steps=10)
+    out = rules.observe(np.array(ids(("TIME_SHIFT", 5), ("TIME_SHIFT", 8), ("EOS", 0))), limit_steps=10)
+    assert out.tolist() == ids(("TIME_SHIFT", 2), ("TIME_SHIFT", 8), ("PAD", 0))
+    assert rules.elapsed.tolist() == [10, 10, 1] and rules.done.tolist() == [True, True, True]
+    assert rules.observe(np.array(ids(*[("NOTE_ON", 50)] * 3))).tolist() == [TOK.pad_id] * 3
+
+
+# ---------------------------------------------------------------------------------------------- sampling loop
+CFG = ModelConfig(vocab_size=TOK.vocab_size, cell="gru", embedding_dim=8, units=16, layers=2)
+
+
+def offs_favoured_weights():
+    """Random weights whose logits favour NOTE_OFF, so the mask has orphans to stop."""
+    w = random_weights(CFG, seed=3, scale=0.5)
+    for name, shift in (("NOTE_OFF", 4.0), ("NOTE_ON", 3.5), ("PROGRAM", -4.5), ("VELOCITY", -2.0)):
+        first, size = TOK.ranges[name]
+        w["logits_bias"][first:first + size] += shift
+    return w
+
+
+def replay(tokens, max_polyphony=0, pitch_range=(48, 59)):
+    """Independent check of one stream: returns (orphan NOTE_OFFs, notes left sounding, max polyphony, bad pitches)."""
+    sounding, program, orphans, peak, bad = set(), 0, 0, 0, 0
+    for t in tokens:
+        name, value = TOK.describe(int(t))
+        if name == "PROGRAM":
+            program = value
+        elif name == "NOTE_ON":
+            bad += (program != 128 and not pitch_range[0] <= value <= pitch_range[1]) or (program, value) in sounding
+            sounding.add((program, value))
+            peak = max(peak, len(sounding))
+        elif name == "NOTE_OFF":
+            orphans += (program, value) not in sounding
+            sounding.discard((program, value))
+    return orphans, len(sounding), peak, bad
+
+
+def test_ten_thousand_sampled_events_have_no_orphan_note_off():
+    out = sample_tokens(offs_favoured_weights(), CFG, TOK, [TOK.bos_id], 500, 0, num_samples=20, max_polyphony=4,
+                        pitch_range=(50, 56))
+    assert out.shape[0] == 20 and out.shape[1] >= 500 and out.dtype == np.int32
+    kinds = [TOK.describe(int(t))[0] for t in out.ravel()]
+    assert kinds.count("NOTE_OFF") > 1000 and kinds.count("NOTE_ON") > 1000
+    assert not {"BOS", "EOS"} & set(kinds)
+    for row in out:
+        orphans, left, peak, bad = replay(row, pitch_range=(50, 56))
+        assert (orphans, left, bad) == (0, 0, 0) and peak <= 4
+
+
+def test_unmasked_model_would_emit_orphans():  # the test above is not vacuous
+    model = StepModel(offs_favoured_weights(), CFG)
+    logits, _ = model.step(model.init_state(1), np.array([TOK.bos_id]))
+    first, size = TOK.ranges["NOTE_OFF"]
+    p = np.exp(logits[0] - logits[0].max())
+    assert p[first:first + size].sum() / p.sum() > 0.3
+
+
+def greedy(weights, primer, length):
+    model, rules = StepModel(weights, CFG), EventRules(TOK, 1)
+    state, out = model.init_state(1), []
+    for t in primer:
+        logits, state = model.step(state, np.array([t]))
+        rules.observe(np.array([t]))
+    for _ in range(length):
+        t = int(np.argmax(rules.apply(logits)[0]))
+        rules.observe(np.array([t]))
+        out.append(t)
+        logits, state = model.step(state, np.array([t]))
+    return out
+
+
+@pytest.mark.parametrize("control", [dict(temperature=1e-4), dict(top_k=1), dict(top_p=1e-6)])
+def test_sharp_settings_reduce_to_greedy_decoding(control):
+    w, primer = random_weights(CFG, seed=5, scale=0.8), [TOK.bos_id] + ids(("NOTE_ON", 50), ("TIME_SHIFT", 3))
+    out = sample_tokens(w, CFG, TOK, primer, 40, 11, num_samples=2, close=False, **control)
+    assert out[0].tolist() == out[1].tolist() == greedy(w, primer, 40)
+
+
+def test_temperature_pushes_towards_or_away_from_the_likely_events():
+    w = random_weights(CFG, seed=5, scale=0.8)
+    best = greedy(w, [TOK.bos_id], 60)
+    agree = {t: (sample_tokens(w, CFG, TOK, [], 60, 2, num_samples=8, temperature=t, close=False) == best).mean()
+             for t in (0.3, 1.0, 3.0)}
+    assert agree[0.3] > agree[1.0] > agree[3.0]
+
+
+def test_seed_determinism_and_streams_independent_of_batch_size():
+    w = random_weights(CFG, seed=2)
+    a = sample_tokens(w, CFG, TOK, [], 80, 123, num_samples=3)
+    b = sample_tokens(w, CFG, TOK, [], 80, 123, num_samples=3)
+    c = sample_tokens(w, CFG, TOK, [], 80, 124, num_samples=3)
+    single = sample_tokens(w, CFG, TOK, [], 80, 123, num_samples=1)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert not np.array_equal(a[0], a[1])
+    assert single[0][single[0] != 0].tolist() == a[0][a[0] != 0].tolist()
+    shared = [sample_tokens(w, CFG, TOK, [], 30, np.random.default_rng(9)) for _ in range(2)]
+    assert np.array_equal(*shared)
+
+
+def test_primer_conditions_the_continuation_and_its_notes_can_be_closed():
+    w = offs_favoured_weights()
+    primer = [TOK.bos_id] + ids(("PROGRAM", 7), ("NOTE_ON", 55))  # a note left sounding by the primer
+    out = sample_tokens(w, CFG, TOK, primer + [TOK.eos_id, TOK.bos_id], 50, 4, num_samples=4)  # EOS cuts it
+    other = sample_tokens(w, CFG, TOK, [], 50, 4, num_samples=4)
+    assert not np.array_equal(out[:, :50], other[:, :50])
+    for row in out:
+        full = np.concatenate([primer, row])
+        assert replay(full)[:2] == (0, 0)
+
+
+def test_time_limit_ends_each_stream_exactly_on_the_limit():
+    out = sample_tokens(random_weights(CFG, seed=8), CFG, TOK, [], 2000, 5, num_samples=4, limit_steps=30)
+    first, size = TOK.ranges["TIME_SHIFT"]
+    for row in out:
+        shifts = row[(row >= first) & (row < first + size)] - first + 1
+        assert shifts.sum() == 30
+        assert replay(row)[:2] == (0, 0)
+    assert out.shape[1] < 2000
+
+
+def test_allow_eos_ends_streams_early_and_pads():
+    w = random_weights(CFG, seed=8)
+    w["logits_bias"][TOK.eos_id] += 4.0
+    out = sample_tokens(w, CFG, TOK, [], 300, 1, num_samples=5, allow_eos=True)
+    never = sample_tokens(w, CFG, TOK, [], 300, 1, num_samples=5)
+    assert out.shape[1] < 300 and (out == TOK.pad_id).any() and TOK.eos_id not in out
+    assert never.shape[1] >= 300 and TOK.eos_id not in never and TOK.pad_id not in never[:, :300]

@@ -1,0 +1,122 @@
+"""Ingest throughput: ``musicgen.corpus.ingest`` (symusic, parallel, cached) vs a straightforward pretty_midi tokenizer.
+
+Both produce the same vocabulary (``Tokenizer()``: beat mode, 12 steps per quarter, 32 velocity bins, programs).
+The baseline is what one writes first: ``pretty_midi.PrettyMIDI(path)`` per file, seconds → ticks → grid steps, a
+Python loop over events, one process. musicgen is timed end to end (scan, sha256, parse, tokenize, per-file cache
+entries, tokens.npz, manifest): cold into an empty cache folder, then warm (rerun, nothing changed).
+
+    python benchmarks/ingest.py                 # exports the 413 Bach chorales to data/bach first if missing
+    python benchmarks/ingest.py --corpus DIR --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.corpus import export_corpus, find_music_files, ingest, load_tokens
+from musicgen.tokenizer import Tokenizer
+
+
+def baseline_tokens(path: Path, tok: Tokenizer) -> np.ndarray:
+    """pretty_midi → the musicgen event vocabulary, one Python loop (no vectorization, no cache)."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(str(path))
+    c = tok.config
+    bins = c.velocity_bins
+    notes = {}  # (instrument, pitch, onset step) -> release step; the same key keeps the longer note
+    for inst in pm.instruments:
+        code = 128 if inst.is_drum else inst.program
+        for n in inst.notes:
+            if not c.min_pitch <= n.pitch <= c.max_pitch:
+                continue
+            on = int(np.floor(pm.time_to_tick(n.start) / pm.resolution * c.steps_per_quarter + 0.5))
+            off = int(np.floor(pm.time_to_tick(n.end) / pm.resolution * c.steps_per_quarter + 0.5))
+            off = max(off, on + 1)
+            key = (code, n.pitch, on)
+            if off > notes.get(key, (0, 0))[0]:
+                notes[key] = (off, 1 + ((n.velocity - 1) * bins) // 127 if bins else 0)
+    # an earlier note of the same pitch and instrument ends at the next onset
+    by_voice = {}
+    for (code, pitch, on), (off, vbin) in sorted(notes.items()):
+        by_voice.setdefault((code, pitch), []).append([on, off, vbin])
+    events = []  # (step, 0 = off / 1 = on, instrument, pitch, velocity bin)
+    for (code, pitch), voice in by_voice.items():
+        for i, (on, off, vbin) in enumerate(voice):
+            if i + 1 < len(voice):
+                off = min(off, voice[i + 1][0])
+            events.append((on, 1, code, pitch, vbin))
+            events.append((off, 0, code, pitch, vbin))
+    events.sort()
+    out, now, program, velocity = [tok.bos_id], 0, None, None
+    for step, is_on, code, pitch, vbin in events:
+        while step > now:
+            shift = min(step - now, c.max_shift_steps)
+            out.append(tok.token("TIME_SHIFT", shift))
+            now += shift
+        if c.programs and code != program:
+            out.append(tok.token("PROGRAM", code))
+            program = code
+        if is_on:
+            if bins and vbin != velocity:
+                out.append(tok.token("VELOCITY", vbin))
+                velocity = vbin
+            out.append(tok.token("NOTE_ON", pitch))
+        else:
+            out.append(tok.token("NOTE_OFF", pitch))
+    out.append(tok.eos_id)
+    return np.array(out, dtype=np.int32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="data/bach", help="folder of MIDI files (exported if missing)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    corpus = Path(args.corpus)
+    if not corpus.exists():
+        print(export_corpus("bach", corpus).summary())
+    files = find_music_files(corpus)
+    tok = Tokenizer()
+
+    t0 = time.perf_counter()
+    base = {f.relative_to(corpus).as_posix(): baseline_tokens(f, tok) for f in files}
+    t_base = time.perf_counter() - t0
+    base_events = sum(t.size for t in base.values())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        cold = ingest(corpus, Path(tmp) / "cold", workers=args.workers, progress=False)
+        t_cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        warm = ingest(corpus, Path(tmp) / "cold", workers=args.workers, progress=False)
+        t_warm = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        one = ingest(corpus, Path(tmp) / "one", workers=1, progress=False)
+        t_one = time.perf_counter() - t0
+        tokens = load_tokens(Path(tmp) / "cold")
+        same = sum(np.array_equal(base[p], t) for p, t in zip(tokens.paths, tokens.pieces))
+    assert warm.tokenized == 0 and one.events == cold.events
+
+    n = len(files)
+    rows = [("pretty_midi baseline, 1 process", t_base, n, base_events),
+            (f"musicgen cold, {args.workers} workers", t_cold, cold.found, cold.events),
+            ("musicgen cold, 1 worker", t_one, one.found, one.events),
+            (f"musicgen warm (cached), {args.workers} workers", t_warm, warm.found, warm.events)]
+    print(f"corpus: {corpus} ({n} files; musicgen kept {cold.kept}, skipped {cold.skipped})")
+    print(f"{'':<42} {'seconds':>9} {'files/s':>10} {'events/s':>12}")
+    for name, secs, nf, ne in rows:
+        print(f"{name:<42} {secs:>9.3f} {nf / secs:>10.0f} {ne / secs:>12.0f}")
+    print(f"identical token sequences, baseline vs musicgen: {same}/{len(tokens)}")
+    print(f"cold speed-up vs pretty_midi ({args.workers} workers): {t_base / t_cold:.1f}x  (target >= 50x)")
+    print(f"cold speed-up vs pretty_midi (1 worker): {t_base / t_one:.1f}x")
+    print(f"warm vs cold: {t_cold / t_warm:.1f}x faster  (target >= 100x)")
+
+
+if __name__ == "__main__":
+    main()

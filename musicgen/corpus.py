@@ -1,0 +1,474 @@
+"""A folder of music files → a cached token set; and music21's bundled corpora → MIDI files.
+
+Cache folder layout (``musicgen ingest CORPUS_DIR --out DIR``)::
+
+    DIR/tokens.npz       tokens int32 (all pieces, concatenated), offsets int64 (n+1), qpm float64 (n),
+                         keys unicode (n) = sha256 of each file's bytes, paths unicode (n) relative to the corpus
+    DIR/manifest.json    every file found: music files ``kept`` / ``skipped`` (with the reason), others ``ignored``
+    DIR/tokenizer.json   the TokenizerConfig the tokens were made with
+    DIR/entries/<config hash>/<sha256>.npz   one entry per file content: tokens, qpm, reason ("" when kept)
+
+Re-running reuses every entry whose file content and tokenizer config are unchanged (a file's size and mtime,
+recorded in the manifest, spare re-hashing it). Every write is atomic (temporary name, then ``os.replace``), so a
+killed run leaves the previous cache readable; a damaged entry is detected on load and redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from musicgen import __version__
+from musicgen.config import TokenizerConfig
+from musicgen.errors import MusicgenError, UsageError
+from musicgen.midi_io import MUSIC_SUFFIXES
+from musicgen.safeio import CacheLock, atomic_write_text, resolve_workers, run_isolated, save_npz
+
+MANIFEST_FORMAT = 1
+CRASH_REASON = "parser crashed (worker process died)"
+DEFAULT_CACHE_ROOT = Path("data/tokens")
+
+
+# --------------------------------------------------------------------------------------------------------- results
+@dataclass
+class IngestReport:
+    """What one ``ingest`` call found and did. ``tokenized`` counts files actually parsed this run (0 when warm)."""
+
+    corpus_dir: Path
+    out_dir: Path
+    kept: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    events: int = 0
+    tokenized: int = 0
+    reused: int = 0
+    reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def found(self) -> int:
+        return self.kept + self.skipped
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out_dir / "manifest.json"
+
+    def summary(self) -> str:
+        why = ", ".join(f"{n} {r}" for r, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        return (f"ingested {self.found} files: {self.kept} kept, {self.skipped} skipped"
+                + (f" ({why})" if why else "") + f", {self.events} events")
+
+
+@dataclass
+class TokenSet:
+    """Tokenized pieces: ``pieces[i]`` int32 array, shape (T_i,), ``[BOS, …, EOS]``; ``qpms`` float64 (n,)."""
+
+    pieces: list[np.ndarray]
+    keys: list[str]
+    qpms: np.ndarray
+    paths: list[str]
+    tokenizer_config: TokenizerConfig
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    @property
+    def n_events(self) -> int:
+        return int(sum(p.size for p in self.pieces))
+
+
+# ------------------------------------------------------------------------------------------------------- scanning
+def _scan(root: Path, exclude: Path | None = None) -> tuple[list[str], list[str]]:
+    """Relative posix paths under ``root``, sorted: (music files, other files). ``exclude`` (a cache) is skipped."""
+    music, other, skip = [], [], str(exclude) if exclude else None
+    stack = [(str(root), "")]
+    while stack:  # os.scandir on strings: pathlib costs more than the stat calls on a warm rerun
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.is_dir():
+                    if os.path.realpath(entry.path) != skip:
+                        stack.append((entry.path, f"{prefix}{entry.name}/"))
+                elif os.path.splitext(entry.name)[1].lower() in MUSIC_SUFFIXES:
+                    music.append(prefix + entry.name)
+                else:
+                    other.append(prefix + entry.name)
+    return sorted(music), sorted(other)
+
+
+def find_music_files(root: str | Path) -> list[Path]:
+    """Every music file under ``root`` (recursive; ``.mid .midi .mxl .musicxml .xml .abc .krn``, any case), sorted."""
+    root = _check_corpus_dir(root)
+    return [root / rel for rel in _scan(root)[0]]
+
+
+def _check_corpus_dir(corpus_dir: str | Path) -> Path:
+    path = Path(corpus_dir)
+    if not path.exists():
+        raise UsageError(f"corpus_dir: no such folder: {str(corpus_dir)!r}")
+    if not path.is_dir():
+        raise UsageError(f"corpus_dir: expected a folder of music files, got a file: {str(corpus_dir)!r}")
+    return path
+
+
+def config_hash(config: TokenizerConfig) -> str:
+    """16 hex digits identifying the tokenizer config (and the cache format) that made a set of tokens."""
+    text = json.dumps({"config": config.to_dict(), "format": MANIFEST_FORMAT, "musicgen": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------- worker processes
+_TOKENIZERS: dict[str, object] = {}
+
+
+def _tokenize_chunk(items: list[tuple[str, str]], config_json: str) -> list[tuple[str, np.ndarray, float]]:
+    """Worker: tokenize each ``(file path, entry path)`` and write its entry; returns ``(reason, tokens, qpm)`` each.
+
+    ``reason`` is "" for a kept file. Any failure of one file (IngestError or a parser bug) skips that file only.
+    """
+    from musicgen.errors import IngestError
+    from musicgen.midi_io import read_piece
+    from musicgen.tokenizer import Tokenizer
+
+    if config_json not in _TOKENIZERS:
+        _TOKENIZERS[config_json] = Tokenizer(TokenizerConfig.from_json(config_json))
+    tokenizer = _TOKENIZERS[config_json]
+    out = []
+    for path, entry in items:
+        tokens, qpm, reason = np.zeros(0, np.int32), 0.0, ""
+        try:
+            piece = read_piece(path, tokenizer.config.time_mode)
+            tokens, qpm = np.asarray(tokenizer.encode(piece), dtype=np.int32), float(piece.qpm)
+            if tokens.size <= 2:
+                reason = "no notes in the tokenizer's pitch range"
+        except IngestError as exc:
+            reason = str(exc) or "unreadable"
+        except Exception as exc:  # a parser bug on one odd file must not stop the run
+            reason = f"parser error: {type(exc).__name__}: {str(exc)[:160]}"
+        if reason:
+            tokens = np.zeros(0, np.int32)
+        _write_entry(Path(entry), tokens, qpm, reason)
+        out.append((reason, tokens, qpm))
+    return out
+
+
+def _write_entry(path: Path, tokens: np.ndarray, qpm: float, reason: str) -> None:
+    save_npz(path, tokens=tokens.astype(np.int32), qpm=np.float64(qpm), reason=np.str_(reason))
+
+
+def _read_entry(path: Path, vocab_size: int) -> tuple[str, np.ndarray, float] | None:
+    """An entry's ``(reason, tokens, qpm)``, or None when it is missing or damaged (then it is redone)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            tokens, qpm, reason = z["tokens"], float(z["qpm"]), str(z["reason"])
+    except Exception:  # missing, truncated, not a zip, wrong arrays: all mean "redo this file"
+        return None
+    if tokens.dtype != np.int32 or tokens.ndim != 1 or reason == CRASH_REASON:
+        return None
+    if not reason and (tokens.size < 2 or tokens.min() < 0 or tokens.max() >= vocab_size):
+        return None
+    return reason, tokens, qpm
+
+
+# ------------------------------------------------------------------------------------------------------- ingesting
+def _short_reason(reason: str) -> str:
+    return reason.split(":")[0] if not reason.startswith("duplicate of") else "duplicate"
+
+
+def _retry(reason: str) -> bool:
+    """A duplicate may be the only copy now; a crash may have been the machine (out of memory): look again."""
+    return reason.startswith("duplicate of") or reason == CRASH_REASON
+
+
+def _load_manifest(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if data.get("format") == MANIFEST_FORMAT else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: TokenizerConfig | None = None,
+           workers: int = 0, progress: bool = True, rebuild: bool = False) -> IngestReport:
+    """Tokenize every music file under ``corpus_dir`` into the cache folder ``out_dir``.
+
+    Args:
+        corpus_dir: folder searched recursively.
+        out_dir: cache folder; default ``data/tokens/<corpus folder name>``.
+        config: tokenizer config (default ``TokenizerConfig()``); part of the cache key.
+        workers: parallel processes (0 = one per core).
+        progress: show a tqdm bar on stderr.
+        rebuild: re-check every entry and rewrite ``tokens.npz`` even when the manifest says it is current.
+    Returns:
+        IngestReport with kept / skipped / ignored counts, events, and ``tokenized`` (files parsed this run).
+    Raises:
+        UsageError: ``corpus_dir`` is missing or a file, or no file in it gives any tokens.
+    """
+    from musicgen.tokenizer import Tokenizer
+
+    corpus = _check_corpus_dir(corpus_dir).resolve()
+    config = config or TokenizerConfig()
+    workers = resolve_workers(workers)
+    out = Path(out_dir) if out_dir is not None else DEFAULT_CACHE_ROOT / corpus.name
+    out.mkdir(parents=True, exist_ok=True)
+    with CacheLock(out):
+        return _ingest_locked(corpus, out, config, Tokenizer(config).vocab_size, workers, progress, rebuild)
+
+
+def _ingest_locked(corpus, out, config, vocab_size, workers, progress, rebuild) -> IngestReport:
+    chash = config_hash(config)
+    entries = out / "entries" / chash
+    entries.mkdir(parents=True, exist_ok=True)
+    old = _load_manifest(out / "manifest.json")
+    same_config = old.get("config_hash") == chash
+    old_files = {f["path"]: f for f in old.get("files", []) if "key" in f}
+    music, other = _scan(corpus, exclude=out.resolve())
+
+    files: list[dict] = []
+    first_with_key: dict[str, str] = {}
+    outcome: dict[str, tuple[str, int]] = {}  # key -> (reason, events), trusted from the last manifest
+    root = str(corpus)
+    for rel in music:
+        path = os.path.join(root, rel)
+        rec = {"path": rel}
+        try:
+            st = os.stat(path)
+            prev = old_files.get(rel)
+            same_stat = prev and prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns
+            key = prev["key"] if same_stat else _sha256_file(path)
+        except OSError as exc:
+            rec.update(status="skipped", reason=f"unreadable: {exc.strerror or exc}")
+            files.append(rec)
+            continue
+        rec.update(key=key, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        if key in first_with_key:
+            rec.update(status="skipped", reason=f"duplicate of {first_with_key[key]}")
+        else:
+            first_with_key[key] = rel
+            prev = old_files.get(rel) if same_config and not rebuild else None
+            if prev and prev["key"] == key and not _retry(prev.get("reason", "")):
+                outcome[key] = (prev.get("reason", ""), int(prev.get("events", 0)))
+        files.append(rec)
+
+    loaded: dict[str, tuple[str, np.ndarray, float]] = {}
+    tokenized = 0
+    todo = [k for k in first_with_key if k not in outcome]
+    for key in todo:  # entries left by an earlier (maybe killed) run with this config
+        entry = _read_entry(entries / f"{key}.npz", vocab_size)
+        if entry is not None:
+            loaded[key] = entry
+    tokenized += _tokenize(corpus, entries, [k for k in todo if k not in loaded], first_with_key, config,
+                           workers, progress, loaded)
+    for key, (reason, tokens, _) in loaded.items():
+        outcome[key] = (reason, int(tokens.size))
+
+    kept_keys = [r["key"] for r in files if "key" in r and not r.get("reason") and not outcome[r["key"]][0]]
+    if kept_keys and (rebuild or not _tokens_current(out, old, chash, kept_keys)):
+        missing = [k for k in kept_keys if k not in loaded]
+        for key in missing:
+            entry = _read_entry(entries / f"{key}.npz", vocab_size)
+            if entry is not None:
+                loaded[key] = entry
+        redo = [k for k in missing if k not in loaded]  # damaged entries: tokenize those files again
+        tokenized += _tokenize(corpus, entries, redo, first_with_key, config, workers, progress, loaded)
+        for key in redo:
+            outcome[key] = (loaded[key][0], int(loaded[key][1].size))
+        kept_keys = [k for k in kept_keys if not outcome[k][0]]
+        _write_tokens(out, kept_keys, loaded, first_with_key)
+
+    report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
+                          reused=len(first_with_key) - tokenized)
+    for rec in files:
+        if "status" not in rec:
+            reason, events = outcome[rec["key"]]
+            rec.update(status="skipped", reason=reason) if reason else rec.update(status="kept", events=events)
+        if rec["status"] == "kept":
+            report.kept += 1
+            report.events += rec["events"]
+        else:
+            report.skipped += 1
+            report.reasons[_short_reason(rec["reason"])] += 1
+    files += [{"path": rel, "status": "ignored", "reason": "not a music file"} for rel in other]
+    files.sort(key=lambda r: r["path"])
+
+    if report.kept == 0:
+        (out / "tokens.npz").unlink(missing_ok=True)
+    tokens_stat = (out / "tokens.npz").stat() if report.kept else None
+    manifest = {"format": MANIFEST_FORMAT, "corpus": str(corpus), "config_hash": chash, "tokenizer": config.to_dict(),
+                "counts": {"kept": report.kept, "skipped": report.skipped, "ignored": report.ignored},
+                "events": report.events, "kept_keys": kept_keys if report.kept else [],
+                "tokens_npz": {"size": tokens_stat.st_size, "mtime_ns": tokens_stat.st_mtime_ns} if tokens_stat
+                else None, "files": files}
+    if manifest != old or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
+        atomic_write_text(out / "tokenizer.json", config.to_json() + "\n")
+        atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    if report.kept == 0:
+        raise UsageError(f"corpus_dir: no usable music file in {str(corpus)!r}: {report.summary()}; "
+                         f"see {out / 'manifest.json'}")
+    return report
+
+
+def _tokenize(corpus, entries, keys, first_with_key, config, workers, progress, loaded) -> int:
+    """Tokenize the files with these content keys in worker processes; fills ``loaded``; returns how many."""
+    if not keys:
+        return 0
+    from tqdm import tqdm
+
+    items = [(str(corpus / first_with_key[k]), str(entries / f"{k}.npz")) for k in keys]
+    key_of = {item[0]: k for item, k in zip(items, keys)}
+    with tqdm(total=len(items), unit="file", desc="ingest", file=sys.stderr, disable=not progress) as bar:
+        for item, result in run_isolated(_tokenize_chunk, items, min(workers, len(items)), config.to_json()):
+            if result is None:
+                result = (CRASH_REASON, np.zeros(0, np.int32), 0.0)
+                _write_entry(Path(item[1]), *result[1:], CRASH_REASON)
+            loaded[key_of[item[0]]] = result
+            bar.update(1)
+    return len(items)
+
+
+def _tokens_current(out: Path, old: dict, chash: str, kept_keys: list[str]) -> bool:
+    """True when the last manifest's tokens.npz holds exactly ``kept_keys`` with this config and is untouched."""
+    rec = old.get("tokens_npz") or {}
+    try:
+        st = (out / "tokens.npz").stat()
+    except OSError:
+        return False
+    return (old.get("config_hash") == chash and old.get("kept_keys") == kept_keys
+            and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns)
+
+
+def _write_tokens(out: Path, kept_keys: list[str], loaded: dict, first_with_key: dict) -> None:
+    pieces = [loaded[k][1] for k in kept_keys]
+    offsets = np.zeros(len(pieces) + 1, np.int64)
+    np.cumsum([p.size for p in pieces], out=offsets[1:])
+    save_npz(out / "tokens.npz", tokens=np.concatenate(pieces).astype(np.int32), offsets=offsets,
+             qpm=np.array([loaded[k][2] for k in kept_keys], np.float64), keys=np.array(kept_keys, dtype=np.str_),
+             paths=np.array([first_with_key[k] for k in kept_keys], dtype=np.str_))
+
+
+# --------------------------------------------------------------------------------------------------------- loading
+def is_token_cache(path: str | Path) -> bool:
+    """True when ``path`` is a folder written by ``ingest`` (it holds tokens.npz and tokenizer.json)."""
+    path = Path(path)
+    return (path / "tokens.npz").is_file() and (path / "tokenizer.json").is_file()
+
+
+def load_tokens(cache_dir: str | Path) -> TokenSet:
+    """Load and validate a token cache written by ``ingest``.
+
+    Raises:
+        UsageError: ``cache_dir`` is not a folder.
+        MusicgenError: tokens.npz or tokenizer.json missing, unreadable, or inconsistent (wrong dtype/shape,
+            offsets not covering the tokens, ids outside the vocabulary).
+    """
+    from musicgen.tokenizer import Tokenizer
+
+    cache = Path(cache_dir)
+    if not cache.is_dir():
+        raise UsageError(f"cache_dir: no such folder: {str(cache_dir)!r}")
+    where = cache / "tokens.npz"
+    try:
+        config = TokenizerConfig.load(cache / "tokenizer.json")
+        with np.load(where, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in ("tokens", "offsets", "qpm", "keys", "paths")}
+    except FileNotFoundError as exc:
+        raise MusicgenError(f"token cache {str(cache)!r}: missing {Path(exc.filename).name}; run `musicgen ingest`")
+    except Exception as exc:  # BadZipFile, KeyError, ValueError, ConfigError: all a damaged cache
+        raise MusicgenError(f"token cache {str(cache)!r} is damaged ({type(exc).__name__}: {exc}); "
+                            f"rerun `musicgen ingest`") from None
+    tokens, offsets, qpm, keys, paths = (arrays[k] for k in ("tokens", "offsets", "qpm", "keys", "paths"))
+    n = qpm.shape[0] if qpm.ndim == 1 else -1
+    problems = [msg for bad, msg in [
+        (tokens.dtype != np.int32 or tokens.ndim != 1,
+         f"tokens: expected int32 (T,), got {tokens.dtype} {tokens.shape}"),
+        (offsets.dtype != np.int64 or offsets.shape != (n + 1,), f"offsets: expected int64 ({n + 1},), got "
+                                                                 f"{offsets.dtype} {offsets.shape}"),
+        (qpm.dtype != np.float64 or n < 1, f"qpm: expected float64 (n,) with n >= 1, got {qpm.dtype} {qpm.shape}"),
+        (keys.shape != (n,) or keys.dtype.kind != "U", f"keys: expected unicode ({n},), got {keys.dtype} {keys.shape}"),
+        (paths.shape != (n,) or paths.dtype.kind != "U", f"paths: expected unicode ({n},), got {paths.dtype}"),
+    ] if bad]
+    if not problems and (offsets[0] != 0 or offsets[-1] != tokens.size or np.any(np.diff(offsets) < 2)):
+        problems.append(f"offsets do not split {tokens.size} tokens into pieces of >= 2 events")
+    vocab = Tokenizer(config).vocab_size
+    if not problems and tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
+        problems.append(f"token ids outside [0, {vocab})")
+    if problems:
+        raise MusicgenError(f"token cache {str(where)!r} is inconsistent: {problems[0]}; rerun `musicgen ingest`")
+    return TokenSet(pieces=np.split(tokens, offsets[1:-1]), keys=keys.tolist(), qpms=qpm, paths=paths.tolist(),
+                    tokenizer_config=config)
+
+
+def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_dir: str | Path | None = None,
+               workers: int = 0, progress: bool = False) -> TokenSet:
+    """Tokens for training/evaluation from either a token cache folder or a music folder (ingested, cached).
+
+    Args:
+        source: a folder written by ``ingest`` (used as is) or a folder of music files.
+        config: tokenizer config; None takes the cache's own (or the default for a music folder). Given with a
+            cache made with another config, it is a UsageError naming the differing fields.
+        out_dir, workers, progress: passed to ``ingest`` for a music folder.
+    """
+    src = _check_corpus_dir(source)
+    if is_token_cache(src):
+        tokens = load_tokens(src)
+        if config is not None and config != tokens.tokenizer_config:
+            a, b = config.to_dict(), tokens.tokenizer_config.to_dict()
+            diff = ", ".join(f"{k}={b[k]!r} (wanted {a[k]!r})" for k in a if a[k] != b[k])
+            raise UsageError(f"corpus_dir: token cache {str(src)!r} was made with {diff}; ingest the music folder "
+                             f"with the wanted settings instead")
+        return tokens
+    report = ingest(src, out_dir, config, workers=workers, progress=progress)
+    try:
+        return load_tokens(report.out_dir)
+    except MusicgenError:  # tokens.npz damaged behind the manifest's back: rebuild it from the entries
+        report = ingest(src, out_dir, config, workers=workers, progress=progress, rebuild=True)
+        return load_tokens(report.out_dir)
+
+
+def list_corpora() -> list[tuple[str, str, int]]:
+    """``(name, description, number of source files)`` of music21's corpora that ``export_corpus`` can write."""
+    from musicgen.corpus_export import list_corpora as _list
+
+    return _list()
+
+
+def export_corpus(name: str, out_dir: str | Path, limit: int = 0, workers: int = 0, progress: bool = True):
+    """Write a music21 bundled corpus as MIDI files (see ``musicgen.corpus_export.export_corpus``)."""
+    from musicgen.corpus_export import export_corpus as _export
+
+    return _export(name, out_dir, limit=limit, workers=workers, progress=progress)
+
+
+def cli_ingest(args) -> int:
+    """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N]``."""
+    config = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
+    report = ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True)
+    print(report.summary())
+    print(f"cache: {report.out_dir} ({report.tokenized} files tokenized, {report.reused} from cache, "
+          f"{report.ignored} other files ignored)")
+    return 0
+
+
+def cli_corpus(args) -> int:
+    """``musicgen corpus list`` / ``musicgen corpus export NAME DIR [--limit N] [--workers N]``."""
+    if args.corpus_cmd == "list":
+        for name, description, n_files in list_corpora():
+            print(f"{name:<12} {n_files:>5} files  {description}")
+        return 0
+    report = export_corpus(args.name, args.out_dir, limit=args.limit, workers=args.workers, progress=True)
+    print(report.summary())
+    return 0

@@ -1,0 +1,138 @@
+"""Crash-safe file writes and crash-isolated process pools, for the ingest and export stages.
+
+* ``atomic_write_bytes`` / ``atomic_write_text`` / ``save_npz``: write a temporary file beside the target, then
+  ``os.replace`` it, so a reader (or a run killed with ``kill -9``) sees the old file or the whole new one.
+* ``CacheLock``: an exclusive ``flock`` on a folder, which also clears temporary files left by killed runs.
+* ``run_isolated``: a ``ProcessPoolExecutor`` map in which a worker dying (segfault in a parser, out of memory) loses
+  no other item's result and names the item that killed it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.errors import UsageError
+
+
+def _temp_beside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    tmp = _temp_beside(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def save_npz(path: Path, **arrays) -> None:
+    """``np.savez`` made atomic: a reader sees the old file or the whole new one, never a partial one."""
+    tmp = _temp_beside(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class CacheLock:
+    """An exclusive lock on ``DIR/.lock`` so two ingests into one cache folder take turns.
+
+    A POSIX record lock (``lockf``): it belongs to this process alone, so forked workers do not inherit it, and it
+    is released when the process dies, even by ``kill -9``.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".lock"
+
+    def __enter__(self):
+        self.file = open(self.path, "a")
+        try:
+            import fcntl
+
+            fcntl.lockf(self.file, fcntl.LOCK_EX)
+        except ImportError:  # not POSIX: no lock, atomic writes still keep every file whole
+            pass
+        for stale in [*self.path.parent.glob(".*.tmp"), *self.path.parent.glob("entries/*/.*.tmp")]:
+            stale.unlink(missing_ok=True)  # left by a killed run; we hold the lock, so nobody is writing them
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def _start_method() -> str:
+    import multiprocessing as mp
+
+    # fork is fastest, but forking a process that runs TensorFlow's threads can deadlock the child
+    method = "forkserver" if "tensorflow" in sys.modules else "fork"
+    return method if method in mp.get_all_start_methods() else "spawn"
+
+
+def _die_with_parent() -> None:
+    """Worker initializer (Linux): get SIGKILL when the parent dies, so ``kill -9`` of a run leaves no orphans."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: orphans exit when their queue closes
+        pass
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    import multiprocessing as mp
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(_start_method()),
+                               initializer=_die_with_parent)
+
+
+def run_isolated(fn, items: list, workers: int, *args, chunk: int = 16):
+    """Yield ``(item, result)`` for each item, computed as ``fn([item, …], *args)`` in worker processes.
+
+    Items go out in chunks (at most ``chunk`` each). When a worker dies (segfault, out of memory, ``os._exit``) the
+    pool breaks: the items it had not finished are rerun one per fresh process, and an item that kills its process
+    again yields ``result=None``. Results come in completion order.
+    """
+    size = max(1, min(chunk, -(-len(items) // (4 * workers))))
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    lost = []
+    with _pool(workers) as ex:
+        futures = {ex.submit(fn, c, *args): c for c in chunks}
+        for fut in as_completed(futures):
+            try:
+                results = fut.result()
+            except BrokenProcessPool:
+                lost.extend(futures[fut])
+                continue
+            yield from zip(futures[fut], results)
+    for item in lost:
+        with _pool(1) as ex:
+            try:
+                result = ex.submit(fn, [item], *args).result()[0]
+            except BrokenProcessPool:
+                result = None
+        yield item, result
+
+
+def resolve_workers(workers: int) -> int:
+    if not isinstance(workers, int) or workers < 0:
+        raise UsageError(f"--workers: expected an integer >= 0 (0 = one per core), got {workers!r}")
+    if workers:
+        return workers
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,231 @@
+"""Ingest (scan, parallel tokenize, manifest, cache reuse, damage recovery), load_tokens, and music21 export."""
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicgen import safeio
+from musicgen.cli import main
+from musicgen.config import TokenizerConfig
+from musicgen.corpus import CRASH_REASON, find_music_files, ingest, is_token_cache, load_tokens, tokens_for
+from musicgen.corpus_export import split_abc
+from musicgen.errors import MusicgenError, UsageError
+from musicgen.safeio import save_npz
+from musicgen.tokenizer import Tokenizer
+
+BROKEN = Path(__file__).parent / "data" / "broken"
+UNREADABLE = ["bad_header_length.mid", "division_zero.mid", "empty.mid", "random_bytes.mid", "text_named.mid",
+              "track_longer_than_file.mid", "truncated.mid"]
+NO_NOTES = ["header_only.mid", "no_notes.mid"]
+KEPT = ["drums_only.mid", "hour_gap.mid", "many_notes.mid", "one_tick_per_beat.mid", "tempo_1200bpm.mid",
+        "tempo_1bpm.mid", "tempo_3.58bpm.mid", "type2.mid", "upper/UPPER_CASE.MID"]
+GOOD = ["drums_only.mid", "hour_gap.mid", "tempo_1200bpm.mid", "upper/UPPER_CASE.MID"]
+
+
+@pytest.fixture(autouse=True)
+def _fork_workers(monkeypatch):
+    # forked workers inherit the test's monkeypatches even when another test module has imported TensorFlow
+    monkeypatch.setattr(safeio, "_start_method", lambda: "fork")
+
+
+def small_corpus(root: Path, names=GOOD) -> Path:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(BROKEN / name, root / name)
+    return root
+
+
+def manifest(out: Path) -> dict:
+    return {f["path"]: f for f in json.loads((out / "manifest.json").read_text())["files"]}
+
+
+def test_find_music_files_is_recursive_sorted_and_case_blind():
+    found = [p.relative_to(BROKEN).as_posix() for p in find_music_files(BROKEN)]
+    assert found == sorted(UNREADABLE + NO_NOTES + KEPT)
+    assert "notes.txt" not in found
+
+
+def test_broken_corpus_never_crashes_and_manifest_accounts_for_every_file(tmp_path):
+    report = ingest(BROKEN, tmp_path / "cache", workers=2, progress=False)
+    files = manifest(tmp_path / "cache")
+    on_disk = sorted(p.relative_to(BROKEN).as_posix() for p in BROKEN.rglob("*") if p.is_file())
+    assert sorted(files) == on_disk
+    assert {p for p, f in files.items() if f["status"] == "kept"} == set(KEPT)
+    assert files["notes.txt"] == {"path": "notes.txt", "status": "ignored", "reason": "not a music file"}
+    for name in UNREADABLE:
+        assert files[name]["status"] == "skipped" and files[name]["reason"].startswith("unreadable MIDI"), name
+    for name in NO_NOTES:
+        assert files[name]["status"] == "skipped" and files[name]["reason"] == "no notes", name
+    # hand-counted: BOS PROGRAM VELOCITY ON SHIFT OFF, 7200 quarters = 86400 steps = 1800 shifts of 48, ON SHIFT OFF EOS
+    assert files["hour_gap.mid"]["events"] == 1810
+    # BOS PROGRAM(128) VELOCITY, then 4 × (ON SHIFT(3) OFF), EOS
+    assert files["drums_only.mid"]["events"] == 16
+    assert (report.kept, report.skipped, report.ignored) == (9, 9, 1)
+    assert report.summary() == f"ingested 18 files: 9 kept, 9 skipped (7 unreadable MIDI, 2 no notes), " \
+                               f"{report.events} events"
+    tokens = load_tokens(tmp_path / "cache")
+    assert tokens.paths == KEPT and tokens.n_events == report.events
+    tok = Tokenizer()
+    for path, piece, key in zip(tokens.paths, tokens.pieces, tokens.keys):
+        np.testing.assert_array_equal(piece, tok.encode(BROKEN / path))
+        assert key == files[path]["key"] and len(key) == 64
+
+
+def test_rerun_reuses_cache_and_reingests_only_changed_files(tmp_path):
+    src, out = small_corpus(tmp_path / "music"), tmp_path / "cache"
+    assert ingest(src, out, progress=False).tokenized == 4
+    npz_mtime = (out / "tokens.npz").stat().st_mtime_ns
+    warm = ingest(src, out, progress=False)
+    assert (warm.tokenized, warm.reused, warm.kept) == (0, 4, 4)
+    assert (out / "tokens.npz").stat().st_mtime_ns == npz_mtime  # not even rewritten
+
+    shutil.copy(BROKEN / "tempo_1bpm.mid", src / "hour_gap.mid")  # changed content, same name
+    shutil.copy(BROKEN / "type2.mid", src / "new.mid")  # added
+    (src / "drums_only.mid").unlink()  # removed
+    again = ingest(src, out, progress=False)
+    assert (again.tokenized, again.kept) == (2, 4)
+    tokens = load_tokens(out)
+    assert tokens.paths == ["hour_gap.mid", "new.mid", "tempo_1200bpm.mid", "upper/UPPER_CASE.MID"]
+    np.testing.assert_array_equal(tokens.pieces[0], Tokenizer().encode(BROKEN / "tempo_1bpm.mid"))
+    # another tokenizer config is another cache key: everything is tokenized again
+    assert ingest(src, out, TokenizerConfig.seconds(), progress=False).tokenized == 4
+    assert load_tokens(out).tokenizer_config == TokenizerConfig.seconds()
+
+
+def test_duplicate_content_is_kept_once(tmp_path):
+    src = small_corpus(tmp_path / "music", ["drums_only.mid", "hour_gap.mid"])
+    shutil.copy(src / "drums_only.mid", src / "zz_copy.MIDI")
+    report = ingest(src, tmp_path / "cache", progress=False)
+    files = manifest(tmp_path / "cache")
+    assert (report.kept, report.skipped, report.tokenized) == (2, 1, 2)
+    assert files["drums_only.mid"]["status"] == "kept"
+    copy = files["zz_copy.MIDI"]
+    assert (copy["status"], copy["reason"]) == ("skipped", "duplicate of drums_only.mid")
+    (src / "drums_only.mid").unlink()  # the copy is now the only one: kept, from the cache
+    report = ingest(src, tmp_path / "cache", progress=False)
+    assert (report.kept, report.skipped, report.tokenized) == (2, 0, 0)
+    assert manifest(tmp_path / "cache")["zz_copy.MIDI"]["status"] == "kept"
+
+
+def test_damaged_entries_and_tokens_are_detected_and_redone(tmp_path):
+    src, out = small_corpus(tmp_path / "music"), tmp_path / "cache"
+    ingest(src, out, progress=False)
+    expected = [p.copy() for p in load_tokens(out).pieces]
+    entries = sorted((out / "entries").glob("*/*.npz"))
+    entries[0].write_bytes(entries[0].read_bytes()[:50])  # as a non-atomic write killed halfway would leave it
+    (out / "tokens.npz").unlink()
+    (out / ".tokens.npz.123.abcd.tmp").write_bytes(b"left by a killed run")
+    assert ingest(src, out, progress=False).tokenized == 1
+    assert not list(out.glob("*.tmp"))
+    for got, want in zip(load_tokens(out).pieces, expected):
+        np.testing.assert_array_equal(got, want)
+
+    data = (out / "tokens.npz").read_bytes()  # damaged behind the manifest's back (same size, bytes flipped)
+    (out / "tokens.npz").write_bytes(data[:100] + bytes(b ^ 0xFF for b in data[100:400]) + data[400:])
+    with pytest.raises(MusicgenError, match="damaged|inconsistent"):
+        load_tokens(out)
+    assert len(tokens_for(src, out_dir=out)) == 4  # rebuilt from the entries
+
+
+def test_load_tokens_validates_arrays(tmp_path):
+    src, out = small_corpus(tmp_path / "music"), tmp_path / "cache"
+    ingest(src, out, progress=False)
+    good = dict(np.load(out / "tokens.npz", allow_pickle=False))
+    assert good["tokens"].dtype == np.int32 and good["offsets"].dtype == np.int64
+    assert good["offsets"][0] == 0 and good["offsets"][-1] == good["tokens"].size and good["qpm"].shape == (4,)
+    assert good["qpm"][3] == pytest.approx(90.0)  # UPPER_CASE.MID is at 90 bpm
+    for bad, match in [(dict(tokens=good["tokens"].astype(np.int64)), "tokens: expected int32"),
+                       (dict(offsets=good["offsets"][:-1]), "offsets"),
+                       (dict(tokens=good["tokens"] + 1000), "outside"),
+                       (dict(keys=good["keys"][:2]), "keys")]:
+        save_npz(out / "tokens.npz", **{**good, **bad})
+        with pytest.raises(MusicgenError, match=match):
+            load_tokens(out)
+    (out / "tokens.npz").unlink()
+    with pytest.raises(MusicgenError, match="missing tokens.npz"):
+        load_tokens(out)
+
+
+def test_tokens_for_takes_a_cache_or_a_music_folder(tmp_path):
+    src, out = small_corpus(tmp_path / "music"), tmp_path / "cache"
+    from_music = tokens_for(src, out_dir=out)
+    assert is_token_cache(out) and not is_token_cache(src)
+    from_cache = tokens_for(out)
+    assert from_cache.keys == from_music.keys and from_cache.n_events == from_music.n_events
+    with pytest.raises(UsageError, match="time_mode='beat' \\(wanted 'seconds'\\)"):
+        tokens_for(out, TokenizerConfig.seconds())
+
+
+def test_a_crashing_worker_skips_only_its_file(tmp_path, monkeypatch):
+    import musicgen.midi_io as midi_io
+
+    real = midi_io.read_piece
+
+    def read_or_segfault(path, *args, **kwargs):
+        if Path(path).name == "crash.mid":
+            import faulthandler
+
+            faulthandler.disable()  # no traceback dump from the dying worker
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(midi_io, "read_piece", read_or_segfault)
+    src = small_corpus(tmp_path / "music")
+    shutil.copy(BROKEN / "type2.mid", src / "crash.mid")
+    report = ingest(src, tmp_path / "cache", workers=2, progress=False)
+    files = manifest(tmp_path / "cache")
+    assert (report.kept, report.skipped) == (4, 1)
+    assert files["crash.mid"]["reason"] == CRASH_REASON
+
+
+def test_cli_no_usable_file_missing_dir_and_file_exit_2(tmp_path, capsys):
+    src = small_corpus(tmp_path / "music", ["empty.mid", "no_notes.mid", "notes.txt"])
+    assert main(["ingest", str(src), "--out", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert "musicgen ingest: error: corpus_dir: no usable music file" in err and "1 unreadable MIDI" in err
+    assert manifest(tmp_path / "cache")["notes.txt"]["status"] == "ignored"
+    assert main(["ingest", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["ingest", str(src / "empty.mid")]) == 2
+    assert "got a file" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="--workers"):
+        ingest(src, tmp_path / "c2", workers=-1)
+
+
+def test_cli_ingest_prints_summary(tmp_path, capsys):
+    src = small_corpus(tmp_path / "music")
+    assert main(["ingest", str(src), "--out", str(tmp_path / "cache"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ingested 4 files: 4 kept, 0 skipped, ") and "4 files tokenized" in out
+
+
+def test_split_abc_keeps_header_with_each_tune():
+    text = "% header\nM:4/4\n\nX:1\nT:One\nK:C\nCDEF|\n\nX:2\nT:Two\nK:G\nGABc|\n"
+    assert split_abc(text) == ["% header\nM:4/4\n\nX:1\nT:One\nK:C\nCDEF|\n\n",
+                               "% header\nM:4/4\n\nX:2\nT:Two\nK:G\nGABc|\n"]
+    assert split_abc("no tunes here") == ["no tunes here"]
+
+
+def test_export_bach_chorales_then_ingest(tmp_path, capsys):
+    from musicgen.corpus import list_corpora
+
+    assert dict((n, k) for n, _, k in list_corpora())["bach"] == 410  # 433 - 20 .rntxt analyses - 3 .krn copies
+    assert main(["corpus", "export", "bach", str(tmp_path / "bach"), "--limit", "3"]) == 0
+    assert "exported 3 pieces of 'bach'" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "bach").iterdir()) == ["bwv1.6.mid", "bwv10.7.mid", "bwv101.7.mid"]
+    report = ingest(tmp_path / "bach", tmp_path / "cache", progress=False)
+    assert (report.kept, report.skipped) == (3, 0)
+    import music21
+
+    score = music21.corpus.parse("bach/bwv10.7")
+    notes = [(p.midi, float(n.offset)) for part in score.parts for n in part.flatten().stripTies().notes
+             for p in n.pitches]
+    assert (len(notes), len(set(notes))) == (206, 200)  # voices in unison share one NOTE_ON (same program)
+    on_first, on_size = Tokenizer().ranges["NOTE_ON"]
+    piece = load_tokens(tmp_path / "cache").pieces[1]
+    assert int(((piece >= on_first) & (piece < on_first + on_size)).sum()) == 200

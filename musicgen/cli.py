@@ -59,11 +59,49 @@ def _cmd_corpus(args) -> int:
 
 # ------------------------------------------------------------------------------------------------------------ train
 def _add_train(sub) -> None:
+    from musicgen.config import TrainConfig
+
+    d = TrainConfig()
     p = sub.add_parser("train", formatter_class=Formatter, help="train a next-event RNN on a corpus folder",
                        description="Ingest CORPUS_DIR (cached) and train a Keras LSTM/GRU/SimpleRNN next-event model "
                                    "with truncated backpropagation through time; writes a bundle folder.")
     p.add_argument("corpus_dir", help="folder of music files, or a token cache written by `musicgen ingest`")
-    p.add_argument("--out", default=None, help="bundle folder (default: trained/<corpus name>-<cell>)")
+    p.add_argument("--out", default=None, help="bundle folder (default: trained/<corpus name>-<cell>); checkpoints "
+                                               "and TensorBoard logs go to OUT/checkpoints and OUT/logs")
+    p.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], default="lstm", help="recurrent cell")
+    p.add_argument("--preset", choices=["tiny", "small", "medium", "large"], default="medium",
+                   help="model size; tiny 1x32, small 2x128, medium 2x256, large 3x512 units")
+    p.add_argument("--units", type=int, default=None, help="hidden units per layer (overrides the preset)")
+    p.add_argument("--layers", type=int, default=None, help="stacked recurrent layers (overrides the preset)")
+    p.add_argument("--embedding-dim", dest="embedding_dim", type=int, default=None,
+                   help="token embedding size (overrides the preset)")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="dropout between layers (overrides the preset); more regularizes, less fits faster")
+    p.add_argument("--epochs", type=int, default=argparse.SUPPRESS,
+                   help=f"maximum passes over the training events (default: {d.epochs}; with --resume: the "
+                        f"checkpoint's)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size, help="parallel streams per batch")
+    p.add_argument("--bptt", type=int, default=d.bptt,
+                   help="events per truncated-BPTT window; longer sees further back, costs more memory per step")
+    p.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=d.stateful,
+                   help="carry the recurrent state across consecutive windows of a stream")
+    p.add_argument("--lr", dest="learning_rate", type=float, default=d.learning_rate, help="Adam's initial learning rate; "
+                   "halved after patience/2 epochs without validation improvement")
+    p.add_argument("--clipnorm", type=float, default=d.clipnorm or 0.0, help="clip gradients to this global norm (0 disables)")
+    p.add_argument("--val-fraction", dest="val_fraction", type=float, default=d.val_fraction,
+                   help="share of pieces held out for validation (split by content hash)")
+    p.add_argument("--transpose", type=int, default=d.transpose,
+                   help="augment by a random transposition in [-N, N] semitones per piece and epoch (0 disables)")
+    p.add_argument("--patience", type=int, default=d.patience, help="stop after this many epochs without improvement")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order, augmentation and weights")
+    p.add_argument("--time-mode", choices=["beat", "seconds"], default=None,
+                   help="tokenizer time grid when CORPUS_DIR holds music files (default: beat, or the cache's own)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run from OUT/checkpoints with its saved settings")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
+                   help="write TensorBoard logs to OUT/logs")
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
+                   help="0 silent, 1 progress bar, 2 one line per epoch")
     p.set_defaults(func=_cmd_train)
 
 
@@ -77,10 +115,43 @@ def _cmd_train(args) -> int:
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", formatter_class=Formatter, help="sample new music from a trained bundle",
                        description="Generate events from a trained bundle and write MIDI (and WAV/PNG on request). "
-                                   "Runs on numpy alone: TensorFlow is not imported.")
+                                   "Runs on numpy alone: TensorFlow is not imported. Each MIDI file gets a JSON "
+                                   "sidecar with the model, seed and settings that regenerate it.")
     p.add_argument("--model", default="trained/default", help="bundle folder")
-    p.add_argument("--length", type=int, default=512, help="events to generate per sample")
-    p.add_argument("-o", "--output", default="sample.mid", help="output file, or folder for several samples")
+    p.add_argument("--length", type=int, default=None,
+                   help="events to generate per sample, primer not counted (default 512; with --seconds an upper "
+                        "bound, default 8 events per grid step)")
+    p.add_argument("--seconds", type=float, default=None, help="stop each sample after this much music instead")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="> 0; < 1 is more conservative (likely events), > 1 more adventurous")
+    p.add_argument("--top-k", type=int, default=0, help="sample only among the K most likely events (0 = all)")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="nucleus sampling: only the most likely events up to probability P, in (0, 1]; "
+                        "smaller is safer")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed: the same seed and settings give the same files (default: random, recorded "
+                        "in the sidecar)")
+    p.add_argument("-n", "--num-samples", type=int, default=1, help="samples generated together as one batch")
+    p.add_argument("--primer", default=None, metavar="FILE",
+                   help="MIDI or score file (MusicXML/ABC/kern) to continue")
+    p.add_argument("--keep-primer", action=argparse.BooleanOptionalAction, default=True,
+                   help="start the written file with the primer (--no-keep-primer: the continuation only)")
+    p.add_argument("--max-polyphony", type=int, default=0, help="at most this many notes at once (0 = no cap)")
+    p.add_argument("--pitch-range", type=int, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="MIDI pitches allowed for new (non-drum) notes, inclusive")
+    p.add_argument("--allow-eos", action="store_true", help="let the model end a sample before --length")
+    p.add_argument("--tempo", type=float, default=None,
+                   help="quarter notes per minute written to the file (default: the primer's, else 120)")
+    p.add_argument("--program", type=int, default=None,
+                   help="General MIDI program (0-127) where the model does not choose instruments; with PROGRAM "
+                        "events in the vocabulary, the sample starts in it")
+    p.add_argument("-o", "--output", default="sample.mid",
+                   help="output .mid file, or a folder; several samples get numbered names (NAME-01.mid …)")
+    p.add_argument("--wav", nargs="?", const=True, default=None, metavar="OUT.wav",
+                   help="also write WAV audio (default name: beside each MIDI file)")
+    p.add_argument("--png", nargs="?", const=True, default=None, metavar="OUT.png",
+                   help="also write a piano-roll image (default name: beside each MIDI file)")
+    p.add_argument("--soundfont", default=None, metavar="PATH", help="General MIDI .sf2 SoundFont for --wav")
     p.set_defaults(func=_cmd_sample)
 
 
@@ -96,7 +167,16 @@ def _add_evaluate(sub) -> None:
                        description="NLL, perplexity and accuracy on held-out pieces, n-gram baselines, musical "
                                    "statistics of generated samples, and memorization.")
     p.add_argument("model", help="bundle folder")
-    p.add_argument("corpus_dir", help="folder of music files (or token cache) to evaluate on")
+    p.add_argument("corpus_dir", help="the corpus the model was trained on (music folder or token cache); its "
+                                      "held-out pieces are recovered from the bundle's split settings")
+    p.add_argument("--num-samples", type=int, default=8, help="samples generated for the statistics (0 skips them)")
+    p.add_argument("--length", type=int, default=512, help="events per generated sample")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--max-order", type=int, default=5, help="highest Kneser-Ney n-gram order of the baselines")
+    p.add_argument("--copy-n", type=int, default=32,
+                   help="a sample copies when it shares at least this many consecutive events with a training piece")
+    p.add_argument("--json", default=None, help="JSON report path (default: MODEL/evaluation.json)")
+    p.add_argument("--plot", default=None, metavar="DIR", help="also write histogram PNGs into this folder")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -110,8 +190,12 @@ def _cmd_evaluate(args) -> int:
 def _add_render(sub) -> None:
     p = sub.add_parser("render", formatter_class=Formatter, help="render a MIDI file to WAV audio and/or a piano roll",
                        description="Render MIDI to WAV (FluidSynth + a General MIDI SoundFont, or a plain synth "
-                                   "fallback) and/or a piano-roll PNG.")
+                                   "fallback) and/or a piano-roll PNG. With neither --wav nor --png, writes both "
+                                   "beside the MIDI file. Put FILE first: `musicgen render song.mid --wav`.")
     p.add_argument("midi", help="MIDI file to render")
+    from musicgen.render import add_render_options  # light: numpy only at import time
+
+    add_render_options(p)
     p.set_defaults(func=_cmd_render)
 
 

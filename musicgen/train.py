@@ -1,0 +1,261 @@
+"""Training: truncated BPTT over token pieces with Keras, resumable, ending in a bundle.
+
+``train_model`` is the trainer (tokens in, best model and metrics out); ``cli_train`` is ``musicgen train``:
+corpus → tokens (cached) → ``train_model`` → ``bundle.save_bundle``.
+
+Working files live inside the output folder and survive the bundle swap::
+
+    OUT/checkpoints/last.keras        model + optimizer after the last finished epoch (atomic)
+    OUT/checkpoints/best.weights.h5   weights of the best validation epoch
+    OUT/checkpoints/state.json        epoch counter, plateau state, learning rate, configs, per-epoch history
+    OUT/checkpoints/history.csv       the history as CSV (copied into the bundle)
+    OUT/logs/                         TensorBoard event files
+
+Keras 3 APIs only: the same code trains with ``KERAS_BACKEND=tensorflow`` (default), ``jax`` or ``torch``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from musicgen.config import MODEL_PRESETS, ModelConfig, TokenizerConfig, TrainConfig
+from musicgen.dataset import StreamBatches, split_pieces, transposer
+from musicgen.errors import UsageError
+
+EVAL_CHUNK = 256  # validation runs whole pieces in chunks of this many events, state carried
+EVAL_GROUP = 16  # validation pieces per batch
+MIN_LR = 1e-5
+
+
+@dataclass
+class TrainResult:
+    """``model``: stateless Keras model holding the best weights; ``metrics``: the final report (see ``report``)."""
+
+    model: object
+    metrics: dict
+    history_csv: Path | None
+
+
+def compile_model(model, cfg: TrainConfig) -> None:
+    """Adam with gradient clipping by global norm; sparse cross-entropy on logits (nats), weighted accuracy."""
+    import keras
+
+    optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate, clipnorm=cfg.clipnorm)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  weighted_metrics=["accuracy"])
+
+
+def _load_state(folder: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict | None:
+    from musicgen.train_callbacks import CHECKPOINT, STATE
+
+    if not (folder / STATE).exists() or not (folder / CHECKPOINT).exists():
+        return None
+    state = json.loads((folder / STATE).read_text())
+    for name, cfg in (("model_config", model_cfg), ("train_config", train_cfg)):
+        saved, wanted = dict(state.get(name, {})), cfg.to_dict()
+        saved.pop("epochs", None), wanted.pop("epochs", None)  # resuming may extend (or shorten) the run
+        if saved != wanted:
+            diff = sorted(k for k in wanted if saved.get(k) != wanted[k])
+            raise UsageError(f"--resume: {name} {diff} differs from the checkpoint in {folder}; "
+                             f"rerun with the same settings or without --resume")
+    state["train_config"] = train_cfg.to_dict()
+    return state
+
+
+def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig,
+                out_dir: str | Path, *, tokenizer=None, resume: bool = False, tensorboard: bool = True,
+                verbose: int | str = "auto") -> TrainResult:
+    """Train with truncated BPTT and return the best model.
+
+    Args:
+        pieces: int token arrays, one per piece (shape (T_i,)); ``keys``: their content hashes (for the split).
+        model_cfg / train_cfg: what to build and how to train it.
+        out_dir: folder for ``checkpoints/`` and ``logs/`` (the bundle folder).
+        tokenizer: a ``Tokenizer``, needed for ``train_cfg.transpose`` and its ``pad_id`` (0 without one).
+        resume: continue from ``out_dir/checkpoints`` if a checkpoint is there (same configs required);
+            otherwise start from scratch and clear old checkpoints.
+        tensorboard: write TensorBoard logs to ``out_dir/logs``.
+        verbose: Keras ``fit`` verbosity (``"auto"`` shows the progress bar).
+    """
+    import keras
+
+    from musicgen.models import build_model
+    from musicgen.train_callbacks import (BEST_WEIGHTS, CHECKPOINT, HISTORY, Checkpoint, ResetStates, Validation,
+                                          sequence_metrics)
+
+    out_dir = Path(out_dir)
+    folder = out_dir / "checkpoints"
+    pad_id = int(tokenizer.pad_id) if tokenizer is not None else 0
+    train_idx, val_idx = split_pieces(keys, train_cfg.val_fraction, train_cfg.seed)
+    train_pieces = [pieces[i] for i in train_idx]
+    val_pieces = [pieces[i] for i in val_idx]
+    if not train_pieces:
+        raise UsageError(f"val_fraction: {train_cfg.val_fraction} leaves no training piece out of {len(pieces)}")
+    augment = transposer(tokenizer, train_cfg.transpose) if tokenizer is not None else None
+    if train_cfg.transpose and tokenizer is None:
+        raise UsageError("transpose: augmentation needs the tokenizer")
+    batches = StreamBatches(train_pieces, train_cfg.batch_size, train_cfg.bptt, train_cfg.seed, augment, pad_id)
+
+    keras.utils.set_random_seed(train_cfg.seed)
+    state = _load_state(folder, model_cfg, train_cfg) if resume else None
+    if state is not None:
+        model = keras.saving.load_model(folder / CHECKPOINT, safe_mode=True)
+        model.optimizer.learning_rate.assign(state["lr"])
+        if verbose:
+            print(f"resuming from {folder / CHECKPOINT} after epoch {state['epochs_done']}")
+    else:
+        if resume and verbose:
+            print(f"--resume: no checkpoint in {folder}, starting from scratch")
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(out_dir / "logs", ignore_errors=True)
+        state = {"model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict()}
+        model = build_model(model_cfg, batch_size=train_cfg.batch_size, stateful=train_cfg.stateful)
+        compile_model(model, train_cfg)
+    _torch_stateful_workaround(model)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    callbacks = [ResetStates()] if train_cfg.stateful else []
+    eval_model = None
+    if val_pieces:
+        eval_model = build_model(model_cfg, batch_size=min(EVAL_GROUP, len(val_pieces)), stateful=True)
+        callbacks.append(Validation(eval_model, val_pieces, pad_id, EVAL_CHUNK))
+    callbacks.append(Checkpoint(folder, state, patience=train_cfg.patience,
+                                lr_patience=max(1, train_cfg.patience // 2), min_lr=MIN_LR,
+                                events_per_epoch=batches.targets_per_epoch))
+    if tensorboard and _has_tensorboard():
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs"), write_graph=False))
+
+    first = int(state.get("epochs_done", 0))
+    if first < train_cfg.epochs and not state.get("stopped_early"):
+        model.fit(batches.forever(first), steps_per_epoch=batches.steps_per_epoch, epochs=train_cfg.epochs,
+                  initial_epoch=first, callbacks=callbacks, verbose=verbose, shuffle=False)
+
+    model.load_weights(folder / BEST_WEIGHTS)
+    best = build_model(model_cfg)
+    best.set_weights(model.get_weights())
+    best_logs = dict(state.get("best_logs", {}))
+    if eval_model is not None and "val_loss" not in best_logs:
+        eval_model.set_weights(model.get_weights())
+        best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK))
+    metrics = report(state, best_logs, batches, train_pieces, val_pieces, train_cfg)
+    history = folder / HISTORY
+    return TrainResult(best, metrics, history if history.exists() else None)
+
+
+def _torch_stateful_workaround(model) -> None:
+    """Keras 3.15 + torch: a stateful LSTM/GRU on the fused path updates its state in place before backward
+    (keras-team/keras#23462, fixed upstream after 3.15.1). The step-by-step path copies the state, so use it."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        return
+    for layer in model.layers:
+        if getattr(layer, "stateful", False) and hasattr(layer, "use_cudnn"):
+            layer.use_cudnn = False
+
+
+def _has_tensorboard() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        print("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+        return False
+    return True
+
+
+def report(state: dict, best_logs: dict, batches: StreamBatches, train_pieces, val_pieces, cfg: TrainConfig) -> dict:
+    """The final metrics (validation NLL per event in nats, perplexity, accuracy) and run facts, JSON-ready."""
+    import keras
+
+    history = state.get("history", [])
+    metrics = {
+        "val_nll": best_logs.get("val_loss"),
+        "val_perplexity": best_logs.get("val_perplexity"),
+        "val_accuracy": best_logs.get("val_accuracy"),
+        "val_events": int(sum(max(len(p) - 1, 0) for p in val_pieces)),
+        "val_pieces": len(val_pieces),
+        "train_loss": best_logs.get("loss"),
+        "train_pieces": len(train_pieces),
+        "train_events_per_epoch": batches.targets_per_epoch,
+        "best_epoch": state.get("best_epoch"),
+        "epochs_run": state.get("epochs_done", 0),
+        "stopped_early": bool(state.get("stopped_early", False)),
+        "wall_seconds": round(sum(row.get("seconds", 0.0) for row in history), 3),
+        # median over epochs, so the first epoch's compilation does not count
+        "train_events_per_s": round(float(np.median([row["train_events_per_s"] for row in history])), 1)
+        if history else 0.0,
+        "stateful": cfg.stateful,
+        "keras_backend": keras.backend.backend(),
+    }
+    return metrics
+
+
+def format_report(metrics: dict) -> str:
+    """One line a person reads at the end of training."""
+    if metrics.get("val_nll") is None:
+        return (f"no validation pieces; train loss {metrics.get('train_loss', float('nan')):.4f} nats/event "
+                f"after {metrics['epochs_run']} epochs")
+    return (f"validation NLL {metrics['val_nll']:.4f} nats/event, perplexity {metrics['val_perplexity']:.2f}, "
+            f"accuracy {metrics['val_accuracy']:.3f} on {metrics['val_events']} events of "
+            f"{metrics['val_pieces']} pieces (best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+            f"{metrics['train_events_per_s']:.0f} train events/s)")
+
+
+# ------------------------------------------------------------------------------------------------------------ CLI
+def configs_from_args(args, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
+    """``ModelConfig`` = preset, then explicit flags; ``TrainConfig`` from flags (its defaults otherwise)."""
+    model = dict(MODEL_PRESETS[args.preset])
+    for name in ("embedding_dim", "units", "layers", "dropout"):
+        if getattr(args, name, None) is not None:
+            model[name] = getattr(args, name)
+    model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, **model)
+    train = {name: getattr(args, name) for name in ("epochs", "batch_size", "bptt", "stateful", "learning_rate",
+                                                    "clipnorm", "val_fraction", "transpose", "patience", "seed")
+             if getattr(args, name, None) is not None}
+    if getattr(args, "clipnorm", None) == 0:
+        train["clipnorm"] = None
+    return model_cfg, TrainConfig(**train)
+
+
+def default_out(corpus_dir: str, cell: str) -> Path:
+    return Path("trained") / f"{Path(corpus_dir).resolve().name}-{cell}"
+
+
+def cli_train(args) -> int:
+    """``musicgen train CORPUS_DIR``: tokens (cached) → train (or resume) → bundle; prints the final report."""
+    from musicgen.bundle import save_bundle
+    from musicgen.corpus import tokens_for
+    from musicgen.tokenizer import Tokenizer
+    from musicgen.train_callbacks import STATE
+
+    out = Path(args.out) if args.out else default_out(args.corpus_dir, args.cell)
+    if not Path(args.corpus_dir).exists():
+        raise UsageError(f"corpus_dir: {args.corpus_dir!r} does not exist")
+    configs_from_args(args, vocab_size=1)  # bad flags fail here, before any ingest
+    tokenizer_cfg = None
+    if args.time_mode is not None:
+        tokenizer_cfg = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
+    tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
+    tokenizer = Tokenizer(tokens.tokenizer_config)
+    model_cfg, train_cfg = configs_from_args(args, tokenizer.vocab_size)
+    saved = out / "checkpoints" / STATE
+    if args.resume and saved.exists():  # the checkpoint's settings win, so `--resume` alone is enough
+        state = json.loads(saved.read_text())
+        model_cfg = ModelConfig.from_dict(state["model_config"])
+        train_cfg = TrainConfig.from_dict(state["train_config"])
+        if getattr(args, "epochs", None) is not None:
+            train_cfg = train_cfg.replace(epochs=args.epochs)
+    result = train_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer,
+                         resume=args.resume, tensorboard=args.tensorboard, verbose=args.verbose)
+    save_bundle(out, model=result.model, model_config=model_cfg, train_config=train_cfg,
+                tokenizer_config=tokens.tokenizer_config, metrics=result.metrics, history_csv=result.history_csv)
+    print(format_report(result.metrics))
+    print(f"bundle written to {out}")
+    return 0 if result.metrics.get("val_nll") is None or math.isfinite(result.metrics["val_nll"]) else 1

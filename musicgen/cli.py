@@ -26,7 +26,8 @@ def _add_ingest(sub) -> None:
     p.add_argument("--out", default=None, help="cache folder (default: data/tokens/<corpus folder name>)")
     p.add_argument("--time-mode", choices=["beat", "seconds"], default="beat",
                    help="beat: grid steps per quarter note; seconds: 10 ms steps (Performance RNN)")
-    p.add_argument("--workers", type=int, default=0, help="parallel processes (0 = one per core)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="worker processes (0 = automatic: one per 200 files to tokenize, at most one per idle core)")
     p.set_defaults(func=_cmd_ingest)
 
 

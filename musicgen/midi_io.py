@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -67,16 +68,78 @@ class Note:
             raise ValueError(f"Note.program: expected an integer in [0, 127], got {self.program!r}")
 
 
-@dataclass(frozen=True)
+class NoteArrays(NamedTuple):
+    """The columns of a list of notes, each shape (n,): what ``read_piece`` builds and the tokenizer encodes.
+
+    ``pitch``, ``velocity``, ``program``: int64; ``start``, ``end``: float64 (the piece's unit); ``is_drum``: bool.
+    """
+
+    pitch: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    velocity: np.ndarray
+    program: np.ndarray
+    is_drum: np.ndarray
+
+    @classmethod
+    def from_notes(cls, notes: list[Note]) -> NoteArrays:
+        return cls(np.array([n.pitch for n in notes], np.int64), np.array([n.start for n in notes], np.float64),
+                   np.array([n.end for n in notes], np.float64), np.array([n.velocity for n in notes], np.int64),
+                   np.array([n.program for n in notes], np.int64), np.array([n.is_drum for n in notes], bool))
+
+    @property
+    def instrument(self) -> np.ndarray:
+        """int64 (n,): the program, or 128 for drums (the tokenizer's instrument id)."""
+        return np.where(self.is_drum, 128, self.program)
+
+    def to_notes(self) -> list[Note]:
+        return [Note(*row) for row in zip(*(c.tolist() for c in self))]
+
+
 class Piece:
     """The notes of one file, sorted by (start, pitch), with the first tempo in quarter notes per minute.
 
-    ``qpm`` lets beat-mode tokens be turned back into seconds; in seconds mode it is informational.
+    ``qpm`` lets beat-mode tokens be turned back into seconds; in seconds mode it is informational. Build it from
+    ``notes`` (a list of ``Note``) or, on the fast path ``read_piece`` takes, from ``arrays`` (``NoteArrays``,
+    already valid and sorted): then ``.notes`` is made on first use, and the tokenizer reads ``.arrays`` without it.
+    Immutable; equal when notes, qpm and time mode are equal.
     """
 
-    notes: list[Note]
-    qpm: float
-    time_mode: str
+    __slots__ = ("_notes", "_arrays", "qpm", "time_mode")
+
+    def __init__(self, notes: list[Note] | None = None, qpm: float = DEFAULT_QPM, time_mode: str = "beat", *,
+                 arrays: NoteArrays | None = None) -> None:
+        if (notes is None) == (arrays is None):
+            raise UsageError("Piece: expected exactly one of notes or arrays")
+        for name, value in (("_notes", notes), ("_arrays", arrays), ("qpm", qpm), ("time_mode", time_mode)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Piece is immutable: cannot set {name!r}")
+
+    @property
+    def notes(self) -> list[Note]:
+        if self._notes is None:
+            object.__setattr__(self, "_notes", self._arrays.to_notes())
+        return self._notes
+
+    @property
+    def arrays(self) -> NoteArrays:
+        if self._arrays is None:
+            object.__setattr__(self, "_arrays", NoteArrays.from_notes(self._notes))
+        return self._arrays
+
+    def __len__(self) -> int:
+        return len(self._notes) if self._notes is not None else int(self._arrays.pitch.size)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Piece) and (self.qpm, self.time_mode) == (other.qpm, other.time_mode)
+                and self.notes == other.notes)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Piece({len(self)} notes, qpm={self.qpm!r}, time_mode={self.time_mode!r})"
 
 
 def _check_time_mode(time_mode: str) -> None:
@@ -121,25 +184,28 @@ def _tempo_map(beats: list[float], qpms: list[float]) -> tuple[np.ndarray, np.nd
 
 
 def _build_piece(pitch, start, end, velocity, program, is_drum, qpm: float, time_mode: str, max_notes: int) -> Piece:
-    """Validate raw arrays (times already in the piece's unit) and make a sorted ``Piece``."""
+    """Validate raw arrays (times already in the piece's unit) and make a sorted ``Piece`` (no ``Note`` objects)."""
     pitch = np.asarray(pitch, dtype=np.int64)
     if pitch.size == 0:
         raise IngestError("no notes")
     if pitch.size > max_notes:
         raise IngestError(f"too many notes: {pitch.size} > max_notes={max_notes}")
     start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
-    velocity = np.clip(np.asarray(velocity, dtype=np.int64), 1, 127)
-    program = np.clip(np.asarray(program, dtype=np.int64), 0, 127)
+    velocity, program = np.asarray(velocity, dtype=np.int64), np.asarray(program, dtype=np.int64)
     is_drum = np.asarray(is_drum, dtype=bool)
-    ok = (pitch >= 0) & (pitch <= 127) & np.isfinite(start) & np.isfinite(end) & (start >= 0) & (end > start)
-    if not ok.any():
-        raise IngestError("no notes")
-    order = np.lexsort((pitch[ok], start[ok]))
-    cols = [c[ok][order].tolist() for c in (pitch, start, end, velocity, program, is_drum)]
-    notes = [Note(*row) for row in zip(*cols)]
+    ok = (pitch >= 0) & (pitch <= 127) & (start >= 0) & (end > start)  # NaN fails these; end < inf below
+    if not ok.all() or not end.max() < math.inf:
+        ok &= np.isfinite(end)
+        if not ok.any():
+            raise IngestError("no notes")
+        pitch, start, end, velocity, program, is_drum = (c[ok] for c in (pitch, start, end, velocity, program,
+                                                                          is_drum))
+    order = np.lexsort((pitch, start))
+    arrays = NoteArrays(pitch[order], start[order], end[order], np.minimum(np.maximum(velocity[order], 1), 127),
+                        np.minimum(np.maximum(program[order], 0), 127), is_drum[order])
     if not (math.isfinite(qpm) and qpm > 0):
         qpm = DEFAULT_QPM
-    return Piece(notes=notes, qpm=float(qpm), time_mode=time_mode)
+    return Piece(arrays=arrays, qpm=float(qpm), time_mode=time_mode)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -147,42 +213,79 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
-def _read_midi(path: Path, time_mode: str, max_notes: int) -> Piece:
-    import symusic
+def load_symusic_core_only() -> None:
+    """Load symusic's compiled parser (``symusic.core``) without running ``symusic/__init__``.
 
+    For ingest worker processes, which use nothing else: ``import symusic`` also imports its SoundFont downloader
+    (urllib, http.client, ssl, email), 40-80 ms per process, as long as parsing 400 small MIDI files. The module is
+    registered under its own name, so the parse below and a later ``import symusic`` both use it; only the package
+    attribute ``symusic.core`` is missing in such a process, which is why ordinary processes never call this. Does
+    nothing when symusic is loaded already or its layout is not the expected one (then the normal import happens).
+    """
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    if "symusic.core" in sys.modules or "symusic" in sys.modules:
+        return
     try:
-        score = symusic.Score(str(path), ttype="tick")
-    except Exception as exc:  # symusic raises RuntimeError/ValueError/IOError for malformed files
+        folder = importlib.util.find_spec("symusic").submodule_search_locations[0]
+        path = next(p for p in (Path(folder) / f"core{s}" for s in importlib.machinery.EXTENSION_SUFFIXES)
+                    if p.is_file())
+        spec = importlib.util.spec_from_file_location("symusic.core", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception:  # anything unexpected: leave it to the normal import
+        return
+    sys.modules["symusic.core"] = module
+
+
+def _parse_midi(data: bytes):
+    """symusic's tick-time parse of MIDI bytes (what ``symusic.Score.from_midi(data)`` does)."""
+    import sys
+
+    core = sys.modules.get("symusic.core")
+    if core is None:
+        import symusic.core as core
+    return core.ScoreTick.from_midi(data, False)
+
+
+def _read_midi(path: Path, time_mode: str, max_notes: int, data: bytes | None) -> Piece:
+    try:
+        if data is None:
+            data = path.read_bytes()
+    except OSError:
+        raise IngestError(f"not a music file: {str(path)!r} is not a readable file") from None
+    try:  # parsing bytes read here is faster than symusic's own file reading, and the same parser
+        score = _parse_midi(data)
+    except Exception as exc:  # symusic raises RuntimeError/ValueError for malformed files
         raise IngestError(f"unreadable MIDI: {_first_line(exc)}") from None
     tpq = float(score.ticks_per_quarter)
     if not tpq > 0:
         raise IngestError(f"unreadable MIDI: ticks per quarter is {score.ticks_per_quarter}")
-    total = sum(t.note_num() for t in score.tracks)
+    cols, counts, programs, drums = [], [], [], []
+    for track in score.tracks:
+        n = track.note_num()
+        if n:
+            cols.append(track.notes.numpy())
+            counts.append(n)
+            programs.append(track.program)
+            drums.append(track.is_drum)
+    total = sum(counts)
     if total == 0:
         raise IngestError("no notes")
     if total > max_notes:
         raise IngestError(f"too many notes: {total} > max_notes={max_notes}")
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("time", "end", "pitch", "velocity", "program", "drum")}
-    for track in score.tracks:
-        if track.note_num() == 0:
-            continue
-        arr = track.notes.numpy()
-        t = arr["time"].astype(np.int64)
-        cols["time"].append(t)
-        cols["end"].append(t + np.maximum(arr["duration"].astype(np.int64), 1))
-        cols["pitch"].append(arr["pitch"].astype(np.int64))
-        cols["velocity"].append(arr["velocity"].astype(np.int64))
-        cols["program"].append(np.full(t.size, int(track.program), dtype=np.int64))
-        cols["drum"].append(np.full(t.size, bool(track.is_drum)))
-    c = {k: np.concatenate(v) for k, v in cols.items()}
-    tempo_ticks = [float(tp.time) / tpq for tp in score.tempos]
-    tempo_qpm = [60_000_000.0 / tp.mspq if tp.mspq > 0 else float("nan") for tp in score.tempos]
-    change_beats, change_qpm = _tempo_map(tempo_ticks, tempo_qpm)
-    start, end = c["time"] / tpq, c["end"] / tpq
+    time, duration, pitch, velocity = (np.concatenate([c[k] for c in cols]).astype(np.int64)
+                                       for k in ("time", "duration", "pitch", "velocity"))
+    tempos = score.tempos
+    change_beats, change_qpm = _tempo_map([tp.time / tpq for tp in tempos],
+                                          [60_000_000.0 / tp.mspq if tp.mspq > 0 else math.nan for tp in tempos])
+    start, end = time / tpq, (time + np.maximum(duration, 1)) / tpq
     if time_mode == "seconds":
         start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
-    return _build_piece(c["pitch"], start, end, c["velocity"], c["program"], c["drum"], float(change_qpm[0]),
-                        time_mode, max_notes)
+    return _build_piece(pitch, start, end, velocity, np.repeat(programs, counts), np.repeat(drums, counts),
+                        float(change_qpm[0]), time_mode, max_notes)
 
 
 def first_abc_tune(text: str) -> str:
@@ -201,7 +304,8 @@ def _read_music21(path: Path, time_mode: str, max_notes: int) -> Piece:
         if path.suffix.lower() == ".abc":  # parse only the first tune: a songbook can hold hundreds
             score = music21.converter.parse(first_abc_tune(path.read_text(errors="replace")), format="abc")
         else:
-            score = music21.converter.parse(str(path))
+            # forceSource/storePickle: never read or write music21's pickle cache (no pickle anywhere)
+            score = music21.converter.parse(str(path), forceSource=True, storePickle=False)
     except Exception as exc:
         raise IngestError(f"unreadable {path.suffix.lower()[1:]} file: {_first_line(exc)}") from None
     if isinstance(score, music21.stream.Opus):
@@ -236,13 +340,15 @@ def _read_music21(path: Path, time_mode: str, max_notes: int) -> Piece:
     return _build_piece(pitch, start, end, vel, program, drum, float(change_qpm[0]), time_mode, max_notes)
 
 
-def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES) -> Piece:
+def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES,
+               data: bytes | None = None) -> Piece:
     """Read one music file into a ``Piece``.
 
     Args:
         path: a ``.mid/.midi`` file (symusic) or ``.mxl/.musicxml/.xml/.abc/.krn`` file (music21); suffix any case.
         time_mode: ``"beat"`` (times in quarter notes) or ``"seconds"``.
         max_notes: guard against enormous inputs; a file with more notes is refused (default 200,000).
+        data: the file's bytes when the caller has read them already (MIDI only; saves reading the file again).
     Returns:
         ``Piece`` with notes sorted by (start, pitch) and ``qpm`` the first tempo (120 when the file has none).
     Raises:
@@ -254,10 +360,10 @@ def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAU
     suffix = path.suffix.lower()
     if suffix not in MUSIC_SUFFIXES:
         raise IngestError(f"not a music file: suffix {path.suffix!r} is not one of {' '.join(MUSIC_SUFFIXES)}")
+    if suffix in MIDI_SUFFIXES:  # an unreadable path is reported by _read_midi (one stat call fewer)
+        return _read_midi(path, time_mode, max_notes, data)
     if not path.is_file():
         raise IngestError(f"not a music file: {str(path)!r} is not a readable file")
-    if suffix in MIDI_SUFFIXES:
-        return _read_midi(path, time_mode, max_notes)
     try:
         return _read_music21(path, time_mode, max_notes)
     except IngestError:

@@ -5,11 +5,14 @@
 * ``CacheLock``: an exclusive ``flock`` on a folder, which also clears temporary files left by killed runs.
 * ``run_isolated``: a ``ProcessPoolExecutor`` map in which a worker dying (segfault in a parser, out of memory) loses
   no other item's result and names the item that killed it.
+* ``time_limit``: stop a slow call after N seconds (SIGALRM; for the main thread of a worker process).
+* ``save_pack`` / ``load_pack``: many keyed int32 arrays (and per-key columns) in one atomic npz, checked on load.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -48,6 +51,63 @@ def save_npz(path: Path, **arrays) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def save_pack(path: Path, keys: list[str], arrays: list[np.ndarray], **columns: np.ndarray) -> None:
+    """One atomic npz of ragged int32 arrays: ``keys`` unicode (m), ``offsets`` int64 (m+1), ``values`` int32 (all
+    arrays concatenated), plus each column (first axis m) under its name."""
+    offsets = np.zeros(len(arrays) + 1, np.int64)
+    np.cumsum([a.size for a in arrays], out=offsets[1:])
+    values = np.concatenate(arrays).astype(np.int32) if arrays else np.zeros(0, np.int32)
+    save_npz(path, keys=np.array(keys, dtype=np.str_), offsets=offsets, values=values, **columns)
+
+
+def load_pack(path: Path, columns: tuple[str, ...], max_value: int):
+    """``(keys, arrays, {column: array})`` of a ``save_pack`` file, or None when it is missing, damaged or
+    inconsistent (offsets not covering the values, a column of the wrong length, values outside [0, max_value))."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys, offsets, values = z["keys"], z["offsets"], z["values"]
+            cols = {name: z[name] for name in columns}
+    except Exception:  # missing, truncated, not a zip, bytes flipped (CRC), arrays missing
+        return None
+    n = keys.shape[0] if keys.ndim == 1 else -1
+    if not (keys.dtype.kind == "U" and values.dtype == np.int32 and values.ndim == 1 and offsets.dtype == np.int64
+            and offsets.shape == (n + 1,) and offsets[0] == 0 and offsets[-1] == values.size
+            and np.all(np.diff(offsets) >= 0) and all(c.shape[:1] == (n,) for c in cols.values())
+            and (values.size == 0 or 0 <= values.min() <= values.max() < max_value)):
+        return None
+    return keys.tolist(), np.split(values, offsets[1:-1]), cols
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised by ``time_limit``; a BaseException so that no library's ``except Exception`` swallows it."""
+
+
+class time_limit:
+    """``with time_limit(seconds): ...`` raises ``TimeLimitExceeded`` after ``seconds`` (an int; 0 = no limit).
+
+    SIGALRM-based: use it in the main thread of a process that owns its alarm (an ingest worker). A no-op where
+    there is no SIGALRM (Windows).
+    """
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds if hasattr(signal, "SIGALRM") else 0
+
+    @staticmethod
+    def _expired(signum, frame):
+        raise TimeLimitExceeded
+
+    def __enter__(self):
+        if self.seconds > 0:
+            self.previous = signal.signal(signal.SIGALRM, self._expired)
+            signal.alarm(self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        if self.seconds > 0:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, self.previous)
 
 
 class CacheLock:

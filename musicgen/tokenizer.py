@@ -65,6 +65,21 @@ def velocity_tables(bins: int) -> tuple[np.ndarray, np.ndarray]:
     return to_bin.astype(np.int64), to_velocity
 
 
+def _lex_order(*keys: np.ndarray) -> np.ndarray:
+    """``np.lexsort(keys)`` (the last key primary, stable) for non-negative integer keys: packed into one int64 and
+    argsorted when their bit widths fit in 63 bits (about 10x faster than lexsort), else lexsort itself."""
+    keys = tuple(np.asarray(k, dtype=np.int64) for k in keys)
+    widths = [int(k.max()).bit_length() if k.size else 0 for k in keys]
+    if sum(widths) > 63 or any(k.size and k.min() < 0 for k in keys):
+        return np.lexsort(keys)
+    packed, shift = np.zeros(keys[0].shape, np.int64), 0
+    for k, width in zip(keys, widths):
+        if width:
+            packed |= k << shift
+        shift += width
+    return np.argsort(packed, kind="stable")
+
+
 def _forward_fill(mask: np.ndarray, values: np.ndarray, default: int) -> np.ndarray:
     """At each position, ``values`` at the latest position <= it where ``mask`` is set, else ``default``."""
     last = np.maximum.accumulate(np.where(mask, np.arange(mask.size), -1)) if mask.size else mask.astype(np.int64)
@@ -158,12 +173,36 @@ class Tokenizer:
         ``Piece`` was read in another time mode than this tokenizer's.
         """
         piece = source if isinstance(source, Piece) else read_piece(source, self.config.time_mode)
-        if piece.time_mode != self.config.time_mode:
-            raise UsageError(f"time_mode: piece is in {piece.time_mode!r}, tokenizer in {self.config.time_mode!r}")
-        tokens = self.encode_notes(piece.notes)
-        if tokens.size <= 2:
-            raise IngestError(f"no notes in pitch range [{self.config.min_pitch}, {self.config.max_pitch}]")
-        return tokens
+        result = self.encode_pieces([piece])[0]
+        if isinstance(result, IngestError):
+            raise result
+        return result
+
+    def encode_pieces(self, pieces: list[Piece]) -> list[np.ndarray | IngestError]:
+        """``encode`` of many pieces in one vectorized pass (the ingest fast path; same tokens, much less overhead).
+
+        Returns, per piece, its int32 tokens ``[BOS, …, EOS]`` or the ``IngestError`` that ``encode`` would raise
+        (no note in the pitch range, more than ``max_tokens``). Raises ``UsageError`` for a piece in another time
+        mode than this tokenizer's.
+        """
+        for piece in pieces:
+            if piece.time_mode != self.config.time_mode:
+                raise UsageError(f"time_mode: piece is in {piece.time_mode!r}, tokenizer in "
+                                 f"{self.config.time_mode!r}")
+        arrays = [p.arrays for p in pieces]
+        seg = np.repeat(np.arange(len(arrays)), [a.pitch.size for a in arrays])
+        cols = [np.concatenate([getattr(a, name) for a in arrays]) if arrays else np.zeros(0)
+                for name in ("pitch", "start", "end", "velocity", "instrument")]
+        tokens, offsets, too_long = self._encode_segments(seg, *cols, n_segments=len(arrays))
+        out: list[np.ndarray | IngestError] = []
+        for i in range(len(arrays)):
+            if too_long[i]:
+                out.append(IngestError(f"too long: {too_long[i]} tokens > max_tokens={self.max_tokens}"))
+            elif offsets[i + 1] - offsets[i] <= 2:
+                out.append(IngestError(f"no notes in pitch range [{self.config.min_pitch}, {self.config.max_pitch}]"))
+            else:
+                out.append(tokens[offsets[i]:offsets[i + 1]])
+        return out
 
     def encode_notes(self, notes: list[Note]) -> np.ndarray:
         """Notes (times in this tokenizer's unit) → int32 tokens ``[BOS, …, EOS]``, shape (T,)."""
@@ -172,8 +211,23 @@ class Tokenizer:
 
     def encode_arrays(self, pitch, start, end, velocity, instrument) -> np.ndarray:
         """Vectorized ``encode_notes``: arrays of shape (n,); ``instrument`` is the program, or 128 for drums."""
+        pitch = np.asarray(pitch, dtype=np.int64).ravel()
+        tokens, _, too_long = self._encode_segments(np.zeros(pitch.size, np.int64), pitch, start, end, velocity,
+                                                    instrument, n_segments=1)
+        if too_long[0]:
+            raise IngestError(f"too long: {too_long[0]} tokens > max_tokens={self.max_tokens}")
+        return tokens
+
+    def _encode_segments(self, seg, pitch, start, end, velocity, instrument, n_segments: int):
+        """Encode the notes of ``n_segments`` pieces at once; ``seg`` (n,) says whose each note is (non-decreasing).
+
+        Returns ``(tokens, offsets, too_long)``: int32 tokens of all pieces concatenated, int64 offsets (pieces + 1),
+        and int64 (pieces,) the token count of each piece refused for exceeding ``max_tokens`` (0 otherwise; such a
+        piece is left as ``[BOS, EOS]``).
+        """
         c = self.config
-        pitch, velocity, inst = (np.asarray(a, dtype=np.int64).ravel() for a in (pitch, velocity, instrument))
+        pitch, velocity, inst, seg = (np.asarray(a, dtype=np.int64).ravel() for a in (pitch, velocity, instrument,
+                                                                                       seg))
         start, end = np.asarray(start, dtype=np.float64).ravel(), np.asarray(end, dtype=np.float64).ravel()
         if inst.size and (inst.min() < 0 or inst.max() > DRUMS or not np.all(np.isfinite(start) & (start >= 0))
                           or not np.all(np.isfinite(end))):
@@ -183,41 +237,53 @@ class Tokenizer:
         if not c.programs:
             keep &= inst != DRUMS
             inst = np.zeros_like(inst)
-        pitch, velocity, inst, s, e = (a[keep] for a in (pitch, velocity, inst, s, e))
+        pitch, velocity, inst, s, e, seg = (a[keep] for a in (pitch, velocity, inst, s, e, seg))
         e = np.maximum(e, s + 1)
-        key = inst * PITCHES + pitch  # cut the earlier of two overlapping notes of one pitch and instrument
-        order = np.lexsort((e, s, key))
-        pitch, velocity, inst, s, e, key = (a[order] for a in (pitch, velocity, inst, s, e, key))
+        key = (seg * N_PROGRAMS + inst) * PITCHES + pitch  # cut the earlier of two overlapping notes of one voice
+        order = _lex_order(e, s, key)
+        pitch, velocity, inst, s, e, key, seg = (a[order] for a in (pitch, velocity, inst, s, e, key, seg))
         same = key[1:] == key[:-1]
         e[:-1][same] = np.minimum(e[:-1][same], s[1:][same])
         ok = e > s
-        pitch, velocity, inst, s, e = (a[ok] for a in (pitch, velocity, inst, s, e))
+        pitch, velocity, inst, s, e, seg = (a[ok] for a in (pitch, velocity, inst, s, e, seg))
         vbin = self._vel_to_bin[np.clip(velocity, 0, 127)]
         n = pitch.size  # events: OFFs (kind 0) sort before ONs (kind 1) at the same step
         ev_time, ev_on = np.concatenate([e, s]), np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
-        ev_inst, ev_pitch, ev_bin = np.tile(inst, 2), np.tile(pitch, 2), np.tile(vbin, 2)
-        order = np.lexsort((ev_pitch, ev_inst, ev_on, ev_time))
-        ev_time, ev_on, ev_inst, ev_pitch, ev_bin = (a[order] for a in (ev_time, ev_on, ev_inst, ev_pitch, ev_bin))
-        return self._emit(ev_time, ev_on, ev_inst, ev_pitch, ev_bin)
+        ev_inst, ev_pitch, ev_bin, ev_seg = np.tile(inst, 2), np.tile(pitch, 2), np.tile(vbin, 2), np.tile(seg, 2)
+        order = _lex_order(ev_pitch, ev_inst, ev_on, ev_time, ev_seg)
+        return self._emit(*(a[order] for a in (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin)), n_segments)
 
-    def _emit(self, time, on, inst, pitch, vbin) -> np.ndarray:
+    def _emit(self, seg, time, on, inst, pitch, vbin, n_segments: int):
+        """Sorted events → ``(tokens, offsets, too_long)`` (see ``_encode_segments``); state resets at each piece."""
         c, m = self.config, self.config.max_shift_steps
-        dt = np.diff(time, prepend=0)
+        first = np.ones(time.size, bool)  # the first event of its piece: shift from 0, PROGRAM, VELOCITY
+        first[1:] = seg[1:] != seg[:-1]
+        dt = np.where(first, time, np.diff(time, prepend=0))
         n_shift = (dt + m - 1) // m
         prog = np.zeros(time.size, bool)
         if c.programs:
-            prog = inst != np.concatenate([[-1], inst[:-1]])
+            prog[1:] = inst[1:] != inst[:-1]
+            prog |= first
         vel = np.zeros(time.size, bool)
         if c.velocity_bins > 0:
             on_idx = np.flatnonzero(on)
-            vel[on_idx] = vbin[on_idx] != np.concatenate([[-1], vbin[on_idx][:-1]])
+            on_bin, on_seg = vbin[on_idx], seg[on_idx]
+            change = np.ones(on_idx.size, bool)
+            change[1:] = (on_bin[1:] != on_bin[:-1]) | (on_seg[1:] != on_seg[:-1])
+            vel[on_idx] = change
         counts = n_shift + prog + vel + 1
-        total = int(counts.sum()) + 2
-        if total > self.max_tokens:
-            raise IngestError(f"too long: {total} tokens > max_tokens={self.max_tokens}")
-        out = np.empty(total, dtype=np.int32)
-        out[0], out[-1] = self.bos_id, self.eos_id
-        end = 1 + np.cumsum(counts)
+        sizes = np.bincount(seg, weights=counts, minlength=n_segments).astype(np.int64) + 2
+        too_long = np.where(sizes > self.max_tokens, sizes, 0)
+        if too_long.any():  # refuse those pieces before allocating their tokens
+            fits = too_long[seg] == 0
+            seg, time, on, inst, pitch, vbin, dt, n_shift, prog, vel, counts = (
+                a[fits] for a in (seg, time, on, inst, pitch, vbin, dt, n_shift, prog, vel, counts))
+            sizes = np.where(too_long > 0, 2, sizes)
+        offsets = np.zeros(n_segments + 1, np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        out = np.empty(int(offsets[-1]), dtype=np.int32)
+        out[offsets[:-1]], out[offsets[1:] - 1] = self.bos_id, self.eos_id
+        end = 1 + 2 * seg + np.cumsum(counts)  # each earlier piece adds its BOS and EOS
         begin = end - counts
         out[end - 1] = np.where(on, self.ranges["NOTE_ON"][0], self.ranges["NOTE_OFF"][0]) + pitch - c.min_pitch
         if c.velocity_bins > 0:
@@ -229,7 +295,7 @@ class Tokenizer:
         out[np.repeat(begin, n_shift) + np.arange(group_start.size) - group_start] = shift0 + m - 1
         has = n_shift > 0
         out[(begin + n_shift - 1)[has]] = shift0 + (dt - (n_shift - 1) * m)[has] - 1
-        return out
+        return out, offsets, too_long
 
     # ---- decode --------------------------------------------------------------------------------------------
     def _check_ids(self, tokens) -> np.ndarray:

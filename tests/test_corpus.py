@@ -229,3 +229,47 @@ def test_export_bach_chorales_then_ingest(tmp_path, capsys):
     on_first, on_size = Tokenizer().ranges["NOTE_ON"]
     piece = load_tokens(tmp_path / "cache").pieces[1]
     assert int(((piece >= on_first) & (piece < on_first + on_size)).sum()) == 200
+
+
+def test_packs_left_by_a_killed_run_are_reused(tmp_path):
+    src, out = small_corpus(tmp_path / "music", KEPT), tmp_path / "cache"
+    first = ingest(src, out, workers=1, progress=False)
+    expected = load_tokens(out)
+    packs = sorted((out / "entries").glob("*/*.npz"))
+    # 9 files, 1 worker: chunks of ceil(9 / 4) = 3 files, one pack each
+    assert first.tokenized == 9 and len(packs) == 3
+    assert [len(np.load(p, allow_pickle=False)["keys"]) for p in packs] == [3, 3, 3]
+    (out / "tokens.npz").unlink()  # as a run killed after its workers finished, before its final writes
+    (out / "manifest.json").unlink()
+    again = ingest(src, out, workers=1, progress=False)
+    assert (again.tokenized, again.reused, again.kept) == (0, 9, 9)
+    got = load_tokens(out)
+    assert got.keys == expected.keys and all(np.array_equal(a, b) for a, b in zip(got.pieces, expected.pieces))
+    packs[1].write_bytes(packs[1].read_bytes()[:-10])  # a damaged pack: only its 3 files are tokenized again
+    (out / "manifest.json").unlink()
+    assert ingest(src, out, workers=1, progress=False).tokenized == 3
+    assert all(np.array_equal(a, b) for a, b in zip(load_tokens(out).pieces, expected.pieces))
+
+
+def test_a_slow_music21_parse_is_stopped_by_the_time_limit(tmp_path, monkeypatch):
+    import time
+
+    import musicgen.midi_io as midi_io
+
+    real = midi_io.read_piece
+
+    def slow_kern(path, *args, **kwargs):
+        if Path(path).name == "slow.krn":
+            time.sleep(30)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(midi_io, "read_piece", slow_kern)
+    src = small_corpus(tmp_path / "music")
+    shutil.copy(Path(__file__).parent / "data" / "tune.krn", src / "slow.krn")
+    t0 = time.perf_counter()
+    report = ingest(src, tmp_path / "cache", workers=1, progress=False, time_limit_s=1)
+    assert time.perf_counter() - t0 < 10
+    assert (report.kept, report.skipped) == (4, 1)
+    assert manifest(tmp_path / "cache")["slow.krn"]["reason"] == "timed out after 1 s"
+    with pytest.raises(UsageError, match="time_limit_s"):
+        ingest(src, tmp_path / "c2", time_limit_s=-1)

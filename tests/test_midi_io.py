@@ -218,3 +218,50 @@ def test_beats_to_seconds_piecewise():
     got = beats_to_seconds(np.array([0.0, 2.0, 4.0, 6.0]), np.array([0.0, 4.0]), np.array([120.0, 60.0]))
     assert got.tolist() == [0.0, 1.0, 2.0, 4.0]
     assert beats_to_seconds(np.array([3.0]), np.array([]), np.array([])).tolist() == [1.5]
+
+
+def test_piece_from_arrays_and_from_notes_agree(tmp_path):
+    path = _write(tmp_path, "two.mid", _VALID)
+    piece = read_piece(path)
+    assert piece._notes is None  # read_piece builds no Note objects until asked
+    assert read_piece(path, data=path.read_bytes()) == piece  # parsing bytes read by the caller: the same piece
+    # hand-worked from _VALID (96 ticks per quarter): drum 36 over 4 beats, then 60 and 64 in sequence
+    assert _as_tuples(piece.notes) == [(36, 0.0, 4.0, 90, 0, True), (60, 0.0, 1.0, 100, 0, False),
+                                       (64, 1.0, 2.0, 70, 0, False)]
+    a = piece.arrays
+    assert a.pitch.tolist() == [36, 60, 64] and a.instrument.tolist() == [128, 0, 0]
+    assert a.pitch.dtype == np.int64 and a.start.dtype == np.float64 and a.is_drum.dtype == bool
+    from_notes = Piece(piece.notes, piece.qpm, "beat")
+    assert from_notes == piece and [c.tolist() for c in from_notes.arrays] == [c.tolist() for c in a]
+    assert len(piece) == 3 and repr(piece) == "Piece(3 notes, qpm=120.0, time_mode='beat')"
+    with pytest.raises(AttributeError, match="immutable"):
+        piece.qpm = 60.0
+    with pytest.raises(UsageError, match="exactly one of notes or arrays"):
+        Piece(piece.notes, 120.0, "beat", arrays=a)
+
+
+def test_ingest_workers_load_only_symusic_core(tmp_path):
+    import subprocess
+    import sys
+
+    path = _write(tmp_path, "two.mid", _VALID)
+    code = ("import sys; from musicgen import midi_io; midi_io.load_symusic_core_only(); "
+            f"p = midi_io.read_piece({str(path)!r}); "
+            "print('symusic' in sys.modules, [(n.pitch, n.start, n.end) for n in p.notes])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[0] == "False"  # the package (and its SoundFont downloader's urllib/http/ssl imports) never loaded
+    assert out[1].strip() == str([(n.pitch, n.start, n.end) for n in read_piece(path).notes])
+
+
+def test_music21_never_reads_or_writes_its_pickle_cache(data_dir, monkeypatch):
+    import music21
+
+    calls, real = [], music21.converter.parse
+
+    def recording_parse(value, *args, **kwargs):
+        calls.append(kwargs)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(music21.converter, "parse", recording_parse)
+    assert len(read_piece(data_dir / "tune.krn").notes) == 3
+    assert calls == [{"forceSource": True, "storePickle": False}]

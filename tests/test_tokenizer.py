@@ -281,3 +281,54 @@ def test_encode_arrays_validates_its_inputs():
     for inst, start in [(129, 0.0), (-1, 0.0), (0, -0.5), (0, float("nan"))]:
         with pytest.raises(UsageError, match="notes: expected"):
             BEAT.encode_arrays([60], [start], [1.0], [80], [inst])
+
+
+# (pitch, onset in sevenths, length in fifths, velocity, program, drum): off the grid, overlapping, few programs
+_NOTE = st.tuples(st.integers(0, 127), st.integers(0, 200), st.integers(1, 60), st.integers(1, 127),
+                  st.integers(0, 3), st.booleans()).map(lambda r: Note(r[0], r[1] / 7, r[1] / 7 + r[2] / 5, *r[3:]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(st.lists(_NOTE, max_size=25), max_size=6), which=st.integers(0, 2))
+def test_encode_pieces_equals_encode_one_by_one(pieces, which):
+    # off-grid times, overlaps, drums, programs, pitches out of the small range, empty pieces: the batch must give
+    # exactly what encode gives for each piece alone, errors included
+    tok = [BEAT, Tokenizer(TokenizerConfig(max_shift_steps=8, velocity_bins=4, min_pitch=50, max_pitch=80)),
+           Tokenizer(TokenizerConfig(velocity_bins=0, programs=False, max_shift_steps=12))][which]
+    batch = tok.encode_pieces([Piece(notes, 120.0, "beat") for notes in pieces])
+    assert len(batch) == len(pieces)
+    for notes, got in zip(pieces, batch):
+        try:
+            want = tok.encode(Piece(notes, 120.0, "beat"))
+        except IngestError as exc:
+            assert isinstance(got, IngestError) and str(got) == str(exc)
+        else:
+            assert got.dtype == np.int32 and got.tolist() == want.tolist()
+
+
+def test_encode_pieces_reports_each_pieces_error():
+    tok = Tokenizer(max_tokens=11)
+    short, long_ = [Note(60, 0.0, 1.0, 80)], [Note(60, 0.0, 1.0, 80), Note(62, 6.0, 7.0, 80)]
+    got = tok.encode_pieces([Piece(short, 120.0, "beat"), Piece(long_, 120.0, "beat"),
+                             Piece([Note(60, 0.0, 1.0, 80, is_drum=True)], 90.0, "beat")])
+    # BOS PROGRAM(0) VELOCITY(20) ON60 SHIFT(12) OFF60 EOS
+    assert got[0].tolist() == ids(tok, ("PROGRAM", 0), ("VELOCITY", 20), ("NOTE_ON", 60), ("TIME_SHIFT", 12),
+                                  ("NOTE_OFF", 60))
+    assert isinstance(got[1], IngestError) and str(got[1]) == "too long: 12 tokens > max_tokens=11"
+    assert got[2].tolist() == ids(tok, ("PROGRAM", 128), ("VELOCITY", 20), ("NOTE_ON", 60), ("TIME_SHIFT", 12),
+                                  ("NOTE_OFF", 60))  # the state (program, velocity, time) restarts per piece
+    none_in_range = Tokenizer(TokenizerConfig(min_pitch=70)).encode_pieces([Piece(short, 120.0, "beat")])[0]
+    assert str(none_in_range) == "no notes in pitch range [70, 127]"
+    assert tok.encode_pieces([]) == []
+    with pytest.raises(UsageError, match="time_mode"):
+        tok.encode_pieces([Piece(short, 120.0, "seconds")])
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), n=st.integers(0, 40), wide=st.booleans())
+def test_lex_order_is_lexsort(data, n, wide):
+    from musicgen.tokenizer import _lex_order
+
+    top = 2 ** 40 if wide else 5  # wide keys do not fit in 63 bits together: the lexsort fallback
+    keys = [np.array(data.draw(st.lists(st.integers(0, top), min_size=n, max_size=n)), np.int64) for _ in range(3)]
+    np.testing.assert_array_equal(_lex_order(*keys), np.lexsort(keys))

@@ -19,7 +19,7 @@ _LAZY = {
     "read_notes": "musicgen.midi_io",
     "ingest": "musicgen.corpus",
     "build_model": "musicgen.models",
-    "train": "musicgen.train",
+    "train_model": "musicgen.train",
     "load_bundle": "musicgen.bundle",
     "sample": "musicgen.generate",
     "render_wav": "musicgen.render",

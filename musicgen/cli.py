@@ -8,12 +8,20 @@ TensorFlow. Errors: ``UsageError`` exits 2, other ``MusicgenError`` exit 1, each
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from musicgen import __version__
 from musicgen.errors import MusicgenError
 
-Formatter = argparse.ArgumentDefaultsHelpFormatter
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default once: not where the help already says it, nor for options whose default is None."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
 
 
 # --------------------------------------------------------------------------------------------------- ingest / corpus
@@ -70,8 +78,9 @@ def _add_train(sub) -> None:
     p.add_argument("--out", default=None, help="bundle folder (default: trained/<corpus name>-<cell>); checkpoints "
                                                "and TensorBoard logs go to OUT/checkpoints and OUT/logs")
     p.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], default="lstm", help="recurrent cell")
-    p.add_argument("--preset", choices=["tiny", "small", "medium", "large"], default="medium",
-                   help="model size; tiny 1x32, small 2x128, medium 2x256, large 3x512 units")
+    p.add_argument("--preset", choices=["tiny", "small", "medium", "large"], default=None,
+                   help="model size; tiny 1x32, small 2x128, medium 2x256, large 3x512 units (default: medium; "
+                        "tiny with --algorithm rtrl)")
     p.add_argument("--units", type=int, default=None, help="hidden units per layer (overrides the preset)")
     p.add_argument("--layers", type=int, default=None, help="stacked recurrent layers (overrides the preset)")
     p.add_argument("--embedding-dim", dest="embedding_dim", type=int, default=None,
@@ -103,6 +112,14 @@ def _add_train(sub) -> None:
                    help="write TensorBoard logs to OUT/logs")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                    help="0 silent, 1 progress bar, 2 one line per epoch")
+    p.add_argument("--algorithm", choices=["bptt", "rtrl"], default="bptt",
+                   help="bptt: truncated backpropagation through time (Keras); rtrl: exact real-time recurrent "
+                        "learning (numpy, one small recurrent layer, O(n^4) per event)")
+    p.add_argument("--online", action="store_true",
+                   help="rtrl only: one pass through the training pieces in order, updating as it goes and "
+                        "reporting the running NLL")
+    p.add_argument("--update-every", dest="update_every", type=int, default=16,
+                   help="rtrl only: apply the accumulated gradient every K events")
     p.set_defaults(func=_cmd_train)
 
 
@@ -225,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:  # TensorFlow's start-up chatter (CUDA probing, oneDNN notes) is noise to a user
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return int(args.func(args) or 0)
     except MusicgenError as exc:

@@ -202,8 +202,9 @@ def format_report(metrics: dict) -> str:
     if metrics.get("val_nll") is None:
         return (f"no validation pieces; train loss {metrics.get('train_loss', float('nan')):.4f} nats/event "
                 f"after {metrics['epochs_run']} epochs")
+    accuracy = "" if metrics.get("val_accuracy") is None else f"accuracy {metrics['val_accuracy']:.3f} "
     return (f"validation NLL {metrics['val_nll']:.4f} nats/event, perplexity {metrics['val_perplexity']:.2f}, "
-            f"accuracy {metrics['val_accuracy']:.3f} on {metrics['val_events']} events of "
+            f"{accuracy}on {metrics['val_events']} events of "
             f"{metrics['val_pieces']} pieces (best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
             f"{metrics['train_events_per_s']:.0f} train events/s)")
 
@@ -211,13 +212,15 @@ def format_report(metrics: dict) -> str:
 # ------------------------------------------------------------------------------------------------------------ CLI
 def configs_from_args(args, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
     """``ModelConfig`` = preset, then explicit flags; ``TrainConfig`` from flags (its defaults otherwise)."""
-    model = dict(MODEL_PRESETS[args.preset])
+    preset = args.preset or ("tiny" if getattr(args, "algorithm", "bptt") == "rtrl" else "medium")
+    model = dict(MODEL_PRESETS[preset])
     for name in ("embedding_dim", "units", "layers", "dropout"):
         if getattr(args, name, None) is not None:
             model[name] = getattr(args, name)
     model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, **model)
     train = {name: getattr(args, name) for name in ("epochs", "batch_size", "bptt", "stateful", "learning_rate",
-                                                    "clipnorm", "val_fraction", "transpose", "patience", "seed")
+                                                    "clipnorm", "val_fraction", "transpose", "patience", "seed",
+                                                    "algorithm")
              if getattr(args, name, None) is not None}
     if getattr(args, "clipnorm", None) == 0:
         train["clipnorm"] = None
@@ -252,8 +255,16 @@ def cli_train(args) -> int:
         train_cfg = TrainConfig.from_dict(state["train_config"])
         if getattr(args, "epochs", None) is not None:
             train_cfg = train_cfg.replace(epochs=args.epochs)
-    result = train_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer,
-                         resume=args.resume, tensorboard=args.tensorboard, verbose=args.verbose)
+    if train_cfg.algorithm == "rtrl":
+        from musicgen.train_rtrl import fit_rtrl
+
+        if args.resume:
+            raise UsageError("--resume: not supported with --algorithm rtrl (RTRL runs keep no checkpoints)")
+        result = fit_rtrl(tokens.pieces, tokens.keys, model_cfg, train_cfg, online=args.online,
+                          update_every=args.update_every, verbose=args.verbose)
+    else:
+        result = train_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer,
+                             resume=args.resume, tensorboard=args.tensorboard, verbose=args.verbose)
     save_bundle(out, model=result.model, model_config=model_cfg, train_config=train_cfg,
                 tokenizer_config=tokens.tokenizer_config, metrics=result.metrics, history_csv=result.history_csv)
     print(format_report(result.metrics))

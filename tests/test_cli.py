@@ -29,3 +29,10 @@ def test_unknown_verb_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["dance"])
     assert exc.value.code == 2
+
+
+def test_every_public_name_resolves():
+    import musicgen
+
+    for name in musicgen.__all__:
+        assert getattr(musicgen, name) is not None, name

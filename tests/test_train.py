@@ -15,6 +15,7 @@ import pytest
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.dataset import split_pieces
 from musicgen.errors import UsageError
+from conftest import write_scale_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = ["lstm", "gru", "simple_rnn"]
@@ -141,24 +142,10 @@ def test_same_seed_same_first_epoch(tmp_path):
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
-def _write_midi_corpus(folder: Path, n=6):
-    import pretty_midi
-
-    folder.mkdir()
-    for k in range(n):
-        pm = pretty_midi.PrettyMIDI(initial_tempo=120)
-        inst = pretty_midi.Instrument(0)
-        for i in range(40):
-            t = 0.25 * i
-            inst.notes.append(pretty_midi.Note(80, 60 + k + [0, 2, 4, 5, 7, 9, 11, 12][i % 8], t, t + 0.25))
-        pm.instruments.append(inst)
-        pm.write(str(folder / f"scale{k}.mid"))
-
-
 def test_cli_resume_after_kill(tmp_path):
     from musicgen.bundle import load_bundle
 
-    _write_midi_corpus(tmp_path / "corpus")
+    write_scale_corpus(tmp_path / "corpus")
     out = tmp_path / "out"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "musicgen", "train", str(tmp_path / "corpus"), "--out", str(out), "--cell", "gru",

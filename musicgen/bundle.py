@@ -143,10 +143,31 @@ def _swap_in(tmp: Path, out_dir: Path) -> None:
     for entry in out_dir.iterdir():
         if entry.name not in REQUIRED + OPTIONAL + ("bundle.json",):
             os.replace(entry, tmp / entry.name)
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    if _exchange(tmp, out_dir):  # one atomic step: out_dir is the old bundle or the new one, never missing
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"  # two renames: a kill between leaves only `old`
     os.replace(out_dir, old)
     os.replace(tmp, out_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where not supported."""
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # old kernel or a file system without it
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
 def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
@@ -158,7 +179,9 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
     """
     path = Path(path)
     if not path.exists():
-        raise BundleError(f"model not found: {path} (train one with `musicgen train CORPUS --out {path}`)")
+        left = sorted(path.parent.glob(f".{path.name}.old-*")) if path.name else []
+        hint = f"; a save was interrupted: rename {left[-1]} to {path}" if left else ""
+        raise BundleError(f"model not found: {path} (train one with `musicgen train CORPUS --out {path}`){hint}")
     if not path.is_dir():
         raise BundleError(f"model path is not a bundle folder: {path}")
     info = _read_json(path, "bundle.json")

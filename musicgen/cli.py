@@ -224,8 +224,15 @@ def _cmd_render(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------- main
+class _Parser(argparse.ArgumentParser):
+    """Parse errors are one line (``musicgen VERB: error: …``), exit code 2; the subparsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="musicgen", formatter_class=Formatter,
         description="Learn music from a corpus with Keras RNNs and write new music.",
         epilog="Quick start: musicgen sample --length 512 -o sample.mid   (see `musicgen VERB --help`)")
@@ -254,6 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"musicgen {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a read-only place, a file where a folder is needed, a full disk: runtime, exit 1
+        if args.debug:
+            raise
+        where = exc.filename2 if exc.filename2 is not None else exc.filename  # a rename's target, not its temp
+        print(f"musicgen {args.verb}: error: {exc.strerror or type(exc).__name__}: "
+              f"{repr(str(where)) if where is not None else exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # an unexpected failure still gets one line; --debug shows where
         if args.debug:
             raise

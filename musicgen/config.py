@@ -190,7 +190,7 @@ class TrainConfig(_JsonConfig):
         _check(isinstance(self.transpose, int) and 0 <= self.transpose <= 12, "transpose", "an integer in [0, 12]",
                self.transpose)
         _positive_int("patience", self.patience)
-        _check(isinstance(self.seed, int), "seed", "an integer", self.seed)
+        _check(isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)", self.seed)
         _check(self.algorithm in ("bptt", "rtrl"), "algorithm", "'bptt' or 'rtrl'", self.algorithm)
 
 

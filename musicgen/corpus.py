@@ -33,8 +33,8 @@ from musicgen import __version__
 from musicgen.config import TokenizerConfig
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.midi_io import MUSIC_SUFFIXES
-from musicgen.safeio import (CacheLock, TimeLimitExceeded, atomic_write_text, load_pack, resolve_workers, run_isolated,
-                             save_npz, save_pack, time_limit)
+from musicgen.safeio import (CacheLock, TimeLimitExceeded, atomic_write_text, check_output_dir, load_pack,
+                             resolve_workers, run_isolated, save_npz, save_pack, time_limit)
 
 MANIFEST_FORMAT = 2  # 2: entries packed per worker chunk
 CRASH_REASON = "parser crashed (worker process died)"
@@ -93,15 +93,29 @@ class TokenSet:
 
 # ------------------------------------------------------------------------------------------------------- scanning
 def _scan(root: Path, exclude: Path | None = None) -> tuple[list[str], list[str]]:
-    """Relative posix paths under ``root``, sorted: (music files, other files). ``exclude`` (a cache) is skipped."""
+    """Relative posix paths under ``root``, sorted: (music files, other files). ``exclude`` (a cache) is skipped.
+
+    Symbolic links are followed, each real folder is walked once (a link back up the tree cannot loop), and an
+    unreadable folder or a dangling link is listed like a file (the manifest then says why it was skipped).
+    """
     music, other, skip = [], [], str(exclude) if exclude else None
-    stack = [(str(root), "")]
+    stack, seen = [(str(root), "")], {os.path.realpath(root)}
     while stack:  # os.scandir on strings: pathlib costs more than the stat calls on a warm rerun
         folder, prefix = stack.pop()
-        with os.scandir(folder) as it:
+        try:
+            it = os.scandir(folder)
+        except OSError:
+            continue
+        with it:
             for entry in it:
-                if entry.is_dir():
-                    if os.path.realpath(entry.path) != skip:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:  # a link loop or a dangling link
+                    is_dir = False
+                if is_dir:
+                    real = os.path.realpath(entry.path)
+                    if real != skip and real not in seen:
+                        seen.add(real)
                         stack.append((entry.path, f"{prefix}{entry.name}/"))
                 elif os.path.splitext(entry.name)[1].lower() in MUSIC_SUFFIXES:
                     music.append(prefix + entry.name)
@@ -287,6 +301,7 @@ def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: To
     if not isinstance(time_limit_s, int) or time_limit_s < 0:
         raise UsageError(f"time_limit_s: expected an integer >= 0 (0 = no limit), got {time_limit_s!r}")
     out = Path(out_dir) if out_dir is not None else DEFAULT_CACHE_ROOT / corpus.name
+    check_output_dir(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     with CacheLock(out):
         run = _Run(corpus, out, config, workers, progress, time_limit_s)

@@ -121,14 +121,12 @@ def export_corpus(name: str, out_dir: str | Path, limit: int = 0, workers: int =
     """
     from tqdm import tqdm
 
-    from musicgen.safeio import atomic_write_bytes, resolve_workers, run_isolated
+    from musicgen.safeio import atomic_write_bytes, check_output_dir, resolve_workers, run_isolated
 
     if not isinstance(limit, int) or limit < 0:
         raise UsageError(f"--limit: expected an integer >= 0 (0 = all), got {limit!r}")
     workers = resolve_workers(workers)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"out_dir: expected a folder, got a file: {str(out_dir)!r}")
+    out = check_output_dir(out_dir, "out_dir")
     pieces = _pieces(_source_files(name))
     pieces = pieces[:limit] if limit else pieces
     out.mkdir(parents=True, exist_ok=True)

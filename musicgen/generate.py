@@ -34,10 +34,16 @@ import numpy as np
 from musicgen import __version__
 from musicgen.config import SampleConfig
 from musicgen.errors import BundleError, IngestError, UsageError
+from musicgen.safeio import check_output_dir
 
 DEFAULT_MODEL = "trained/default"
 MIDI_SUFFIXES = (".mid", ".midi")
 EVENTS_PER_STEP_CAP = 8  # with --seconds and no --length: at most this many events per grid step
+# bounds that keep one call's memory and time finite (the sampler holds about 100 kB per sample and 4 B per event)
+MAX_LENGTH = 1_000_000  # events per sample
+MAX_NUM_SAMPLES = 1024
+MAX_SECONDS = 24 * 3600.0
+MAX_TEMPO = 60_000_000.0  # quarter notes per minute: 1 microsecond per quarter, the fastest tempo MIDI can write
 
 
 @dataclass
@@ -135,6 +141,13 @@ def _context_tokens(primer: np.ndarray, tokenizer) -> list[int]:
     return out
 
 
+def _check_bounds(length, num_samples) -> None:
+    _usage(length is None or not isinstance(length, int) or length <= MAX_LENGTH,
+           f"length: expected at most {MAX_LENGTH} events per sample, got {length!r}")
+    _usage(not isinstance(num_samples, int) or num_samples <= MAX_NUM_SAMPLES,
+           f"num_samples: expected at most {MAX_NUM_SAMPLES} samples per call, got {num_samples!r}")
+
+
 def generate(bundle_or_path=None, length: int | None = None, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, seed: int | None = None, primer=None, num_samples: int = 1, *,
              seconds: float | None = None, keep_primer: bool = True, max_polyphony: int = 0,
@@ -144,14 +157,15 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
     from musicgen.sampler import StepModel, sample_tokens
 
     seed = secrets.randbits(31) if seed is None else seed
+    _check_bounds(length, num_samples)
     SampleConfig(length=length if length is not None else 1, temperature=temperature, top_k=top_k, top_p=top_p,
                  seed=seed, num_samples=num_samples, max_polyphony=max_polyphony)  # validates, names the field
     _usage(seed >= 0, f"seed: expected an integer >= 0, got {seed!r}")
     _usage(math.isfinite(temperature), f"temperature: expected a finite number > 0, got {temperature!r}")
-    _usage(seconds is None or (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0),
-           f"seconds: expected a positive number, got {seconds!r}")
-    _usage(tempo is None or (isinstance(tempo, (int, float)) and math.isfinite(tempo) and tempo > 0),
-           f"tempo: expected a positive number of quarter notes per minute, got {tempo!r}")
+    _usage(seconds is None or (isinstance(seconds, (int, float)) and 0 < seconds <= MAX_SECONDS),
+           f"seconds: expected a positive number up to {MAX_SECONDS:.0f}, got {seconds!r}")
+    _usage(tempo is None or (isinstance(tempo, (int, float)) and 0 < tempo <= MAX_TEMPO),
+           f"tempo: expected a positive number of quarter notes per minute up to {MAX_TEMPO:.0f}, got {tempo!r}")
     _usage(program is None or (isinstance(program, int) and 0 <= program <= 127),
            f"program: expected a General MIDI program in [0, 127], got {program!r}")
     if pitch_range is not None:
@@ -167,7 +181,7 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
     step_seconds = cfg.step_seconds if cfg.time_mode == "seconds" else 60.0 / (qpm * cfg.steps_per_quarter)
     limit_steps = None if seconds is None else max(1, math.ceil(seconds / step_seconds - 1e-9))
     if length is None:
-        length = 512 if limit_steps is None else max(512, EVENTS_PER_STEP_CAP * limit_steps)
+        length = 512 if limit_steps is None else min(MAX_LENGTH, max(512, EVENTS_PER_STEP_CAP * limit_steps))
 
     started = time.perf_counter()
     with one_blas_thread():
@@ -260,7 +274,7 @@ def output_paths(output: str | os.PathLike, count: int) -> list[Path]:
         _usage(folder == Path("") or folder.is_dir(), f"-o/--output: folder {str(folder)!r} does not exist")
     else:
         _usage(not out.is_file(), f"-o/--output: {str(out)!r} is a file without a .mid suffix")
-        folder, stem, suffix = out, "sample", ".mid"
+        folder, stem, suffix = check_output_dir(out, "-o/--output"), "sample", ".mid"
     if count == 1:
         return [folder / f"{stem}{suffix}"]
     width = max(2, len(str(count)))
@@ -274,11 +288,11 @@ def write_outputs(result: SampleResult, paths: list[Path]) -> None:
     try:
         for midi, sidecar, path in zip(result.midis, result.sidecars, paths):
             tmp_mid = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            staged.append((tmp_mid, path))  # before writing: a write failing halfway leaves no temporary behind
             midi.write(str(tmp_mid))
-            staged.append((tmp_mid, path))
             tmp_json = path.with_name(f".{path.stem}.json.tmp-{os.getpid()}")
-            tmp_json.write_text(json.dumps(dict(sidecar, midi=path.name), indent=2, sort_keys=True) + "\n")
             staged.append((tmp_json, path.with_suffix(".json")))
+            tmp_json.write_text(json.dumps(dict(sidecar, midi=path.name), indent=2, sort_keys=True) + "\n")
         for tmp, final in staged:
             os.replace(tmp, final)
     finally:
@@ -289,7 +303,12 @@ def write_outputs(result: SampleResult, paths: list[Path]) -> None:
 def cli_sample(args) -> int:
     """``musicgen sample``: validate, sample, then write MIDI + JSON sidecars (and WAV/PNG on request)."""
     pitch_range = tuple(args.pitch_range) if args.pitch_range else None
+    _check_bounds(args.length, args.num_samples)
+    SampleConfig(num_samples=args.num_samples)  # validated before the output names are made from it
     paths = output_paths(args.output, args.num_samples)
+    for flag in ("wav", "png"):  # a bad place for them fails now, not after sampling
+        if isinstance(getattr(args, flag, None), str):
+            check_output_dir(Path(getattr(args, flag)).parent, f"--{flag}")
     result = generate(args.model, args.length, args.temperature, args.top_k, args.top_p, args.seed, args.primer,
                       args.num_samples, seconds=args.seconds, keep_primer=args.keep_primer,
                       max_polyphony=args.max_polyphony, pitch_range=pitch_range, allow_eos=args.allow_eos,

@@ -33,6 +33,14 @@ MUSIC21_SUFFIXES = (".mxl", ".musicxml", ".xml", ".abc", ".krn")
 MUSIC_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES
 DEFAULT_QPM = 120.0
 DEFAULT_MAX_NOTES = 200_000
+# memory bounds: a larger file is refused before it is read ("too large: …"), so one huge or hostile file in a
+# scraped folder costs neither the memory of reading it nor of parsing it
+MAX_MIDI_BYTES = 32 << 20
+MAX_SCORE_BYTES = 8 << 20  # MusicXML/ABC/kern: music21 needs ~100x the file size in memory
+# what a standard MIDI file can hold: tempo is 1..0xFFFFFF microseconds per quarter; pretty_midi refuses to read a
+# file whose last tick is past 1e7 (it calls such files corrupt)
+MIN_FILE_QPM, MAX_FILE_QPM = 60e6 / 0xFFFFFF * 1.0001, 60e6
+MAX_FILE_TICK = 9_999_000
 MUSIC21_DEFAULT_VELOCITY = 90
 TIME_MODES = ("beat", "seconds")
 
@@ -250,9 +258,19 @@ def _parse_midi(data: bytes):
     return core.ScoreTick.from_midi(data, False)
 
 
+def _check_size(path: Path, limit: int) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise IngestError(f"not a music file: {str(path)!r} is not a readable file") from None
+    if size > limit:
+        raise IngestError(f"too large: {size} bytes > {limit} (a cap that bounds the memory of one file)")
+
+
 def _read_midi(path: Path, time_mode: str, max_notes: int, data: bytes | None) -> Piece:
     try:
         if data is None:
+            _check_size(path, MAX_MIDI_BYTES)
             data = path.read_bytes()
     except OSError:
         raise IngestError(f"not a music file: {str(path)!r} is not a readable file") from None
@@ -352,7 +370,8 @@ def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAU
     Returns:
         ``Piece`` with notes sorted by (start, pitch) and ``qpm`` the first tempo (120 when the file has none).
     Raises:
-        IngestError: ``"not a music file: …"``, ``"unreadable MIDI: …"``, ``"no notes"``, ``"too many notes: …"``.
+        IngestError: ``"not a music file: …"``, ``"unreadable MIDI: …"``, ``"no notes"``, ``"too many notes: …"``,
+            ``"too large: …"`` (over ``MAX_MIDI_BYTES`` / ``MAX_SCORE_BYTES``, refused before reading).
         UsageError: ``time_mode`` is not one of ``("beat", "seconds")``.
     """
     _check_time_mode(time_mode)
@@ -364,6 +383,7 @@ def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAU
         return _read_midi(path, time_mode, max_notes, data)
     if not path.is_file():
         raise IngestError(f"not a music file: {str(path)!r} is not a readable file")
+    _check_size(path, MAX_SCORE_BYTES)
     try:
         return _read_music21(path, time_mode, max_notes)
     except IngestError:
@@ -385,9 +405,11 @@ def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = 
         pitch, velocity: int arrays, shape (n,).
         start, end: float arrays, shape (n,), in quarter notes (beat mode) or seconds.
         instrument: int array, shape (n,): the program 0..127, or 128 for drums.
-        qpm: tempo written to the file; beat times are turned into seconds at this tempo.
+        qpm: the tempo written to the file, clamped to what a MIDI file can hold ([3.58, 6e7]); beat times are
+            turned into seconds at that tempo.
         time_mode: ``"beat"`` or ``"seconds"``.
-        resolution: MIDI ticks per quarter note of the written file.
+        resolution: MIDI ticks per quarter note of the written file; lowered (and then the written tempo) when the
+            last note would lie past tick 1e7, which pretty_midi refuses to read back. Times in seconds are kept.
     Returns:
         PrettyMIDI with one instrument per distinct ``instrument`` value (ascending; drums last).
     """
@@ -396,10 +418,16 @@ def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = 
     _check_time_mode(time_mode)
     if not (math.isfinite(qpm) and qpm > 0):
         raise UsageError(f"qpm: expected a positive number, got {qpm!r}")
-    pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=float(qpm))
     start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
-    if time_mode == "beat":
-        start, end = start * (60.0 / qpm), end * (60.0 / qpm)
+    file_qpm = min(max(float(qpm), MIN_FILE_QPM), MAX_FILE_QPM)
+    if time_mode == "beat":  # at the tempo the file can hold, so notes stay on its beats
+        start, end = start * (60.0 / file_qpm), end * (60.0 / file_qpm)
+    resolution = max(1, min(int(resolution), 0x7FFF))  # the header's 15-bit ticks per quarter
+    last = float(end.max()) if end.size else 0.0
+    if last * file_qpm / 60.0 * resolution > MAX_FILE_TICK:
+        resolution = max(1, int(MAX_FILE_TICK / (last * file_qpm / 60.0)))
+        file_qpm = max(MIN_FILE_QPM, min(file_qpm, MAX_FILE_TICK * 60.0 / (last * resolution)))
+    pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=file_qpm)
     instrument = np.asarray(instrument, dtype=np.int64)
     pitch, velocity = np.asarray(pitch, dtype=np.int64), np.asarray(velocity, dtype=np.int64)
     for inst in np.unique(instrument).tolist():

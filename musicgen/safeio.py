@@ -190,6 +190,19 @@ def run_isolated(fn, items: list, workers: int, *args, chunk: int = 16):
         yield item, result
 
 
+def check_output_dir(folder: str | os.PathLike, flag: str) -> Path:
+    """Raise ``UsageError`` naming ``flag`` when ``folder`` cannot be a folder to write into: it is a file, or a file
+    stands where one of its parent folders would be. Returns ``folder`` as a Path (nothing is created)."""
+    folder = Path(folder)
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == folder else f"is inside {str(p)!r}, which is a file"
+                raise UsageError(f"{flag}: {str(folder)!r} {where}; expected a folder")
+            return folder
+    return folder
+
+
 def resolve_workers(workers: int) -> int:
     if not isinstance(workers, int) or workers < 0:
         raise UsageError(f"--workers: expected an integer >= 0 (0 = one per core), got {workers!r}")

@@ -123,8 +123,25 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _import_keras_quietly(args) -> None:
+    """Import Keras with stderr silenced: TensorFlow's C++ start-up notices ignore TF_CPP_MIN_LOG_LEVEL."""
+    if args.debug or "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _cmd_train(args) -> int:
     from musicgen.train import cli_train
+
+    _import_keras_quietly(args)
 
     return cli_train(args)
 
@@ -155,6 +172,9 @@ def _add_sample(sub) -> None:
     p.add_argument("--keep-primer", action=argparse.BooleanOptionalAction, default=True,
                    help="start the written file with the primer (--no-keep-primer: the continuation only)")
     p.add_argument("--max-polyphony", type=int, default=0, help="at most this many notes at once (0 = no cap)")
+    p.add_argument("--max-note-length", type=float, default=8.0, metavar="BEATS",
+                   help="force a note's end after this many quarter notes at the written tempo (0 = no limit); "
+                        "stops a missed NOTE_OFF from holding a note to the end")
     p.add_argument("--pitch-range", type=int, nargs=2, default=None, metavar=("LO", "HI"),
                    help="MIDI pitches allowed for new (non-drum) notes, inclusive")
     p.add_argument("--allow-eos", action="store_true", help="let the model end a sample before --length")
@@ -200,6 +220,8 @@ def _add_evaluate(sub) -> None:
 
 def _cmd_evaluate(args) -> int:
     from musicgen.evaluate import cli_evaluate
+
+    _import_keras_quietly(args)
 
     return cli_evaluate(args)
 

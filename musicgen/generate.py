@@ -43,6 +43,7 @@ EVENTS_PER_STEP_CAP = 8  # with --seconds and no --length: at most this many eve
 MAX_LENGTH = 1_000_000  # events per sample
 MAX_NUM_SAMPLES = 1024
 MAX_SECONDS = 24 * 3600.0
+DEFAULT_MAX_NOTE_LENGTH = 8.0  # quarter notes; a fermata'd chorale whole note is 4–6
 MAX_TEMPO = 60_000_000.0  # quarter notes per minute: 1 microsecond per quarter, the fastest tempo MIDI can write
 
 
@@ -152,7 +153,7 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
              top_p: float = 1.0, seed: int | None = None, primer=None, num_samples: int = 1, *,
              seconds: float | None = None, keep_primer: bool = True, max_polyphony: int = 0,
              pitch_range: tuple[int, int] | None = None, allow_eos: bool = False, tempo: float | None = None,
-             program: int | None = None) -> SampleResult:
+             program: int | None = None, max_note_length: float = DEFAULT_MAX_NOTE_LENGTH) -> SampleResult:
     """Sample ``num_samples`` pieces; see ``sample`` for the arguments. Returns tokens, MIDI and sidecars."""
     from musicgen.sampler import StepModel, sample_tokens
 
@@ -168,6 +169,8 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
            f"tempo: expected a positive number of quarter notes per minute up to {MAX_TEMPO:.0f}, got {tempo!r}")
     _usage(program is None or (isinstance(program, int) and 0 <= program <= 127),
            f"program: expected a General MIDI program in [0, 127], got {program!r}")
+    _usage(isinstance(max_note_length, (int, float)) and 0 <= max_note_length <= MAX_SECONDS,
+           f"max_note_length: expected a number of quarter notes >= 0 (0 = no limit), got {max_note_length!r}")
     if pitch_range is not None:
         lo, hi = pitch_range
         _usage(0 <= lo <= hi <= 127, f"pitch_range: expected 0 <= LO <= HI <= 127, got {lo} {hi}")
@@ -180,6 +183,7 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
     cfg = tok.config
     step_seconds = cfg.step_seconds if cfg.time_mode == "seconds" else 60.0 / (qpm * cfg.steps_per_quarter)
     limit_steps = None if seconds is None else max(1, math.ceil(seconds / step_seconds - 1e-9))
+    max_note_steps = max(1, round(max_note_length * 60.0 / qpm / step_seconds)) if max_note_length else 0
     if length is None:
         length = 512 if limit_steps is None else min(MAX_LENGTH, max(512, EVENTS_PER_STEP_CAP * limit_steps))
 
@@ -189,13 +193,14 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
         events = sample_tokens(model, bundle.model_config, tok, primer_tokens, length, seed,
                                num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p,
                                max_polyphony=max_polyphony, pitch_range=pitch_range, allow_eos=allow_eos,
-                               limit_steps=limit_steps)
+                               limit_steps=limit_steps, max_note_steps=max_note_steps)
     head = primer_tokens if keep_primer else np.array(_context_tokens(primer_tokens, tok))
     settings = dict(length=length, seconds=seconds, temperature=temperature, top_k=top_k, top_p=top_p,
                     num_samples=num_samples, max_polyphony=max_polyphony,
                     pitch_range=list(pitch_range) if pitch_range else None, allow_eos=allow_eos,
                     primer=str(Path(primer).resolve()) if isinstance(primer, (str, os.PathLike)) else None, primer_sha256=primer_sha,
-                    primer_events=int(primer_tokens.size - 1), keep_primer=keep_primer, tempo=qpm, program=program)
+                    primer_events=int(primer_tokens.size - 1), keep_primer=keep_primer, tempo=qpm, program=program,
+                    max_note_length=max_note_length)
     result = SampleResult([], [], [], settings=settings)
     for i, row in enumerate(events):
         full = np.concatenate([head, row[row != tok.pad_id], [tok.eos_id]]).astype(np.int32)
@@ -224,6 +229,8 @@ def _command(model_path, seed: int, s: dict) -> str:
         parts += ["--seconds", repr(s["seconds"])]
     if s["max_polyphony"]:
         parts += ["--max-polyphony", str(s["max_polyphony"])]
+    if s["max_note_length"] != DEFAULT_MAX_NOTE_LENGTH:
+        parts += ["--max-note-length", repr(s["max_note_length"])]
     if s["pitch_range"]:
         parts += ["--pitch-range", str(s["pitch_range"][0]), str(s["pitch_range"][1])]
     if s["allow_eos"]:
@@ -251,7 +258,8 @@ def sample(bundle_or_path=None, length: int | None = None, temperature: float = 
         num_samples: samples generated together as one batch.
         **options: ``seconds`` (stop each sample after this much music), ``keep_primer`` (True: the primer opens
             the output), ``max_polyphony`` (0: no cap), ``pitch_range`` ((lo, hi) MIDI pitches for new notes),
-            ``allow_eos`` (let the model end a sample early), ``tempo`` (quarter notes per minute written to the
+            ``allow_eos`` (let the model end a sample early), ``max_note_length`` (quarter notes a note may sound
+            before its end is forced, default 8; 0: no limit), ``tempo`` (quarter notes per minute written to the
             file, default the primer's or 120), ``program`` (GM program where the model does not choose one).
 
     Returns:
@@ -312,7 +320,7 @@ def cli_sample(args) -> int:
     result = generate(args.model, args.length, args.temperature, args.top_k, args.top_p, args.seed, args.primer,
                       args.num_samples, seconds=args.seconds, keep_primer=args.keep_primer,
                       max_polyphony=args.max_polyphony, pitch_range=pitch_range, allow_eos=args.allow_eos,
-                      tempo=args.tempo, program=args.program)
+                      tempo=args.tempo, program=args.program, max_note_length=args.max_note_length)
     write_outputs(result, paths)
     events = sum(s["events"] for s in result.sidecars)
     for path, sidecar in zip(paths, result.sidecars):

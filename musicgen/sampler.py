@@ -216,7 +216,10 @@ class EventRules:
     sounding pitches of every program, the last velocity bin and the elapsed grid steps. ``apply`` then forbids:
     PAD and BOS always; EOS unless ``allow_eos``; a NOTE_OFF of a pitch not sounding in the current program; a
     NOTE_ON of a pitch already sounding (the tokenizer never encodes one); a NOTE_ON outside ``pitch_range`` (pitched
-    programs only, drums keep their full key range); any NOTE_ON while ``max_polyphony`` notes sound.
+    programs only, drums keep their full key range); any NOTE_ON while ``max_polyphony`` notes sound. A note of the
+    current program sounding for ``max_note_steps`` grid steps or more must end next: only such NOTE_OFFs stay
+    allowed, or the PROGRAM switch to reach an overdue note of another program (an RNN that misses one NOTE_OFF
+    would otherwise hold that note to the end of the sample).
 
     Args:
         tokenizer: a ``Tokenizer`` (``ranges``, ``describe``).
@@ -224,12 +227,14 @@ class EventRules:
         pitch_range: inclusive ``(lo, hi)`` MIDI pitches allowed for NOTE_ON, or None for the tokenizer's range.
         max_polyphony: at most this many notes sounding at once in a stream (0: no cap).
         allow_eos: let the model end a stream early with EOS.
+        max_note_steps: longest note in grid steps before its NOTE_OFF is forced (0: no limit).
     """
 
     def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
-                 allow_eos: bool = False):
+                 allow_eos: bool = False, max_note_steps: int = 0):
         r = tokenizer.ranges
         self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
+        self.max_note_steps = max_note_steps
         self.on0, self.n_pitch = r["NOTE_ON"]
         self.off0 = r["NOTE_OFF"][0]
         if self.off0 != self.on0 + self.n_pitch:
@@ -264,6 +269,7 @@ class EventRules:
         self.velocity_bin = np.zeros(batch, np.int64)              # 0: none seen yet
         self.sounding = np.zeros(batch, np.int64)
         self.elapsed = np.zeros(batch, np.int64)                   # grid steps since reset_clock
+        self.onset = np.zeros((batch, programs, self.n_pitch), np.int64)  # elapsed at each note's NOTE_ON
         self.done = np.zeros(batch, bool)
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
@@ -274,7 +280,25 @@ class EventRules:
             full = self.sounding >= self.max_polyphony
             if full.any():
                 logits[full, self.on0:self.off0] = NEG_INF
+        if self.max_note_steps:
+            self._force_overdue_offs(logits)
         return logits
+
+    def _force_overdue_offs(self, logits: np.ndarray) -> None:
+        """Rows with an overdue note may only end it: its NOTE_OFF, or first the PROGRAM switch that reaches it."""
+        overdue = (self.note_add[:, :, self.n_pitch:] == 0) & (
+            self.elapsed[:, None, None] - self.onset >= self.max_note_steps)    # (B, programs, pitches)
+        rows = np.flatnonzero(overdue.any(axis=(1, 2)))
+        if not rows.size:
+            return
+        here = overdue[rows, self.program[rows]]                                # (R, pitches)
+        forced = np.full((rows.size, self.vocab_size), NEG_INF, np.float32)
+        forced[:, self.off0:self.off0 + self.n_pitch] = np.where(here, 0, NEG_INF)
+        elsewhere = np.flatnonzero(~here.any(axis=1))
+        if elsewhere.size:
+            programs = np.arange(self.prog0, self.prog0 + overdue.shape[1])
+            forced[np.ix_(elsewhere, programs)] = np.where(overdue[rows[elsewhere]].any(axis=2), 0, NEG_INF)
+        logits[rows] += forced
 
     def observe(self, tokens: np.ndarray, limit_steps: int | None = None) -> np.ndarray:
         """Update the state with the events just emitted, shape (B,); returns the tokens actually kept.
@@ -295,6 +319,7 @@ class EventRules:
             self.sounding[idx] += on.astype(np.int64) - was_sounding
             self.note_add[idx, prog, self.n_pitch + p] = np.where(on, 0, NEG_INF)
             self.note_add[idx, prog, p] = np.where(on, NEG_INF, np.where(prog == DRUMS, 0, self.range_add[p]))
+            self.onset[idx[on], prog[on], p[on]] = self.elapsed[idx[on]]
         if present[_PROG]:
             idx = np.flatnonzero(kind == _PROG)
             self.program[idx] = value[idx]
@@ -333,6 +358,7 @@ class EventRules:
 
     def reset_clock(self) -> None:
         """Start counting elapsed steps (and stopping by time) from now, e.g. after the primer."""
+        self.onset -= self.elapsed[:, None, None]
         self.elapsed[:] = 0
 
 
@@ -363,7 +389,7 @@ class _Uniforms:
 def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, num_samples: int = 1,
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_polyphony: int = 0,
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
-                  limit_steps: int | None = None, close: bool = True) -> np.ndarray:
+                  limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
     Args:
@@ -374,7 +400,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         length: events to sample per stream (an upper bound when ``limit_steps`` or ``allow_eos`` ends a stream).
         rng: int seed (stream i draws from ``SeedSequence(seed).spawn(B)[i]``) or a ``numpy.random.Generator``.
         temperature, top_k, top_p: see ``filter_logits``.
-        max_polyphony, pitch_range, allow_eos: see ``EventRules``.
+        max_polyphony, pitch_range, allow_eos, max_note_steps: see ``EventRules``.
         limit_steps: stop a stream once its TIME_SHIFTs reach this many grid steps (``--seconds``).
         close: append NOTE_OFFs for the notes still sounding at the end.
 
@@ -388,7 +414,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
     if primer.size == 0:
         primer = np.array([tokenizer.bos_id])
     batch = num_samples
-    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos)
+    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps)
     state = model.init_state(1)                                 # the primer runs once, for one stream
     for token in primer:
         logits, state = model.step(state, np.array([token]))

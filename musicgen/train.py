@@ -28,6 +28,7 @@ import numpy as np
 from musicgen.config import MODEL_PRESETS, ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.dataset import StreamBatches, split_pieces, transposer
 from musicgen.errors import UsageError
+from musicgen.safeio import check_output_dir
 
 EVAL_CHUNK = 256  # validation runs whole pieces in chunks of this many events, state carried
 EVAL_GROUP = 16  # validation pieces per batch
@@ -241,6 +242,7 @@ def cli_train(args) -> int:
     out = Path(args.out) if args.out else default_out(args.corpus_dir, args.cell)
     if not Path(args.corpus_dir).exists():
         raise UsageError(f"corpus_dir: {args.corpus_dir!r} does not exist")
+    check_output_dir(out, "--out")
     configs_from_args(args, vocab_size=1)  # bad flags fail here, before any ingest
     tokenizer_cfg = None
     if args.time_mode is not None:

@@ -31,8 +31,9 @@ def _keras_loss_and_grads(cfg, weights, tokens):
 
     from musicgen.models import build_model, export_weights
 
-    old = keras.config.floatx()
+    old, old_policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # floatx alone does not reach a global policy already in use
     try:
         model = build_model(cfg)
         model.set_weights(rtrl.to_keras_weights(weights, cfg, dtype="float64"))
@@ -56,6 +57,7 @@ def _keras_loss_and_grads(cfg, weights, tokens):
         return float(loss), {keys[id(v)]: g for v, g in zip(model.trainable_variables, grads)}
     finally:
         keras.config.set_floatx(old)
+        keras.config.set_dtype_policy(old_policy)
 
 
 @pytest.mark.parametrize("cell", CELLS)

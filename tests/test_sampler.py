@@ -159,6 +159,50 @@ def test_time_limit_shortens_the_last_shift_and_eos_ends_a_stream():
     assert rules.observe(np.array(ids(*[("NOTE_ON", 50)] * 3))).tolist() == [TOK.pad_id] * 3
 
 
+def test_overdue_note_must_end_next():
+    rules = EventRules(TOK, 2, max_note_steps=10)
+    rules.observe(np.array(ids(("NOTE_ON", 50), ("NOTE_ON", 50))))
+    rules.observe(np.array(ids(("TIME_SHIFT", 4), ("TIME_SHIFT", 8))))
+    rules.observe(np.array(ids(("NOTE_ON", 52), ("NOTE_ON", 52))))
+    rules.observe(np.array(ids(("TIME_SHIFT", 5), ("TIME_SHIFT", 2))))
+    assert len(allowed(rules, 0)) > 10                                          # 9 steps: anything goes
+    assert allowed(rules, 1) == {("NOTE_OFF", 50)}                              # 10 steps: only 50 may end
+    rules.observe(np.array(ids(("TIME_SHIFT", 1), ("NOTE_OFF", 50))))
+    assert allowed(rules, 0) == {("NOTE_OFF", 50)}
+    assert len(allowed(rules, 1)) > 10                                          # 52 has sounded 2 steps
+    rules.reset_clock()                                                         # after a primer: ages are kept
+    assert allowed(rules, 0) == {("NOTE_OFF", 50)}
+    rules.observe(np.array(ids(("PROGRAM", 40), ("TIME_SHIFT", 8))))            # 50 overdue in program 0
+    assert allowed(rules, 0) == {("PROGRAM", 0)}
+    assert allowed(rules, 1) == {("NOTE_OFF", 52)}
+
+
+def longest_note_steps(tokens):
+    start, longest, now, program = {}, 0, 0, 0
+    for t in tokens:
+        name, value = TOK.describe(int(t))
+        if name == "TIME_SHIFT":
+            now += value
+        elif name == "PROGRAM":
+            program = value
+        elif name == "NOTE_ON":
+            start[(program, value)] = now
+        elif name == "NOTE_OFF" and (program, value) in start:
+            longest = max(longest, now - start.pop((program, value)))
+    return max([longest] + [now - s for s in start.values()])
+
+
+def test_max_note_steps_bounds_every_note_of_a_model_that_never_ends_notes():
+    w = random_weights(CFG, seed=5, scale=0.5)
+    first, size = TOK.ranges["NOTE_OFF"]
+    w["logits_bias"][first:first + size] -= 20.0                                # NOTE_OFF all but impossible
+    free = sample_tokens(w, CFG, TOK, [TOK.bos_id], 300, 0, num_samples=4, close=False)
+    capped = sample_tokens(w, CFG, TOK, [TOK.bos_id], 300, 0, num_samples=4, close=False, max_note_steps=12)
+    assert max(longest_note_steps(r) for r in free) > 40
+    for row in capped:  # a TIME_SHIFT may carry a note past the limit by at most one shift (8 steps here)
+        assert longest_note_steps(row) <= 12 + 8
+
+
 # ---------------------------------------------------------------------------------------------- sampling loop
 CFG = ModelConfig(vocab_size=TOK.vocab_size, cell="gru", embedding_dim=8, units=16, layers=2)
 

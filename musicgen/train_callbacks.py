@@ -54,7 +54,9 @@ def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = 256) -> dict:
             mask = weights[:, cut] > 0
             if not mask.any():
                 break
-            logits = np.asarray(eval_model.predict_on_batch(inputs[:, cut]), dtype=np.float64)[mask]
+            # a direct call updates the stateful layers on every backend; predict_on_batch does not under JAX
+            logits = keras.ops.convert_to_numpy(eval_model(inputs[:, cut], training=False))
+            logits = logits.astype(np.float64)[mask]
             target = targets[:, cut][mask]
             top = logits.max(axis=-1)
             logz = top + np.log(np.exp(logits - top[:, None]).sum(axis=-1))

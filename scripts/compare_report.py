@@ -77,6 +77,11 @@ hash), beat-mode tokens. Validation scores are on all {any_eval['scores']['model
 
 ![validation loss per epoch](val_loss.png)
 
+The table's scores come from `musicgen evaluate` (each held-out piece scored whole). The per-epoch curves are the
+training-time validation of these JAX runs, which did not yet carry the recurrent state across 256-event chunks
+(fixed since): they sit 0.02–0.03 nats above the true values and are right for comparing cells and epochs, not as
+final scores.
+
 Baselines fit on the same training pieces, scored on the same held-out events:
 
 {chr(10).join(base)}

@@ -48,6 +48,12 @@ def test_notebook_is_committed_without_outputs(path):
         f"{path.name}: needs one cell tagged 'parameters' that reads MUSICGEN_NOTEBOOK_SMALL"
 
 
+def test_compare_notebook_plots_the_committed_comparison(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICGEN_COMPARE_RESULTS", str(NOTEBOOKS.parent / "docs" / "compare"))
+    test_notebook_runs(NOTEBOOKS / "compare_cells.ipynb", tmp_path, monkeypatch)
+    assert not (tmp_path / "bach").exists()  # nothing was exported or trained
+
+
 @pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.stem)
 def test_notebook_runs(path, tmp_path, monkeypatch):
     if path.name in SKIP:

@@ -20,7 +20,6 @@ with renames, so a crash never leaves a half-written bundle where a good one was
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -32,18 +31,11 @@ import numpy as np
 from musicgen import __version__
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.errors import BundleError, ConfigError
+from musicgen.safeio import sha256_file
 
 FORMAT_VERSION = 1
 REQUIRED = ("model.keras", "weights.npz", "tokenizer.json", "model_config.json", "train_config.json", "metrics.json")
 OPTIONAL = ("history.csv",)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_json(path: Path, data) -> None:
@@ -120,7 +112,7 @@ def save_bundle(out_dir: str | Path, *, model, model_config: ModelConfig, train_
 def _bundle_info(folder: Path, model_config: ModelConfig) -> dict:
     import keras
 
-    files = {name: _sha256(folder / name) for name in REQUIRED + OPTIONAL if (folder / name).exists()}
+    files = {name: sha256_file(folder / name) for name in REQUIRED + OPTIONAL if (folder / name).exists()}
     return {
         "format_version": FORMAT_VERSION,
         "musicgen_version": __version__,
@@ -194,7 +186,7 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
         for name, digest in info.get("files", {}).items():
             if name not in REQUIRED + OPTIONAL:
                 raise BundleError(f"{path}: bundle.json lists an unexpected file {name!r}")
-            if (path / name).is_file() and _sha256(path / name) != digest:
+            if (path / name).is_file() and sha256_file(path / name) != digest:
                 raise BundleError(f"{path}: {name} does not match its checksum in bundle.json (modified or corrupt)")
     try:
         model_config = ModelConfig.from_dict(_read_json(path, "model_config.json"))

@@ -33,7 +33,7 @@ from musicgen import __version__
 from musicgen.config import TokenizerConfig
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.midi_io import MUSIC_SUFFIXES
-from musicgen.safeio import (CacheLock, TimeLimitExceeded, atomic_write_text, check_output_dir, load_pack,
+from musicgen.safeio import (CacheLock, TimeLimitExceeded, atomic_write_text, check_output_dir, sha256_file, load_pack,
                              resolve_workers, run_isolated, save_npz, save_pack, time_limit)
 
 MANIFEST_FORMAT = 2  # 2: entries packed per worker chunk
@@ -143,14 +143,6 @@ def config_hash(config: TokenizerConfig) -> str:
     """16 hex digits identifying the tokenizer config (and the cache format) that made a set of tokens."""
     text = json.dumps({"config": config.to_dict(), "format": MANIFEST_FORMAT, "musicgen": __version__}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------- worker processes
@@ -339,7 +331,7 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
             st = os.stat(path)
             prev = old_files.get(rel)
             same_stat = prev and prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns
-            key = prev["key"] if same_stat else _sha256_file(path)
+            key = prev["key"] if same_stat else sha256_file(path)
         except OSError as exc:
             rec.update(status="skipped", reason=f"unreadable: {exc.strerror or exc}")
             files.append(rec)

@@ -5,9 +5,10 @@ import sys
 import numpy as np
 import pytest
 
-from musicgen.bundle import _sha256, load_bundle, save_bundle
+from musicgen.bundle import load_bundle, save_bundle
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.errors import BundleError
+from musicgen.safeio import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def bundle_dir(tmp_path, parts):
 
 def _rehash(path):
     info = json.loads((path / "bundle.json").read_text())
-    info["files"] = {name: _sha256(path / name) for name in info["files"]}
+    info["files"] = {name: sha256_file(path / name) for name in info["files"]}
     (path / "bundle.json").write_text(json.dumps(info))
 
 

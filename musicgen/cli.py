@@ -77,7 +77,8 @@ def _add_train(sub) -> None:
     p.add_argument("corpus_dir", help="folder of music files, or a token cache written by `musicgen ingest`")
     p.add_argument("--out", default=None, help="bundle folder (default: trained/<corpus name>-<cell>); checkpoints "
                                                "and TensorBoard logs go to OUT/checkpoints and OUT/logs")
-    p.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], default="lstm", help="recurrent cell")
+    p.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], default="gru",
+                   help="recurrent cell (GRU scored best on the Bach chorales, see docs/compare)")
     p.add_argument("--preset", choices=["tiny", "small", "medium", "large"], default=None,
                    help="model size; tiny 1x32, small 2x128, medium 2x256, large 3x512 units (default: medium; "
                         "tiny with --algorithm rtrl)")

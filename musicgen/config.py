@@ -123,7 +123,7 @@ class ModelConfig(_JsonConfig):
     """
 
     vocab_size: int
-    cell: str = "lstm"
+    cell: str = "gru"
     embedding_dim: int = 128
     units: int = 256
     layers: int = 2
@@ -166,8 +166,8 @@ class TrainConfig(_JsonConfig):
     """
 
     epochs: int = 20
-    batch_size: int = 64
-    bptt: int = 256
+    batch_size: int = 16
+    bptt: int = 128
     stateful: bool = True
     learning_rate: float = 2e-3
     clipnorm: float | None = 1.0

@@ -29,7 +29,7 @@ def test_cli_rtrl_writes_a_bundle_that_samples(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--units", "400"], "influence matrix for a 400-unit lstm"),
+    (["--units", "400"], "influence matrix for a 400-unit gru"),
     (["--preset", "medium"], "RTRL supports exactly one recurrent layer, got 2"),
     (["--preset", "tiny", "--dropout", "0.2"], "RTRL trains without dropout"),
     (["--update-every", "0"], "--update-every: expected a positive integer, got 0"),

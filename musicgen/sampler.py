@@ -270,6 +270,7 @@ class EventRules:
         self.sounding = np.zeros(batch, np.int64)
         self.elapsed = np.zeros(batch, np.int64)                   # grid steps since reset_clock
         self.onset = np.zeros((batch, programs, self.n_pitch), np.int64)  # elapsed at each note's NOTE_ON
+        self.due = np.full(batch, np.iinfo(np.int64).max)           # no note can be overdue before this elapsed
         self.done = np.zeros(batch, bool)
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
@@ -286,18 +287,27 @@ class EventRules:
 
     def _force_overdue_offs(self, logits: np.ndarray) -> None:
         """Rows with an overdue note may only end it: its NOTE_OFF, or first the PROGRAM switch that reaches it."""
-        overdue = (self.note_add[:, :, self.n_pitch:] == 0) & (
-            self.elapsed[:, None, None] - self.onset >= self.max_note_steps)    # (B, programs, pitches)
-        rows = np.flatnonzero(overdue.any(axis=(1, 2)))
+        rows = np.flatnonzero(self.elapsed >= self.due)                        # cheap test first: the hot path
         if not rows.size:
             return
-        here = overdue[rows, self.program[rows]]                                # (R, pitches)
+        sounding = self.note_add[rows, :, self.n_pitch:] == 0                   # (R, programs, pitches)
+        overdue = sounding & (self.elapsed[rows, None, None] - self.onset[rows] >= self.max_note_steps)
+        hit = overdue.any(axis=(1, 2))
+        quiet = rows[~hit]                                                      # due passed, notes since ended
+        if quiet.size:
+            onsets = np.where(sounding[~hit], self.onset[quiet], np.iinfo(np.int64).max)
+            self.due[quiet] = np.minimum(onsets.min(axis=(1, 2)), np.iinfo(np.int64).max - self.max_note_steps) \
+                + self.max_note_steps
+        rows, overdue = rows[hit], overdue[hit]
+        if not rows.size:
+            return
+        here = overdue[np.arange(rows.size), self.program[rows]]               # (R, pitches)
         forced = np.full((rows.size, self.vocab_size), NEG_INF, np.float32)
         forced[:, self.off0:self.off0 + self.n_pitch] = np.where(here, 0, NEG_INF)
         elsewhere = np.flatnonzero(~here.any(axis=1))
         if elsewhere.size:
             programs = np.arange(self.prog0, self.prog0 + overdue.shape[1])
-            forced[np.ix_(elsewhere, programs)] = np.where(overdue[rows[elsewhere]].any(axis=2), 0, NEG_INF)
+            forced[np.ix_(elsewhere, programs)] = np.where(overdue[elsewhere].any(axis=2), 0, NEG_INF)
         logits[rows] += forced
 
     def observe(self, tokens: np.ndarray, limit_steps: int | None = None) -> np.ndarray:
@@ -320,6 +330,7 @@ class EventRules:
             self.note_add[idx, prog, self.n_pitch + p] = np.where(on, 0, NEG_INF)
             self.note_add[idx, prog, p] = np.where(on, NEG_INF, np.where(prog == DRUMS, 0, self.range_add[p]))
             self.onset[idx[on], prog[on], p[on]] = self.elapsed[idx[on]]
+            np.minimum.at(self.due, idx[on], self.elapsed[idx[on]] + self.max_note_steps)
         if present[_PROG]:
             idx = np.flatnonzero(kind == _PROG)
             self.program[idx] = value[idx]
@@ -359,6 +370,7 @@ class EventRules:
     def reset_clock(self) -> None:
         """Start counting elapsed steps (and stopping by time) from now, e.g. after the primer."""
         self.onset -= self.elapsed[:, None, None]
+        self.due = np.where(self.due == np.iinfo(np.int64).max, self.due, self.due - self.elapsed)
         self.elapsed[:] = 0
 
 

@@ -13,24 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from data.make_broken import vlq  # tests/data/make_broken.py: the MIDI byte helpers
 from musicgen.errors import IngestError, UsageError
 from musicgen.midi_io import Note, Piece, beats_to_seconds, notes_to_pretty_midi, read_notes, read_piece
-
-
-def _vlq(n: int) -> bytes:
-    out = [n & 0x7F]
-    n >>= 7
-    while n:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    return bytes(reversed(out))
 
 
 def _track(events: list[tuple[int, bytes]]) -> bytes:
     """events: (absolute tick, raw event bytes)."""
     data, now = b"", 0
     for tick, raw in sorted(events, key=lambda e: e[0]):
-        data += _vlq(tick - now) + raw
+        data += vlq(tick - now) + raw
         now = tick
     data += b"\x00\xff\x2f\x00"
     return b"MTrk" + struct.pack(">I", len(data)) + data

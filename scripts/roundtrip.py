@@ -1,0 +1,137 @@
+"""How many notes survive ``decode(encode(piece))``: python scripts/roundtrip.py DIR [--time-mode beat|seconds]
+
+For every music file under DIR (recursive), read with ``musicgen.midi_io.read_piece`` and encoded by the default
+``Tokenizer`` of that time mode, the notes are compared **on the grid** as multisets of
+``(instrument, pitch, start step, end step)``, instrument = GM program or 128 for drums, velocity ignored:
+
+* *in*: the file's notes in the tokenizer's pitch range, start and end rounded to the grid, end at least start + 1
+  step (what the tokenizer sees; putting times on the grid is not counted as a loss, it is reported apart as the
+  share of notes whose start or end was off the grid);
+* *out*: ``tokenizer.decode_arrays(tokenizer.encode(piece))``.
+
+Reported: notes in, notes out, notes kept exactly (multiset intersection of in and out), notes whose onset is kept
+(intersection on ``(instrument, pitch, start)``: the note is there but ends earlier), sounding time kept (sum of
+out durations / sum of in durations), and whether *out* equals the documented rule applied to *in* (of two notes of
+the same pitch and instrument, the earlier ends at the later's onset; at one onset the longer is kept; see
+``musicgen.tokenizer``). Files that cannot be read are counted and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.config import TokenizerConfig
+from musicgen.corpus import find_music_files
+from musicgen.errors import IngestError
+from musicgen.midi_io import read_piece
+from musicgen.tokenizer import Tokenizer
+
+
+def grid_notes(tok: Tokenizer, piece) -> list[tuple[int, int, int, int]]:
+    """The notes the tokenizer sees: ``(instrument, pitch, start step, end step)`` rows, unsorted."""
+    a, c = piece.arrays, tok.config
+    s = tok.to_steps(a.start)
+    e = np.maximum(tok.to_steps(a.end), s + 1)
+    inst = a.instrument if c.programs else np.zeros_like(a.pitch)
+    keep = (a.pitch >= c.min_pitch) & (a.pitch <= c.max_pitch) & (c.programs | ~a.is_drum)
+    return list(zip(inst[keep].tolist(), a.pitch[keep].tolist(), s[keep].tolist(), e[keep].tolist()))
+
+
+def merge_rule(notes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """The documented merge rule: per (instrument, pitch), sorted by (start, end), each note ends at the next
+    note's start if that comes first; notes left with no length are dropped."""
+    rows = sorted(notes)
+    out = []
+    for i, (inst, pitch, s, e) in enumerate(rows):
+        if i + 1 < len(rows) and rows[i + 1][:2] == (inst, pitch):
+            e = min(e, rows[i + 1][2])
+        if e > s:
+            out.append((inst, pitch, s, e))
+    return out
+
+
+def off_grid(tok: Tokenizer, piece) -> int:
+    """Notes whose start or end is more than 1e-6 steps from a grid step."""
+    a = piece.arrays
+    steps = np.concatenate([a.start, a.end]) * tok._per_unit
+    miss = np.abs(steps - np.round(steps)) > 1e-6
+    return int((miss[:a.start.size] | miss[a.start.size:]).sum())
+
+
+def measure(files: list[Path], tok: Tokenizer, per_file: list | None = None) -> dict:
+    """Totals over ``files`` (see the module doc); ``per_file`` (a list) receives ``(path, in, out, exact)``."""
+    totals = Counter()
+    for path in files:
+        try:
+            piece = read_piece(path, tok.config.time_mode)
+            tokens = tok.encode(piece)
+        except IngestError:
+            totals["skipped"] += 1
+            continue
+        notes_in = grid_notes(tok, piece)
+        d = tok.decode_arrays(tokens)
+        notes_out = list(zip(d["instrument"].tolist(), d["pitch"].tolist(), d["start"].tolist(), d["end"].tolist()))
+        cin, cout = Counter(notes_in), Counter(notes_out)
+        totals["files"] += 1
+        totals["in"] += len(notes_in)
+        totals["out"] += len(notes_out)
+        totals["exact"] += sum((cin & cout).values())
+        totals["onset"] += sum((Counter(n[:3] for n in notes_in) & Counter(n[:3] for n in notes_out)).values())
+        totals["time_in"] += sum(e - s for *_, s, e in notes_in)
+        totals["time_out"] += sum(e - s for *_, s, e in notes_out)
+        totals["rule_ok"] += cout == Counter(merge_rule(notes_in))
+        totals["off_grid"] += off_grid(tok, piece)
+        totals["read"] += len(piece.arrays.pitch)
+        if per_file is not None:
+            per_file.append((path, len(notes_in), len(notes_out), sum((cin & cout).values())))
+    return dict(totals)
+
+
+def report(t: dict, where: str, tok: Tokenizer) -> str:
+    def pct(a, b):
+        return f"{100 * a / b:.2f}%" if b else "-"
+
+    n_in = t.get("in", 0)
+    return "\n".join([
+        f"round trip encode -> decode_arrays, {where}, time_mode={tok.config.time_mode}, default TokenizerConfig",
+        f"files: {t.get('files', 0)} read, {t.get('skipped', 0)} skipped (unreadable or no notes)",
+        f"notes read: {t.get('read', 0)}; start or end off the grid: {t.get('off_grid', 0)}"
+        f" ({pct(t.get('off_grid', 0), t.get('read', 0))})",
+        f"notes in (on the grid): {n_in}",
+        f"notes out: {t.get('out', 0)} ({pct(t.get('out', 0), n_in)} of in; "
+        f"{n_in - t.get('out', 0)} vanish: same pitch, instrument and onset as a longer note)",
+        f"kept exactly (instrument, pitch, start, end): {t.get('exact', 0)} ({pct(t.get('exact', 0), n_in)})",
+        f"onset kept, end cut by a later onset of the same pitch and instrument: "
+        f"{t.get('onset', 0) - t.get('exact', 0)}",
+        f"sounding time kept: {pct(t.get('time_out', 0), t.get('time_in', 0))}",
+        f"files whose output equals the documented merge rule: {t.get('rule_ok', 0)}/{t.get('files', 0)}",
+    ])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("dir", help="folder of music files (searched recursively)")
+    parser.add_argument("--time-mode", choices=("beat", "seconds"), default="beat")
+    parser.add_argument("--per-file", action="store_true", help="also list every file that loses a note")
+    args = parser.parse_args(argv)
+    config = TokenizerConfig() if args.time_mode == "beat" else TokenizerConfig.seconds()
+    tok = Tokenizer(config)
+    files = find_music_files(args.dir)
+    rows: list = []
+    print(report(measure(files, tok, rows), f"{len(files)} music files under {args.dir}", tok))
+    if args.per_file:
+        print("file: notes in -> out, kept exactly")
+        for path, n_in, n_out, exact in rows:
+            if exact < n_in:
+                print(f"  {path.relative_to(args.dir)}: {n_in} -> {n_out}, {exact}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,8 +14,9 @@ With the default ``TokenizerConfig()`` that is 3 + 128 + 128 + 48 + 32 + 129 = 4
 Grid: beat mode has ``steps_per_quarter`` steps per quarter note (times in quarter notes); seconds mode has steps of
 ``step_seconds`` (times in seconds). ``step = floor(time / step_size + 0.5)``; a note that lands on zero length gets one
 step. Of two notes of the same pitch and instrument that overlap, the earlier is cut at the later onset (two with the
-same onset keep the longer). Pitches outside [min_pitch, max_pitch] are dropped; with ``programs=False`` every note
-is program 0 and drum notes are dropped.
+same onset keep the longer; of identical ones, the last given): one voice per (instrument, pitch), so unison voices
+of one program merge (``scripts/roundtrip.py`` measures it). Pitches outside [min_pitch, max_pitch] are dropped;
+with ``programs=False`` every note is program 0 and drum notes are dropped.
 
 Velocity bins (``B = velocity_bins``): ``bin(v) = 1 + ((v - 1) * B) // 127`` for v in 1..127; a bin decodes to its
 centre ``(lo + hi) // 2`` where lo/hi are the smallest/largest velocity in the bin (B = 32: bin 1 is 1..4 → 2,

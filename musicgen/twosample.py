@@ -234,6 +234,13 @@ def _group_bootstrap(correct, groups, y, rng, n_boot: int) -> tuple[float, float
     return float(np.percentile(acc, 2.5)), float(np.percentile(acc, 97.5))
 
 
+def feature_matrix(tokenizer, pieces: Sequence, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """``excerpts`` then ``excerpt_features``: float64 (excerpts, len(FEATURE_NAMES)) and int64 (excerpts,) the
+    piece each row came from."""
+    notes, index = excerpts(tokenizer, pieces, length)
+    return np.array([excerpt_features(n) for n in notes]).reshape(-1, len(FEATURE_NAMES)), index
+
+
 def two_sample(tokenizer, real_pieces: Sequence, generated: Sequence, length: int, seed: int = 0,
                folds: int = 5) -> dict:
     """Classifier two-sample test of real vs generated music at excerpts of ``length`` events.
@@ -249,17 +256,14 @@ def two_sample(tokenizer, real_pieces: Sequence, generated: Sequence, length: in
         ``accuracy``, ``ci_low``, ``ci_high`` (see ``classifier_accuracy``), ``n_real`` and ``n_generated``
         (excerpts cut from each set, before balancing), ``n_per_class`` (used), ``length``, ``folds``.
     """
-    real_notes, real_idx = excerpts(tokenizer, real_pieces, length)
-    gen_notes, gen_idx = excerpts(tokenizer, generated, length)
-    for name, cut, pieces in (("real_pieces", real_notes, real_pieces), ("generated", gen_notes, generated)):
-        if not cut:
+    X_real, real_idx = feature_matrix(tokenizer, real_pieces, length)
+    X_gen, gen_idx = feature_matrix(tokenizer, generated, length)
+    for name, X, pieces in (("real_pieces", X_real, real_pieces), ("generated", X_gen, generated)):
+        if not len(X):
             longest = max((len(p) for p in pieces), default=0)
             raise UsageError(f"length: {length} events is longer than every piece in {name} (longest {longest} "
                              f"tokens)")
-    width = len(FEATURE_NAMES)
-    X_real = np.array([excerpt_features(n) for n in real_notes]).reshape(-1, width)
-    X_gen = np.array([excerpt_features(n) for n in gen_notes]).reshape(-1, width)
     result = classifier_accuracy(X_real, X_gen, real_idx, gen_idx, seed=seed, folds=folds)
     return {"accuracy": result["accuracy"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
-            "n_real": len(real_notes), "n_generated": len(gen_notes), "n_per_class": result["n_per_class"],
+            "n_real": len(X_real), "n_generated": len(X_gen), "n_per_class": result["n_per_class"],
             "length": int(length), "folds": int(folds)}

@@ -100,7 +100,11 @@ def _add_train(sub) -> None:
                    "halved after patience/2 epochs without validation improvement")
     p.add_argument("--clipnorm", type=float, default=d.clipnorm or 0.0, help="clip gradients to this global norm (0 disables)")
     p.add_argument("--val-fraction", dest="val_fraction", type=float, default=d.val_fraction,
-                   help="share of pieces held out for validation (split by content hash)")
+                   help="share of near-duplicate clusters held out for validation (early stopping, LR halving, "
+                        "best epoch)")
+    p.add_argument("--test-fraction", dest="test_fraction", type=float, default=d.test_fraction,
+                   help="share of near-duplicate clusters held out as the untouched test set (never seen by "
+                        "training; scored by `musicgen evaluate`)")
     p.add_argument("--transpose", type=int, default=d.transpose,
                    help="augment by a random transposition in [-N, N] semitones per piece and epoch (0 disables)")
     p.add_argument("--patience", type=int, default=d.patience, help="stop after this many epochs without improvement")

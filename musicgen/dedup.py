@@ -174,7 +174,9 @@ def cluster_ids(n: int, pairs: Pairs, keys: Sequence[str] | None = None) -> np.n
     edges = list(zip(pairs.a.tolist(), pairs.b.tolist()))
     if keys is not None:
         first: dict[str, int] = {}
-        edges += [(first.setdefault(k, i), i) for i, k in enumerate(keys) if first.get(k, i) != i]
+        for i, k in enumerate(keys):
+            if first.setdefault(k, i) != i:
+                edges.append((first[k], i))
     for x, y in edges:
         rx, ry = find(x), find(y)
         if rx != ry:

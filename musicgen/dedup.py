@@ -217,3 +217,89 @@ def find_duplicates(pieces: Sequence[np.ndarray], keys: Sequence[str] | None,
     fps = fingerprints(pieces, tokenizer_config, ngram)
     pairs = similar_pairs(fps, threshold)
     return Duplicates(cluster_ids(len(pieces), pairs, keys), pairs, fps)
+
+
+def containment(a: Fingerprint, b: Fingerprint) -> float:
+    """``|A ∩ B| / min(|A|, |B|)`` of two shingle sets (0.0 when either is empty)."""
+    if not len(a) or not len(b):
+        return 0.0
+    return float(np.intersect1d(a.hashes, b.hashes, assume_unique=True).size / min(len(a), len(b)))
+
+
+def describe_groups(dups: Duplicates, names: Sequence[str]) -> list[dict]:
+    """Each near-duplicate group (largest first) as JSON-ready ``{"members": [name, …], "similarity": [...],
+    "semitones": [...]}``: the first member is the reference; ``similarity[k]`` (containment, 3 decimals) and
+    ``semitones[k]`` (transposition, None if they share no shingle) relate member k to it (1.0 and 0 for itself)."""
+    out = []
+    for group in dups.groups():
+        ref = dups.fingerprints[group[0]]
+        out.append({"members": [names[i] for i in group.tolist()],
+                    "similarity": [round(containment(ref, dups.fingerprints[i]), 3) for i in group.tolist()],
+                    "semitones": [transposition(ref, dups.fingerprints[i]) for i in group.tolist()]})
+    return out
+
+
+def format_group(group: dict) -> str:
+    """One line: ``3 pieces: a.mid | b.mid (+2 st, 0.919) | c.mid (0 st, 0.512)``."""
+    rest = [f"{m} ({'?' if t is None else f'{t:+d}' if t else '0'} st, {s:.3f})"
+            for m, s, t in zip(group["members"][1:], group["similarity"][1:], group["semitones"][1:])]
+    return f"{len(group['members'])} pieces: " + " | ".join([group["members"][0], *rest])
+
+
+CLUSTERS_FILE = "clusters.json"
+
+
+def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: float = DEFAULT_THRESHOLD,
+                    ngram: int = DEFAULT_NGRAM) -> list[dict]:
+    """Cluster the pieces of the tokens.npz that ingest just wrote into ``cache_dir`` with ``tokenizer_config`` and
+    write ``cache_dir/clusters.json``; returns ``describe_groups``'s list (members named by their corpus paths) for
+    the manifest. Reuses the file while tokens.npz is unchanged.
+
+    clusters.json: ``threshold``, ``ngram``, ``tokens_npz`` (size, mtime_ns it was made from), ``paths`` and
+    ``keys`` (the kept pieces, tokens.npz order), ``cluster`` (int id per piece) and ``groups``.
+    """
+    import json
+    from pathlib import Path
+
+    from musicgen.safeio import atomic_write_text
+
+    folder = Path(cache_dir)
+    st = (folder / "tokens.npz").stat()
+    stamp = {"threshold": threshold, "ngram": ngram, "tokens_npz": {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}
+    try:
+        old = json.loads((folder / CLUSTERS_FILE).read_text())
+        if all(old.get(k) == v for k, v in stamp.items()):
+            return old["groups"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    with np.load(folder / "tokens.npz", allow_pickle=False) as z:
+        pieces = np.split(z["tokens"], z["offsets"][1:-1])
+        keys, paths = z["keys"].tolist(), z["paths"].tolist()
+    dups = find_duplicates(pieces, keys, tokenizer_config, threshold, ngram)
+    groups = describe_groups(dups, paths)
+    record = {**stamp, "paths": paths, "keys": keys, "cluster": dups.clusters.tolist(), "groups": groups}
+    atomic_write_text(folder / CLUSTERS_FILE, json.dumps(record) + "\n")
+    return groups
+
+
+def cli_duplicates(args) -> int:
+    """``musicgen corpus duplicates DIR [--threshold T]``: one line per near-duplicate group, then a summary."""
+    import time
+
+    from musicgen.corpus import tokens_for
+
+    if not (isinstance(args.threshold, float) and 0 < args.threshold <= 1):
+        raise UsageError(f"--threshold: expected a number in (0, 1], got {args.threshold!r}")
+    tokens = tokens_for(args.dir, None, progress=False)
+    started = time.perf_counter()
+    dups = find_duplicates(tokens.pieces, tokens.keys, tokens.tokenizer_config, args.threshold)
+    groups = describe_groups(dups, tokens.paths)
+    seconds = time.perf_counter() - started
+    for group in groups:
+        print(format_group(group))
+    sizes = np.bincount(np.bincount(dups.clusters))
+    by_size = ", ".join(f"{n} of {s}" for s, n in enumerate(sizes.tolist()) if n and s)
+    print(f"{len(tokens)} pieces in {int(sizes[1:].sum())} clusters ({by_size}); {len(groups)} near-duplicate "
+          f"groups hold {sum(len(g['members']) for g in groups)} pieces (threshold {args.threshold:g}, "
+          f"{DEFAULT_NGRAM}-note shingles, {seconds:.2f} s)")
+    return 0

@@ -121,3 +121,46 @@ def test_real_chorale_duplicates_cluster():
                                             dups.pairs.similarity.tolist())}
     assert by_pair[(0, 1)] > 0.9 and by_pair[(2, 3)] > 0.8
     assert abs(dedup.transposition(dups.fingerprints[2], dups.fingerprints[3])) == 2  # bwv414 is a tone away
+
+
+def write_midi(path, notes, shift=0, qpm=120.0):
+    import pretty_midi
+
+    pitch, start, end = notes
+    pm = pretty_midi.PrettyMIDI(initial_tempo=qpm)
+    inst = pretty_midi.Instrument(0)
+    beat = 60.0 / qpm
+    for p, s, e in zip(pitch.tolist(), start.tolist(), end.tolist()):
+        inst.notes.append(pretty_midi.Note(80, p + shift, s * beat, e * beat))
+    pm.instruments.append(inst)
+    pm.write(str(path))
+
+
+def test_ingest_records_clusters_and_the_cli_lists_them(tmp_path, capsys):
+    import json
+
+    from musicgen.cli import main
+    from musicgen.corpus import ingest
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for seed in range(4):
+        write_midi(corpus / f"piece{seed}.mid", chorale(seed))
+    write_midi(corpus / "piece1-up3-slow.mid", chorale(1), shift=3, qpm=90.0)
+    cache = tmp_path / "cache"
+    ingest(corpus, cache, progress=False)
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest["clusters"] == [{"members": ["piece1-up3-slow.mid", "piece1.mid"], "similarity": [1.0, 1.0],
+                                     "semitones": [0, -3]}]
+    record = json.loads((cache / dedup.CLUSTERS_FILE).read_text())
+    by_path = dict(zip(record["paths"], record["cluster"]))
+    assert by_path["piece1.mid"] == by_path["piece1-up3-slow.mid"] and len(set(by_path.values())) == 4
+    assert record["threshold"] == dedup.DEFAULT_THRESHOLD and record["ngram"] == dedup.DEFAULT_NGRAM
+
+    assert main(["corpus", "duplicates", str(cache)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "2 pieces: piece1-up3-slow.mid | piece1.mid (-3 st, 1.000)"
+    assert lines[1].startswith("5 pieces in 4 clusters (3 of 1, 1 of 2); 1 near-duplicate groups hold 2 pieces "
+                               "(threshold 0.5, 8-note shingles")
+    assert main(["corpus", "duplicates", str(cache), "--threshold", "0"]) == 2
+    assert "--threshold: expected a number in (0, 1], got 0.0" in capsys.readouterr().err

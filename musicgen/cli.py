@@ -48,7 +48,7 @@ def _cmd_ingest(args) -> int:
 def _add_corpus(sub) -> None:
     p = sub.add_parser("corpus", formatter_class=Formatter, help="list or export music21's bundled corpora",
                        description="Real music with no download: write music21's bundled corpora as MIDI files.")
-    csub = p.add_subparsers(dest="corpus_cmd", metavar="{list,export}")
+    csub = p.add_subparsers(dest="corpus_cmd", metavar="{list,export,duplicates}")
     csub.required = True
     lp = csub.add_parser("list", help="list the corpora that can be exported")
     lp.set_defaults(func=_cmd_corpus)
@@ -58,6 +58,22 @@ def _add_corpus(sub) -> None:
     ep.add_argument("--limit", type=int, default=0, help="export at most this many pieces (0 = all)")
     ep.add_argument("--workers", type=int, default=0, help="parallel processes (0 = one per core)")
     ep.set_defaults(func=_cmd_corpus)
+    dp = csub.add_parser("duplicates", formatter_class=Formatter,
+                         help="list near-duplicate pieces (transposed, re-tempoed or edited copies, excerpts)",
+                         description="Fingerprint every piece of DIR (transposition-, tempo- and velocity-invariant "
+                                     "shingles of 8 notes) and print each group of near-duplicates on one line: "
+                                     "members, transposition (semitones) and similarity to the first member. "
+                                     "Training keeps each group on one side of the train/valid/test split.")
+    dp.add_argument("dir", help="folder of music files, or a token cache written by `musicgen ingest`")
+    dp.add_argument("--threshold", type=float, default=0.5,
+                    help="least shingle containment |A∩B|/min(|A|,|B|) that joins two pieces; lower merges more")
+    dp.set_defaults(func=_cmd_duplicates)
+
+
+def _cmd_duplicates(args) -> int:
+    from musicgen.dedup import cli_duplicates
+
+    return cli_duplicates(args)
 
 
 def _cmd_corpus(args) -> int:
@@ -100,7 +116,11 @@ def _add_train(sub) -> None:
                    "halved after patience/2 epochs without validation improvement")
     p.add_argument("--clipnorm", type=float, default=d.clipnorm or 0.0, help="clip gradients to this global norm (0 disables)")
     p.add_argument("--val-fraction", dest="val_fraction", type=float, default=d.val_fraction,
-                   help="share of pieces held out for validation (split by content hash)")
+                   help="share of near-duplicate clusters held out for validation (early stopping, LR halving, "
+                        "best epoch)")
+    p.add_argument("--test-fraction", dest="test_fraction", type=float, default=d.test_fraction,
+                   help="share of near-duplicate clusters held out as the untouched test set (never seen by "
+                        "training; scored by `musicgen evaluate`)")
     p.add_argument("--transpose", type=int, default=d.transpose,
                    help="augment by a random transposition in [-N, N] semitones per piece and epoch (0 disables)")
     p.add_argument("--patience", type=int, default=d.patience, help="stop after this many epochs without improvement")

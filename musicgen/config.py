@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")
+SPLIT_VERSION = 2  # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster
 
 
 def _check(cond: bool, name: str, expected: str, value: Any) -> None:
@@ -158,7 +159,14 @@ class TrainConfig(_JsonConfig):
         stateful: carry the recurrent state across consecutive windows of the same stream.
         learning_rate: Adam's initial step size.
         clipnorm: gradient clipping by global norm (None disables; exploding gradients are why it is on).
-        val_fraction: share of pieces held out for validation (split by content hash, deterministic).
+        val_fraction: share of near-duplicate clusters in the validation part ("valid": early stopping, learning-rate
+            halving, best epoch); see ``musicgen.split``.
+        test_fraction: share of clusters in the untouched test part (never seen by training; for the final report).
+        dedup_threshold: two pieces whose shingle containment is at least this are near-duplicates and share a
+            cluster (``musicgen.dedup``; lower merges more).
+        dedup_ngram: notes per shingle of the near-duplicate fingerprint.
+        split_version: 2 = three-way split by near-duplicate cluster; 1 = the legacy two-way split by content hash
+            (valid = test), which a train_config.json written before version 2 existed loads as.
         transpose: augmentation range in semitones (0 disables; 3 means a random shift in [-3, 3]).
         patience: early stopping on validation loss after this many epochs without improvement.
         seed: seed for splits, phases, augmentation and initial weights.
@@ -176,6 +184,18 @@ class TrainConfig(_JsonConfig):
     patience: int = 4
     seed: int = 0
     algorithm: str = "bptt"
+    test_fraction: float = 0.1
+    dedup_threshold: float = 0.5
+    dedup_ngram: int = 8
+    split_version: int = SPLIT_VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """As ``_JsonConfig.from_dict``; a dict without ``split_version`` (written before the three-way split) loads
+        as ``split_version=1`` with ``test_fraction=0.0``: the legacy split its bundle was trained on."""
+        if "split_version" not in data:
+            data = {"test_fraction": 0.0, **data, "split_version": 1}
+        return super().from_dict(data)
 
     def __post_init__(self) -> None:
         _positive_int("epochs", self.epochs)
@@ -192,6 +212,15 @@ class TrainConfig(_JsonConfig):
         _positive_int("patience", self.patience)
         _check(isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)", self.seed)
         _check(self.algorithm in ("bptt", "rtrl"), "algorithm", "'bptt' or 'rtrl'", self.algorithm)
+        _check(isinstance(self.test_fraction, (int, float)) and 0.0 <= self.test_fraction < 1.0, "test_fraction",
+               "a number in [0, 1)", self.test_fraction)
+        _check(self.val_fraction + self.test_fraction < 1.0, "test_fraction",
+               f"a number below 1 - val_fraction = {1.0 - self.val_fraction:g}", self.test_fraction)
+        _check(isinstance(self.dedup_threshold, (int, float)) and 0.0 < self.dedup_threshold <= 1.0,
+               "dedup_threshold", "a number in (0, 1]", self.dedup_threshold)
+        _check(isinstance(self.dedup_ngram, int) and self.dedup_ngram >= 2, "dedup_ngram", "an integer >= 2",
+               self.dedup_ngram)
+        _check(self.split_version in (1, SPLIT_VERSION), "split_version", f"1 or {SPLIT_VERSION}", self.split_version)
 
 
 @dataclass(frozen=True)

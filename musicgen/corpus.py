@@ -24,6 +24,7 @@ import numpy as np
 from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, TokenSet, _load_manifest, _manifest_text, _Results,
                             _tokens_current, _write_pack, _write_tokens, config_hash, is_token_cache, load_tokens)
 from musicgen.config import TokenizerConfig
+from musicgen.dedup import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.midi_io import MUSIC_SUFFIXES
 from musicgen.safeio import (CacheLock, TimeLimitExceeded, atomic_write_text, check_output_dir, resolve_workers,
@@ -293,12 +294,14 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
 
     if report.kept == 0:
         (out / "tokens.npz").unlink(missing_ok=True)
+        (out / CLUSTERS_FILE).unlink(missing_ok=True)
+    clusters = record_clusters(out, config) if report.kept else []  # near-duplicate groups (musicgen.dedup)
     tokens_stat = (out / "tokens.npz").stat() if report.kept else None
     manifest = {"format": MANIFEST_FORMAT, "corpus": str(corpus), "config_hash": chash, "tokenizer": config.to_dict(),
                 "counts": {"kept": report.kept, "skipped": report.skipped, "ignored": report.ignored},
                 "events": report.events, "kept_keys": kept_keys if report.kept else [],
                 "tokens_npz": {"size": tokens_stat.st_size, "mtime_ns": tokens_stat.st_mtime_ns} if tokens_stat
-                else None, "files": files}
+                else None, "clusters": clusters, "files": files}
     if manifest != old or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
         atomic_write_text(out / "tokenizer.json", config.to_json() + "\n")
         atomic_write_text(out / "manifest.json", _manifest_text(manifest))

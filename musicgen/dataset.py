@@ -1,4 +1,4 @@
-"""Token pieces → train/validation split and batches for truncated BPTT. Pure numpy.
+"""Token pieces → the legacy train/validation split and batches for truncated BPTT. Pure numpy.
 
 This is the only module where targets are the inputs shifted by one event.
 
@@ -26,14 +26,16 @@ from musicgen.errors import UsageError
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-def _unit_hash(key: str, seed: int) -> float:
+def unit_hash(key: str, seed: int) -> float:
     """A number in [0, 1) fixed by ``key`` and ``seed``."""
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
 def split_pieces(keys: Sequence[str], val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Split pieces into train/validation by a hash of their content key (deterministic, order independent).
+    """The legacy two-way split (``TrainConfig.split_version == 1``); new code calls ``musicgen.split.split_corpus``.
+
+    Splits pieces into train/validation by a hash of their content key (deterministic, order independent).
 
     Args:
         keys: one content key per piece (sha256 of the file bytes); equal keys always land on the same side.
@@ -46,7 +48,7 @@ def split_pieces(keys: Sequence[str], val_fraction: float, seed: int = 0) -> tup
     """
     if not 0.0 <= val_fraction < 1.0:
         raise UsageError(f"val_fraction: expected a number in [0, 1), got {val_fraction!r}")
-    h = np.array([_unit_hash(k, seed) for k in keys], dtype=np.float64)
+    h = np.array([unit_hash(k, seed) for k in keys], dtype=np.float64)
     is_val = h < val_fraction
     if val_fraction > 0 and len(set(keys)) >= 2:
         if not is_val.any():

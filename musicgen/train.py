@@ -19,29 +19,21 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from musicgen.config import MODEL_PRESETS, ModelConfig, TokenizerConfig, TrainConfig
-from musicgen.dataset import StreamBatches, split_pieces, transposer
+from musicgen.dataset import StreamBatches, transposer
 from musicgen.errors import UsageError
 from musicgen.safeio import check_output_dir
+from musicgen.split import Split, split_corpus
+from musicgen.train_result import TrainResult, split_metrics
 
 EVAL_CHUNK = 256  # validation runs whole pieces in chunks of this many events, state carried
 EVAL_GROUP = 16  # validation pieces per batch
 MIN_LR = 1e-5
-
-
-@dataclass
-class TrainResult:
-    """``model``: stateless Keras model holding the best weights; ``metrics``: the final report (see ``report``)."""
-
-    model: object
-    metrics: dict
-    history_csv: Path | None
 
 
 def compile_model(model, cfg: TrainConfig) -> None:
@@ -61,6 +53,8 @@ def _load_state(folder: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
     state = json.loads((folder / STATE).read_text())
     for name, cfg in (("model_config", model_cfg), ("train_config", train_cfg)):
         saved, wanted = dict(state.get(name, {})), cfg.to_dict()
+        if name == "train_config":  # a checkpoint from before the three-way split holds the legacy fields
+            saved = TrainConfig.from_dict(saved).to_dict()
         saved.pop("epochs", None), wanted.pop("epochs", None)  # resuming may extend (or shorten) the run
         if saved != wanted:
             diff = sorted(k for k in wanted if saved.get(k) != wanted[k])
@@ -71,15 +65,17 @@ def _load_state(folder: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
 
 
 def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig,
-                out_dir: str | Path, *, tokenizer=None, resume: bool = False, tensorboard: bool = True,
-                verbose: int | str = "auto") -> TrainResult:
-    """Train with truncated BPTT and return the best model.
+                out_dir: str | Path, *, tokenizer=None, split: Split | None = None, resume: bool = False,
+                tensorboard: bool = True, verbose: int | str = "auto") -> TrainResult:
+    """Train with truncated BPTT on the *train* part, stop and choose the best epoch on *valid*; *test* is never read.
 
     Args:
         pieces: int token arrays, one per piece (shape (T_i,)); ``keys``: their content hashes (for the split).
         model_cfg / train_cfg: what to build and how to train it.
         out_dir: folder for ``checkpoints/`` and ``logs/`` (the bundle folder).
-        tokenizer: a ``Tokenizer``, needed for ``train_cfg.transpose`` and its ``pad_id`` (0 without one).
+        tokenizer: a ``Tokenizer``, needed for ``train_cfg.transpose`` and its ``pad_id`` (0 without one); its config
+            also decodes the pieces for the near-duplicate split (without one the ids are fingerprinted as they are).
+        split: ``split.split_corpus(pieces, keys, train_cfg, tokenizer.config)``, computed here when None.
         resume: continue from ``out_dir/checkpoints`` if a checkpoint is there (same configs required);
             otherwise start from scratch and clear old checkpoints.
         tensorboard: write TensorBoard logs to ``out_dir/logs``.
@@ -94,11 +90,13 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     out_dir = Path(out_dir)
     folder = out_dir / "checkpoints"
     pad_id = int(tokenizer.pad_id) if tokenizer is not None else 0
-    train_idx, val_idx = split_pieces(keys, train_cfg.val_fraction, train_cfg.seed)
-    train_pieces = [pieces[i] for i in train_idx]
-    val_pieces = [pieces[i] for i in val_idx]
+    if split is None:
+        split = split_corpus(pieces, keys, train_cfg, tokenizer.config if tokenizer is not None else None)
+    train_pieces = [pieces[i] for i in split.train]
+    val_pieces = [pieces[i] for i in split.valid]
     if not train_pieces:
-        raise UsageError(f"val_fraction: {train_cfg.val_fraction} leaves no training piece out of {len(pieces)}")
+        raise UsageError(f"val_fraction: {train_cfg.val_fraction} (test_fraction {train_cfg.test_fraction}) leaves "
+                         f"no training piece out of {len(pieces)}")
     augment = transposer(tokenizer, train_cfg.transpose) if tokenizer is not None else None
     if train_cfg.transpose and tokenizer is None:
         raise UsageError("transpose: augmentation needs the tokenizer")
@@ -145,9 +143,24 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     if eval_model is not None and "val_loss" not in best_logs:
         eval_model.set_weights(model.get_weights())
         best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK))
-    metrics = report(state, best_logs, batches, train_pieces, val_pieces, train_cfg)
+    metrics = {**report(state, best_logs, batches, train_pieces, val_pieces, train_cfg), **split_metrics(split)}
     history = folder / HISTORY
     return TrainResult(best, metrics, history if history.exists() else None)
+
+
+def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig,
+              out_dir: str | Path, *, tokenizer=None, resume: bool = False, tensorboard: bool = True,
+              verbose: int | str = "auto", online: bool = False, update_every: int = 16) -> TrainResult:
+    """The one training entry point: split with ``split_corpus``, then ``train_model`` (``algorithm == "bptt"``) or
+    ``train_rtrl.fit_rtrl`` (``"rtrl"``; ``online`` and ``update_every`` apply to it only)."""
+    split = split_corpus(pieces, keys, train_cfg, tokenizer.config if tokenizer is not None else None)
+    if train_cfg.algorithm == "rtrl":
+        from musicgen.train_rtrl import fit_rtrl
+
+        return fit_rtrl(pieces, keys, model_cfg, train_cfg, split=split, online=online, update_every=update_every,
+                        verbose=verbose)
+    return train_model(pieces, keys, model_cfg, train_cfg, out_dir, tokenizer=tokenizer, split=split, resume=resume,
+                       tensorboard=tensorboard, verbose=verbose)
 
 
 def _torch_stateful_workaround(model) -> None:
@@ -220,8 +233,8 @@ def configs_from_args(args, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
             model[name] = getattr(args, name)
     model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, **model)
     train = {name: getattr(args, name) for name in ("epochs", "batch_size", "bptt", "stateful", "learning_rate",
-                                                    "clipnorm", "val_fraction", "transpose", "patience", "seed",
-                                                    "algorithm")
+                                                    "clipnorm", "val_fraction", "test_fraction", "transpose",
+                                                    "patience", "seed", "algorithm")
              if getattr(args, name, None) is not None}
     if getattr(args, "clipnorm", None) == 0:
         train["clipnorm"] = None
@@ -257,16 +270,11 @@ def cli_train(args) -> int:
         train_cfg = TrainConfig.from_dict(state["train_config"])
         if getattr(args, "epochs", None) is not None:
             train_cfg = train_cfg.replace(epochs=args.epochs)
-    if train_cfg.algorithm == "rtrl":
-        from musicgen.train_rtrl import fit_rtrl
-
-        if args.resume:
-            raise UsageError("--resume: not supported with --algorithm rtrl (RTRL runs keep no checkpoints)")
-        result = fit_rtrl(tokens.pieces, tokens.keys, model_cfg, train_cfg, online=args.online,
-                          update_every=args.update_every, verbose=args.verbose)
-    else:
-        result = train_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer,
-                             resume=args.resume, tensorboard=args.tensorboard, verbose=args.verbose)
+    if train_cfg.algorithm == "rtrl" and args.resume:
+        raise UsageError("--resume: not supported with --algorithm rtrl (RTRL runs keep no checkpoints)")
+    result = fit_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer, resume=args.resume,
+                       tensorboard=args.tensorboard, verbose=args.verbose, online=args.online,
+                       update_every=args.update_every)
     save_bundle(out, model=result.model, model_config=model_cfg, train_config=train_cfg,
                 tokenizer_config=tokens.tokenizer_config, metrics=result.metrics, history_csv=result.history_csv)
     print(format_report(result.metrics))

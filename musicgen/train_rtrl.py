@@ -12,29 +12,32 @@ from typing import Sequence
 
 import numpy as np
 
-from musicgen.config import ModelConfig, TrainConfig
-from musicgen.dataset import split_pieces
+from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.errors import UsageError
+from musicgen.split import Split, split_corpus
+from musicgen.train_result import TrainResult, split_metrics
 
 
 def fit_rtrl(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig, *,
-             online: bool = False, update_every: int = 16, verbose: int = 1):
-    """Train ``model_cfg`` (one recurrent layer, no dropout) by RTRL; returns a ``train.TrainResult``.
+             split: Split | None = None, tokenizer_config: TokenizerConfig | None = None, online: bool = False,
+             update_every: int = 16, verbose: int = 1) -> TrainResult:
+    """Train ``model_cfg`` (one recurrent layer, no dropout) by RTRL; returns a ``TrainResult``.
 
-    The validation split is ``dataset.split_pieces`` with the train config's fraction and seed, as in BPTT.
+    Trains on ``split.train`` and validates on ``split.valid`` (``split_corpus(pieces, keys, train_cfg,
+    tokenizer_config)`` when ``split`` is None), as BPTT does; the test part is never read.
     Transposition augmentation, stateful windows and resuming are BPTT features and are refused here.
     """
     from musicgen import rtrl
     from musicgen.models import build_model
-    from musicgen.train import TrainResult
 
     if not isinstance(update_every, int) or update_every < 1:
         raise UsageError(f"--update-every: expected a positive integer, got {update_every!r}")
     if train_cfg.transpose:
         raise UsageError(f"--transpose: not supported with --algorithm rtrl, got {train_cfg.transpose}")
     rtrl.check_budget(model_cfg)
-    train_idx, val_idx = split_pieces(keys, train_cfg.val_fraction, train_cfg.seed)
-    train_pieces, val_pieces = [pieces[i] for i in train_idx], [pieces[i] for i in val_idx]
+    if split is None:
+        split = split_corpus(pieces, keys, train_cfg, tokenizer_config)
+    train_pieces, val_pieces = [pieces[i] for i in split.train], [pieces[i] for i in split.valid]
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if verbose else None
     result = rtrl.train_rtrl(train_pieces, model_cfg, val_pieces=val_pieces, epochs=train_cfg.epochs,
                              learning_rate=train_cfg.learning_rate, update_every=update_every,
@@ -57,5 +60,6 @@ def fit_rtrl(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Model
         "wall_seconds": round(result.seconds, 3),
         "train_events_per_s": round(result.events / max(result.seconds, 1e-9), 1),
         "update_every": update_every,
+        **split_metrics(split),
     }
     return TrainResult(model=model, metrics=metrics, history_csv=None)

@@ -18,16 +18,21 @@ def data_dir() -> Path:
 
 
 def write_scale_corpus(folder: Path, n: int = 6) -> Path:
-    """``n`` MIDI files of 40 sixteenth-ish notes climbing a major scale from C4 + k (a learnable toy corpus)."""
+    """``n`` MIDI files of 40 sixteenth-ish notes climbing a major scale from C4 + k (a learnable toy corpus).
+
+    Piece k holds scale degree ``k % 8`` twice as long, so that the pieces are not transposed copies of each other
+    (``musicgen.dedup`` would put those in one near-duplicate cluster, leaving no validation piece)."""
     import pretty_midi
 
     folder.mkdir(parents=True)
     for k in range(n):
         pm = pretty_midi.PrettyMIDI(initial_tempo=120)
         inst = pretty_midi.Instrument(0)
+        t = 0.0
         for i in range(40):
-            t = 0.25 * i
-            inst.notes.append(pretty_midi.Note(80, 60 + k + [0, 2, 4, 5, 7, 9, 11, 12][i % 8], t, t + 0.25))
+            length = 0.5 if i % 8 == k % 8 else 0.25
+            inst.notes.append(pretty_midi.Note(80, 60 + k + [0, 2, 4, 5, 7, 9, 11, 12][i % 8], t, t + length))
+            t += length
         pm.instruments.append(inst)
         pm.write(str(folder / f"scale{k}.mid"))
     return folder

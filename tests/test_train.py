@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
-from musicgen.dataset import split_pieces
+from musicgen.split import split_corpus
 from musicgen.errors import UsageError
 from conftest import write_scale_corpus
 
@@ -42,8 +42,10 @@ def tiny(cell="lstm", **model):
 
 
 def fast(**changes):
+    """The toy pieces are all one 12-cycle, near-duplicates of each other; shingles longer than any piece
+    (``dedup_ngram=128``) make each piece its own cluster, so the split still has train, valid and test."""
     return TrainConfig(**{**dict(epochs=3, batch_size=4, bptt=16, val_fraction=0.2, learning_rate=1e-2,
-                                 patience=3), **changes})
+                                 patience=3, dedup_ngram=128), **changes})
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -78,10 +80,13 @@ def test_each_cell_trains_and_writes_a_loadable_bundle(cell, tmp_path):
     assert losses[-1] < losses[0] and val[-1] < val[0] < math.log(VOCAB) + 0.5
     m = result.metrics
     assert m["val_nll"] == pytest.approx(min(val)) and m["val_perplexity"] == pytest.approx(math.exp(min(val)))
-    train_idx, val_idx = split_pieces(keys, 0.2, 0)
-    assert m["val_pieces"] == len(val_idx) >= 1 and m["train_pieces"] == len(train_idx) == 10 - len(val_idx)
-    total = sum(len(p) for p in pieces)  # every training event is a target once, but the stream's first
-    assert m["train_events_per_epoch"] == total - (m["val_events"] + m["val_pieces"]) - 1
+    split = split_corpus(pieces, keys, train_cfg, None)
+    assert m["val_pieces"] == len(split.valid) >= 1 and m["train_pieces"] == len(split.train)
+    assert len(split.train) + len(split.valid) + len(split.test) == 10 and len(split.test) >= 1
+    assert m["split"] == {"train_pieces": len(split.train), "valid_pieces": len(split.valid),
+                          "test_pieces": len(split.test), "clusters": 10, "legacy": False, "version": 2}
+    total = sum(len(pieces[i]) for i in split.train)  # every training event is a target once, but the stream's first
+    assert m["train_events_per_epoch"] == total - 1
     assert result.model.inputs[0].shape[0] is None  # stateless, any batch size
     out = save_bundle(tmp_path / "bundle", model=result.model, model_config=model_cfg, train_config=train_cfg,
                       tokenizer_config=TOKENIZER, metrics=m, history_csv=result.history_csv)
@@ -181,9 +186,10 @@ pieces = [np.array([1] + [3 + (int(rng.integers(12)) + i) % 12 for i in range(50
 cells = (("lstm", True), ("gru", False), ("simple_rnn", True)) if sys.argv[2] == "torch" else (("lstm", True),)
 for cell, stateful in cells:
     cfg = ModelConfig(vocab_size=16, cell=cell, embedding_dim=8, units=16, layers=1, dropout=0.0)
-    r = train_model(pieces, [str(i) for i in range(8)], cfg, TrainConfig(epochs=2, batch_size=4, bptt=16,
-                    val_fraction=0.25, learning_rate=1e-2, stateful=stateful), sys.argv[1] + "/" + cell,
-                    tensorboard=False, verbose=0)
+    tcfg = TrainConfig(epochs=2, batch_size=4, bptt=16, val_fraction=0.25, learning_rate=1e-2, stateful=stateful,
+                       dedup_ngram=64)  # longer than the pieces: each its own cluster
+    r = train_model(pieces, [str(i) for i in range(8)], cfg, tcfg, sys.argv[1] + "/" + cell, tensorboard=False,
+                    verbose=0)
     assert math.isfinite(r.metrics["val_nll"]) and r.metrics["keras_backend"] == sys.argv[2], r.metrics
 print("ok")
 """

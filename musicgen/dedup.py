@@ -1,0 +1,305 @@
+"""Near-duplicate detection: transposition-, tempo- and velocity-invariant fingerprints, clusters by union-find.
+
+Fingerprint of one token piece (``fingerprint``):
+
+1. decode the tokens to notes (``Tokenizer.decode_arrays``; VELOCITY and PROGRAM are thereby dropped, drums left
+   out) and order them by (onset, pitch);
+2. one *feature* per note after the first: the pitch interval to the previous note (semitones, clipped to ±48; so a
+   transposed copy has the same features) and the onset relation to it: ``0`` for the same onset, else the ratio of
+   this inter-onset interval to the previous non-zero one as ``round(2 log2 ratio)`` (clipped to ±6), so a copy at
+   another tempo (seconds mode: stretched time shifts) has the same features; beat mode is tempo-free already;
+3. shingles: every run of ``ngram`` consecutive features, hashed to uint64 (``ngram = 8`` notes is about two
+   four-voice chords); the fingerprint is the set of distinct shingles, each with the pitch of its first note (the
+   *anchor*, used only to report the transposition between two members).
+
+Similarity of two pieces A, B (``similar_pairs``) is the containment ``|A ∩ B| / min(|A|, |B|)`` of their shingle
+sets: 1.0 for a transposed or re-tempoed copy and for an excerpt of a longer piece, near 0 for distinct music.
+Pairs with at least ``threshold`` similarity (default 0.5, see docs/evaluation.md for the measurement on the Bach
+chorales) and at least ``MIN_COMMON`` shared shingles are joined; clusters are the connected components
+(union-find), so a chain a~b~c is one cluster. Pieces with equal content keys (identical files) are always joined.
+
+Cost: pairs come from an inverted index (shingle → pieces) sorted in numpy; a shingle found in more than ``MAX_DF``
+pieces (a stock formula, or a mass-duplicated piece) is left out of the intersections, which bounds the work at
+``MAX_DF`` pairs per stored shingle. 410 chorales take about 0.2 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicgen.config import TokenizerConfig
+from musicgen.errors import UsageError
+
+DEFAULT_NGRAM = 8
+DEFAULT_THRESHOLD = 0.5
+MIN_COMMON = 5  # shared shingles a joined pair needs at least (short pieces are matched only by content key)
+MAX_DF = 256  # shingles in more pieces than this are left out of the pair counts
+MAX_INTERVAL = 48
+MAX_RATIO_CLASS = 6
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """``hashes``: sorted distinct uint64 shingles, shape (S,); ``anchors``: int16 pitch of each shingle's first note
+    (its first occurrence), shape (S,)."""
+
+    hashes: np.ndarray
+    anchors: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Near-duplicate pairs ``a[k] < b[k]`` (int64 piece indices) with ``similarity`` (float64 containment) and
+    ``common`` (int64 shared shingles), each shape (P,), sorted by (a, b)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    similarity: np.ndarray
+    common: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.a.size)
+
+
+def note_features(pitch: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per note after the first, ordered by (start, pitch): int64 feature codes and the int64 pitch of the note
+    each feature starts from; both shape (n - 1,). See the module docstring for what a feature encodes."""
+    pitch, start = np.asarray(pitch, np.int64), np.asarray(start, np.int64)
+    if pitch.size < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    interval = np.clip(np.diff(pitch), -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL
+    ioi = np.diff(start).astype(np.float64)
+    moving = ioi > 0
+    idx = np.where(moving, np.arange(ioi.size), -1)
+    prev = np.maximum.accumulate(np.concatenate([[-1], idx[:-1]]))  # last earlier position with a non-zero gap
+    prev_ioi = np.where(prev >= 0, ioi[np.maximum(prev, 0)], 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.rint(2 * np.log2(np.where(moving & (prev_ioi > 0), ioi / np.maximum(prev_ioi, 1e-12), 1.0)))
+    ratio = np.clip(ratio, -MAX_RATIO_CLASS, MAX_RATIO_CLASS).astype(np.int64) + MAX_RATIO_CLASS + 2
+    relation = np.where(moving, np.where(prev_ioi > 0, ratio, 1), 0)  # 0 same onset, 1 first gap, 2.. ratio class
+    return interval * 16 + relation, pitch[:-1]
+
+
+def shingles(features: np.ndarray, ngram: int) -> np.ndarray:
+    """uint64 hash of every run of ``ngram`` consecutive features, shape (max(n - ngram + 1, 0),)."""
+    m = features.size - ngram + 1
+    if m <= 0:
+        return np.zeros(0, np.uint64)
+    f = features.astype(np.uint64)
+    h = np.full(m, np.uint64(ngram), np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(ngram):
+            h = (h ^ f[j:j + m]) * _MIX
+            h ^= h >> np.uint64(29)
+    return h
+
+
+def fingerprint(tokens: np.ndarray, tokenizer, ngram: int = DEFAULT_NGRAM) -> Fingerprint:
+    """The shingle set of one piece (int token array, shape (T,)). ``tokenizer=None`` treats the ids as opaque
+    symbols (shingles of raw ids, no invariance; for toy vocabularies without a tokenizer)."""
+    if tokenizer is None:
+        features, anchors = np.asarray(tokens, np.int64), np.zeros(len(tokens), np.int64)
+    else:
+        a = tokenizer.decode_arrays(tokens)
+        pitched = a["instrument"] != 128
+        features, anchors = note_features(a["pitch"][pitched], a["start"][pitched])
+    h = shingles(features, ngram)
+    hashes, first = np.unique(h, return_index=True)
+    return Fingerprint(hashes, anchors[first].astype(np.int16))
+
+
+def fingerprints(pieces: Sequence[np.ndarray], tokenizer_config: TokenizerConfig | None,
+                 ngram: int = DEFAULT_NGRAM) -> list[Fingerprint]:
+    """``fingerprint`` of every piece, decoded with ``tokenizer_config`` (None: opaque ids)."""
+    if not (isinstance(ngram, int) and ngram >= 2):
+        raise UsageError(f"ngram: expected an integer >= 2, got {ngram!r}")
+    from musicgen.tokenizer import Tokenizer
+
+    tok = Tokenizer(tokenizer_config) if tokenizer_config is not None else None
+    return [fingerprint(p, tok, ngram) for p in pieces]
+
+
+def similar_pairs(fps: Sequence[Fingerprint], threshold: float = DEFAULT_THRESHOLD, min_common: int = MIN_COMMON,
+                  max_df: int = MAX_DF) -> Pairs:
+    """Every pair of pieces with containment >= ``threshold`` and >= ``min_common`` shared shingles."""
+    if not (isinstance(threshold, (int, float)) and 0 < threshold <= 1):
+        raise UsageError(f"threshold: expected a number in (0, 1], got {threshold!r}")
+    sizes = np.array([len(f) for f in fps], np.int64)
+    if sizes.sum() == 0:
+        return _pairs([], [], [], [])
+    hashes = np.concatenate([f.hashes for f in fps])
+    owner = np.repeat(np.arange(len(fps), dtype=np.int64), sizes)
+    order = np.argsort(hashes, kind="stable")  # stable: owners ascend within a shingle
+    hashes, owner = hashes[order], owner[order]
+    starts = np.flatnonzero(np.concatenate([[True], hashes[1:] != hashes[:-1]]))
+    df = np.diff(np.append(starts, hashes.size))
+    codes = []
+    n = np.int64(len(fps))
+    for s in np.unique(df[(df >= 2) & (df <= max_df)]).tolist():
+        members = owner[starts[df == s][:, None] + np.arange(s)]  # (groups, s)
+        i, j = np.triu_indices(s, 1)
+        codes.append((members[:, i] * n + members[:, j]).ravel())
+    if not codes:
+        return _pairs([], [], [], [])
+    code, common = np.unique(np.concatenate(codes), return_counts=True)
+    a, b = code // n, code % n
+    similarity = common / np.minimum(sizes[a], sizes[b])
+    keep = (similarity >= threshold) & (common >= min_common)
+    return _pairs(a[keep], b[keep], similarity[keep], common[keep])
+
+
+def _pairs(a, b, similarity, common) -> Pairs:
+    return Pairs(np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(similarity, np.float64),
+                 np.asarray(common, np.int64))
+
+
+def cluster_ids(n: int, pairs: Pairs, keys: Sequence[str] | None = None) -> np.ndarray:
+    """Connected components of the pairs (and of equal ``keys``): int64 cluster id per piece, shape (n,), numbered
+    0, 1, … in order of each cluster's first piece."""
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    edges = list(zip(pairs.a.tolist(), pairs.b.tolist()))
+    if keys is not None:
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if first.setdefault(k, i) != i:
+                edges.append((first[k], i))
+    for x, y in edges:
+        rx, ry = find(x), find(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)
+    roots = np.array([find(i) for i in range(n)], np.int64)
+    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+
+
+def transposition(a: Fingerprint, b: Fingerprint) -> int | None:
+    """Semitones that take piece ``a`` to piece ``b`` (median anchor difference over shared shingles; None if they
+    share none). Octave-exact: a copy an octave up reports 12."""
+    _, ia, ib = np.intersect1d(a.hashes, b.hashes, assume_unique=True, return_indices=True)
+    if ia.size == 0:
+        return None
+    return int(np.round(np.median(b.anchors[ib].astype(np.int64) - a.anchors[ia].astype(np.int64))))
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    """``clusters``: int64 id per piece (n,); ``pairs``: the joined pairs; ``fingerprints``: one per piece."""
+
+    clusters: np.ndarray
+    pairs: Pairs
+    fingerprints: list[Fingerprint]
+
+    def groups(self) -> list[np.ndarray]:
+        """Clusters of two or more pieces, as sorted int64 index arrays, largest first (ties by first index)."""
+        found = [np.flatnonzero(self.clusters == c) for c in np.unique(self.clusters)]
+        return sorted((g for g in found if g.size > 1), key=lambda g: (-g.size, g[0]))
+
+
+def find_duplicates(pieces: Sequence[np.ndarray], keys: Sequence[str] | None,
+                    tokenizer_config: TokenizerConfig | None, threshold: float = DEFAULT_THRESHOLD,
+                    ngram: int = DEFAULT_NGRAM) -> Duplicates:
+    """Fingerprint every piece, find the pairs at ``threshold`` or above and join them into clusters."""
+    if keys is not None and len(keys) != len(pieces):
+        raise UsageError(f"keys: expected {len(pieces)} content keys, got {len(keys)}")
+    fps = fingerprints(pieces, tokenizer_config, ngram)
+    pairs = similar_pairs(fps, threshold)
+    return Duplicates(cluster_ids(len(pieces), pairs, keys), pairs, fps)
+
+
+def containment(a: Fingerprint, b: Fingerprint) -> float:
+    """``|A ∩ B| / min(|A|, |B|)`` of two shingle sets (0.0 when either is empty)."""
+    if not len(a) or not len(b):
+        return 0.0
+    return float(np.intersect1d(a.hashes, b.hashes, assume_unique=True).size / min(len(a), len(b)))
+
+
+def describe_groups(dups: Duplicates, names: Sequence[str]) -> list[dict]:
+    """Each near-duplicate group (largest first) as JSON-ready ``{"members": [name, …], "similarity": [...],
+    "semitones": [...]}``: the first member is the reference; ``similarity[k]`` (containment, 3 decimals) and
+    ``semitones[k]`` (transposition, None if they share no shingle) relate member k to it (1.0 and 0 for itself)."""
+    out = []
+    for group in dups.groups():
+        ref = dups.fingerprints[group[0]]
+        out.append({"members": [names[i] for i in group.tolist()],
+                    "similarity": [round(containment(ref, dups.fingerprints[i]), 3) for i in group.tolist()],
+                    "semitones": [transposition(ref, dups.fingerprints[i]) for i in group.tolist()]})
+    return out
+
+
+def format_group(group: dict) -> str:
+    """One line: ``3 pieces: a.mid | b.mid (+2 st, 0.919) | c.mid (0 st, 0.512)``."""
+    rest = [f"{m} ({'?' if t is None else f'{t:+d}' if t else '0'} st, {s:.3f})"
+            for m, s, t in zip(group["members"][1:], group["similarity"][1:], group["semitones"][1:])]
+    return f"{len(group['members'])} pieces: " + " | ".join([group["members"][0], *rest])
+
+
+CLUSTERS_FILE = "clusters.json"
+
+
+def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: float = DEFAULT_THRESHOLD,
+                    ngram: int = DEFAULT_NGRAM) -> list[dict]:
+    """Cluster the pieces of the tokens.npz that ingest just wrote into ``cache_dir`` with ``tokenizer_config`` and
+    write ``cache_dir/clusters.json``; returns ``describe_groups``'s list (members named by their corpus paths) for
+    the manifest. Reuses the file while tokens.npz is unchanged.
+
+    clusters.json: ``threshold``, ``ngram``, ``tokens_npz`` (size, mtime_ns it was made from), ``paths`` and
+    ``keys`` (the kept pieces, tokens.npz order), ``cluster`` (int id per piece) and ``groups``.
+    """
+    import json
+    from pathlib import Path
+
+    from musicgen.safeio import atomic_write_text
+
+    folder = Path(cache_dir)
+    st = (folder / "tokens.npz").stat()
+    stamp = {"threshold": threshold, "ngram": ngram, "tokens_npz": {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}
+    try:
+        old = json.loads((folder / CLUSTERS_FILE).read_text())
+        if all(old.get(k) == v for k, v in stamp.items()):
+            return old["groups"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    with np.load(folder / "tokens.npz", allow_pickle=False) as z:
+        pieces = np.split(z["tokens"], z["offsets"][1:-1])
+        keys, paths = z["keys"].tolist(), z["paths"].tolist()
+    dups = find_duplicates(pieces, keys, tokenizer_config, threshold, ngram)
+    groups = describe_groups(dups, paths)
+    record = {**stamp, "paths": paths, "keys": keys, "cluster": dups.clusters.tolist(), "groups": groups}
+    atomic_write_text(folder / CLUSTERS_FILE, json.dumps(record) + "\n")
+    return groups
+
+
+def cli_duplicates(args) -> int:
+    """``musicgen corpus duplicates DIR [--threshold T]``: one line per near-duplicate group, then a summary."""
+    import time
+
+    from musicgen.corpus import tokens_for
+
+    if not (isinstance(args.threshold, float) and 0 < args.threshold <= 1):
+        raise UsageError(f"--threshold: expected a number in (0, 1], got {args.threshold!r}")
+    tokens = tokens_for(args.dir, None, progress=False)
+    started = time.perf_counter()
+    dups = find_duplicates(tokens.pieces, tokens.keys, tokens.tokenizer_config, args.threshold)
+    groups = describe_groups(dups, tokens.paths)
+    seconds = time.perf_counter() - started
+    for group in groups:
+        print(format_group(group))
+    sizes = np.bincount(np.bincount(dups.clusters))
+    by_size = ", ".join(f"{n} of {s}" for s, n in enumerate(sizes.tolist()) if n and s)
+    print(f"{len(tokens)} pieces in {int(sizes[1:].sum())} clusters ({by_size}); {len(groups)} near-duplicate "
+          f"groups hold {sum(len(g['members']) for g in groups)} pieces (threshold {args.threshold:g}, "
+          f"{DEFAULT_NGRAM}-note shingles, {seconds:.2f} s)")
+    return 0

@@ -1,0 +1,104 @@
+"""The one corpus split: train / valid / test by near-duplicate cluster (deterministic, order independent).
+
+``split_corpus`` (``TrainConfig.split_version == 2``, every new run):
+
+1. cluster the pieces with ``musicgen.dedup`` (transposed, re-tempoed, re-velocitied copies and excerpts share a
+   cluster; identical files too), using the config's ``dedup_threshold`` and ``dedup_ngram``;
+2. give each cluster the number ``u`` in [0, 1) hashed from its smallest content key and the seed; the cluster goes
+   to *valid* when ``u < val_fraction``, to *test* when ``u < val_fraction + test_fraction``, else to *train*. A
+   cluster never straddles two parts; the fractions are of clusters, so roughly of pieces. A piece with no
+   near-duplicate draws the same ``u`` as in the legacy split, so the legacy held-out pieces stay in valid;
+3. small corpora: with two or more clusters, valid and train are never empty (the cluster with the smallest ``u``
+   goes to valid, the one with the largest to train); when ``test_fraction > 0`` and test drew no cluster, it gets
+   the training cluster with the smallest ``u`` if train keeps at least one.
+
+Training sees only *train*, chooses epochs, learning-rate halving and the best epoch on *valid*, and never touches
+*test*, which is left for the final report (``musicgen evaluate``).
+
+Legacy (``split_version == 1``: a train_config.json written before this split existed): the old two-way split by
+content hash, ``dataset.split_pieces``, with ``test = valid = the old held-out set`` and ``legacy=True``; clusters
+are then groups of identical files only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicgen.config import TokenizerConfig, TrainConfig
+from musicgen.dataset import split_pieces, unit_hash
+from musicgen.errors import UsageError
+
+PARTS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Sorted int64 indices into the pieces of each part; ``clusters``: int64 near-duplicate cluster id per piece,
+    shape (n,); ``legacy``: the bundle was trained before the three-way split (valid and test are its old held-out
+    set)."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    clusters: np.ndarray
+    legacy: bool
+
+    def part(self, name: str) -> np.ndarray:
+        """The indices of part ``name``: ``"train"``, ``"valid"`` or ``"test"``."""
+        if name not in PARTS:
+            raise UsageError(f"part: expected one of {list(PARTS)}, got {name!r}")
+        return getattr(self, name)
+
+    def sizes(self) -> dict:
+        """Pieces per part and number of clusters, JSON-ready (for metrics.json)."""
+        return {"train_pieces": int(self.train.size), "valid_pieces": int(self.valid.size),
+                "test_pieces": int(self.test.size), "clusters": int(np.unique(self.clusters).size),
+                "legacy": self.legacy}
+
+
+def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config: TrainConfig,
+                 tokenizer_config: TokenizerConfig | None) -> Split:
+    """Split the pieces (int token arrays) with content ``keys`` as the module docstring says.
+
+    ``tokenizer_config`` decodes the tokens for the fingerprints; ``None`` fingerprints raw ids (toy vocabularies).
+    """
+    if len(keys) != len(pieces):
+        raise UsageError(f"keys: expected {len(pieces)} content keys, got {len(keys)}")
+    cfg = train_config
+    if cfg.split_version == 1:
+        train, valid = split_pieces(keys, cfg.val_fraction, cfg.seed)
+        clusters = np.unique(np.asarray(keys, dtype=np.str_), return_inverse=True)[1].astype(np.int64) \
+            if len(keys) else np.zeros(0, np.int64)
+        return Split(train, valid, valid.copy(), clusters, legacy=True)
+    from musicgen.dedup import find_duplicates
+
+    clusters = find_duplicates(pieces, keys, tokenizer_config, cfg.dedup_threshold, cfg.dedup_ngram).clusters
+    part = assign_parts(clusters, keys, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    return Split(*(np.flatnonzero(part == k).astype(np.int64) for k in range(3)), clusters=clusters, legacy=False)
+
+
+def assign_parts(clusters: np.ndarray, keys: Sequence[str], val_fraction: float, test_fraction: float,
+                 seed: int) -> np.ndarray:
+    """int8 part per piece (0 train, 1 valid, 2 test), shape (n,), decided per cluster (see the module docstring)."""
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, np.int8)
+    ids = np.unique(clusters)
+    smallest = {}
+    for c, k in zip(clusters.tolist(), keys):
+        if c not in smallest or k < smallest[c]:
+            smallest[c] = k
+    u = np.array([unit_hash(smallest[c], seed) for c in ids.tolist()], np.float64)
+    part = np.where(u < val_fraction, 1, np.where(u < val_fraction + test_fraction, 2, 0)).astype(np.int8)
+    if ids.size >= 2:
+        if val_fraction > 0 and not (part == 1).any():
+            part[np.argmin(u)] = 1
+        if not (part == 0).any():
+            part[np.argmax(u)] = 0
+        if test_fraction > 0 and not (part == 2).any() and (part == 0).sum() >= 2:
+            train = np.flatnonzero(part == 0)
+            part[train[np.argmin(u[train])]] = 2
+    return part[np.searchsorted(ids, clusters)]

@@ -234,24 +234,50 @@ class KneserNeyModel:
         if self.counts is None:
             raise UsageError("KneserNeyModel: call fit(pieces) before scoring")
 
-    def _window_probs(self, windows: np.ndarray) -> np.ndarray:
-        """P(last token | previous tokens) for windows of shape (N, order) in shifted (+1, 0 = pad) coordinates."""
+    def _lookups(self, windows: np.ndarray, top: int) -> list[dict]:
+        """Per order k = 1..top, the ``(total, types, count)`` arrays of ``windows`` (N, order) in its raw table
+        (key ``"raw"``) and, below the fitted order, its continuation table (``"cont"``)."""
         self._check_fitted()
-        c, d, n = self.counts, self.discount, self.order
-        tables = c.cont[:n - 1] + [c.raw[n - 1]]  # continuation counts below the top order, raw counts at it
-        probs = np.full(windows.shape[0], 1.0 / self.vocab_size)
-        ids = np.zeros(windows.shape[0], dtype=np.int64)
-        for k, table in enumerate(tables, start=1):
+        c = self.counts
+        ids, out = np.zeros(windows.shape[0], dtype=np.int64), []
+        for k in range(1, top + 1):
             ids = c.context_ids(windows, k, ids)
             grams = ids * c.base + windows[:, -1]
-            total = _lookup(table.ctx_keys, table.ctx_totals, ids).astype(np.float64)
-            types = _lookup(table.ctx_keys, table.ctx_types, ids).astype(np.float64)
-            count = _lookup(table.gram_keys, table.gram_counts, grams).astype(np.float64)
+            tables = {"raw": c.raw[k - 1], "cont": c.cont[k - 1] if k <= len(c.cont) else None}
+            out.append({name: (_lookup(t.ctx_keys, t.ctx_totals, ids).astype(np.float64),
+                               _lookup(t.ctx_keys, t.ctx_types, ids).astype(np.float64),
+                               _lookup(t.gram_keys, t.gram_counts, grams).astype(np.float64))
+                        for name, t in tables.items() if t is not None})
+        return out
+
+    def _mix(self, lookups: list[dict], order: int, discount: float) -> np.ndarray:
+        """Interpolate orders 1..order: continuation counts below ``order``, raw counts at it."""
+        probs = np.full(lookups[0]["raw"][0].shape[0], 1.0 / self.vocab_size)
+        for k in range(1, order + 1):
+            total, types, count = lookups[k - 1]["raw" if k == order else "cont"]
             seen = total > 0
             safe = np.where(seen, total, 1.0)
-            mixed = np.maximum(count - d, 0.0) / safe + d * types / safe * probs
+            mixed = np.maximum(count - discount, 0.0) / safe + discount * types / safe * probs
             probs = np.where(seen, mixed, probs)
         return probs
+
+    def _window_probs(self, windows: np.ndarray) -> np.ndarray:
+        """P(last token | previous tokens) for windows of shape (N, order) in shifted (+1, 0 = pad) coordinates."""
+        return self._mix(self._lookups(windows, self.order), self.order, self.discount)
+
+    def nll_grid(self, pieces, orders, discounts) -> np.ndarray:
+        """Mean NLL (nats/event) of ``pieces`` for every ``variant(order, discount)``, shape
+        (len(orders), len(discounts)); the count look-ups are shared, so a grid costs little more than one score."""
+        orders, discounts = [int(n) for n in orders], [float(d) for d in discounts]
+        for n in orders:
+            self.variant(order=n)  # checks the order
+        for d in discounts:
+            self.variant(discount=d)  # checks the discount
+        arrays, _ = _check_pieces(pieces, self.vocab_size)
+        lookups = self._lookups(_windows(arrays, self.order), max(orders))
+        if lookups[0]["raw"][0].size == 0:
+            raise UsageError("pieces: nothing to score (every piece has fewer than 2 tokens)")
+        return np.array([[-np.log(self._mix(lookups, n, d)).mean() for d in discounts] for n in orders])
 
     def log_probs(self, pieces) -> np.ndarray:
         """Natural-log probability of every predicted event, concatenated over pieces (shape (events,))."""

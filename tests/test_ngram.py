@@ -180,3 +180,17 @@ def test_fitting_two_million_events_at_order_8_takes_seconds():
     started = time.perf_counter()
     KneserNeyModel(order=8, vocab_size=468).fit(pieces)
     assert time.perf_counter() - started < 60  # about 5 s on one shared core
+
+
+def test_nll_grid_equals_the_variants_one_by_one():
+    rng = np.random.default_rng(5)
+    train = [rng.integers(0, 5, size=rng.integers(2, 40)) for _ in range(10)]
+    test = [rng.integers(0, 5, size=30), rng.integers(0, 5, size=3)]
+    model = KneserNeyModel(order=4, vocab_size=6).fit(train)
+    grid = model.nll_grid(test, orders=[1, 2, 4], discounts=[0.3, 1.0])
+    assert grid.shape == (3, 2)
+    for i, n in enumerate([1, 2, 4]):
+        for j, d in enumerate([0.3, 1.0]):
+            assert grid[i, j] == pytest.approx(model.variant(n, d).nll(test), rel=1e-12)
+    with pytest.raises(UsageError, match="discount"):
+        model.nll_grid(test, orders=[2], discounts=[0.0])

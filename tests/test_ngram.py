@@ -172,6 +172,7 @@ def test_variant_equals_a_fresh_fit():
         np.testing.assert_allclose(big.variant(order, d).log_probs(test), fresh.log_probs(test), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_fitting_two_million_events_at_order_8_takes_seconds():
     import time
 

@@ -11,6 +11,7 @@ Layout (see docs/DESIGN.md)::
       train_config.json   TrainConfig
       metrics.json        final metrics (validation NLL in nats/event, perplexity, accuracy, …)
       history.csv         per-epoch log (optional)
+      evaluation.json     ``musicgen evaluate --save`` report (optional, added by ``write_bundle_file``)
 
 Writes are atomic at the folder level: the bundle is built in a temporary folder beside the target and swapped in
 with renames, so a crash never leaves a half-written bundle where a good one was. Loading executes no code: JSON,
@@ -35,7 +36,7 @@ from musicgen.safeio import sha256_file
 
 FORMAT_VERSION = 1
 REQUIRED = ("model.keras", "weights.npz", "tokenizer.json", "model_config.json", "train_config.json", "metrics.json")
-OPTIONAL = ("history.csv",)
+OPTIONAL = ("history.csv", "evaluation.json")
 
 
 def _write_json(path: Path, data) -> None:
@@ -107,6 +108,21 @@ def save_bundle(out_dir: str | Path, *, model, model_config: ModelConfig, train_
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def write_bundle_file(path: str | Path, name: str, text: str) -> Path:
+    """Write the optional bundle file ``name`` (one of ``OPTIONAL``) into a bundle and record its sha256 in
+    bundle.json, so ``load_bundle`` still verifies. Both writes are atomic (the file first, then bundle.json)."""
+    from musicgen.safeio import atomic_write_text
+
+    path = Path(path)
+    if name not in OPTIONAL:
+        raise BundleError(f"name: expected one of {list(OPTIONAL)}, got {name!r}")
+    info = _read_json(path, "bundle.json")
+    atomic_write_text(path / name, text)
+    info.setdefault("files", {})[name] = sha256_file(path / name)
+    atomic_write_text(path / "bundle.json", json.dumps(info, indent=2, sort_keys=True, default=float) + "\n")
+    return path / name
 
 
 def _bundle_info(folder: Path, model_config: ModelConfig) -> dict:

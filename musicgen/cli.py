@@ -223,26 +223,31 @@ def _cmd_sample(args) -> int:
 # --------------------------------------------------------------------------------------------------------- evaluate
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", formatter_class=Formatter, help="score a bundle on held-out pieces",
-                       description="NLL, perplexity and accuracy on held-out pieces, n-gram baselines, musical "
-                                   "statistics of generated samples, and memorization.")
+                       description="NLL, perplexity and accuracy on the bundle's test (or valid) split, against "
+                                   "n-gram baselines fit on the same (transposed) training data, and two labelled "
+                                   "sample sets (raw model, default sampling rules): musical statistics, "
+                                   "memorization, two-sample test. Runs on numpy; writes files only on request.")
     p.add_argument("model", help="bundle folder")
     p.add_argument("corpus_dir", help="the corpus the model was trained on (music folder or token cache); its "
-                                      "held-out pieces are recovered from the bundle's split settings")
-    p.add_argument("--num-samples", type=int, default=8, help="samples generated for the statistics (0 skips them)")
+                                      "split is recovered from the bundle's settings")
+    p.add_argument("--split", choices=["valid", "test"], default="test", help="the part of the split evaluated")
+    p.add_argument("--num-samples", type=int, default=64, help="samples per sample set (0 skips the samples)")
     p.add_argument("--length", type=int, default=512, help="events per generated sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--max-order", type=int, default=5, help="highest Kneser-Ney n-gram order of the baselines")
+    p.add_argument("--max-order", type=int, default=8,
+                   help="highest Kneser-Ney order tried (the order and discount are chosen on the valid split)")
     p.add_argument("--copy-n", type=int, default=32,
                    help="a sample copies when it shares at least this many consecutive events with a training piece")
-    p.add_argument("--json", default=None, help="JSON report path (default: MODEL/evaluation.json)")
+    p.add_argument("--excerpt-length", type=int, default=256, help="events per excerpt in the two-sample test")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON to PATH")
+    p.add_argument("--save", action="store_true",
+                   help="write MODEL/evaluation.json and record its checksum in MODEL/bundle.json")
     p.add_argument("--plot", default=None, metavar="DIR", help="also write histogram PNGs into this folder")
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args) -> int:
     from musicgen.evaluate import cli_evaluate
-
-    _import_keras_quietly(args)
 
     return cli_evaluate(args)
 

@@ -1,19 +1,25 @@
-"""``musicgen evaluate MODEL CORPUS_DIR``: how well a bundle predicts held-out music, and what its samples look like.
+"""``musicgen evaluate MODEL CORPUS_DIR``: how well a bundle predicts unseen music, against fair baselines, and what
+its samples look like. Runs on numpy: TensorFlow and Keras are never imported.
 
-1. **Likelihood** on the held-out pieces of the *same* split training used (``dataset.split_pieces`` with the
-   bundle's ``train_config.val_fraction`` and ``seed``): NLL per event in nats and bits, perplexity and next-event
-   accuracy. Each piece runs from a fresh state and every event after its first is a target — the computation of
-   training's validation (``train_callbacks.sequence_metrics``), so the numbers match ``metrics.json``.
-2. **Baselines** on the same events: an add-one unigram and interpolated Kneser-Ney n-grams (orders 2..max_order)
-   fit on the training split (``musicgen.ngram``).
-3. **Musical statistics** (``musicgen.stats``) of ``num_samples`` generated samples vs the held-out pieces, both
-   decoded by the bundle's tokenizer, with the overlapped area of each feature's distributions.
-4. **Memorization**: the longest token n-gram each sample shares with the training pieces, and the share of samples
-   that copy ``copy_n`` or more consecutive training events (held-out pieces vs training given for scale).
+1. **Split**: the bundle's own split of the corpus (``split.split_corpus``); ``split`` picks the part evaluated
+   (``test`` by default). A bundle trained before the three-way split has a *legacy* split whose valid and test
+   parts are the same held-out pieces; the report says so.
+2. **Likelihood** of every event after the first of each evaluated piece, from the bundle's start state, through
+   the float64 numpy step kernels (``scoring.score_pieces``): NLL in nats and bits, perplexity, next-event accuracy.
+3. **Baselines** (``musicgen.baselines``): add-one unigram and interpolated Kneser-Ney, fit on the training pieces at
+   every transposition the model trained on; the Kneser-Ney order and discount are chosen on the valid part.
+4. **Samples**, drawn twice and labelled (``SAMPLING``): ``raw`` is the model's own distribution (temperature 1, no
+   top-k/top-p, EOS allowed, no note-consistency masks, no forced NOTE_OFF; only PAD and BOS are never drawn) and
+   ``rules`` the default ``musicgen sample`` settings. Each is compared with the evaluated pieces: musical statistics
+   (``musicgen.stats``), memorization (``musicgen.memorization``) and a two-sample classifier (``musicgen.twosample``).
+
+Nothing is written unless asked: ``--json PATH`` writes the report, ``--save`` writes MODEL/evaluation.json and
+records its checksum in bundle.json (``bundle.write_bundle_file``).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -25,140 +31,158 @@ from typing import Callable, Sequence
 import numpy as np
 
 from musicgen import stats
+from musicgen.baselines import DISCOUNTS, all_transpositions, baseline_scores
 from musicgen.errors import UsageError
-from musicgen.ngram import KneserNeyModel, UnigramModel
 
-EVAL_GROUP, EVAL_CHUNK = 16, 256  # as in train.py: pieces per batch, events per chunk (state carried)
 SampleFn = Callable[..., list]
+SAMPLING = {  # generate() settings of the two sample sets
+    "raw": dict(temperature=1.0, top_k=0, top_p=1.0, max_polyphony=0, pitch_range=None, allow_eos=True,
+                max_note_length=0.0, well_formed=False),
+    "rules": dict(temperature=1.0, top_k=0, top_p=1.0, max_polyphony=0, pitch_range=None, allow_eos=False,
+                  max_note_length=8.0, well_formed=True),  # = musicgen sample's defaults
+}
+SAMPLING_LABELS = {
+    "raw": "temperature 1, no top-k/top-p, EOS allowed, no note masks, no forced NOTE_OFF (the model's own "
+           "distribution)",
+    "rules": "`musicgen sample` defaults: temperature 1, EOS off, note-consistency masks, NOTE_OFF forced after 8 "
+             "quarter notes",
+}
+
+
+def _optional(module: str, name: str):
+    """``musicgen.<module>.<name>``, or None where that module is not part of this build."""
+    try:
+        return getattr(importlib.import_module(f"musicgen.{module}"), name, None)
+    except ModuleNotFoundError as exc:
+        if exc.name == f"musicgen.{module}":
+            return None
+        raise
 
 
 # ------------------------------------------------------------------------------------------------------ likelihood
-def score_metrics(nll_nats: float, accuracy: float | None, events: int) -> dict:
-    """One row of the score table: NLL in nats and bits per event, perplexity ``exp(nats)``, accuracy, events."""
-    return {"nll_nats": nll_nats, "nll_bits": nll_nats / math.log(2), "perplexity": math.exp(min(nll_nats, 700.0)),
-            "accuracy": accuracy, "events": events}
+def piece_scores(bundle, pieces: Sequence[np.ndarray]) -> list:
+    """``scoring.PieceScore`` (per-event NLL in nats, argmax hits) of each piece under the bundle, in float64 numpy,
+    from the bundle's start state (zeros for bundles without one)."""
+    from musicgen.generate import one_blas_thread
+    from musicgen.sampler import StepModel
+    from musicgen.scoring import score_pieces
+
+    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64)
+    with one_blas_thread():
+        return score_pieces(step, pieces, start_state=getattr(bundle, "start_state", None))
 
 
-def model_scores(model, model_config, pieces: Sequence[np.ndarray], pad_id: int = 0, group: int = EVAL_GROUP,
-                 chunk: int = EVAL_CHUNK) -> dict:
-    """Score a Keras model built by ``models.build_model`` on whole pieces (see ``score_metrics`` for the keys).
+def model_scores(bundle, pieces: Sequence[np.ndarray]) -> dict:
+    """``scoring.summarize`` of ``piece_scores``: nll_nats, nll_bits, perplexity, accuracy, events."""
+    from musicgen.scoring import summarize
 
-    The weights are copied into a stateful twin of batch ``min(group, pieces)`` so long pieces run in chunks of
-    ``chunk`` events with the state carried, exactly like training's validation.
-    """
-    from musicgen.models import build_model
-    from musicgen.train_callbacks import sequence_metrics
-
-    scored = [p for p in pieces if len(p) >= 2]
-    if not scored:
-        raise UsageError("pieces: nothing to score (every held-out piece has fewer than 2 events)")
-    twin = build_model(model_config, batch_size=min(group, len(scored)), stateful=True)
-    twin.set_weights(model.get_weights())
-    m = sequence_metrics(twin, scored, pad_id, chunk)
-    return score_metrics(m["val_loss"], m["val_accuracy"], m["val_events"])
+    if not any(len(p) >= 2 for p in pieces):
+        raise UsageError("pieces: nothing to score (every evaluated piece has fewer than 2 events)")
+    return summarize(piece_scores(bundle, pieces))
 
 
-def baseline_scores(train: Sequence[np.ndarray], heldout: Sequence[np.ndarray], vocab_size: int,
-                    max_order: int = 5) -> dict:
-    """``{"unigram": …, "kn_2": …, "kn_{max_order}": …}`` rows, fit on ``train`` and scored on ``heldout``."""
-    uni = UnigramModel(vocab_size=vocab_size).fit(train)
-    events = sum(len(p) - 1 for p in heldout if len(p) >= 2)
-    targets = np.concatenate([np.asarray(p[1:]) for p in heldout if len(p) >= 2])
-    guess = int(uni.probs.argmax())
-    out = {"unigram": score_metrics(uni.nll(heldout), float(np.mean(targets == guess)), events)}
-    for order in range(2, max_order + 1):
-        kn = KneserNeyModel(order=order, vocab_size=vocab_size).fit(train)
-        out[f"kn_{order}"] = score_metrics(kn.nll(heldout), None, events)
+# --------------------------------------------------------------------------------------------------------- samples
+def _generate(bundle, num_samples: int, length: int, seed: int, **settings) -> list[np.ndarray]:
+    from musicgen.generate import generate
+
+    return generate(bundle, length=length, num_samples=num_samples, seed=seed, **settings).tokens
+
+
+def sample_report(tokenizer, samples: Sequence[np.ndarray], real: Sequence[np.ndarray], real_features: list,
+                  train: Sequence[np.ndarray], copy_n: int, excerpt_length: int, seed: int) -> dict:
+    """Statistics, memorization and two-sample test of ``samples`` against the ``real`` pieces (``None`` for a part
+    whose module is missing from this build; ``{"error": …}`` where the test cannot run, e.g. too short samples)."""
+    feats = [stats.piece_features(tokenizer.decode_notes(s)) for s in samples]
+    out = {"events_mean": float(np.mean([len(s) for s in samples])) if samples else math.nan,
+           "stats": stats.compare_feature_sets(feats, real_features)}
+    memorization, two_sample = _optional("memorization", "memorization"), _optional("twosample", "two_sample")
+    out["memorization"] = memorization(samples, train, real, copy_n=copy_n) if memorization else None
+    try:
+        out["two_sample"] = (two_sample(tokenizer, list(real), list(samples), excerpt_length, seed=seed)
+                             if two_sample else None)
+    except (UsageError, ValueError) as exc:  # e.g. samples too short for one excerpt
+        out["two_sample"] = {"error": str(exc)}
     return out
 
 
 # ------------------------------------------------------------------------------------------------------ the report
-def _default_sampler(bundle, num_samples: int, length: int, seed: int) -> list[np.ndarray]:
-    """Plain sampling (temperature 1, no filtering): full token sequences ``[BOS, …, EOS]``, one per sample."""
-    from musicgen.generate import generate
-
-    return generate(bundle, length=length, num_samples=num_samples, seed=seed).tokens
-
-
-def memorization(samples: Sequence[np.ndarray], train: Sequence[np.ndarray], heldout: Sequence[np.ndarray],
-                 copy_n: int) -> dict:
-    """Longest shared n-grams of samples (and, for scale, held-out pieces) with the training pieces."""
-    index = stats.NgramIndex(train)
-    sample_runs = [index.longest_shared(s) for s in samples]
-    heldout_runs = [index.longest_shared(p) for p in heldout]
-    return {"copy_n": copy_n, "sample_longest": sample_runs,
-            "sample_longest_median": float(np.median(sample_runs)) if sample_runs else math.nan,
-            "copy_rate": float(np.mean([r >= copy_n for r in sample_runs])) if sample_runs else math.nan,
-            "heldout_longest_median": float(np.median(heldout_runs)) if heldout_runs else math.nan,
-            "heldout_copy_rate": float(np.mean([r >= copy_n for r in heldout_runs])) if heldout_runs else math.nan}
-
-
-def evaluate(bundle_or_path, corpus_or_cache_dir, *, num_samples: int = 8, sample_length: int = 512, seed: int = 0,
-             max_order: int = 5, copy_n: int = 32, sample_fn: SampleFn | None = None,
-             log: Callable[[str], None] = lambda _msg: None) -> dict:
+def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_samples: int = 64,
+             sample_length: int = 512, seed: int = 0, max_order: int = 8, copy_n: int = 32, excerpt_length: int = 256,
+             sample_fn: SampleFn | None = None, log: Callable[[str], None] = lambda _msg: None) -> dict:
     """Score a bundle (see the module docstring) and return a JSON-ready dict (``nan`` written as null by
     ``write_json``).
 
     Args:
         bundle_or_path: a ``Bundle`` or its folder.
-        corpus_or_cache_dir: the corpus the model was trained on (music folder or token cache); the held-out part
-            is recovered from the bundle's split settings.
-        num_samples: samples generated for the statistics (0 skips statistics and memorization).
+        corpus_or_cache_dir: the corpus the model was trained on (music folder or token cache).
+        split: the part evaluated, ``"valid"`` or ``"test"``.
+        num_samples: samples per sample set (0 skips the samples).
         sample_length: events per sample.
-        seed: sampling seed.
-        max_order: highest Kneser-Ney order (1 = unigram only).
+        seed: sampling seed (also the two-sample test's).
+        max_order: highest Kneser-Ney order tried (1 = unigram only).
         copy_n: a sample "copies" when it shares at least this many consecutive events with a training piece.
-        sample_fn: ``(bundle, num_samples, length, seed) -> list of int token arrays``; default
-            ``generate.generate`` at temperature 1 without top-k/top-p (the model's own distribution).
+        excerpt_length: events per excerpt in the two-sample test.
+        sample_fn: ``(bundle, num_samples, length, seed, **SAMPLING[name]) -> list of int token arrays``; default
+            ``generate.generate``.
         log: called with one line per stage (progress).
     """
     from musicgen.bundle import Bundle, load_bundle
     from musicgen.corpus import tokens_for
-    from musicgen.dataset import split_pieces
+    from musicgen.split import split_corpus
 
     for name, value, low in (("num_samples", num_samples, 0), ("sample_length", sample_length, 1),
-                             ("max_order", max_order, 1), ("copy_n", copy_n, 1)):
+                             ("max_order", max_order, 1), ("copy_n", copy_n, 1), ("excerpt_length", excerpt_length, 2)):
         if not (isinstance(value, int) and value >= low):
             raise UsageError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if split not in ("valid", "test"):
+        raise UsageError(f"split: expected 'valid' or 'test', got {split!r}")
     started = time.perf_counter()
     bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else load_bundle(bundle_or_path)
     tok, tcfg = bundle.tokenizer, bundle.train_config
     data = tokens_for(corpus_or_cache_dir, bundle.tokenizer_config)
-    train_idx, val_idx = split_pieces(data.keys, tcfg.val_fraction, tcfg.seed)
-    train = [data.pieces[i] for i in train_idx]
-    heldout = [data.pieces[i] for i in val_idx]
-    if not heldout or not train:
-        raise UsageError(f"corpus_dir: the split (val_fraction={tcfg.val_fraction}, seed={tcfg.seed}) of "
-                         f"{len(data.pieces)} pieces leaves {len(heldout)} held out and {len(train)} for training; "
-                         f"evaluate needs both")
+    parts = split_corpus(data.pieces, data.keys, tcfg, bundle.tokenizer_config)
+    train, valid, evaluated = ([data.pieces[i] for i in parts.part(p)] for p in ("train", "valid", split))
+    if not (train and valid and evaluated):
+        raise UsageError(f"corpus_dir: the bundle's split of {len(data.pieces)} pieces leaves {len(train)} train, "
+                         f"{len(valid)} valid, {len(parts.test)} test; evaluate needs all three")
     result: dict = {
         "model": {"path": str(bundle.path), "cell": bundle.model_config.cell, "layers": bundle.model_config.layers,
                   "units": bundle.model_config.units, "vocab_size": tok.vocab_size,
                   "trained_val_nll": bundle.metrics.get("val_nll")},
-        "corpus": {"path": str(corpus_or_cache_dir), "pieces": len(data.pieces), "train_pieces": len(train),
-                   "heldout_pieces": len(heldout), "val_fraction": tcfg.val_fraction, "split_seed": tcfg.seed,
+        "corpus": {"path": str(corpus_or_cache_dir), "pieces": len(data.pieces),
                    "time_mode": bundle.tokenizer_config.time_mode},
+        "split": {"name": split, "legacy": bool(parts.legacy), "train": len(parts.train), "valid": len(parts.valid),
+                  "test": len(parts.test), "seed": tcfg.seed},
     }
-    log(f"scoring the model on {len(heldout)} held-out pieces ({sum(len(p) - 1 for p in heldout)} events)")
-    scores = {"model": model_scores(bundle.keras_model(), bundle.model_config, heldout, tok.pad_id)}
-    log(f"fitting n-gram baselines (orders 1..{max_order}) on {len(train)} training pieces")
-    scores.update(baseline_scores(train, heldout, tok.vocab_size, max_order))
+    log(f"scoring the model on {len(evaluated)} {split} pieces ({sum(len(p) - 1 for p in evaluated)} events)")
+    scores = {"model": model_scores(bundle, evaluated)}
+    seen = all_transpositions(tok, train, tcfg.transpose)
+    log(f"fitting baselines on {len(seen)} training pieces (transpositions within ±{tcfg.transpose}), Kneser-Ney "
+        f"orders 2..{max_order} chosen on {len(valid)} valid pieces")
+    base = baseline_scores(seen, valid, evaluated, tok.vocab_size, max_order)
+    scores.update({k: v for k, v in base.items() if k in ("unigram", "kneser_ney")})
     result["scores"] = scores
+    result["baselines"] = {"transpose": tcfg.transpose, "train_pieces": len(seen),
+                           "train_events": int(sum(len(p) - 1 for p in seen)), "selection": base.get("kn_selection")}
+    if "kneser_ney" in scores:
+        result["margin"] = 1.0 - scores["model"]["nll_nats"] / scores["kneser_ney"]["nll_nats"]
     if num_samples:
-        log(f"generating {num_samples} samples of {sample_length} events (seed {seed})")
-        samples = [np.asarray(s, dtype=np.int64) for s in
-                   (sample_fn or _default_sampler)(bundle, num_samples, sample_length, seed)]
-        gen_feats = [stats.piece_features(tok.decode_notes(s)) for s in samples]
-        real_feats = [stats.piece_features(tok.decode_notes(p)) for p in heldout]
-        result["samples"] = {"num_samples": len(samples), "length": sample_length, "seed": seed}
-        result["stats"] = stats.compare_feature_sets(gen_feats, real_feats)
-        log("measuring memorization")
-        result["memorization"] = memorization(samples, train, heldout, copy_n)
+        real_features = [stats.piece_features(tok.decode_notes(p)) for p in evaluated]
+        missing = [m for m, f in (("memorization", "memorization"), ("twosample", "two_sample"))
+                   if _optional(m, f) is None]
+        result["samples"] = {"num_samples": num_samples, "length": sample_length, "seed": seed, "copy_n": copy_n,
+                             "excerpt_length": excerpt_length, "missing_modules": missing, "sets": {}}
+        for name, settings in SAMPLING.items():
+            log(f"sampling {num_samples} x {sample_length} events ({name}, seed {seed}) and comparing")
+            samples = [np.asarray(s, dtype=np.int64) for s in
+                       (sample_fn or _generate)(bundle, num_samples, sample_length, seed, **settings)]
+            result["samples"]["sets"][name] = {"settings": settings, **sample_report(
+                tok, samples, evaluated, real_features, seen, copy_n, excerpt_length, seed)}
     result["wall_seconds"] = time.perf_counter() - started
     return result
 
 
-_ROW_NAMES = {"model": "model", "unigram": "unigram (add-one)"}
+# ------------------------------------------------------------------------------------------------------ the table
 _FEATURE_NAMES = {"pitch_range": "pitch range (semitones)", "pitch_classes_used": "pitch classes used",
                   "pitch_class_entropy": "pitch-class entropy (bits)", "polyphony": "polyphony (notes)",
                   "notes_per_beat": "notes per beat", "pitch_in_scale_rate": "pitch-in-scale rate",
@@ -169,38 +193,81 @@ def _num(value, spec: str) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
 
 
-def format_table(result: dict) -> str:
-    """The result of ``evaluate`` as plain-text tables for the terminal."""
-    m, c = result["model"], result["corpus"]
-    events = result["scores"]["model"]["events"]
-    lines = [f"{m['path']} ({m['cell']} {m['layers']}x{m['units']}) on {c['path']}: {c['heldout_pieces']} held-out "
-             f"pieces, {events} events (val_fraction {c['val_fraction']}, seed {c['split_seed']})", "",
-             f"{'':24}{'nats/event':>11}{'bits/event':>11}{'perplexity':>11}{'accuracy':>10}"]
+def _score_lines(result: dict) -> list[str]:
+    lines = [f"{'':28}{'nats/event':>11}{'bits/event':>11}{'perplexity':>11}{'accuracy':>10}"]
     for key, row in result["scores"].items():
-        name = _ROW_NAMES.get(key, f"Kneser-Ney {key[3:]}-gram" if key.startswith("kn_") else key)
-        lines.append(f"{name:24}{_num(row['nll_nats'], '.4f'):>11}{_num(row['nll_bits'], '.4f'):>11}"
+        name = {"model": "model", "unigram": "unigram (add-one)"}.get(key) or \
+            f"Kneser-Ney {row['order']}-gram, D {row['discount']:g}"
+        lines.append(f"{name:28}{_num(row['nll_nats'], '.4f'):>11}{_num(row['nll_bits'], '.4f'):>11}"
                      f"{_num(row['perplexity'], '.2f'):>11}{_num(row['accuracy'], '.3f'):>10}")
-    if "stats" in result:
-        s = result["samples"]
-        lines += ["", f"musical statistics: {s['num_samples']} samples x {s['length']} events vs "
-                      f"{c['heldout_pieces']} held-out pieces (mean ± sd; overlap 1 = same distribution)",
-                  f"{'':30}{'samples':>16}{'held-out':>16}{'overlap':>9}"]
-        for key, row in result["stats"].items():
-            name = _FEATURE_NAMES.get(key, key)
-            if "generated_mean" in row:
-                gen = f"{_num(row['generated_mean'], '.2f')} ± {_num(row['generated_std'], '.2f')}"
-                real = f"{_num(row['real_mean'], '.2f')} ± {_num(row['real_std'], '.2f')}"
-            else:
-                gen = real = ""
-            lines.append(f"{name:30}{gen:>16}{real:>16}{_num(row['overlap'], '.3f'):>9}")
-        mem = result["memorization"]
-        runs = mem["sample_longest"]
-        lines += ["", f"memorization: longest n-gram shared with training, samples: median "
-                      f"{_num(mem['sample_longest_median'], '.0f')}, max {max(runs) if runs else '-'} events; "
-                      f"held-out pieces: median {_num(mem['heldout_longest_median'], '.0f')}",
-                  f"samples copying >= {mem['copy_n']} consecutive training events: "
-                  f"{sum(r >= mem['copy_n'] for r in runs)}/{len(runs)} ({_num(100 * mem['copy_rate'], '.0f')}%); "
-                  f"held-out pieces: {_num(100 * mem['heldout_copy_rate'], '.0f')}%"]
+    b, sp = result["baselines"], result["split"]
+    lines.append(f"baselines fit on the {sp['train']} training pieces at every transposition within "
+                 f"±{b['transpose']} semitones the pitch range allows ({b['train_pieces']} pieces, "
+                 f"{b['train_events']} events)")
+    sel = b.get("selection")
+    if sel:
+        where = "valid split" + (" (legacy split: the same pieces as test)" if sp["legacy"] else "")
+        lines.append(f"Kneser-Ney order {sel['orders'][0]}..{sel['orders'][-1]} and discount "
+                     f"{{{', '.join(f'{d:g}' for d in sel['discounts'])}}} chosen on the {where}")
+        if result["scores"]["kneser_ney"]["order"] == sel["orders"][-1]:
+            lines.append("the best order is the highest tried: a higher --max-order may score lower")
+        lines.append(f"model vs the best n-gram: {100 * result['margin']:.1f}% lower NLL")
+    return lines
+
+
+def _mean_sd(row: dict, side: str) -> str:
+    return f"{_num(row[side + '_mean'], '.2f')} ± {_num(row[side + '_std'], '.2f')}"
+
+
+def _sample_lines(result: dict) -> list[str]:
+    s, sp = result["samples"], result["split"]
+    sets = s["sets"]
+    lines = ["", f"samples: {s['num_samples']} x {s['length']} events per set, seed {s['seed']}, vs the "
+                 f"{sp[sp['name']]} {sp['name']} pieces (mean ± sd; overlap 1 = same distribution)"]
+    lines += [f"  {name:6}= {SAMPLING_LABELS.get(name, '')}" for name in sets]
+    lines.append(f"{'':28}" + "".join(f"{name:>16}" for name in sets) + f"{sp['name']:>16}"
+                 + "".join(f"{'overlap ' + name:>15}" for name in sets))
+    first = next(iter(sets.values()))["stats"]
+    for key, row in first.items():
+        if "generated_mean" in row:
+            cells = "".join(f"{_mean_sd(v['stats'][key], 'generated'):>16}" for v in sets.values())
+            real = _mean_sd(row, "real")
+        else:
+            cells, real = " " * 16 * len(sets), ""
+        overlaps = "".join(f"{_num(v['stats'][key]['overlap'], '.3f'):>15}" for v in sets.values())
+        lines.append(f"{_FEATURE_NAMES.get(key, key):28}{cells}{real:>16}{overlaps}")
+    for name, v in sets.items():
+        mem, two = v["memorization"], v["two_sample"]
+        lines.append(f"{name}: {_num(v['events_mean'], '.0f')} events per sample on average (BOS and EOS included)")
+        if mem is None:
+            lines.append(f"{name}: memorization not measured (musicgen.memorization is missing from this build)")
+        else:
+            lines.append(f"{name}: longest run shared with training: median {_num(mem['sample_longest_median'], '.0f')}"
+                         f" events ({sp['name']} pieces: {_num(mem['heldout_longest_median'], '.0f')}); copying >= "
+                         f"{mem['copy_n']} events: {_num(100 * mem['copy_rate'], '.0f')}% of samples "
+                         f"({sp['name']} pieces: {_num(100 * mem['heldout_copy_rate'], '.0f')}%)")
+        if two is None:
+            lines.append(f"{name}: two-sample test not run (musicgen.twosample is missing from this build)")
+        elif "error" in two:
+            lines.append(f"{name}: two-sample test not run: {two['error']}")
+        else:
+            lines.append(f"{name}: two-sample classifier accuracy {_num(two['accuracy'], '.3f')} "
+                         f"[{_num(two['ci_low'], '.3f')}, {_num(two['ci_high'], '.3f')}] on excerpts of "
+                         f"{two['length']} events ({two['n_generated']} generated, {two['n_real']} real; "
+                         f"0.5 = indistinguishable)")
+    return lines
+
+
+def format_table(result: dict) -> str:
+    """The result of ``evaluate`` as plain text for the terminal."""
+    m, c, sp = result["model"], result["corpus"], result["split"]
+    legacy = " (legacy split: valid = test = the pieces held out in training)" if sp["legacy"] else ""
+    lines = [f"{m['path']} ({m['cell']} {m['layers']}x{m['units']}) on {c['path']}: split {sp['name']}{legacy}",
+             f"pieces: {sp['train']} train, {sp['valid']} valid, {sp['test']} test; evaluated: {sp[sp['name']]} "
+             f"{sp['name']} pieces, {result['scores']['model']['events']} events", ""]
+    lines += _score_lines(result)
+    if "samples" in result:
+        lines += _sample_lines(result)
     return "\n".join(lines)
 
 
@@ -217,50 +284,57 @@ def _json_safe(value):
     return value
 
 
+def to_json(result: dict) -> str:
+    """The report as JSON text; non-finite numbers become null."""
+    return json.dumps(_json_safe(result), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(result: dict, path: str | Path) -> Path:
-    """Write ``result`` as JSON atomically (temporary file, then rename); non-finite numbers become null."""
+    """Write ``result`` as JSON atomically (temporary file, then rename)."""
     from musicgen.safeio import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(_json_safe(result), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, to_json(result))
     return path
 
 
 def write_plots(result: dict, out_dir: str | Path) -> list[Path]:
-    """PNGs in ``out_dir``: ``pitch_class_histogram.png`` and ``ioi_histogram.png`` (pooled shares, samples vs
-    held-out) and ``features.png`` (per-piece distribution of each scalar feature). Returns the paths written."""
+    """PNGs in ``out_dir``: ``pitch_class_histogram.png`` and ``ioi_histogram.png`` (pooled shares, each sample set
+    vs the evaluated pieces) and ``features.png`` (per-piece distribution of each scalar feature)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if "stats" not in result:
+    if "samples" not in result:
         raise UsageError("plot: no statistics to plot (num_samples is 0)")
+    sets, real_name = result["samples"]["sets"], result["split"]["name"]
+    labels = list(sets) + [real_name]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for key, labels in (("pitch_class_histogram", stats.PITCH_CLASS_NAMES), ("ioi_histogram", stats.IOI_LABELS)):
-        row = result["stats"][key]
+    for key, ticks in (("pitch_class_histogram", stats.PITCH_CLASS_NAMES), ("ioi_histogram", stats.IOI_LABELS)):
+        rows = [v["stats"][key]["generated"] for v in sets.values()] + [next(iter(sets.values()))["stats"][key]["real"]]
         fig, ax = plt.subplots(figsize=(8, 3.5))
-        x = np.arange(len(labels))
-        ax.bar(x - 0.2, row["generated"], 0.4, label="samples")
-        ax.bar(x + 0.2, row["real"], 0.4, label="held-out")
-        ax.set_xticks(x, labels)
+        x, width = np.arange(len(ticks)), 0.8 / len(rows)
+        for i, (label, row) in enumerate(zip(labels, rows)):
+            ax.bar(x + (i - (len(rows) - 1) / 2) * width, row, width, label=label)
+        ax.set_xticks(x, ticks)
         ax.set_ylabel("share")
         unit = " (beats)" if key == "ioi_histogram" and result["corpus"]["time_mode"] == "beat" else ""
-        ax.set_title(f"{_FEATURE_NAMES[key]}{unit} — overlap {_num(row['overlap'], '.3f')}")
+        overlaps = ", ".join(f"{n} {_num(v['stats'][key]['overlap'], '.3f')}" for n, v in sets.items())
+        ax.set_title(f"{_FEATURE_NAMES[key]}{unit} — overlap {overlaps}")
         ax.legend()
         written.append(_save_figure(fig, out / f"{key}.png"))
         plt.close(fig)
     fig, axes = plt.subplots(2, 3, figsize=(12, 6))
     for ax, key in zip(axes.ravel(), stats.SCALAR_FEATURES):
-        row = result["stats"][key]
-        values = [[v for v in row[k] if v is not None and math.isfinite(v)]
-                  for k in ("generated_values", "real_values")]
-        ax.hist(values, bins=12, weights=[np.full(len(v), 1 / max(len(v), 1)) for v in values],
-                label=["samples", "held-out"])
-        ax.set_title(f"{_FEATURE_NAMES[key]}\noverlap {_num(row['overlap'], '.3f')}", fontsize=9)
+        rows = [v["stats"][key]["generated_values"] for v in sets.values()]
+        rows.append(next(iter(sets.values()))["stats"][key]["real_values"])
+        values = [[v for v in r if v is not None and math.isfinite(v)] for r in rows]
+        ax.hist(values, bins=12, weights=[np.full(len(v), 1 / max(len(v), 1)) for v in values], label=labels)
+        ax.set_title(_FEATURE_NAMES[key], fontsize=9)
         ax.set_ylabel("share of pieces", fontsize=8)
     axes[0, 0].legend(fontsize=8)
     written.append(_save_figure(fig, out / "features.png"))
@@ -280,13 +354,18 @@ def _save_figure(fig, path: Path) -> Path:
 
 
 def cli_evaluate(args) -> int:
-    """Handler for ``musicgen evaluate`` (flags in ``cli._add_evaluate``)."""
-    result = evaluate(args.model, args.corpus_dir, num_samples=args.num_samples, sample_length=args.length,
-                      seed=args.seed, max_order=args.max_order, copy_n=args.copy_n,
+    """Handler for ``musicgen evaluate`` (flags in ``cli._add_evaluate``): table to stdout, files only on request."""
+    from musicgen.bundle import write_bundle_file
+
+    result = evaluate(args.model, args.corpus_dir, split=args.split, num_samples=args.num_samples,
+                      sample_length=args.length, seed=args.seed, max_order=args.max_order, copy_n=args.copy_n,
+                      excerpt_length=args.excerpt_length,
                       log=lambda msg: print(f"evaluate: {msg}", file=sys.stderr, flush=True))
     print(format_table(result))
-    json_path = write_json(result, args.json or Path(args.model) / "evaluation.json")
-    print(f"\nwrote {json_path}")
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    if args.save:
+        print(f"wrote {write_bundle_file(args.model, 'evaluation.json', to_json(result))} (checksum in bundle.json)")
     if args.plot:
         for path in write_plots(result, args.plot):
             print(f"wrote {path}")

@@ -153,7 +153,8 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
              top_p: float = 1.0, seed: int | None = None, primer=None, num_samples: int = 1, *,
              seconds: float | None = None, keep_primer: bool = True, max_polyphony: int = 0,
              pitch_range: tuple[int, int] | None = None, allow_eos: bool = False, tempo: float | None = None,
-             program: int | None = None, max_note_length: float = DEFAULT_MAX_NOTE_LENGTH) -> SampleResult:
+             program: int | None = None, max_note_length: float = DEFAULT_MAX_NOTE_LENGTH,
+             well_formed: bool = True) -> SampleResult:
     """Sample ``num_samples`` pieces; see ``sample`` for the arguments. Returns tokens, MIDI and sidecars."""
     from musicgen.sampler import StepModel, sample_tokens
 
@@ -193,14 +194,14 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
         events = sample_tokens(model, bundle.model_config, tok, primer_tokens, length, seed,
                                num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p,
                                max_polyphony=max_polyphony, pitch_range=pitch_range, allow_eos=allow_eos,
-                               limit_steps=limit_steps, max_note_steps=max_note_steps)
+                               limit_steps=limit_steps, max_note_steps=max_note_steps, well_formed=well_formed)
     head = primer_tokens if keep_primer else np.array(_context_tokens(primer_tokens, tok))
     settings = dict(length=length, seconds=seconds, temperature=temperature, top_k=top_k, top_p=top_p,
                     num_samples=num_samples, max_polyphony=max_polyphony,
                     pitch_range=list(pitch_range) if pitch_range else None, allow_eos=allow_eos,
                     primer=str(Path(primer).resolve()) if isinstance(primer, (str, os.PathLike)) else None, primer_sha256=primer_sha,
                     primer_events=int(primer_tokens.size - 1), keep_primer=keep_primer, tempo=qpm, program=program,
-                    max_note_length=max_note_length)
+                    max_note_length=max_note_length, well_formed=well_formed)
     result = SampleResult([], [], [], settings=settings)
     for i, row in enumerate(events):
         full = np.concatenate([head, row[row != tok.pad_id], [tok.eos_id]]).astype(np.int32)
@@ -260,7 +261,9 @@ def sample(bundle_or_path=None, length: int | None = None, temperature: float = 
             the output), ``max_polyphony`` (0: no cap), ``pitch_range`` ((lo, hi) MIDI pitches for new notes),
             ``allow_eos`` (let the model end a sample early), ``max_note_length`` (quarter notes a note may sound
             before its end is forced, default 8; 0: no limit), ``tempo`` (quarter notes per minute written to the
-            file, default the primer's or 120), ``program`` (GM program where the model does not choose one).
+            file, default the primer's or 120), ``program`` (GM program where the model does not choose one),
+            ``well_formed`` (False: no NOTE_ON/NOTE_OFF consistency masks, see ``sampler.EventRules``; library only,
+            the sidecar's ``regenerate`` line cannot express it).
 
     Returns:
         ``list[pretty_midi.PrettyMIDI]``, one per sample.

@@ -219,7 +219,9 @@ class EventRules:
     programs only, drums keep their full key range); any NOTE_ON while ``max_polyphony`` notes sound. A note of the
     current program sounding for ``max_note_steps`` grid steps or more must end next: only such NOTE_OFFs stay
     allowed, or the PROGRAM switch to reach an overdue note of another program (an RNN that misses one NOTE_OFF
-    would otherwise hold that note to the end of the sample).
+    would otherwise hold that note to the end of the sample). ``well_formed=False`` drops the NOTE_ON/NOTE_OFF
+    consistency masks (decoding needs none: it ignores a NOTE_OFF of a silent pitch and ends a note at its repeated
+    NOTE_ON), leaving the model's own choice among note events; the state is tracked all the same.
 
     Args:
         tokenizer: a ``Tokenizer`` (``ranges``, ``describe``).
@@ -228,13 +230,14 @@ class EventRules:
         max_polyphony: at most this many notes sounding at once in a stream (0: no cap).
         allow_eos: let the model end a stream early with EOS.
         max_note_steps: longest note in grid steps before its NOTE_OFF is forced (0: no limit).
+        well_formed: forbid a NOTE_OFF of a pitch not sounding and a NOTE_ON of a pitch already sounding.
     """
 
     def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
-                 allow_eos: bool = False, max_note_steps: int = 0):
+                 allow_eos: bool = False, max_note_steps: int = 0, well_formed: bool = True):
         r = tokenizer.ranges
         self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
-        self.max_note_steps = max_note_steps
+        self.max_note_steps, self.well_formed = max_note_steps, well_formed
         self.on0, self.n_pitch = r["NOTE_ON"]
         self.off0 = r["NOTE_OFF"][0]
         if self.off0 != self.on0 + self.n_pitch:
@@ -259,6 +262,7 @@ class EventRules:
         pitches = np.arange(self.n_pitch) + self.min_pitch
         lo, hi = pitch_range if pitch_range is not None else (pitches[0], pitches[-1])
         self.range_add = np.where((pitches >= lo) & (pitches <= hi), 0, NEG_INF).astype(np.float32)
+        self.range_limited = bool(np.isinf(self.range_add).any())
         programs = 129 if self.prog0 is not None else 1
         # note_add[b, program] is the additive mask over [NOTE_ON block | NOTE_OFF block] for that program
         self.note_add = np.zeros((batch, programs, 2 * self.n_pitch), np.float32)
@@ -276,7 +280,10 @@ class EventRules:
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """Set forbidden events of each row of ``logits`` (B, V) to -inf, in place; returns ``logits``."""
         logits += self.static
-        logits[:, self.on0:self.off0 + self.n_pitch] += self.note_add[self.rows, self.program]
+        if self.well_formed:
+            logits[:, self.on0:self.off0 + self.n_pitch] += self.note_add[self.rows, self.program]
+        elif self.range_limited:
+            logits[self.program != DRUMS, self.on0:self.off0] += self.range_add
         if self.max_polyphony:
             full = self.sounding >= self.max_polyphony
             if full.any():
@@ -401,7 +408,8 @@ class _Uniforms:
 def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, num_samples: int = 1,
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_polyphony: int = 0,
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
-                  limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0) -> np.ndarray:
+                  limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0,
+                  well_formed: bool = True) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
     Args:
@@ -412,7 +420,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         length: events to sample per stream (an upper bound when ``limit_steps`` or ``allow_eos`` ends a stream).
         rng: int seed (stream i draws from ``SeedSequence(seed).spawn(B)[i]``) or a ``numpy.random.Generator``.
         temperature, top_k, top_p: see ``filter_logits``.
-        max_polyphony, pitch_range, allow_eos, max_note_steps: see ``EventRules``.
+        max_polyphony, pitch_range, allow_eos, max_note_steps, well_formed: see ``EventRules``.
         limit_steps: stop a stream once its TIME_SHIFTs reach this many grid steps (``--seconds``).
         close: append NOTE_OFFs for the notes still sounding at the end.
 
@@ -426,7 +434,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
     if primer.size == 0:
         primer = np.array([tokenizer.bos_id])
     batch = num_samples
-    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps)
+    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed)
     state = model.init_state(1)                                 # the primer runs once, for one stream
     for token in primer:
         logits, state = model.step(state, np.array([token]))

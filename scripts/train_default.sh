@@ -29,7 +29,8 @@ python scripts/compare_report.py > /dev/null
 
 best=$(python -c "import json; print(min(['lstm', 'gru', 'simple_rnn'], key=lambda c: json.load(open(f'docs/compare/{c}/metrics.json'))['val_nll']))")
 musicgen train "$CORPUS" --cell "$best" --out "$RUNS/$best" --resume --epochs 60 --verbose 2 > "$RUNS/$best-resume.log" 2>&1
-musicgen evaluate "$RUNS/$best" "$CORPUS" --num-samples 16 --length 512 --seed 0 --json "$RUNS/$best/evaluation.json"
+musicgen evaluate "$RUNS/$best" "$CORPUS" --seed 0 --save   # evaluation.json, checksummed in bundle.json
 rm -rf trained/default.new && cp -r "$RUNS/$best" trained/default.new
 rm -rf trained/default.new/checkpoints trained/default.new/logs
 rm -rf trained/default && mv trained/default.new trained/default
+python scripts/report_default.py --corpus "$CORPUS"   # rewrites the numbers README.md and trained/default/README.md quote

@@ -116,3 +116,22 @@ def test_failed_save_keeps_the_old_bundle_and_extra_entries(bundle_dir, parts):
     save_bundle(bundle_dir, **{**parts, "metrics": {"val_nll": 1.0}})
     assert load_bundle(bundle_dir).metrics == {"val_nll": 1.0}
     assert (bundle_dir / "checkpoints" / "last.json").exists()
+
+
+def test_write_bundle_file_records_its_checksum(bundle_dir):
+    from musicgen.bundle import write_bundle_file
+
+    before = {p.name: p.read_bytes() for p in bundle_dir.iterdir()}
+    path = write_bundle_file(bundle_dir, "evaluation.json", '{"a": 1}\n')
+    assert path.read_text() == '{"a": 1}\n'
+    info = json.loads((bundle_dir / "bundle.json").read_text())
+    assert info["files"]["evaluation.json"] == sha256_file(path)
+    assert {n: b for n, b in before.items() if n != "bundle.json"} == \
+        {p.name: p.read_bytes() for p in bundle_dir.iterdir() if p.name not in ("bundle.json", "evaluation.json")}
+    load_bundle(bundle_dir)  # still verifies
+    path.write_text('{"a": 2}\n')
+    with pytest.raises(BundleError, match="evaluation.json does not match its checksum"):
+        load_bundle(bundle_dir)
+    with pytest.raises(BundleError, match="name: expected one of"):
+        write_bundle_file(bundle_dir, "model.keras", "x")
+    assert not [p for p in bundle_dir.iterdir() if p.name.startswith(".")]  # no temporary left

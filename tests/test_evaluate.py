@@ -1,147 +1,164 @@
-"""evaluate: model NLL against hand-computed values, baselines, report files, and one small end-to-end run."""
+"""evaluate: numpy likelihood vs Keras and by hand, the report (table, JSON, plots), files written only on request,
+no TensorFlow import, and small end-to-end runs."""
 
+import hashlib
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from musicgen import evaluate as ev
+from musicgen import stats
+from musicgen.baselines import score_row
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.errors import UsageError
-from musicgen.ngram import KneserNeyModel, UnigramModel
+
+ROOT = Path(__file__).resolve().parents[1]
+HAVE = {m: ev._optional(m, f) is not None for m, f in (("memorization", "memorization"), ("twosample", "two_sample"))}
 
 
-def _tiny_model(cell="simple_rnn", vocab=3, seed=0):
+def _tiny_model(cell="simple_rnn", vocab=3, seed=0, scale=1.0):
     import keras
 
     from musicgen.models import build_model
 
     keras.utils.set_random_seed(seed)
-    cfg = ModelConfig(vocab_size=vocab, cell=cell, embedding_dim=4, units=5, layers=1, dropout=0.0)
-    return build_model(cfg), cfg
+    cfg = ModelConfig(vocab_size=vocab, cell=cell, embedding_dim=4, units=5, layers=2, dropout=0.0)
+    model = build_model(cfg)
+    model.set_weights([w * scale for w in model.get_weights()])
+    return model, cfg
 
 
+# ------------------------------------------------------------------------------------------------------ likelihood
 def test_nll_of_a_model_with_known_logits():
-    model, cfg = _tiny_model()
-    dense = model.get_layer("logits")
+    from musicgen.models import expected_weight_shapes
+
+    cfg = ModelConfig(vocab_size=3, cell="gru", embedding_dim=4, units=5, layers=1, dropout=0.0)
+    weights = {k: np.zeros(s, np.float32) for k, s in expected_weight_shapes(cfg).items()}
     probs = np.array([0.2, 0.5, 0.3])
-    dense.set_weights([np.zeros_like(dense.get_weights()[0]), np.log(probs).astype(np.float32)])
-    pieces = [np.array([0, 1, 2, 1]), np.array([2, 1])]  # targets 1, 2, 1, 1
-    row = ev.model_scores(model, cfg, pieces, pad_id=0)
+    weights["logits_bias"] = np.log(probs).astype(np.float32)
+    bundle = types.SimpleNamespace(weights=weights, model_config=cfg)
+    pieces = [np.array([0, 1, 2, 1]), np.array([2, 1]), np.array([1])]  # targets 1, 2, 1, 1; the last has none
+    row = ev.model_scores(bundle, pieces)
     nats = -(3 * math.log(0.5) + math.log(0.3)) / 4
-    assert row["nll_nats"] == pytest.approx(nats, rel=1e-6)
-    assert row["nll_bits"] == pytest.approx(nats / math.log(2), rel=1e-6)
-    assert row["perplexity"] == pytest.approx(math.exp(nats), rel=1e-6)
-    assert row["accuracy"] == pytest.approx(3 / 4)  # argmax is always 1
-    assert row["events"] == 4
+    assert row["nll_nats"] == pytest.approx(nats, rel=1e-7)  # float32 bias
+    assert row["nll_bits"] == pytest.approx(nats / math.log(2), rel=1e-7)
+    assert row["perplexity"] == pytest.approx(math.exp(nats), rel=1e-7)
+    assert row["accuracy"] == pytest.approx(3 / 4) and row["events"] == 4  # argmax is always 1
+    with pytest.raises(UsageError, match="nothing to score"):
+        ev.model_scores(bundle, [np.array([1])])
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_batched_chunked_scores_equal_one_piece_at_a_time(cell):
-    model, cfg = _tiny_model(cell, vocab=7, seed=1)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_numpy_scores_equal_keras_per_event_on_a_saved_bundle(cell, tmp_path):
+    from musicgen.bundle import load_bundle, save_bundle
+
+    model, cfg = _tiny_model(cell, vocab=7, seed=1, scale=2.0)  # large weights: far from uniform
+    save_bundle(tmp_path / "b", model=model, model_config=cfg, train_config=TrainConfig(),
+                tokenizer_config=TokenizerConfig(min_pitch=60, max_pitch=60, velocity_bins=0, programs=False,
+                                                 max_shift_steps=2), metrics={})  # 7 ids
+    bundle = load_bundle(tmp_path / "b")
     rng = np.random.default_rng(0)
-    pieces = [rng.integers(0, 7, size=n) for n in (2, 9, 5, 13)]
-    row = ev.model_scores(model, cfg, pieces, pad_id=0, group=3, chunk=4)  # state carried across chunks
-    nll, hits, count = 0.0, 0, 0
-    for p in pieces:
-        logits = np.asarray(model.predict_on_batch(p[None, :-1]), dtype=np.float64)[0]
+    pieces = [rng.integers(0, 7, size=n) for n in (2, 9, 5, 40)]
+    scores = ev.piece_scores(bundle, pieces)
+    keras_model, spread = bundle.keras_model(), []
+    for p, score in zip(pieces, scores):
+        logits = np.asarray(keras_model(p[None, :-1]), dtype=np.float64)[0]
         logz = np.log(np.exp(logits).sum(axis=-1))
-        nll += float((logz - logits[np.arange(len(p) - 1), p[1:]]).sum())
-        hits += int((logits.argmax(axis=-1) == p[1:]).sum())
-        count += len(p) - 1
-    assert row["events"] == count == 25
-    assert row["nll_nats"] == pytest.approx(nll / count, rel=1e-5)
-    assert row["accuracy"] == pytest.approx(hits / count)
+        nll = logz - logits[np.arange(len(p) - 1), p[1:]]
+        assert np.abs(score.nll - nll).max() < 1e-5
+        np.testing.assert_array_equal(score.correct, logits.argmax(axis=-1) == p[1:])
+        spread += nll.tolist()
+    assert np.std(spread) > 0.1  # not a near-uniform model, where any kernel would pass
 
 
-CHUNKED_ON_BACKEND = """
-import numpy as np, keras
+TRAINING_VALIDATION_ON_BACKEND = """
+import numpy as np, keras, types
 from musicgen import evaluate as ev
 from musicgen.config import ModelConfig
-from musicgen.models import build_model
+from musicgen.models import build_model, export_weights
+from musicgen.train_callbacks import sequence_metrics
 keras.utils.set_random_seed(1)
 cfg = ModelConfig(vocab_size=7, cell="gru", embedding_dim=4, units=5, layers=1, dropout=0.0)
 model = build_model(cfg)
+twin = build_model(cfg, batch_size=3, stateful=True)
+twin.set_weights(model.get_weights())
 pieces = [np.random.default_rng(0).integers(0, 7, size=n) for n in (2, 9, 5, 13)]
-row = ev.model_scores(model, cfg, pieces, pad_id=0, group=3, chunk=4)
-whole = ev.model_scores(model, cfg, pieces, pad_id=0, group=1, chunk=64)
-assert abs(row["nll_nats"] - whole["nll_nats"]) < 1e-5 * whole["nll_nats"], (keras.backend.backend(), row, whole)
+keras_row = sequence_metrics(twin, pieces, 0, chunk=4)
+numpy_row = ev.model_scores(types.SimpleNamespace(weights=export_weights(model, cfg), model_config=cfg), pieces)
+assert abs(keras_row["val_loss"] - numpy_row["nll_nats"]) < 1e-5, (keras.backend.backend(), keras_row, numpy_row)
+assert keras_row["val_events"] == numpy_row["events"] == 25
 print("ok")
 """
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_chunked_scores_carry_the_state_on_other_backends(backend):
-    """Regression: under JAX, predict_on_batch did not carry stateful layers' state from chunk to chunk."""
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_training_validation_equals_evaluate_on_every_backend(backend):
+    """Training's chunked, state-carrying Keras validation = evaluate's numpy scores (regression: under JAX,
+    predict_on_batch did not carry stateful layers' state from chunk to chunk)."""
     import importlib.util
-    import os
-    import subprocess
-    import sys
 
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-    run = subprocess.run([sys.executable, "-c", CHUNKED_ON_BACKEND], env=env, capture_output=True, text=True,
-                         timeout=240)
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", TRAINING_VALIDATION_ON_BACKEND], env=env, capture_output=True,
+                         text=True, timeout=240)
     assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-2000:]
 
 
-def test_baseline_rows_match_the_ngram_models():
-    train = [np.array([0, 1, 2, 1]), np.array([0, 1, 1])]
-    heldout = [np.array([0, 1, 2])]
-    rows = ev.baseline_scores(train, heldout, vocab_size=3, max_order=3)
-    assert list(rows) == ["unigram", "kn_2", "kn_3"]
-    assert rows["unigram"]["nll_nats"] == pytest.approx(UnigramModel(vocab_size=3).fit(train).nll(heldout))
-    assert rows["unigram"]["accuracy"] == pytest.approx(0.5)  # always guesses 1: right on 1, wrong on 2
-    kn2 = -(math.log(0.8828125) + math.log(0.265625)) / 2  # hand-checked in test_ngram.py
-    assert rows["kn_2"]["nll_nats"] == pytest.approx(kn2)
-    assert rows["kn_3"]["nll_nats"] == pytest.approx(KneserNeyModel(order=3, vocab_size=3).fit(train).nll(heldout))
-    assert rows["kn_2"]["nll_bits"] == pytest.approx(kn2 / math.log(2)) and rows["kn_2"]["events"] == 2
-
-
-def test_memorization_summary():
-    train = [np.array([1, 2, 3, 4, 5, 6]), np.array([7, 8, 9, 1, 2])]
-    samples = [np.array([9, 1, 2, 3, 4, 0]), np.array([5, 6, 7, 8]), np.array([0, 0, 0])]
-    heldout = [np.array([3, 4, 5, 6, 0])]
-    mem = ev.memorization(samples, train, heldout, copy_n=3)
-    assert mem["sample_longest"] == [4, 2, 0] and mem["sample_longest_median"] == 2
-    assert mem["copy_rate"] == pytest.approx(1 / 3)
-    assert mem["heldout_longest_median"] == 4 and mem["heldout_copy_rate"] == 1.0
-
-
+# ------------------------------------------------------------------------------------------------------ the report
 def _fake_result():
-    from musicgen import stats
-
-    row = ev.score_metrics(1.5, 0.4, 100)
     feats = [stats.piece_features([])]  # all nan: must print "-" and write null
+    sample_set = {"settings": {}, "events_mean": 10.0, "stats": stats.compare_feature_sets(feats, feats),
+                  "memorization": {"copy_n": 2, "length": 10, "sample_longest": [2], "sample_longest_median": 2.0,
+                                   "copy_rate": 1.0, "heldout_longest_median": 1.0, "heldout_copy_rate": 0.0},
+                  "two_sample": {"accuracy": 0.625, "ci_low": 0.5, "ci_high": 0.75, "n_real": 8, "n_generated": 8,
+                                 "length": 4, "folds": 2}}
+    kn = {**score_row(1.75, None, 100), "order": 3, "discount": 0.9}
     return {"model": {"path": "m", "cell": "lstm", "layers": 1, "units": 8, "vocab_size": 3, "trained_val_nll": 1.5},
-            "corpus": {"path": "c", "pieces": 5, "train_pieces": 4, "heldout_pieces": 1, "val_fraction": 0.2,
-                       "split_seed": 0, "time_mode": "beat"},
-            "scores": {"model": row, "unigram": ev.score_metrics(2.0, 0.1, 100),
-                       "kn_2": ev.score_metrics(1.75, None, 100)},
-            "samples": {"num_samples": 1, "length": 10, "seed": 0},
-            "stats": stats.compare_feature_sets(feats, feats),
-            "memorization": ev.memorization([np.array([1, 2])], [np.array([1, 2, 3])], [np.array([2, 3])], 2)}
+            "corpus": {"path": "c", "pieces": 6, "time_mode": "beat"},
+            "split": {"name": "test", "legacy": True, "train": 4, "valid": 2, "test": 2, "seed": 0},
+            "scores": {"model": score_row(1.5, 0.4, 100), "unigram": score_row(2.0, 0.1, 100), "kneser_ney": kn},
+            "baselines": {"transpose": 3, "train_pieces": 28, "train_events": 700,
+                          "selection": {"orders": [2, 3], "discounts": [0.5, 0.9], "valid_nll": [[2, 2], [2, 1.9]]}},
+            "margin": 1 - 1.5 / 1.75,
+            "samples": {"num_samples": 1, "length": 10, "seed": 0, "copy_n": 2, "excerpt_length": 4,
+                        "missing_modules": [], "sets": {"raw": sample_set, "rules": {**sample_set, "two_sample": None}}}}
 
 
 def test_table_json_and_plots(tmp_path):
     result = _fake_result()
     table = ev.format_table(result)
-    assert "Kneser-Ney 2-gram" in table and "unigram (add-one)" in table
+    assert "split test (legacy split: valid = test" in table and "4 train, 2 valid, 2 test" in table
+    assert "Kneser-Ney 3-gram, D 0.9" in table and "unigram (add-one)" in table
     assert "1.5000" in table and "2.1640" in table  # 1.5 nats = 2.1640 bits
-    assert "samples copying >= 2 consecutive training events: 1/1 (100%)" in table
-    path = ev.write_json(result, tmp_path / "out" / "evaluation.json")
+    assert "±3 semitones" in table and "chosen on the valid split (legacy split: the same pieces as test)" in table
+    assert "the best order is the highest tried" in table and "14.3% lower NLL" in table
+    assert "raw   = temperature 1" in table and "rules = `musicgen sample` defaults" in table
+    assert "copying >= 2 events: 100% of samples (test pieces: 0%)" in table
+    assert "raw: two-sample classifier accuracy 0.625 [0.500, 0.750]" in table
+    assert "rules: two-sample test not run (musicgen.twosample is missing" in table
+    path = ev.write_json(result, tmp_path / "out" / "report.json")
     back = json.loads(path.read_text())
-    assert back["scores"]["kn_2"]["accuracy"] is None and back["stats"]["pitch_range"]["overlap"] is None
+    assert back["scores"]["kneser_ney"]["accuracy"] is None
+    assert back["samples"]["sets"]["raw"]["stats"]["pitch_range"]["overlap"] is None
     assert back["scores"]["model"]["perplexity"] == pytest.approx(math.exp(1.5))
-    assert [p.name for p in tmp_path.joinpath("out").iterdir()] == ["evaluation.json"]  # no temp file left
+    assert [p.name for p in tmp_path.joinpath("out").iterdir()] == ["report.json"]  # no temp file left
     pngs = ev.write_plots(result, tmp_path / "plots")
     assert sorted(p.name for p in pngs) == ["features.png", "ioi_histogram.png", "pitch_class_histogram.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
 
-def _write_corpus(folder, n_pieces=6):
+# ------------------------------------------------------------------------------------------------------ end to end
+def _write_corpus(folder, n_pieces=8):
     """Small MIDI files: scale fragments in C major, each with a different start and rhythm."""
     import pretty_midi
 
@@ -161,7 +178,7 @@ def _write_corpus(folder, n_pieces=6):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """(bundle folder, token cache folder, tokenizer) for an untrained GRU on six small MIDI files."""
+    """(bundle folder, token cache folder, tokenizer) for an untrained GRU on eight small MIDI files."""
     from musicgen.bundle import save_bundle
     from musicgen.corpus import ingest
     from musicgen.tokenizer import Tokenizer
@@ -173,7 +190,7 @@ def saved(tmp_path_factory):
     tok = Tokenizer(tcfg)
     model, mcfg = _tiny_model("gru", vocab=tok.vocab_size)
     bundle = save_bundle(tmp / "bundle", model=model, model_config=mcfg,
-                         train_config=TrainConfig(val_fraction=0.3, seed=0), tokenizer_config=tcfg,
+                         train_config=TrainConfig(val_fraction=0.3, seed=0, transpose=2), tokenizer_config=tcfg,
                          metrics={"val_nll": None})
     return bundle, cache, tok
 
@@ -183,43 +200,84 @@ def test_end_to_end_with_a_saved_bundle(saved):
 
     bundle, cache, tok = saved
     train_piece = load_tokens(cache).pieces[0]
+    calls = []
 
-    def copy_a_training_piece(b, num_samples, length, seed):  # stands in for the sampler: a perfect copycat
+    def copy_a_training_piece(b, num_samples, length, seed, **settings):  # stands in for the sampler: a copycat
+        calls.append(settings)
         return [train_piece[:length]] * num_samples
 
-    result = ev.evaluate(bundle, cache, num_samples=2, sample_length=20, max_order=3, copy_n=10,
+    result = ev.evaluate(bundle, cache, num_samples=2, sample_length=20, max_order=3, copy_n=10, excerpt_length=4,
                          sample_fn=copy_a_training_piece)
-    c = result["corpus"]
-    assert c["pieces"] == 6 and c["train_pieces"] + c["heldout_pieces"] == 6 and c["heldout_pieces"] >= 1
-    assert list(result["scores"]) == ["model", "unigram", "kn_2", "kn_3"]
+    sp = result["split"]
+    assert sp["legacy"] and sp["name"] == "test" and sp["train"] + sp["test"] == 8 and sp["valid"] == sp["test"] >= 1
+    assert list(result["scores"]) == ["model", "unigram", "kneser_ney"]
+    assert result["baselines"]["train_pieces"] == 5 * sp["train"]  # C major fragments move freely by ±2
     untrained = result["scores"]["model"]["nll_nats"]
     assert abs(untrained - math.log(tok.vocab_size)) < 0.1  # an untrained model is close to uniform
-    assert result["scores"]["kn_3"]["nll_nats"] < result["scores"]["unigram"]["nll_nats"] < untrained
-    assert result["memorization"]["sample_longest"] == [20, 20] and result["memorization"]["copy_rate"] == 1.0
-    assert result["stats"]["pitch_in_scale_rate"]["generated_mean"] == 1.0  # C major fragments
-    assert "Kneser-Ney 3-gram" in ev.format_table(result)
+    assert result["scores"]["kneser_ney"]["nll_nats"] < result["scores"]["unigram"]["nll_nats"] < untrained
+    assert result["margin"] < 0  # the untrained model loses to the n-gram
+    assert calls == [ev.SAMPLING["raw"], ev.SAMPLING["rules"]]
+    assert calls[0]["allow_eos"] and not calls[0]["well_formed"] and calls[0]["max_note_length"] == 0
+    raw = result["samples"]["sets"]["raw"]
+    assert raw["stats"]["pitch_in_scale_rate"]["generated_mean"] == 1.0  # C major fragments
+    if HAVE["memorization"]:
+        assert raw["memorization"]["copy_rate"] == 1.0
+    else:
+        assert raw["memorization"] is None and "memorization" in result["samples"]["missing_modules"]
+    if not HAVE["twosample"]:
+        assert raw["two_sample"] is None
+    assert "Kneser-Ney" in ev.format_table(result)
+    valid = ev.evaluate(bundle, cache, split="valid", num_samples=0, max_order=2)
+    assert valid["scores"]["model"] == result["scores"]["model"]  # legacy: valid = test
     with pytest.raises(UsageError, match="num_samples: expected an integer >= 0, got -1"):
         ev.evaluate(bundle, cache, num_samples=-1)
+    with pytest.raises(UsageError, match="split: expected 'valid' or 'test', got 'train'"):
+        ev.evaluate(bundle, cache, split="train")
 
 
-def test_cli_evaluate_with_the_real_sampler(saved, tmp_path, capsys):
+def _digests(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cli_writes_nothing_in_the_bundle_unless_saved(saved, tmp_path, capsys):
+    from musicgen.bundle import load_bundle
     from musicgen.cli import main
 
     bundle, cache, _ = saved
+    before = _digests(bundle)
     out = tmp_path / "report.json"
     argv = ["evaluate", str(bundle), str(cache), "--num-samples", "2", "--length", "24", "--seed", "3",
-            "--max-order", "2", "--json", str(out), "--plot", str(tmp_path / "plots")]
+            "--max-order", "2", "--excerpt-length", "8", "--json", str(out), "--plot", str(tmp_path / "plots")]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "Kneser-Ney 2-gram" in printed and "pitch-class histogram" in printed and str(out) in printed
+    assert _digests(bundle) == before  # byte-identical, nothing added
     report = json.loads(out.read_text())
-    assert report["samples"] == {"num_samples": 2, "length": 24, "seed": 3}
-    assert len(report["memorization"]["sample_longest"]) == 2
+    assert {k: report["samples"][k] for k in ("num_samples", "length", "seed")} == \
+        {"num_samples": 2, "length": 24, "seed": 3}
     assert (tmp_path / "plots" / "features.png").is_file()
-    assert main(argv[:3] + ["--num-samples", "0", "--json", str(tmp_path / "again.json")]) == 0
-    again = json.loads((tmp_path / "again.json").read_text())
-    assert "stats" not in again and list(again["scores"]) == ["model", "unigram", "kn_2", "kn_3", "kn_4", "kn_5"]
-    for row in ("model", "unigram", "kn_2"):  # likelihoods are deterministic
-        assert again["scores"][row] == report["scores"][row]
+    assert main(argv[:3] + ["--num-samples", "0"]) == 0
+    assert "samples:" not in capsys.readouterr().out and _digests(bundle) == before
+
+    copy = shutil.copytree(bundle, tmp_path / "copy")
+    assert main(["evaluate", str(copy), str(cache), "--num-samples", "0", "--max-order", "2", "--save"]) == 0
+    assert "evaluation.json (checksum in bundle.json)" in capsys.readouterr().out
+    saved_report = json.loads((copy / "evaluation.json").read_text())
+    assert saved_report["scores"]["model"] == report["scores"]["model"]  # likelihoods are deterministic
+    assert "evaluation.json" in load_bundle(copy).info["files"]  # and the bundle still verifies
     assert main(["evaluate", str(bundle), str(cache), "--max-order", "0"]) == 2  # UsageError → exit 2
     assert "max_order: expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_evaluate_does_not_import_tensorflow_or_keras(saved):
+    bundle, cache, _ = saved
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "musicgen", "evaluate", str(bundle), str(cache),
+                          "--num-samples", "2", "--length", "16", "--max-order", "2", "--excerpt-length", "8"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    modules = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "musicgen.evaluate" in modules and "musicgen.scoring" in modules
+    heavy = sorted(m for m in modules if m.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))
+    assert heavy == [], heavy[:5]

@@ -97,7 +97,101 @@ def test_errors_name_the_argument():
         KneserNeyModel(discount=1.5)
     with pytest.raises(UsageError, match="vocabulary of size 3"):
         KneserNeyModel(order=2, vocab_size=3).fit([np.array([0, 5])])
-    with pytest.raises(UsageError, match="overflow"):
-        KneserNeyModel(order=8, vocab_size=300).fit([np.array([0, 1])])
+    with pytest.raises(UsageError, match=r"order: expected an integer in \[1, 32\], got 33"):
+        KneserNeyModel(order=33)
+    with pytest.raises(UsageError, match="at most the fitted order 2, got 3"):
+        KneserNeyModel(order=2, vocab_size=3).fit(TOY).variant(order=3)
+    with pytest.raises(UsageError, match="call fit"):
+        KneserNeyModel(order=2, vocab_size=3).distribution([0])
     with pytest.raises(UsageError, match="nothing to score"):
         KneserNeyModel(order=2, vocab_size=3).fit(TOY).nll([np.array([1])])
+
+
+def _reference_kn(train, order, vocab, d):
+    """Interpolated Kneser-Ney straight from the formulas, with Python tuples as keys (slow, obviously right)."""
+    from collections import Counter, defaultdict
+
+    grams = [Counter() for _ in range(order + 1)]  # grams[k][tuple of k shifted tokens] = raw count
+    for p in train:
+        padded = [0] * (order - 1) + [int(t) + 1 for t in p]
+        for j in range(order, len(padded)):  # every predicted token (the piece's first is only a context)
+            for k in range(1, order + 1):
+                grams[k][tuple(padded[j - k + 1:j + 1])] += 1
+    cont = [Counter() for _ in range(order + 1)]
+    for k in range(1, order):
+        for g in grams[k + 1]:
+            cont[k][g[1:]] += 1
+
+    def tables(k):
+        counts = grams[k] if k == order else cont[k]
+        total, types = defaultdict(int), defaultdict(int)
+        for g, c in counts.items():
+            total[g[:-1]] += c
+            types[g[:-1]] += 1
+        return counts, total, types
+
+    prepared = [None] + [tables(k) for k in range(1, order + 1)]
+
+    def prob(window):  # window: order shifted tokens, the last one predicted
+        p = 1.0 / vocab
+        for k in range(1, order + 1):
+            counts, total, types = prepared[k]
+            g = tuple(window[order - k:])
+            if total[g[:-1]]:
+                p = max(counts[g] - d, 0) / total[g[:-1]] + d * types[g[:-1]] / total[g[:-1]] * p
+        return p
+
+    return prob
+
+
+@pytest.mark.parametrize("order", [8, 10])
+def test_high_orders_on_a_large_vocabulary_match_the_formulas(order):
+    """(V + 1) ** order overflows 64 bits here (5001 ** 8 > 2 ** 63): the dense context ids must not care."""
+    vocab = 5000
+    rng = np.random.default_rng(order)
+    alphabet = rng.choice(vocab, size=6, replace=False)  # few symbols, so long contexts repeat
+    train = [alphabet[rng.integers(0, 6, size=rng.integers(order, 60))] for _ in range(15)]
+    train.append(np.array([vocab - 1, *alphabet[:order + 2]]))  # the largest token id occurs
+    test = [alphabet[rng.integers(0, 6, size=30)], np.array([vocab - 1, *alphabet[:order + 3]])]
+    model = KneserNeyModel(order=order, vocab_size=vocab, discount=0.8).fit(train)
+    reference = _reference_kn(train, order, vocab, 0.8)
+    expected = [reference([0] * (order - 1 - j) + [int(t) + 1 for t in p[max(j - order + 1, 0):j + 1]])
+                for p in test for j in range(1, len(p))]
+    np.testing.assert_allclose(np.exp(model.log_probs(test)), expected, rtol=1e-12)
+    for ctx in ([], list(test[1][:order])):
+        assert model.distribution(ctx).sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_variant_equals_a_fresh_fit():
+    rng = np.random.default_rng(3)
+    train = [rng.integers(0, 6, size=rng.integers(2, 50)) for _ in range(20)]
+    test = [rng.integers(0, 6, size=40)]
+    big = KneserNeyModel(order=6, vocab_size=7).fit(train)
+    for order, d in ((1, 0.75), (3, 0.5), (6, 1.0)):
+        fresh = KneserNeyModel(order=order, vocab_size=7, discount=d).fit(train)
+        np.testing.assert_allclose(big.variant(order, d).log_probs(test), fresh.log_probs(test), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_fitting_two_million_events_at_order_8_takes_seconds():
+    import time
+
+    rng = np.random.default_rng(0)
+    pieces = [rng.integers(0, 468, size=700) for _ in range(3000)]  # 2.1M events, like 7 x the chorales
+    started = time.perf_counter()
+    KneserNeyModel(order=8, vocab_size=468).fit(pieces)
+    assert time.perf_counter() - started < 60  # about 5 s on one shared core
+
+
+def test_nll_grid_equals_the_variants_one_by_one():
+    rng = np.random.default_rng(5)
+    train = [rng.integers(0, 5, size=rng.integers(2, 40)) for _ in range(10)]
+    test = [rng.integers(0, 5, size=30), rng.integers(0, 5, size=3)]
+    model = KneserNeyModel(order=4, vocab_size=6).fit(train)
+    grid = model.nll_grid(test, orders=[1, 2, 4], discounts=[0.3, 1.0])
+    assert grid.shape == (3, 2)
+    for i, n in enumerate([1, 2, 4]):
+        for j, d in enumerate([0.3, 1.0]):
+            assert grid[i, j] == pytest.approx(model.variant(n, d).nll(test), rel=1e-12)
+    with pytest.raises(UsageError, match="discount"):
+        model.nll_grid(test, orders=[2], discounts=[0.0])

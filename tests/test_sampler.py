@@ -323,3 +323,19 @@ def test_allow_eos_ends_streams_early_and_pads():
     never = sample_tokens(w, CFG, TOK, [], 300, 1, num_samples=5)
     assert out.shape[1] < 300 and (out == TOK.pad_id).any() and TOK.eos_id not in out
     assert never.shape[1] >= 300 and TOK.eos_id not in never and TOK.pad_id not in never[:, :300]
+
+
+def test_without_well_formed_masks_the_model_chooses_note_events_itself():
+    rules = EventRules(TOK, 1, well_formed=False, pitch_range=(50, 53))
+    a = allowed(rules)
+    assert {v for name, v in a if name == "NOTE_OFF"} == set(range(48, 60))  # nothing sounds, every OFF allowed
+    assert {v for name, v in a if name == "NOTE_ON"} == {50, 51, 52, 53}     # a pitch range still holds
+    feed(rules, ids(("NOTE_ON", 50), ("PROGRAM", 128)))
+    assert {v for name, v in allowed(rules) if name == "NOTE_ON"} == set(range(48, 60))  # drums: full range
+    feed(rules, ids(("PROGRAM", 0)))
+    assert ("NOTE_ON", 50) in allowed(rules) and rules.sounding.tolist() == [1]
+    free = EventRules(TOK, 1, well_formed=False)
+    assert {"PAD", "BOS", "EOS"} & {name for name, _ in allowed(free)} == set()  # the sampler's own needs stay
+    out = sample_tokens(offs_favoured_weights(), CFG, TOK, [TOK.bos_id], 300, 0, num_samples=4, well_formed=False)
+    orphans = sum(replay(row, pitch_range=(48, 59))[0] for row in out)
+    assert orphans > 50  # the model favours NOTE_OFFs and nothing stops it from ending silent pitches

@@ -19,7 +19,6 @@ records its checksum in bundle.json (``bundle.write_bundle_file``).
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -31,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from musicgen import stats
-from musicgen.baselines import DISCOUNTS, all_transpositions, baseline_scores
+from musicgen.baselines import all_transpositions, baseline_scores
 from musicgen.errors import UsageError
 
 SampleFn = Callable[..., list]
@@ -47,16 +46,6 @@ SAMPLING_LABELS = {
     "rules": "`musicgen sample` defaults: temperature 1, EOS off, note-consistency masks, NOTE_OFF forced after 8 "
              "quarter notes",
 }
-
-
-def _optional(module: str, name: str):
-    """``musicgen.<module>.<name>``, or None where that module is not part of this build."""
-    try:
-        return getattr(importlib.import_module(f"musicgen.{module}"), name, None)
-    except ModuleNotFoundError as exc:
-        if exc.name == f"musicgen.{module}":
-            return None
-        raise
 
 
 # ------------------------------------------------------------------------------------------------------ likelihood
@@ -90,16 +79,17 @@ def _generate(bundle, num_samples: int, length: int, seed: int, **settings) -> l
 
 def sample_report(tokenizer, samples: Sequence[np.ndarray], real: Sequence[np.ndarray], real_features: list,
                   train: Sequence[np.ndarray], copy_n: int, excerpt_length: int, seed: int) -> dict:
-    """Statistics, memorization and two-sample test of ``samples`` against the ``real`` pieces (``None`` for a part
-    whose module is missing from this build; ``{"error": …}`` where the test cannot run, e.g. too short samples)."""
+    """Statistics, memorization and two-sample test of ``samples`` against the ``real`` pieces (the two-sample entry
+    is ``{"error": …}`` where the test cannot run, e.g. samples too short for one excerpt)."""
     feats = [stats.piece_features(tokenizer.decode_notes(s)) for s in samples]
     out = {"events_mean": float(np.mean([len(s) for s in samples])) if samples else math.nan,
            "stats": stats.compare_feature_sets(feats, real_features)}
-    memorization, two_sample = _optional("memorization", "memorization"), _optional("twosample", "two_sample")
-    out["memorization"] = memorization(samples, train, real, copy_n=copy_n) if memorization else None
+    from musicgen.memorization import memorization
+    from musicgen.twosample import two_sample
+
+    out["memorization"] = memorization(samples, train, real, copy_n=copy_n)
     try:
-        out["two_sample"] = (two_sample(tokenizer, list(real), list(samples), excerpt_length, seed=seed)
-                             if two_sample else None)
+        out["two_sample"] = two_sample(tokenizer, list(real), list(samples), excerpt_length, seed=seed)
     except (UsageError, ValueError) as exc:  # e.g. samples too short for one excerpt
         out["two_sample"] = {"error": str(exc)}
     return out
@@ -168,10 +158,8 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         result["margin"] = 1.0 - scores["model"]["nll_nats"] / scores["kneser_ney"]["nll_nats"]
     if num_samples:
         real_features = [stats.piece_features(tok.decode_notes(p)) for p in evaluated]
-        missing = [m for m, f in (("memorization", "memorization"), ("twosample", "two_sample"))
-                   if _optional(m, f) is None]
         result["samples"] = {"num_samples": num_samples, "length": sample_length, "seed": seed, "copy_n": copy_n,
-                             "excerpt_length": excerpt_length, "missing_modules": missing, "sets": {}}
+                             "excerpt_length": excerpt_length, "sets": {}}
         for name, settings in SAMPLING.items():
             log(f"sampling {num_samples} x {sample_length} events ({name}, seed {seed}) and comparing")
             samples = [np.asarray(s, dtype=np.int64) for s in
@@ -239,15 +227,13 @@ def _sample_lines(result: dict) -> list[str]:
     for name, v in sets.items():
         mem, two = v["memorization"], v["two_sample"]
         lines.append(f"{name}: {_num(v['events_mean'], '.0f')} events per sample on average (BOS and EOS included)")
-        if mem is None:
-            lines.append(f"{name}: memorization not measured (musicgen.memorization is missing from this build)")
-        else:
+        if mem is not None:
             lines.append(f"{name}: longest run shared with training: median {_num(mem['sample_longest_median'], '.0f')}"
                          f" events ({sp['name']} pieces: {_num(mem['heldout_longest_median'], '.0f')}); copying >= "
                          f"{mem['copy_n']} events: {_num(100 * mem['copy_rate'], '.0f')}% of samples "
                          f"({sp['name']} pieces: {_num(100 * mem['heldout_copy_rate'], '.0f')}%)")
         if two is None:
-            lines.append(f"{name}: two-sample test not run (musicgen.twosample is missing from this build)")
+            pass
         elif "error" in two:
             lines.append(f"{name}: two-sample test not run: {two['error']}")
         else:

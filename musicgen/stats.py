@@ -224,7 +224,3 @@ def _pooled(features: Sequence[dict], name: str) -> np.ndarray:
     for f in features:
         total += np.asarray(f[name]) * f["notes"]
     return total / total.sum() if total.sum() else total
-
-
-# ``evaluate.py`` still reads ``stats.NgramIndex``; the memorization code lives in ``musicgen.memorization``.
-from musicgen.memorization import NgramIndex  # noqa: E402,F401

@@ -21,7 +21,6 @@ from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
-HAVE = {m: ev._optional(m, f) is not None for m, f in (("memorization", "memorization"), ("twosample", "two_sample"))}
 
 
 def _tiny_model(cell="simple_rnn", vocab=3, seed=0, scale=1.0):
@@ -131,7 +130,8 @@ def _fake_result():
                           "selection": {"orders": [2, 3], "discounts": [0.5, 0.9], "valid_nll": [[2, 2], [2, 1.9]]}},
             "margin": 1 - 1.5 / 1.75,
             "samples": {"num_samples": 1, "length": 10, "seed": 0, "copy_n": 2, "excerpt_length": 4,
-                        "missing_modules": [], "sets": {"raw": sample_set, "rules": {**sample_set, "two_sample": None}}}}
+                        "sets": {"raw": sample_set,
+                                 "rules": {**sample_set, "two_sample": {"error": "samples too short"}}}}}
 
 
 def test_table_json_and_plots(tmp_path):
@@ -145,7 +145,7 @@ def test_table_json_and_plots(tmp_path):
     assert "raw   = temperature 1" in table and "rules = `musicgen sample` defaults" in table
     assert "copying >= 2 events: 100% of samples (test pieces: 0%)" in table
     assert "raw: two-sample classifier accuracy 0.625 [0.500, 0.750]" in table
-    assert "rules: two-sample test not run (musicgen.twosample is missing" in table
+    assert "rules: two-sample test not run: samples too short" in table
     path = ev.write_json(result, tmp_path / "out" / "report.json")
     back = json.loads(path.read_text())
     assert back["scores"]["kneser_ney"]["accuracy"] is None
@@ -190,9 +190,25 @@ def saved(tmp_path_factory):
     tok = Tokenizer(tcfg)
     model, mcfg = _tiny_model("gru", vocab=tok.vocab_size)
     bundle = save_bundle(tmp / "bundle", model=model, model_config=mcfg,
-                         train_config=TrainConfig(val_fraction=0.3, seed=0, transpose=2), tokenizer_config=tcfg,
-                         metrics={"val_nll": None})
+                         train_config=TrainConfig.from_dict({"val_fraction": 0.3, "seed": 0, "transpose": 2}),
+                         tokenizer_config=tcfg, metrics={"val_nll": None})  # a train_config of before the 3-way split
     return bundle, cache, tok
+
+
+def test_three_way_split_bundle_reports_its_untouched_test_part(saved, tmp_path):
+    bundle, cache, tok = saved
+    from musicgen.bundle import load_bundle, save_bundle
+
+    bundle = load_bundle(bundle)
+    three = save_bundle(tmp_path / "three", model=bundle.keras_model(), model_config=bundle.model_config,
+                        train_config=TrainConfig(val_fraction=0.25, test_fraction=0.25, seed=0, transpose=2),
+                        tokenizer_config=bundle.tokenizer_config, metrics={"val_nll": None})
+    test = ev.evaluate(three, cache, num_samples=0, max_order=2)
+    valid = ev.evaluate(three, cache, split="valid", num_samples=0, max_order=2)
+    sp = test["split"]
+    assert not sp["legacy"] and sp["name"] == "test" and sp["train"] + sp["valid"] + sp["test"] == 8
+    assert sp["valid"] >= 1 and sp["test"] >= 1
+    assert valid["split"]["name"] == "valid" and valid["scores"]["model"] != test["scores"]["model"]
 
 
 def test_end_to_end_with_a_saved_bundle(saved):
@@ -220,12 +236,8 @@ def test_end_to_end_with_a_saved_bundle(saved):
     assert calls[0]["allow_eos"] and not calls[0]["well_formed"] and calls[0]["max_note_length"] == 0
     raw = result["samples"]["sets"]["raw"]
     assert raw["stats"]["pitch_in_scale_rate"]["generated_mean"] == 1.0  # C major fragments
-    if HAVE["memorization"]:
-        assert raw["memorization"]["copy_rate"] == 1.0
-    else:
-        assert raw["memorization"] is None and "memorization" in result["samples"]["missing_modules"]
-    if not HAVE["twosample"]:
-        assert raw["two_sample"] is None
+    assert raw["memorization"]["copy_rate"] == 1.0
+    assert "accuracy" in raw["two_sample"] or "error" in raw["two_sample"]
     assert "Kneser-Ney" in ev.format_table(result)
     valid = ev.evaluate(bundle, cache, split="valid", num_samples=0, max_order=2)
     assert valid["scores"]["model"] == result["scores"]["model"]  # legacy: valid = test

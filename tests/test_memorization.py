@@ -73,8 +73,3 @@ def test_memorization_compares_samples_with_equally_long_heldout_excerpts():
     with pytest.raises(UsageError, match="copy_n: expected a positive integer, got 0"):
         memorization.memorization(samples, train, heldout, copy_n=0)
 
-
-def test_stats_keeps_ngram_index_for_evaluate():
-    from musicgen import stats
-
-    assert stats.NgramIndex is memorization.NgramIndex

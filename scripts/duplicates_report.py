@@ -6,7 +6,7 @@ Prints: the fingerprint + pair time; the similarity and transposition of the pai
 Bach chorales (when those files are present); how many pairs share >= 5 shingles per similarity band; the cluster
 sizes at thresholds 0.3 / 0.5 / 0.7; how many pieces share a *melody* (top-line pitch contour, 6-interval shingles,
 containment >= 0.5) with another piece, i.e. harmonize the same hymn tune, and how many of those the default
-clustering joins; and the default three-way split.
+clustering joins; and the default three-way split next to the legacy held-out set.
 """
 
 from __future__ import annotations
@@ -85,6 +85,11 @@ def main(source: str) -> None:
           f"the default clustering joins {int(np.sum(joined))} of those pairs")
     split = split_corpus(data.pieces, data.keys, TrainConfig(), data.tokenizer_config)
     print(f"\ndefault split (TrainConfig(): val 0.1, test 0.1, seed 0): {split.sizes()}")
+    old = split_corpus(data.pieces, data.keys, TrainConfig(split_version=1, test_fraction=0.0),
+                       data.tokenizer_config).valid
+    print(f"legacy held-out pieces (split_version 1, seed 0): {old.size}, of which in valid "
+          f"{np.isin(old, split.valid).sum()}, test {np.isin(old, split.test).sum()}, train "
+          f"{np.isin(old, split.train).sum()}")
     tune_parts = [{p for p, idx in (("train", split.train), ("valid", split.valid), ("test", split.test))
                    if np.isin(np.flatnonzero(tune_ids == c), idx).any()} for c in np.unique(tune_ids[shared])]
     print(f"tune groups spread over more than one part: {sum(len(p) > 1 for p in tune_parts)} of {len(tune_parts)}")

@@ -31,7 +31,7 @@ import numpy as np
 from musicgen import __version__
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.errors import BundleError, ConfigError
-from musicgen.safeio import sha256_file
+from musicgen.safeio import atomic_write_text, sha256_file
 
 FORMAT_VERSION = 1
 REQUIRED = ("model.keras", "weights.npz", "tokenizer.json", "model_config.json", "train_config.json", "metrics.json")
@@ -39,7 +39,7 @@ OPTIONAL = ("history.csv",)
 
 
 def _write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
 
 @dataclass

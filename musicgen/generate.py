@@ -34,7 +34,7 @@ import numpy as np
 from musicgen import __version__
 from musicgen.config import SampleConfig
 from musicgen.errors import BundleError, IngestError, UsageError
-from musicgen.safeio import check_output_dir
+from musicgen.safeio import atomic_paths, check_output_dir
 
 DEFAULT_MODEL = "trained/default"
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -292,20 +292,12 @@ def output_paths(output: str | os.PathLike, count: int) -> list[Path]:
 def write_outputs(result: SampleResult, paths: list[Path]) -> None:
     """Write every MIDI file and its JSON sidecar atomically (temporary names first, then renames)."""
     paths[0].parent.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for midi, sidecar, path in zip(result.midis, result.sidecars, paths):
-            tmp_mid = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            staged.append((tmp_mid, path))  # before writing: a write failing halfway leaves no temporary behind
+    targets = [t for path in paths for t in (path, path.with_suffix(".json"))]
+    with atomic_paths(*targets) as temps:
+        for midi, sidecar, path, tmp_mid, tmp_json in zip(result.midis, result.sidecars, paths, temps[::2],
+                                                          temps[1::2]):
             midi.write(str(tmp_mid))
-            tmp_json = path.with_name(f".{path.stem}.json.tmp-{os.getpid()}")
-            staged.append((tmp_json, path.with_suffix(".json")))
             tmp_json.write_text(json.dumps(dict(sidecar, midi=path.name), indent=2, sort_keys=True) + "\n")
-        for tmp, final in staged:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
 
 
 def cli_sample(args) -> int:

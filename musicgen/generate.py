@@ -215,9 +215,18 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
             model_weights_sha256=bundle.info.get("files", {}).get("weights.npz"), seed=seed, sample_index=i,
             settings=settings, events=int((row != tok.pad_id).sum()),
             notes=sum(len(inst.notes) for inst in midi.instruments), duration_seconds=round(midi.get_end_time(), 6),
+            tempo_written=written_tempo(midi),
             regenerate=_command(bundle.path, seed, settings)))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def written_tempo(midi) -> float:
+    """The first tempo of ``midi`` as its MIDI file holds it (whole microseconds per quarter), in quarter notes per
+    minute to 3 decimals: ``settings.tempo`` unless it was clamped to what a file can hold (or lowered so the last
+    tick fits, see ``midi_io.arrays_to_pretty_midi``)."""
+    qpm = float(midi.get_tempo_changes()[1][0])
+    return round(60e6 / int(60e6 / qpm), 3)
 
 
 def _command(model_path, seed: int, s: dict) -> str:

@@ -323,7 +323,8 @@ def _draw_notes(ax, instruments, to_x) -> None:
     ax.set_ylabel("pitch")
     ax.grid(axis="y", color="0.8", linewidth=0.5)
     ax.set_axisbelow(True)
-    ax.figure.legend(handles=handles, loc="outside upper right", ncols=min(len(handles), 4), fontsize="small",
+    # below the time axis: at the top, two rows (five parts and more) ran into the title
+    ax.figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize="small",
                      frameon=False)
 
 

@@ -14,7 +14,9 @@ Layout (see docs/DESIGN.md)::
       evaluation.json     ``musicgen evaluate --save`` report (optional, added by ``write_bundle_file``)
 
 Writes are atomic at the folder level: the bundle is built in a temporary folder beside the target and swapped in
-with renames, so a crash never leaves a half-written bundle where a good one was. Loading executes no code: JSON,
+with renames, so a crash never leaves a half-written bundle where a good one was. What a killed save leaves beside
+the folder (``.NAME.tmp-PID`` holding ``checkpoints/`` and ``logs/``, ``.NAME.old-PID``) is put back by
+``recover_interrupted_save`` at the next save or training start. Loading executes no code: JSON,
 ``np.load(allow_pickle=False)`` and ``keras.saving.load_model(safe_mode=True)`` only.
 """
 
@@ -24,6 +26,7 @@ import datetime
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +35,7 @@ import numpy as np
 from musicgen import __version__
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.errors import BundleError, ConfigError
-from musicgen.safeio import sha256_file
+from musicgen.safeio import atomic_write_text, sha256_file
 
 FORMAT_VERSION = 1
 REQUIRED = ("model.keras", "weights.npz", "tokenizer.json", "model_config.json", "train_config.json", "metrics.json")
@@ -40,7 +43,7 @@ OPTIONAL = ("history.csv", "evaluation.json")
 
 
 def _write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
 
 @dataclass
@@ -90,8 +93,8 @@ def save_bundle(out_dir: str | Path, *, model, model_config: ModelConfig, train_
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_save(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         model.save(tmp / "model.keras")
@@ -105,7 +108,12 @@ def save_bundle(out_dir: str | Path, *, model, model_config: ModelConfig, train_
         _write_json(tmp / "bundle.json", _bundle_info(tmp, model_config))
         _swap_in(tmp, out_dir)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not out_dir.exists() and (tmp / "bundle.json").is_file():  # between the two renames of the fallback swap
+            recover_interrupted_save(out_dir)
+        else:
+            if out_dir.is_dir():
+                _move_extras(tmp, out_dir)  # the run's checkpoints/ and logs/ go back before tmp is deleted
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
 
@@ -123,6 +131,74 @@ def write_bundle_file(path: str | Path, name: str, text: str) -> Path:
     info.setdefault("files", {})[name] = sha256_file(path / name)
     atomic_write_text(path / "bundle.json", json.dumps(info, indent=2, sort_keys=True, default=float) + "\n")
     return path / name
+
+
+def _is_bundle_file(name: str) -> bool:
+    return name in REQUIRED + OPTIONAL + ("bundle.json",)
+
+
+def _move_extras(src: Path, dst: Path) -> list[str]:
+    """Move the entries of ``src`` that are not bundle files into ``dst`` unless ``dst`` has one of that name;
+    returns the names moved."""
+    moved = []
+    for entry in sorted(src.iterdir()):
+        if not _is_bundle_file(entry.name) and not (dst / entry.name).exists():
+            os.replace(entry, dst / entry.name)
+            moved.append(entry.name)
+    return moved
+
+
+def _owner_alive(leftover: Path) -> bool:
+    """True when the process that named ``leftover`` (``….tmp-PID`` / ``….old-PID``) is another live process."""
+    pid = leftover.name.rsplit("-", 1)[-1]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def recover_interrupted_save(out_dir: str | Path) -> list[str]:
+    """Put back what a killed ``save_bundle`` left beside ``out_dir``; print and return one message per action.
+
+    * ``out_dir`` missing (killed between the two renames of the fallback swap): the new bundle (``.NAME.tmp-PID``
+      with a ``bundle.json``) becomes ``out_dir``, else the old one (``.NAME.old-PID``).
+    * ``checkpoints/``, ``logs/`` and other non-bundle entries inside a leftover move back into ``out_dir``.
+    * The leftover, now holding only bundle files of an old or unfinished save, is deleted (kept, with a message,
+      when one of its entries could not be moved back because ``out_dir`` has one of that name).
+    Leftovers of another live process (a save in progress) are not touched.
+    """
+    out_dir = Path(out_dir)
+    pattern = f".{out_dir.name}."
+    leftovers = sorted(p for p in out_dir.parent.glob(f"{pattern}*")
+                       if p.is_dir() and p.name[len(pattern):].startswith(("tmp-", "old-")) and not _owner_alive(p))
+    messages = []
+    if leftovers and not out_dir.exists():
+        complete = [p for p in leftovers if ".tmp-" in p.name and (p / "bundle.json").is_file()]
+        chosen = (complete or [p for p in leftovers if ".old-" in p.name] or [None])[0]
+        if chosen is not None:
+            os.replace(chosen, out_dir)
+            leftovers.remove(chosen)
+            messages.append(f"{out_dir}: finished an interrupted save (renamed {chosen.name} to {out_dir.name})")
+    for leftover in leftovers:
+        moved = _move_extras(leftover, out_dir) if out_dir.is_dir() else []
+        if moved:
+            messages.append(f"{out_dir}: recovered {', '.join(n + '/' for n in moved)} from an interrupted save "
+                            f"({leftover.name})")
+        kept = [e.name for e in leftover.iterdir() if not _is_bundle_file(e.name)]
+        if kept:
+            messages.append(f"{out_dir}: kept {leftover} from an interrupted save: {out_dir.name} already has "
+                            f"{', '.join(kept)}; merge by hand")
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+            messages.append(f"{out_dir}: removed {leftover.name} left by an interrupted save")
+    for message in messages:
+        print(message, file=sys.stderr)
+    return messages
 
 
 def _bundle_info(folder: Path, model_config: ModelConfig) -> dict:
@@ -149,7 +225,7 @@ def _swap_in(tmp: Path, out_dir: Path) -> None:
         os.replace(tmp, out_dir)
         return
     for entry in out_dir.iterdir():
-        if entry.name not in REQUIRED + OPTIONAL + ("bundle.json",):
+        if not _is_bundle_file(entry.name):
             os.replace(entry, tmp / entry.name)
     if _exchange(tmp, out_dir):  # one atomic step: out_dir is the old bundle or the new one, never missing
         shutil.rmtree(tmp, ignore_errors=True)

@@ -97,7 +97,7 @@ def _add_train(sub) -> None:
                    help="recurrent cell (GRU scored best on the Bach chorales, see docs/compare)")
     p.add_argument("--preset", choices=["tiny", "small", "medium", "large"], default=None,
                    help="model size; tiny 1x32, small 2x128, medium 2x256, large 3x512 units (default: medium; "
-                        "tiny with --algorithm rtrl)")
+                        "tiny with --algorithm rtrl, which takes one layer and no dropout from any preset)")
     p.add_argument("--units", type=int, default=None, help="hidden units per layer (overrides the preset)")
     p.add_argument("--layers", type=int, default=None, help="stacked recurrent layers (overrides the preset)")
     p.add_argument("--embedding-dim", dest="embedding_dim", type=int, default=None,

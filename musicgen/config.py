@@ -52,7 +52,10 @@ class _JsonConfig:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        """Write ``to_json()`` to ``path`` atomically (a temporary file beside it, then a rename)."""
+        from musicgen.safeio import atomic_write_text
+
+        atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls: type[T], path: str | Path) -> T:

@@ -34,7 +34,7 @@ import numpy as np
 from musicgen import __version__
 from musicgen.config import SampleConfig
 from musicgen.errors import BundleError, IngestError, UsageError
-from musicgen.safeio import check_output_dir
+from musicgen.safeio import atomic_paths, check_output_dir
 
 DEFAULT_MODEL = "trained/default"
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -216,9 +216,18 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
             model_weights_sha256=bundle.info.get("files", {}).get("weights.npz"), seed=seed, sample_index=i,
             settings=settings, events=int((row != tok.pad_id).sum()),
             notes=sum(len(inst.notes) for inst in midi.instruments), duration_seconds=round(midi.get_end_time(), 6),
+            tempo_written=written_tempo(midi),
             regenerate=_command(bundle.path, seed, settings)))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def written_tempo(midi) -> float:
+    """The first tempo of ``midi`` as its MIDI file holds it (whole microseconds per quarter), in quarter notes per
+    minute to 3 decimals: ``settings.tempo`` unless it was clamped to what a file can hold (or lowered so the last
+    tick fits, see ``midi_io.arrays_to_pretty_midi``)."""
+    qpm = float(midi.get_tempo_changes()[1][0])
+    return round(60e6 / int(60e6 / qpm), 3)
 
 
 def _command(model_path, seed: int, s: dict) -> str:
@@ -295,20 +304,12 @@ def output_paths(output: str | os.PathLike, count: int) -> list[Path]:
 def write_outputs(result: SampleResult, paths: list[Path]) -> None:
     """Write every MIDI file and its JSON sidecar atomically (temporary names first, then renames)."""
     paths[0].parent.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for midi, sidecar, path in zip(result.midis, result.sidecars, paths):
-            tmp_mid = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            staged.append((tmp_mid, path))  # before writing: a write failing halfway leaves no temporary behind
+    targets = [t for path in paths for t in (path, path.with_suffix(".json"))]
+    with atomic_paths(*targets) as temps:
+        for midi, sidecar, path, tmp_mid, tmp_json in zip(result.midis, result.sidecars, paths, temps[::2],
+                                                          temps[1::2]):
             midi.write(str(tmp_mid))
-            tmp_json = path.with_name(f".{path.stem}.json.tmp-{os.getpid()}")
-            staged.append((tmp_json, path.with_suffix(".json")))
             tmp_json.write_text(json.dumps(dict(sidecar, midi=path.name), indent=2, sort_keys=True) + "\n")
-        for tmp, final in staged:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
 
 
 def cli_sample(args) -> int:

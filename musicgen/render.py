@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.errors import MusicgenError, UsageError
+from musicgen.safeio import atomic_path
 
 SOUNDFONT_ENV = "MUSICGEN_SOUNDFONT"
 SOUNDFONT_PATHS = (
@@ -204,16 +205,11 @@ def write_wav(path, audio: np.ndarray, sample_rate: int) -> Path:
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     scaled = audio * (PEAK / peak) if peak > 0 else audio
     pcm = np.clip(np.round(scaled * 32767), -32768, 32767).astype("<i2")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(audio.shape[1])
-            w.setsampwidth(2)
-            w.setframerate(sample_rate)
-            w.writeframes(pcm.tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
+        w.setnchannels(audio.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
     return path
 
 
@@ -327,7 +323,8 @@ def _draw_notes(ax, instruments, to_x) -> None:
     ax.set_ylabel("pitch")
     ax.grid(axis="y", color="0.8", linewidth=0.5)
     ax.set_axisbelow(True)
-    ax.figure.legend(handles=handles, loc="outside upper right", ncols=min(len(handles), 4), fontsize="small",
+    # below the time axis: at the top, two rows (five parts and more) ran into the title
+    ax.figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize="small",
                      frameon=False)
 
 
@@ -354,12 +351,8 @@ def _draw_drums(ax, instruments, to_x) -> None:
 def _save_png(fig, path, dpi: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -1,7 +1,8 @@
-"""Crash-safe file writes and crash-isolated process pools, for the ingest and export stages.
+"""Crash-safe file writes and crash-isolated process pools.
 
-* ``atomic_write_bytes`` / ``atomic_write_text`` / ``save_npz``: write a temporary file beside the target, then
-  ``os.replace`` it, so a reader (or a run killed with ``kill -9``) sees the old file or the whole new one.
+* ``atomic_paths`` / ``atomic_path``: the one way musicgen writes a file. The caller writes temporary files beside
+  the targets, which ``os.replace`` them when the block ends, so a reader (or a run killed with ``kill -9``) sees
+  the old file or the whole new one. ``atomic_write_bytes`` / ``atomic_write_text`` / ``save_npz`` use it.
 * ``CacheLock``: an exclusive ``flock`` on a folder, which also clears temporary files left by killed runs.
 * ``run_isolated``: a ``ProcessPoolExecutor`` map in which a worker dying (segfault in a parser, out of memory) loses
   no other item's result and names the item that killed it.
@@ -11,10 +12,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import sys
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -35,33 +39,56 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _temp_beside(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+def _temp_beside(path: Path, keep_suffix: bool = False) -> Path:
+    """``.NAME.PID.RANDOM.tmp`` in the folder of ``path`` (plus ``path``'s suffixes when ``keep_suffix``, for
+    writers that choose the format by extension: Keras ``.keras`` / ``.weights.h5``, matplotlib ``.png``)."""
+    suffix = "".join(path.suffixes) if keep_suffix else ""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    tmp = _temp_beside(path)
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike, keep_suffix: bool = True) -> Iterator[list[Path]]:
+    """``with atomic_paths(a, b) as (tmp_a, tmp_b): write the temporaries`` → they replace ``a`` and ``b``.
+
+    The temporaries sit beside their targets (same file system, so ``os.replace`` is atomic) and keep the targets'
+    suffixes unless ``keep_suffix=False``. The renames happen only after the whole block succeeded, in the order
+    given; on an exception (or ``KeyboardInterrupt``) no target is touched and every temporary is removed.
+    """
+    targets = [Path(p) for p in paths]
+    temps = [_temp_beside(p, keep_suffix) for p in targets]
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        yield temps
+        for tmp, target in zip(temps, targets):
+            os.replace(tmp, target)
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp in temps:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, keep_suffix: bool = True) -> Iterator[Path]:
+    """``with atomic_path(p) as tmp: write tmp`` → ``tmp`` replaces ``p`` (see ``atomic_paths``)."""
+    with atomic_paths(path, keep_suffix=keep_suffix) as (tmp,):
+        yield tmp
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    with atomic_path(path, keep_suffix=False) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def save_npz(path: Path, **arrays) -> None:
+def save_npz(path: str | os.PathLike, **arrays) -> None:
     """``np.savez`` made atomic: a reader sees the old file or the whole new one, never a partial one."""
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path, keep_suffix=False) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def save_pack(path: Path, keys: list[str], arrays: list[np.ndarray], **columns: np.ndarray) -> None:

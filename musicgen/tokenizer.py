@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -407,24 +405,6 @@ class Tokenizer:
     def stretch_notes(notes: list[Note], factor: float) -> list[Note]:
         """Time-stretch augmentation; same as the module-level ``stretch_notes``."""
         return stretch_notes(notes, factor)
-
-    # ---- persistence ---------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the ``TokenizerConfig`` as JSON (atomically: temporary file, then rename)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(self.config.to_json() + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "Tokenizer":
-        """Rebuild a tokenizer from ``save``'s JSON."""
-        return cls(TokenizerConfig.load(path))
 
 
 def stretch_notes(notes: list[Note], factor: float) -> list[Note]:

@@ -5,11 +5,15 @@ corpus → tokens (cached) → ``train_model`` → ``bundle.save_bundle``.
 
 Working files live inside the output folder and survive the bundle swap::
 
-    OUT/checkpoints/last.keras        model + optimizer after the last finished epoch (atomic)
-    OUT/checkpoints/best.weights.h5   weights of the best validation epoch
-    OUT/checkpoints/state.json        epoch counter, plateau state, learning rate, configs, per-epoch history
-    OUT/checkpoints/history.csv       the history as CSV (copied into the bundle)
-    OUT/logs/                         TensorBoard event files
+    OUT/checkpoints/last-EEEE.keras        model + optimizer after the last finished epoch EEEE
+    OUT/checkpoints/best-BBBB.weights.h5   weights of the best validation epoch BBBB
+    OUT/checkpoints/state.json             the manifest, written last: epoch counter, plateau state, learning rate,
+                                           configs, per-epoch history, the two file names and their sha256
+    OUT/checkpoints/history.csv            the history as CSV (copied into the bundle)
+    OUT/logs/                              TensorBoard event files
+
+A resumed run equals an uninterrupted one: the batches of epoch e depend only on (seed, e), the dropout masks are
+reseeded from (seed, e) each epoch, and the optimizer state is in the checkpoint.
 
 Keras 3 APIs only: the same code trains with ``KERAS_BACKEND=tensorflow`` (default), ``jax`` or ``torch``.
 """
@@ -45,12 +49,14 @@ def compile_model(model, cfg: TrainConfig) -> None:
                   weighted_metrics=["accuracy"])
 
 
-def _load_state(folder: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict | None:
-    from musicgen.train_callbacks import CHECKPOINT, STATE
+def _load_state(folder: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[dict, Path, Path] | None:
+    """``train_callbacks.read_checkpoint`` plus a check that the checkpoint was made with these configs."""
+    from musicgen.train_callbacks import read_checkpoint
 
-    if not (folder / STATE).exists() or not (folder / CHECKPOINT).exists():
+    checkpoint = read_checkpoint(folder)
+    if checkpoint is None:
         return None
-    state = json.loads((folder / STATE).read_text())
+    state = checkpoint[0]
     for name, cfg in (("model_config", model_cfg), ("train_config", train_cfg)):
         saved, wanted = dict(state.get(name, {})), cfg.to_dict()
         if name == "train_config":  # a checkpoint from before the three-way split holds the legacy fields
@@ -61,7 +67,7 @@ def _load_state(folder: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
             raise UsageError(f"--resume: {name} {diff} differs from the checkpoint in {folder}; "
                              f"rerun with the same settings or without --resume")
     state["train_config"] = train_cfg.to_dict()
-    return state
+    return checkpoint
 
 
 def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig,
@@ -83,12 +89,14 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     """
     import keras
 
+    from musicgen.bundle import recover_interrupted_save
     from musicgen.models import build_model
-    from musicgen.train_callbacks import (BEST_WEIGHTS, CHECKPOINT, HISTORY, Checkpoint, ResetStates, Validation,
-                                          sequence_metrics)
+    from musicgen.train_callbacks import (HISTORY, Checkpoint, ReseedDropout, ResetStates, Validation,
+                                          prune_checkpoints, read_checkpoint, sequence_metrics, write_history)
 
     out_dir = Path(out_dir)
     folder = out_dir / "checkpoints"
+    recover_interrupted_save(out_dir)  # checkpoints/ a killed bundle save left in its temporary folder
     pad_id = int(tokenizer.pad_id) if tokenizer is not None else 0
     if split is None:
         split = split_corpus(pieces, keys, train_cfg, tokenizer.config if tokenizer is not None else None)
@@ -103,12 +111,14 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     batches = StreamBatches(train_pieces, train_cfg.batch_size, train_cfg.bptt, train_cfg.seed, augment, pad_id)
 
     keras.utils.set_random_seed(train_cfg.seed)
-    state = _load_state(folder, model_cfg, train_cfg) if resume else None
-    if state is not None:
-        model = keras.saving.load_model(folder / CHECKPOINT, safe_mode=True)
+    checkpoint = _load_state(folder, model_cfg, train_cfg) if resume else None
+    if checkpoint is not None:
+        state, last, _ = checkpoint
+        prune_checkpoints(folder, state)  # files of an epoch whose manifest a kill prevented
+        model = keras.saving.load_model(last, safe_mode=True)
         model.optimizer.learning_rate.assign(state["lr"])
         if verbose:
-            print(f"resuming from {folder / CHECKPOINT} after epoch {state['epochs_done']}")
+            print(f"resuming from {last} after epoch {state['epochs_done']}")
     else:
         if resume and verbose:
             print(f"--resume: no checkpoint in {folder}, starting from scratch")
@@ -120,7 +130,7 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     _torch_stateful_workaround(model)
     folder.mkdir(parents=True, exist_ok=True)
 
-    callbacks = [ResetStates()] if train_cfg.stateful else []
+    callbacks = [ReseedDropout(train_cfg.seed)] + ([ResetStates()] if train_cfg.stateful else [])
     eval_model = None
     if val_pieces:
         eval_model = build_model(model_cfg, batch_size=min(EVAL_GROUP, len(val_pieces)), stateful=True)
@@ -136,7 +146,8 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         model.fit(batches.forever(first), steps_per_epoch=batches.steps_per_epoch, epochs=train_cfg.epochs,
                   initial_epoch=first, callbacks=callbacks, verbose=verbose, shuffle=False)
 
-    model.load_weights(folder / BEST_WEIGHTS)
+    state, _, best_weights = read_checkpoint(folder)
+    model.load_weights(best_weights)
     best = build_model(model_cfg)
     best.set_weights(model.get_weights())
     best_logs = dict(state.get("best_logs", {}))
@@ -145,6 +156,8 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK))
     metrics = {**report(state, best_logs, batches, train_pieces, val_pieces, train_cfg), **split_metrics(split)}
     history = folder / HISTORY
+    if state.get("history"):
+        write_history(history, state["history"])  # a kill after the manifest may have left the previous CSV
     return TrainResult(best, metrics, history if history.exists() else None)
 
 
@@ -225,9 +238,13 @@ def format_report(metrics: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------------------ CLI
 def configs_from_args(args, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
-    """``ModelConfig`` = preset, then explicit flags; ``TrainConfig`` from flags (its defaults otherwise)."""
-    preset = args.preset or ("tiny" if getattr(args, "algorithm", "bptt") == "rtrl" else "medium")
+    """``ModelConfig`` = preset (one layer, no dropout for RTRL), then explicit flags; ``TrainConfig`` from flags
+    (its defaults otherwise)."""
+    rtrl = getattr(args, "algorithm", "bptt") == "rtrl"
+    preset = args.preset or ("tiny" if rtrl else "medium")
     model = dict(MODEL_PRESETS[preset])
+    if rtrl:  # RTRL trains one layer without dropout: a preset's sizes apply, its depth and dropout do not
+        model.update(layers=1, dropout=0.0)
     for name in ("embedding_dim", "units", "layers", "dropout"):
         if getattr(args, name, None) is not None:
             model[name] = getattr(args, name)
@@ -247,7 +264,7 @@ def default_out(corpus_dir: str, cell: str) -> Path:
 
 def cli_train(args) -> int:
     """``musicgen train CORPUS_DIR``: tokens (cached) → train (or resume) → bundle; prints the final report."""
-    from musicgen.bundle import save_bundle
+    from musicgen.bundle import recover_interrupted_save, save_bundle
     from musicgen.corpus import tokens_for
     from musicgen.tokenizer import Tokenizer
     from musicgen.train_callbacks import STATE
@@ -263,6 +280,7 @@ def cli_train(args) -> int:
     tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
     tokenizer = Tokenizer(tokens.tokenizer_config)
     model_cfg, train_cfg = configs_from_args(args, tokenizer.vocab_size)
+    recover_interrupted_save(out)
     saved = out / "checkpoints" / STATE
     if args.resume and saved.exists():  # the checkpoint's settings win, so `--resume` alone is enough
         state = json.loads(saved.read_text())

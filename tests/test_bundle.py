@@ -135,3 +135,79 @@ def test_write_bundle_file_records_its_checksum(bundle_dir):
     with pytest.raises(BundleError, match="name: expected one of"):
         write_bundle_file(bundle_dir, "model.keras", "x")
     assert not [p for p in bundle_dir.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _leftover(bundle_dir, parts, kind, pid, metrics=None):
+    """What a killed save leaves: ``.b.tmp-PID`` (a whole new bundle) or ``.b.old-PID`` (the old bundle)."""
+    import shutil
+
+    path = bundle_dir.parent / f".{bundle_dir.name}.{kind}-{pid}"
+    if metrics is None:
+        shutil.copytree(bundle_dir, path)
+    else:
+        save_bundle(path, **{**parts, "metrics": metrics})
+    return path
+
+
+def test_checkpoints_left_in_an_interrupted_save_are_recovered_at_the_next_save(bundle_dir, parts, capsys):
+    """Killed inside _swap_in after checkpoints/ moved into the new bundle's folder, before the exchange."""
+    tmp = _leftover(bundle_dir, parts, "tmp", _dead_pid(), metrics={"val_nll": 1.2})
+    (tmp / "checkpoints").mkdir()
+    (tmp / "checkpoints" / "state.json").write_text('{"epochs_done": 3}')
+    (tmp / "logs").mkdir()
+    save_bundle(bundle_dir, **{**parts, "metrics": {"val_nll": 1.1}})
+    assert (bundle_dir / "checkpoints" / "state.json").read_text() == '{"epochs_done": 3}'
+    assert (bundle_dir / "logs").is_dir() and load_bundle(bundle_dir).metrics == {"val_nll": 1.1}
+    assert [p.name for p in bundle_dir.parent.iterdir()] == ["b"]
+    err = capsys.readouterr().err
+    assert f"recovered checkpoints/, logs/ from an interrupted save ({tmp.name})" in err
+
+
+def test_a_save_killed_between_the_fallback_renames_is_finished(bundle_dir, parts, capsys):
+    """No renameat2: out_dir → .old, then .tmp → out_dir; killed between, out_dir is missing."""
+    from musicgen.bundle import recover_interrupted_save
+
+    pid = _dead_pid()
+    old = _leftover(bundle_dir, parts, "old", pid)
+    tmp = _leftover(bundle_dir, parts, "tmp", pid, metrics={"val_nll": 0.9})
+    (tmp / "checkpoints").mkdir()
+    import shutil
+
+    shutil.rmtree(bundle_dir)
+    messages = recover_interrupted_save(bundle_dir)
+    assert load_bundle(bundle_dir).metrics == {"val_nll": 0.9} and (bundle_dir / "checkpoints").is_dir()
+    assert [p.name for p in bundle_dir.parent.iterdir()] == ["b"]
+    assert messages[0].endswith(f"finished an interrupted save (renamed {tmp.name} to b)")
+    assert f"removed {old.name}" in messages[1]
+
+
+def test_a_live_save_s_folder_is_left_alone(bundle_dir, parts):
+    import os
+
+    from musicgen.bundle import recover_interrupted_save
+
+    live = _leftover(bundle_dir, parts, "tmp", os.getppid())  # a running process: its save may be in progress
+    assert recover_interrupted_save(bundle_dir) == [] and live.is_dir()
+
+
+def test_ctrl_c_during_the_swap_keeps_the_runs_checkpoints(bundle_dir, parts, monkeypatch):
+    from musicgen import bundle as bundle_mod
+
+    (bundle_dir / "checkpoints").mkdir()
+    (bundle_dir / "checkpoints" / "state.json").write_text("{}")
+
+    def interrupted(a, b):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bundle_mod, "_exchange", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_bundle(bundle_dir, **{**parts, "metrics": {"val_nll": 1.0}})
+    assert (bundle_dir / "checkpoints" / "state.json").read_text() == "{}"
+    assert load_bundle(bundle_dir).metrics == {"val_nll": 1.5}
+    assert [p.name for p in bundle_dir.parent.iterdir()] == ["b"]

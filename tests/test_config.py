@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from musicgen.config import MODEL_PRESETS, ModelConfig, SampleConfig, TokenizerConfig, TrainConfig
@@ -45,3 +47,30 @@ def test_unknown_field_is_refused():
 def test_presets_build_valid_configs():
     for name, preset in MODEL_PRESETS.items():
         assert ModelConfig(vocab_size=100, **preset).units > 0, name
+
+
+def _disk_fills_halfway(monkeypatch):
+    """Every ``Path.write_text`` / ``write_bytes`` writes half its data, then fails as a full disk would."""
+    import errno
+
+    real = Path.write_bytes
+
+    def write_bytes(self, data):
+        real(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    monkeypatch.setattr(Path, "write_text", lambda self, text, *a, **k: write_bytes(self, text.encode()))
+
+
+@pytest.mark.parametrize("cfg", [TokenizerConfig(), ModelConfig(vocab_size=10), TrainConfig(), SampleConfig()])
+def test_a_save_failing_halfway_keeps_the_old_file_whole(cfg, tmp_path, monkeypatch):
+    path = tmp_path / "c.json"
+    cfg.save(path)
+    before = path.read_text()
+    _disk_fills_halfway(monkeypatch)
+    with pytest.raises(OSError, match="No space"):
+        cfg.save(path)
+    monkeypatch.undo()
+    assert path.read_text() == before and type(cfg).load(path) == cfg
+    assert [p.name for p in tmp_path.iterdir()] == ["c.json"]

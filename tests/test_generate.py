@@ -196,3 +196,15 @@ def test_missing_mismatched_model_and_bad_primer_exit_2(bundles, tmp_path, capsy
     code, _, err = run_cli(["--model", bundles["plain"], "--primer", tmp_path / "missing.mid", "-o", out], capsys)
     assert code == 2 and "--primer" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "garbage.mid"]
+
+
+@pytest.mark.parametrize("tempo, written", [(90.0, 90.0), (1.0, 3.577), (6e7, 6e7)])
+def test_the_sidecar_records_the_tempo_the_file_holds(bundles, tempo, written, tmp_path, capsys):
+    """MIDI holds 1..0xFFFFFF microseconds per quarter: --tempo 1 is written as 3.577 quarter notes per minute."""
+    out = tmp_path / "t.mid"
+    assert main(["sample", "--model", str(bundles["plain"]), "-o", str(out), "--length", "30", "--tempo",
+                 repr(tempo)]) == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["settings"]["tempo"] == tempo and sidecar["tempo_written"] == written
+    file_tempo = pretty_midi.PrettyMIDI(str(out)).get_tempo_changes()[1][0]
+    assert file_tempo == pytest.approx(written, rel=1e-3)

@@ -268,3 +268,27 @@ def test_cli_missing_soundfont_exits_2(tmp_path, capsys):
     note_gap_chord().write(str(midi))
     assert main(["render", str(midi), "--wav", "--soundfont", str(tmp_path / "no.sf2")]) == 2
     assert "--soundfont" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("parts, drums", [(5, False), (8, False), (5, True)])
+def test_piano_roll_legend_covers_neither_the_title_nor_the_plot(parts, drums):
+    """A five-part chorale's legend took two rows at the top and ran into the title."""
+    pm = pretty_midi.PrettyMIDI()
+    for k in range(parts):
+        inst = pretty_midi.Instrument(program=k, name=f"Voice {k + 1}")
+        inst.notes = [pretty_midi.Note(80, 48 + 5 * k + (i % 3), i * 0.5, i * 0.5 + 0.4) for i in range(16)]
+        pm.instruments.append(inst)
+    if drums:
+        kit = pretty_midi.Instrument(program=0, is_drum=True)
+        kit.notes = [pretty_midi.Note(100, 36, i * 0.5, i * 0.5 + 0.1) for i in range(16)]
+        pm.instruments.append(kit)
+    fig = plot_piano_roll(pm, title="BWV 1.6 with a horn")
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    title = [t for t in fig.findobj(lambda a: hasattr(a, "get_text")) if t.get_text() == "BWV 1.6 with a horn"][0]
+    assert len(fig.legends[0].get_texts()) == parts
+    assert not legend.overlaps(title.get_window_extent(renderer))
+    for ax in fig.axes:
+        assert not legend.overlaps(ax.get_tightbbox(renderer))  # nor the notes, tick labels or axis label
+    assert 0 <= legend.x0 and legend.x1 <= fig.bbox.width and 0 <= legend.y0  # inside the image

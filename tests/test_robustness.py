@@ -565,6 +565,27 @@ def test_a_pickled_array_in_a_token_cache_or_pack_runs_nothing(world, tmp_path):
     assert not (tmp_path / "ran").exists()
 
 
+
+def test_sample_never_opens_model_keras(world, tmp_path, monkeypatch):
+    """Only ``--resume`` deserializes a .keras file; sampling reads weights.npz (the world bundle's model.keras is a
+    placeholder that Keras could not load)."""
+    from musicgen.bundle import Bundle
+
+    monkeypatch.setattr(Bundle, "keras_model", lambda self: pytest.fail("sample opened model.keras"))
+    assert main(["sample", "--model", str(world["BUNDLE"]), "-o", str(tmp_path / "s.mid"), "--length", "16"]) == 0
+    assert (tmp_path / "s.mid").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="evaluate still scores through bundle.keras_model(); the evaluate branch "
+                                       "moves it to scoring.py (weights.npz): delete this mark when they merge")
+def test_evaluate_never_opens_model_keras(world, tmp_path, monkeypatch):
+    from musicgen.bundle import Bundle
+
+    monkeypatch.setattr(Bundle, "keras_model", lambda self: pytest.fail("evaluate opened model.keras"))
+    argv = ["evaluate", str(world["BUNDLE"]), str(world["MUSIC"]), "--num-samples", "0",
+            "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 0 and (tmp_path / "r.json").exists()
+
 def test_bundle_json_cannot_name_files_outside_the_bundle(world, tmp_path):
     bundle = tmp_path / "b"
     shutil.copytree(world["BUNDLE"], bundle)

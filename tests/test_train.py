@@ -127,13 +127,108 @@ def test_resume_in_process_continues_the_epoch_counter(tmp_path):
     pieces, keys = scale_pieces()
     train_model(pieces, keys, tiny(), fast(epochs=2), tmp_path, tensorboard=False, verbose=0)
     first = json.loads((tmp_path / "checkpoints/state.json").read_text())["history"]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path.parent / f".{tmp_path.name}.tmp-{dead.pid}"  # a bundle save killed inside its swap
+    left.mkdir()
+    os.replace(tmp_path / "checkpoints", left / "checkpoints")
     result = train_model(pieces, keys, tiny(), fast(epochs=3), tmp_path, resume=True, tensorboard=False, verbose=0)
     rows = json.loads((tmp_path / "checkpoints/state.json").read_text())["history"]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[:2] == first
-    assert result.metrics["epochs_run"] == 3
+    assert result.metrics["epochs_run"] == 3 and not left.exists()
     with pytest.raises(UsageError, match="bptt"):
         train_model(pieces, keys, tiny(), fast(epochs=4, bptt=8), tmp_path, resume=True, verbose=0)
 
+
+
+def test_resume_equals_an_uninterrupted_run_with_dropout(tmp_path):
+    """2 epochs in one run == 1 epoch, then --resume to 2 (TensorFlow; batches, dropout masks and Adam all match)."""
+    from musicgen.train import train_model
+
+    pieces, keys = scale_pieces()
+    cfg = tiny("gru", layers=2, dropout=0.3)
+    whole = train_model(pieces, keys, cfg, fast(epochs=2), tmp_path / "a", tensorboard=False, verbose=0)
+    train_model(pieces, keys, cfg, fast(epochs=1), tmp_path / "b", tensorboard=False, verbose=0)
+    resumed = train_model(pieces, keys, cfg, fast(epochs=2), tmp_path / "b", resume=True, tensorboard=False,
+                          verbose=0)
+    rows = [json.loads((tmp_path / run / "checkpoints/state.json").read_text())["history"] for run in "ab"]
+    assert [r["loss"] for r in rows[0]] == pytest.approx([r["loss"] for r in rows[1]], rel=1e-6)
+    for w_whole, w_resumed in zip(whole.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(w_resumed, w_whole, rtol=0, atol=1e-6)
+
+
+class Killed(BaseException):
+    """Stands in for kill -9 at one point of a checkpoint write."""
+
+
+@pytest.mark.parametrize("kill_before", ["rename 1", "rename 2", "rename 3", "rename 4", "pruning"])
+def test_a_kill_between_checkpoint_writes_leaves_files_of_one_epoch(kill_before, tmp_path, monkeypatch):
+    """Epoch 2 improves, so best weights, last model, state and history all change; killed before each of those
+    renames (or while deleting epoch 1's files), the checkpoint read back is epoch 1's or epoch 2's, whole."""
+    import keras
+
+    from musicgen.models import build_model
+    from musicgen.train import compile_model
+    from musicgen.train_callbacks import Checkpoint, read_checkpoint
+
+    model = build_model(tiny(), batch_size=2, stateful=False)
+    compile_model(model, fast())
+    model.optimizer.build(model.trainable_variables)
+    start = model.get_weights()
+    callback = Checkpoint(tmp_path, {}, patience=5, lr_patience=2)
+    callback.set_model(model)
+    weights = {}
+    for epoch, loss in ((1, 2.0), (2, 1.0)):
+        weights[epoch] = [w + epoch for w in start]
+        model.set_weights(weights[epoch])
+        if epoch == 2:
+            calls = []
+            real_replace, real_unlink = os.replace, Path.unlink
+
+            def replace(src, dst):
+                calls.append(dst)
+                if kill_before == f"rename {len(calls)}":
+                    raise Killed
+                real_replace(src, dst)
+
+            def unlink(path, missing_ok=False):
+                if kill_before == "pruning" and not path.name.startswith("."):
+                    raise Killed
+                real_unlink(path, missing_ok=missing_ok)
+
+            monkeypatch.setattr(os, "replace", replace)
+            monkeypatch.setattr(Path, "unlink", unlink)
+            with pytest.raises(Killed):
+                callback.on_epoch_end(epoch - 1, {"loss": loss})
+            monkeypatch.undo()
+        else:
+            callback.on_epoch_end(epoch - 1, {"loss": loss})
+
+    state, last, best = read_checkpoint(tmp_path)  # what --resume would load
+    done = state["epochs_done"]
+    assert done == (2 if kill_before in ("rename 4", "pruning") else 1) and state["best_epoch"] == done
+    for got, want in zip(keras.saving.load_model(last).get_weights(), weights[done]):
+        np.testing.assert_array_equal(got, want)
+    fresh = build_model(tiny(), batch_size=2, stateful=False)
+    fresh.load_weights(best)
+    for got, want in zip(fresh.get_weights(), weights[state["best_epoch"]]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_checkpoint_edited_by_hand_is_refused_on_resume(tmp_path):
+    from musicgen.train import train_model
+    from musicgen.train_callbacks import read_checkpoint
+
+    pieces, keys = scale_pieces()
+    train_model(pieces, keys, tiny(), fast(epochs=1), tmp_path, tensorboard=False, verbose=0)
+    state, last, best = read_checkpoint(tmp_path / "checkpoints")
+    assert (last.name, best.name) == ("last-0001.keras", "best-0001.weights.h5")
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best-0001.weights.h5", "history.csv", "last-0001.keras", "state.json"]
+    with open(best, "ab") as f:
+        f.write(b"x")
+    with pytest.raises(UsageError, match=r"inconsistent \(best: best-0001.weights.h5 does not match its sha256"):
+        train_model(pieces, keys, tiny(), fast(epochs=2), tmp_path, resume=True, tensorboard=False, verbose=0)
 
 def test_same_seed_same_first_epoch(tmp_path):
     from musicgen.train import train_model
@@ -168,7 +263,7 @@ def test_cli_resume_after_kill(tmp_path):
     assert 1 <= done < 12 and not (out / "bundle.json").exists()
     again = subprocess.run(cmd + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert f"resuming from {out / 'checkpoints' / 'last.keras'} after epoch" in again.stdout
+    assert f"resuming from {out / 'checkpoints' / f'last-{done:04d}.keras'} after epoch {done}" in again.stdout
     assert f"Epoch {done + 1}/12" in again.stdout and "Epoch 1/12" not in again.stdout
     with open(out / "history.csv") as f:
         assert [int(float(r["epoch"])) for r in csv.DictReader(f)] == list(range(1, 13))

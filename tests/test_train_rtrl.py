@@ -30,7 +30,8 @@ def test_cli_rtrl_writes_a_bundle_that_samples(tmp_path, capsys):
 
 @pytest.mark.parametrize("flags, message", [
     (["--units", "400"], "influence matrix for a 400-unit gru"),
-    (["--preset", "medium"], "RTRL supports exactly one recurrent layer, got 2"),
+    (["--preset", "large"], "influence matrix for a 512-unit gru"),
+    (["--preset", "small", "--layers", "2"], "RTRL supports exactly one recurrent layer, got 2"),
     (["--preset", "tiny", "--dropout", "0.2"], "RTRL trains without dropout"),
     (["--update-every", "0"], "--update-every: expected a positive integer, got 0"),
     (["--transpose", "2"], "--transpose: not supported with --algorithm rtrl"),
@@ -42,3 +43,22 @@ def test_cli_rtrl_refusals_exit_2(flags, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "o" / "bundle.json").exists()
+
+
+@pytest.mark.parametrize("preset, units", [("tiny", 32), ("small", 128), ("medium", 256), (None, 32)])
+def test_rtrl_takes_a_presets_sizes_with_one_layer_and_no_dropout(preset, units):
+    """``--preset small --algorithm rtrl`` used to fail on the preset's 2 layers, then on its dropout."""
+    import argparse
+
+    from musicgen.config import MODEL_PRESETS
+    from musicgen.rtrl import check_budget
+    from musicgen.train import configs_from_args
+
+    args = argparse.Namespace(preset=preset, algorithm="rtrl", cell="gru")
+    model_cfg, train_cfg = configs_from_args(args, vocab_size=40)
+    assert (model_cfg.layers, model_cfg.dropout, model_cfg.units) == (1, 0.0, units)
+    assert model_cfg.embedding_dim == MODEL_PRESETS[preset or "tiny"]["embedding_dim"]
+    if preset != "medium":
+        check_budget(model_cfg)  # RTRL accepts it
+    bptt, _ = configs_from_args(argparse.Namespace(preset=preset, algorithm="bptt", cell="gru"), vocab_size=40)
+    assert bptt.layers == MODEL_PRESETS[preset or "medium"]["layers"]  # BPTT keeps the preset as it is

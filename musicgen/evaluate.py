@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -329,13 +328,11 @@ def write_plots(result: dict, out_dir: str | Path) -> list[Path]:
 
 
 def _save_figure(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    from musicgen.safeio import atomic_path
+
     fig.tight_layout()
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -576,8 +576,6 @@ def test_sample_never_opens_model_keras(world, tmp_path, monkeypatch):
     assert (tmp_path / "s.mid").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate still scores through bundle.keras_model(); the evaluate branch "
-                                       "moves it to scoring.py (weights.npz): delete this mark when they merge")
 def test_evaluate_never_opens_model_keras(world, tmp_path, monkeypatch):
     from musicgen.bundle import Bundle
 

@@ -1,0 +1,151 @@
+"""ABC tune books: split into tunes, and the fast reader (symusic's ABC reader, i.e. its bundled ``abc2midi``).
+
+``split_abc(text)`` cuts a book at its ``X:`` lines; each tune keeps the file header (the lines before the first
+``X:``: ``L:``, ``M:``, ``%%`` directives…). ``read_abc_fast(tune)`` runs symusic's bundled ``abc2midi`` on one tune
+(a few milliseconds, against ~0.2 s for music21) and reads the MIDI it writes with symusic. abc2midi plays repeats,
+endings, broken rhythm, tuplets, chords, and key, meter and tempo changes, as music21 does; where the two differ by
+design (``fast_reader_refusal`` lists the cases, measured on every tune of music21's bundled ABC books by
+``benchmarks/abc_agreement.py``) the tune goes to music21. What abc2midi adds for a performance and the score does
+not say is undone: guitar chords and grace notes are off (``-NGUI -NGRA``), every note gets music21's velocity 90 and
+program 0, and onsets/offsets are snapped to the tune's notation grid (abc2midi starts notes a tick late and ends them
+a tick early).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.errors import IngestError
+from musicgen.midi_io import (DEFAULT_MAX_NOTES, MUSIC21_DEFAULT_VELOCITY, Piece, _build_piece, _parse_midi, _tempo_map,
+                              beats_to_seconds)
+
+ABC2MIDI_TIMEOUT_S = 60
+ABC2MIDI_FLAGS = ("-NGUI", "-NGRA", "-silent")  # no guitar-chord accompaniment, no grace notes, no chatter
+_X_LINE = re.compile(r"^[ \t]*X:", re.MULTILINE)
+_SNAP_TICKS = 4  # abc2midi writes 480 ticks per quarter: its late onsets / early offsets are 1-2 ticks
+
+
+@dataclass(frozen=True)
+class AbcTune:
+    """One tune of a book: ``index`` (0-based order in the file), ``number`` (its ``X:`` value, as written),
+    ``title`` (first ``T:``, "" if none), ``text`` (file header + the tune's lines)."""
+
+    index: int
+    number: str
+    title: str
+    text: str
+
+
+def _field(lines: list[str], name: str) -> str:
+    for line in lines:
+        if line.startswith(name):
+            return " ".join(line[len(name):].split())
+    return ""
+
+
+def split_abc(text: str) -> list[AbcTune]:
+    """The tunes of an ABC file, each prefixed with the file header (the lines before the first ``X:``).
+
+    A file without an ``X:`` line is one tune (index 0) holding the whole text.
+    """
+    starts = [m.start() for m in _X_LINE.finditer(text)]
+    if not starts:
+        lines = text.splitlines()
+        return [AbcTune(0, "", _field(lines, "T:")[:200], text)]
+    header = text[:starts[0]]
+    if header and not header.endswith("\n"):
+        header += "\n"
+    tunes = []
+    for i, (a, b) in enumerate(zip(starts, starts[1:] + [len(text)])):
+        body = text[a:b]
+        lines = [ln.lstrip() for ln in body.splitlines()]
+        tunes.append(AbcTune(i, _field(lines, "X:"), _field(lines, "T:")[:200], header + body))
+    return tunes
+
+
+# Constructs on which abc2midi and music21 read different notes, measured on every tune of music21's bundled ABC
+# books (benchmarks/abc_agreement.py); a tune with one of them is read by music21. name -> (pattern, why)
+_REFUSE: dict[str, tuple[re.Pattern, str]] = {
+    "midi directive": (re.compile(r"^[ \t]*%%MIDI", re.MULTILINE),
+                       "%%MIDI directives (programs, drones, transposition) change abc2midi's notes, not music21's"),
+    "voices": (re.compile(r"^[ \t]*V:|\[V:", re.MULTILINE), "several voices: abc2midi and music21 align them apart"),
+}
+
+
+def fast_reader_refusal(text: str) -> str | None:
+    """Why symusic's reader must not read this tune (the name of a construct in ``_REFUSE``), or None."""
+    for name, (pattern, _) in _REFUSE.items():
+        if pattern.search(text):
+            return name
+    return None
+
+
+def abc2midi_path() -> str:
+    """The ``abc2midi`` program shipped inside the symusic package (what ``symusic.Score.from_abc`` runs)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("symusic")
+    if spec is None or not spec.submodule_search_locations:
+        raise IngestError("symusic is not installed: no ABC reader")
+    path = Path(spec.submodule_search_locations[0]) / "bin" / "abc2midi"
+    if not os.access(path, os.X_OK):
+        raise IngestError(f"symusic's abc2midi is missing or not executable: {str(path)!r}")
+    return str(path)
+
+
+def _abc2midi(text: str) -> bytes:
+    """MIDI bytes abc2midi writes for the first tune of ``text``; an error it reports is an IngestError."""
+    with tempfile.TemporaryDirectory(prefix="musicgen-abc-") as tmp:
+        src, out = os.path.join(tmp, "tune.abc"), os.path.join(tmp, "tune.mid")
+        with open(src, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        try:
+            proc = subprocess.run([abc2midi_path(), src, "-o", out, *ABC2MIDI_FLAGS], capture_output=True,
+                                  timeout=ABC2MIDI_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise IngestError(f"abc2midi timed out after {ABC2MIDI_TIMEOUT_S} s") from None
+        messages = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+        errors = [ln for ln in messages.splitlines() if ln.startswith("Error")]
+        if proc.returncode != 0 or errors or not os.path.exists(out):
+            detail = errors[0] if errors else f"exit status {proc.returncode}, no MIDI written"
+            raise IngestError(f"abc2midi: {detail[:160]}")
+        with open(out, "rb") as fh:
+            return fh.read()
+
+
+def _snap(beats: np.ndarray, tpq: float) -> np.ndarray:
+    """Times (quarter notes) moved onto the nearest multiple of ``_SNAP_TICKS`` ticks when within 2 ticks of it."""
+    ticks = beats * tpq
+    snapped = np.round(ticks / _SNAP_TICKS) * _SNAP_TICKS
+    return np.where(np.abs(snapped - ticks) <= 2.0, snapped, ticks) / tpq
+
+
+def read_abc_fast(text: str, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES) -> Piece:
+    """One ABC tune (with its header) → ``Piece`` through abc2midi + symusic; velocity 90, program 0.
+
+    Raises:
+        IngestError: abc2midi reports an error in the tune or writes nothing, the tune has no notes or too many.
+    """
+    score = _parse_midi(_abc2midi(text))
+    tpq = float(score.ticks_per_quarter)
+    cols = [track.notes.numpy() for track in score.tracks if track.note_num()]
+    if not cols:
+        raise IngestError("no notes")
+    time, duration, pitch = (np.concatenate([c[k] for c in cols]).astype(np.float64)
+                             for k in ("time", "duration", "pitch"))
+    start, end = _snap(time / tpq, tpq), _snap((time + np.maximum(duration, 1)) / tpq, tpq)
+    tempos = score.tempos
+    change_beats, change_qpm = _tempo_map([tp.time / tpq for tp in tempos],
+                                          [60_000_000.0 / tp.mspq if tp.mspq > 0 else np.nan for tp in tempos])
+    if time_mode == "seconds":
+        start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
+    n = pitch.size
+    return _build_piece(pitch, start, end, np.full(n, MUSIC21_DEFAULT_VELOCITY), np.zeros(n, np.int64),
+                        np.zeros(n, bool), float(change_qpm[0]), time_mode, max_notes)

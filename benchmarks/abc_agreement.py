@@ -21,6 +21,7 @@ import json
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +86,12 @@ def main() -> None:
     ref_dir = Path(args.ref)
     ref_dir.mkdir(parents=True, exist_ok=True)
     files = abc_files()
+    by_coll: dict[str, list[Path]] = {}
+    for path in files:  # collections interleaved: a partial reference cache samples every collection
+        by_coll.setdefault(_collection(path), []).append(path)
+    order = [p for group in zip_longest(*by_coll.values()) for p in group if p is not None]
     with ProcessPoolExecutor(args.workers) as ex:
-        refs = dict(zip(files, ex.map(reference_for, files, [ref_dir] * len(files))))
+        refs = dict(zip(order, ex.map(reference_for, order, [ref_dir] * len(order))))
     if args.only_reference:
         return
     tok = Tokenizer()

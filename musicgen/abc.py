@@ -7,8 +7,9 @@ endings, broken rhythm, tuplets, chords, and key, meter and tempo changes, as mu
 design (``fast_reader_refusal`` lists the cases, measured on every tune of music21's bundled ABC books by
 ``benchmarks/abc_agreement.py``) the tune goes to music21. What abc2midi adds for a performance and the score does
 not say is undone: guitar chords and grace notes are off (``-NGUI -NGRA``), every note gets music21's velocity 90 and
-program 0, and onsets/offsets are snapped to the tune's notation grid (abc2midi starts notes a tick late and ends them
-a tick early).
+program 0, chord notes start together (``%%MIDI chordattack 0``; abc2midi strums them 10 ticks apart), and times
+within 2 ticks of a multiple of 4 ticks (of 480 per quarter) are moved onto it (abc2midi starts notes a tick late and
+ends them a tick early).
 """
 
 from __future__ import annotations
@@ -100,8 +101,20 @@ def abc2midi_path() -> str:
     return str(path)
 
 
+def _without_chord_attack(text: str) -> str:
+    """``text`` with ``%%MIDI chordattack 0`` after its first ``X:`` line: abc2midi otherwise starts each note of a
+    chord 10 ticks after the one before (a strummed chord), which a 12-per-quarter grid can see."""
+    m = _X_LINE.search(text)
+    if m is None:
+        return "%%MIDI chordattack 0\n" + text
+    eol = text.find("\n", m.start())
+    eol = len(text) if eol < 0 else eol
+    return text[:eol] + "\n%%MIDI chordattack 0" + text[eol:]
+
+
 def _abc2midi(text: str) -> bytes:
     """MIDI bytes abc2midi writes for the first tune of ``text``; an error it reports is an IngestError."""
+    text = _without_chord_attack(text)
     with tempfile.TemporaryDirectory(prefix="musicgen-abc-") as tmp:
         src, out = os.path.join(tmp, "tune.abc"), os.path.join(tmp, "tune.mid")
         with open(src, "w", encoding="utf-8") as fh:
@@ -128,7 +141,8 @@ def _snap(beats: np.ndarray, tpq: float) -> np.ndarray:
 
 
 def read_abc_fast(text: str, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES) -> Piece:
-    """One ABC tune (with its header) → ``Piece`` through abc2midi + symusic; velocity 90, program 0.
+    """One ABC tune (with its header) → ``Piece`` through abc2midi + symusic; velocity 90, program 0; tempos
+    rounded to 0.01 quarter notes per minute (MIDI stores whole microseconds per quarter: 90 comes back 90.00009).
 
     Raises:
         IngestError: abc2midi reports an error in the tune or writes nothing, the tune has no notes or too many.
@@ -143,7 +157,7 @@ def read_abc_fast(text: str, time_mode: str = "beat", max_notes: int = DEFAULT_M
     start, end = _snap(time / tpq, tpq), _snap((time + np.maximum(duration, 1)) / tpq, tpq)
     tempos = score.tempos
     change_beats, change_qpm = _tempo_map([tp.time / tpq for tp in tempos],
-                                          [60_000_000.0 / tp.mspq if tp.mspq > 0 else np.nan for tp in tempos])
+                                          [round(60_000_000.0 / tp.mspq, 2) if tp.mspq > 0 else np.nan for tp in tempos])
     if time_mode == "seconds":
         start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
     n = pitch.size

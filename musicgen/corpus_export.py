@@ -65,10 +65,10 @@ def list_corpora() -> list[tuple[str, str, int]]:
 
 
 def split_abc(text: str) -> list[str]:
-    """The tunes of an ABC file, each prefixed with the file header (the lines before the first ``X:``)."""
-    parts = re.split(r"^(?=X:)", text, flags=re.MULTILINE)
-    header, tunes = parts[0], parts[1:]
-    return [header + tune for tune in tunes] or [text]
+    """The tunes of an ABC file, each prefixed with the file header (``musicgen.abc.split_abc``, texts only)."""
+    from musicgen.abc import split_abc as split
+
+    return [tune.text for tune in split(text)]
 
 
 def _pieces(files: list[Path]) -> list[tuple[str, str, str | None]]:

@@ -66,7 +66,7 @@ def test_broken_corpus_never_crashes_and_manifest_accounts_for_every_file(tmp_pa
     # BOS PROGRAM(128) VELOCITY, then 4 × (ON SHIFT(3) OFF), EOS
     assert files["drums_only.mid"]["events"] == 16
     assert (report.kept, report.skipped, report.ignored) == (9, 9, 1)
-    assert report.summary() == f"ingested 18 files: 9 kept, 9 skipped (7 unreadable MIDI, 2 no notes), " \
+    assert report.summary() == f"ingested 18 files, 18 pieces: 9 kept, 9 skipped (7 unreadable MIDI, 2 no notes), " \
                                f"{report.events} events"
     tokens = load_tokens(tmp_path / "cache")
     assert tokens.paths == KEPT and tokens.n_events == report.events
@@ -201,7 +201,7 @@ def test_cli_ingest_prints_summary(tmp_path, capsys):
     src = small_corpus(tmp_path / "music")
     assert main(["ingest", str(src), "--out", str(tmp_path / "cache"), "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ingested 4 files: 4 kept, 0 skipped, ") and "4 files tokenized" in out
+    assert out.startswith("ingested 4 files, 4 pieces: 4 kept, 0 skipped, ") and "4 files tokenized" in out
 
 
 def test_split_abc_keeps_header_with_each_tune():
@@ -254,16 +254,16 @@ def test_packs_left_by_a_killed_run_are_reused(tmp_path):
 def test_a_slow_music21_parse_is_stopped_by_the_time_limit(tmp_path, monkeypatch):
     import time
 
-    import musicgen.midi_io as midi_io
+    import musicgen.scores as scores
 
-    real = midi_io.read_piece
+    real = scores._parse_music21
 
-    def slow_kern(path, *args, **kwargs):
-        if Path(path).name == "slow.krn":
+    def slow_kern(source, *args, **kwargs):
+        if Path(str(source)).name == "slow.krn":
             time.sleep(30)
-        return real(path, *args, **kwargs)
+        return real(source, *args, **kwargs)
 
-    monkeypatch.setattr(midi_io, "read_piece", slow_kern)
+    monkeypatch.setattr(scores, "_parse_music21", slow_kern)
     src = small_corpus(tmp_path / "music")
     shutil.copy(Path(__file__).parent / "data" / "tune.krn", src / "slow.krn")
     t0 = time.perf_counter()

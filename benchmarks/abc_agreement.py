@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--report", default="", help="write the disagreeing tunes here")
     parser.add_argument("--workers", type=int, default=1, help="processes computing music21's results")
     parser.add_argument("--only-reference", action="store_true", help="compute the music21 cache and stop")
+    parser.add_argument("--reverse", action="store_true", help="fill the cache from the other end (a second run "
+                                                                   "beside a first shares the work)")
     args = parser.parse_args()
     from musicgen.abc import fast_reader_refusal, split_abc
     from musicgen.tokenizer import Tokenizer
@@ -90,6 +92,7 @@ def main() -> None:
     for path in files:  # collections interleaved: a partial reference cache samples every collection
         by_coll.setdefault(_collection(path), []).append(path)
     order = [p for group in zip_longest(*by_coll.values()) for p in group if p is not None]
+    order = order[::-1] if args.reverse else order
     with ProcessPoolExecutor(args.workers) as ex:
         refs = dict(zip(order, ex.map(reference_for, order, [ref_dir] * len(order))))
     if args.only_reference:

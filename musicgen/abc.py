@@ -28,7 +28,7 @@ from musicgen.midi_io import (DEFAULT_MAX_NOTES, MUSIC21_DEFAULT_VELOCITY, Piece
                               beats_to_seconds)
 
 ABC2MIDI_TIMEOUT_S = 60
-ABC2MIDI_FLAGS = ("-NGUI", "-NGRA", "-silent")  # no guitar-chord accompaniment, no grace notes, no chatter
+ABC2MIDI_FLAGS = ("-NGUI", "-NGRA", "-NFER", "-silent")  # no guitar-chord accompaniment, grace notes, fermatas
 _X_LINE = re.compile(r"^[ \t]*X:", re.MULTILINE)
 _SNAP_TICKS = 4  # abc2midi writes 480 ticks per quarter: its late onsets / early offsets are 1-2 ticks
 
@@ -101,20 +101,56 @@ def abc2midi_path() -> str:
     return str(path)
 
 
-def _without_chord_attack(text: str) -> str:
-    """``text`` with ``%%MIDI chordattack 0`` after its first ``X:`` line: abc2midi otherwise starts each note of a
-    chord 10 ticks after the one before (a strummed chord), which a 12-per-quarter grid can see."""
-    m = _X_LINE.search(text)
-    if m is None:
-        return "%%MIDI chordattack 0\n" + text
-    eol = text.find("\n", m.start())
-    eol = len(text) if eol < 0 else eol
-    return text[:eol] + "\n%%MIDI chordattack 0" + text[eol:]
+_FIELD_LINE = re.compile(r"^[ \t]*(?:[A-Za-z+]:|%)")
+# in a music line: strings and inline fields (kept), !long! decorations and the one-character decorations abc2midi
+# performs (~ roll, T trill, H fermata, . staccato before a note); the last three groups are dropped
+_MUSIC_TOKENS = re.compile(r'("[^"\n]*"|\[[A-Za-z]:[^\]\n]*\])|(![^!\n]*!|\+[a-z]+\+)|([~TH])|'
+                           r'(\.(?=[~A-Ga-gz^_=\[(HLMOPSTuv.]))')
+_PERFORMED = {"!roll!", "!trill!", "!trill(!", "!trill)!", "!staccato!", "!fermata!", "!invertedfermata!",
+              "!mordent!", "!lowermordent!", "!uppermordent!", "!pralltriller!", "!turn!", "!invertedturn!",
+              "!arpeggio!", "!tenuto!", "+trill+", "+roll+", "+fermata+", "+staccato+"}
+
+
+def _drop_performance(line: str) -> str:
+    def keep(m: re.Match) -> str:
+        if m.group(1):
+            return m.group(1)
+        if m.group(2):
+            return "" if m.group(2) in _PERFORMED else m.group(2)
+        return ""
+
+    return _MUSIC_TOKENS.sub(keep, line)
+
+
+def score_only(text: str) -> str:
+    """The tune as abc2midi should play it to give the written notes (what music21 reads): the file header's fields
+    (``L:``, ``M:``, ``Q:``…) moved after the ``X:`` line (abc2midi ignores a file header; the tune's own fields
+    still come later and win); ``%%MIDI chordattack 0`` after the ``X:`` line (abc2midi strums chords 10 ticks a note otherwise); no ``R:`` line (abc2midi swings a
+    ``R:hornpipe``); in music lines no rolls, trills, fermatas or staccato dots (abc2midi plays ornament notes,
+    doubles fermatas and halves staccato notes; music21 keeps the written note)."""
+    out, header, seen_x = [], [], False
+    for line in text.split("\n"):
+        stripped = line.lstrip()
+        if not seen_x and not stripped.startswith("X:"):  # the file header: its fields go after X: (see below)
+            if _FIELD_LINE.match(line) and not stripped.startswith(("K:", "R:", "%")):
+                header.append(line)
+        elif _FIELD_LINE.match(line):
+            if stripped.startswith("R:"):
+                continue
+            out.append(line)
+            if stripped.startswith("X:") and not seen_x:
+                out += ["%%MIDI chordattack 0", *header]
+                seen_x = True
+        else:
+            out.append(_drop_performance(line))
+    if not seen_x:
+        return "%%MIDI chordattack 0\n" + "\n".join(header + out)
+    return "\n".join(out)
 
 
 def _abc2midi(text: str) -> bytes:
     """MIDI bytes abc2midi writes for the first tune of ``text``; an error it reports is an IngestError."""
-    text = _without_chord_attack(text)
+    text = score_only(text)
     with tempfile.TemporaryDirectory(prefix="musicgen-abc-") as tmp:
         src, out = os.path.join(tmp, "tune.abc"), os.path.join(tmp, "tune.mid")
         with open(src, "w", encoding="utf-8") as fh:

@@ -56,7 +56,7 @@ def _expanded(score):
     """``(score with repeats played out, reader name)``; the score as written when music21 cannot expand it."""
     import music21
 
-    if not score[music21.stream.Measure]:
+    if not score.recurse().getElementsByClass(music21.stream.Measure):
         return score, "music21"
     try:
         return score.expandRepeats(), "music21"

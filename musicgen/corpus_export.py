@@ -1,6 +1,8 @@
 """music21's bundled corpora → MIDI files: real music with no download (``musicgen corpus export NAME DIR``).
 
-Each piece is parsed by music21 in a worker process and written as ``DIR/<safe name>.mid``. An ABC file holding several
+Each piece is parsed by music21 in a worker process and written as ``DIR/<safe name>.mid`` at 480 ticks per quarter
+(music21 writes 10,080, which puts a long mass movement past tick 1e7, where pretty_midi refuses the file;
+``midi_io.resample_midi``). An ABC file holding several
 tunes is split at its ``X:`` lines, each tune becoming ``<file stem>-<nnnn>.mid`` (nnnn counts tunes from 1), so names
 are deterministic. Pieces music21 cannot parse or write are counted and skipped, never fatal. music21's own pickle
 cache is bypassed (``forceSource=True, storePickle=False``).
@@ -89,6 +91,8 @@ def _export_chunk(items: list[tuple[str, str, str | None]]) -> list[tuple[bytes 
     """Worker: parse each piece with music21 and return ``(MIDI bytes, "")`` or ``(None, reason)``."""
     import music21
 
+    from musicgen.midi_io import resample_midi
+
     out = []
     for _, path, abc_text in items:
         try:
@@ -102,7 +106,7 @@ def _export_chunk(items: list[tuple[str, str, str | None]]) -> list[tuple[bytes 
                 out.append((None, "no notes"))
                 continue
             data = music21.midi.translate.music21ObjectToMidiFile(score).writestr()
-            out.append((data, ""))
+            out.append((resample_midi(data), ""))  # music21's 10,080 ticks per quarter -> 480
         except Exception as exc:  # music21 fails in many ways on odd pieces; count and go on
             out.append((None, f"music21 {type(exc).__name__}"))
     return out

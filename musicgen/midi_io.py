@@ -40,6 +40,7 @@ MAX_SCORE_BYTES = 8 << 20  # MusicXML/ABC/kern: music21 needs ~100x the file siz
 # file whose last tick is past 1e7 (it calls such files corrupt)
 MIN_FILE_QPM, MAX_FILE_QPM = 60e6 / 0xFFFFFF * 1.0001, 60e6
 MAX_FILE_TICK = 9_999_000
+FILE_TICKS_PER_QUARTER = 480  # what every MIDI file musicgen writes uses (pretty_midi's and most tools' default)
 MUSIC21_DEFAULT_VELOCITY = 90
 TIME_MODES = ("beat", "seconds")
 
@@ -255,6 +256,31 @@ def _parse_midi(data: bytes):
     if core is None:
         import symusic.core as core
     return core.ScoreTick.from_midi(data, False)
+
+
+def resample_midi(data: bytes, ticks_per_quarter: int = FILE_TICKS_PER_QUARTER) -> bytes:
+    """MIDI bytes rewritten at a conventional resolution (symusic: notes, tempos, meters, keys, controls kept).
+
+    music21 writes 10,080 ticks per quarter; at that resolution a piece of ~1,000 quarter notes passes tick 1e7,
+    past which pretty_midi refuses a file as "likely corrupt". The resolution is lowered further (and the file's
+    last tick kept under ``MAX_FILE_TICK``) only for a piece too long for ``ticks_per_quarter``. Bytes already at
+    the target resolution are returned unchanged.
+
+    Raises:
+        IngestError: ``data`` is not a MIDI file symusic can read.
+    """
+    try:
+        score = _parse_midi(data)
+    except Exception as exc:
+        raise IngestError(f"unreadable MIDI: {_first_line(exc)}") from None
+    tpq = int(score.ticks_per_quarter)
+    if tpq <= 0:
+        raise IngestError(f"unreadable MIDI: ticks per quarter is {tpq}")
+    quarters = score.end() / tpq
+    target = max(1, min(int(ticks_per_quarter), int(MAX_FILE_TICK / quarters) if quarters > 0 else ticks_per_quarter))
+    if target == tpq:
+        return data
+    return bytes(score.resample(target, min_dur=1).dumps_midi())
 
 
 def _check_size(path: Path, limit: int) -> None:

@@ -87,11 +87,18 @@ def _pieces(files: list[Path]) -> list[tuple[str, str, str | None]]:
     return out
 
 
-def _export_chunk(items: list[tuple[str, str, str | None]]) -> list[tuple[bytes | None, str]]:
-    """Worker: parse each piece with music21 and return ``(MIDI bytes, "")`` or ``(None, reason)``."""
+def score_to_midi(score) -> bytes:
+    """A music21 stream as MIDI file bytes at 480 ticks per quarter (music21 writes 10,080; resampled by symusic)."""
     import music21
 
     from musicgen.midi_io import resample_midi
+
+    return resample_midi(music21.midi.translate.music21ObjectToMidiFile(score).writestr())
+
+
+def _export_chunk(items: list[tuple[str, str, str | None]]) -> list[tuple[bytes | None, str]]:
+    """Worker: parse each piece with music21 and return ``(MIDI bytes, "")`` or ``(None, reason)``."""
+    import music21
 
     out = []
     for _, path, abc_text in items:
@@ -105,8 +112,7 @@ def _export_chunk(items: list[tuple[str, str, str | None]]) -> list[tuple[bytes 
             if not score.flatten().notes:
                 out.append((None, "no notes"))
                 continue
-            data = music21.midi.translate.music21ObjectToMidiFile(score).writestr()
-            out.append((resample_midi(data), ""))  # music21's 10,080 ticks per quarter -> 480
+            out.append((score_to_midi(score), ""))
         except Exception as exc:  # music21 fails in many ways on odd pieces; count and go on
             out.append((None, f"music21 {type(exc).__name__}"))
     return out

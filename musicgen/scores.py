@@ -2,7 +2,7 @@
 
 ``read_score_pieces(path)`` reads a ``.abc .mxl .musicxml .xml .krn`` file into a list of ``ScorePiece``, one per
 tune or score, in file order, each either a ``Piece`` or the reason it was skipped (one broken tune never costs its
-neighbours). ABC books are split at their ``X:`` lines (``musicgen.abc.split_abc``; the file header travels with each
+neighbours). A MusicXML ``<opus>`` document gives the scores it links to (files in its own folder). ABC books are split at their ``X:`` lines (``musicgen.abc.split_abc``; the file header travels with each
 tune) and each tune is read on its own: by symusic's ABC reader (abc2midi, milliseconds) where it agrees with music21,
 else by music21 (``musicgen.abc.fast_reader_refusal`` says why). Everything else goes through music21; a file music21
 reads as an ``Opus`` gives each of its scores.
@@ -162,30 +162,82 @@ def _read_abc_book(path: Path, time_mode: str, max_notes: int, time_limit_s: int
     return out
 
 
-def _read_music21_file(path: Path, time_mode: str, max_notes: int, time_limit_s: int) -> list[ScorePiece]:
+_XLINK = "{http://www.w3.org/1999/xlink}"
+
+
+def musicxml_opus_links(path: Path) -> list[tuple[str, str]] | None:
+    """``(href, title)`` of each ``<score>`` of a MusicXML ``<opus>`` document (a file listing score files), or None
+    when ``path`` is not one. Only the first 4 kB are looked at before the file is parsed."""
+    import xml.etree.ElementTree as ET
+
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"<opus" not in head:
+        return None
+    try:
+        root = ET.parse(path).getroot()  # ElementTree resolves no external entities
+    except ET.ParseError:
+        return None
+    if root.tag != "opus":
+        return None
+    return [(el.get(f"{_XLINK}href", ""), el.get(f"{_XLINK}title", "")) for el in root.iter("score")]
+
+
+def _opus_member(opus: Path, href: str) -> Path:
+    target = (opus.parent / href).resolve()
+    if not href or Path(href).is_absolute() or opus.parent.resolve() not in target.parents:
+        raise IngestError(f"opus link {href!r} leaves the opus file's folder")
+    if not target.is_file():
+        raise IngestError(f"opus link {href!r}: no such file")
+    _check_size(target, MAX_SCORE_BYTES)
+    return target
+
+
+def _scores_of(path: Path, time_limit_s: int) -> list[tuple[str, object]]:
+    """``(title, music21 score or IngestError)`` of every score in ``path`` (an opus gives several)."""
     import music21
 
-    what = f"{path.suffix.lower()[1:]} file"
-    try:
-        with time_limit(time_limit_s):
-            parsed = _parse_music21(path)
-    except TimeLimitExceeded:
-        raise IngestError(f"timed out after {time_limit_s} s") from None
-    except Exception as exc:
-        raise IngestError(f"unreadable {what}: {_first_line(exc)}") from None
-    scores = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
-    if not scores:
+    links = musicxml_opus_links(path) if path.suffix.lower() in (".xml", ".musicxml") else None
+    sources = [(path, "")] if links is None else [(href, title) for href, title in links]
+    if not sources:
         raise IngestError("no notes")
     out = []
-    for index, score in enumerate(scores):
+    for source, title in sources:
+        what = f"{path.suffix.lower()[1:]} file"
         try:
             with time_limit(time_limit_s):
-                piece, reader = music21_piece(score, time_mode, max_notes)
-            out.append(ScorePiece(index, _title(score), reader, piece, ""))
+                parsed = _parse_music21(source if links is None else _opus_member(path, source))
         except TimeLimitExceeded:
-            out.append(ScorePiece(index, _title(score), "", None, f"timed out after {time_limit_s} s"))
+            if links is None:
+                raise IngestError(f"timed out after {time_limit_s} s") from None
+            parsed = IngestError(f"timed out after {time_limit_s} s")
         except Exception as exc:
-            out.append(ScorePiece(index, _title(score), "", None, _reason(exc, what)))
+            if links is None:
+                raise IngestError(_reason(exc, what)) from None
+            parsed = IngestError(_reason(exc, what))
+        if isinstance(parsed, music21.stream.Opus):
+            out += [(_title(score), score) for score in parsed.scores]
+        else:
+            out.append((title or ("" if isinstance(parsed, IngestError) else _title(parsed)), parsed))
+    if not out:
+        raise IngestError("no notes")
+    return out
+
+
+def _read_music21_file(path: Path, time_mode: str, max_notes: int, time_limit_s: int) -> list[ScorePiece]:
+    what = f"{path.suffix.lower()[1:]} file"
+    out = []
+    for index, (title, score) in enumerate(_scores_of(path, time_limit_s)):
+        try:
+            if isinstance(score, IngestError):
+                raise score
+            with time_limit(time_limit_s):
+                piece, reader = music21_piece(score, time_mode, max_notes)
+            out.append(ScorePiece(index, title, reader, piece, ""))
+        except TimeLimitExceeded:
+            out.append(ScorePiece(index, title, "", None, f"timed out after {time_limit_s} s"))
+        except Exception as exc:
+            out.append(ScorePiece(index, title, "", None, _reason(exc, what)))
     return out
 
 

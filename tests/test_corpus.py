@@ -273,3 +273,33 @@ def test_a_slow_music21_parse_is_stopped_by_the_time_limit(tmp_path, monkeypatch
     assert manifest(tmp_path / "cache")["slow.krn"]["reason"] == "timed out after 1 s"
     with pytest.raises(UsageError, match="time_limit_s"):
         ingest(src, tmp_path / "c2", time_limit_s=-1)
+
+
+def test_a_book_gives_a_row_and_a_cached_piece_per_tune(tmp_path):
+    src = small_corpus(tmp_path / "music", ["drums_only.mid"])
+    data = Path(__file__).parent / "data"
+    for name in ("book.abc", "broken_book.abc", "opus.krn"):
+        shutil.copy(data / name, src / name)
+    out = tmp_path / "cache"
+    report = ingest(src, out, workers=2, progress=False)
+    assert (report.found, report.pieces, report.kept, report.skipped) == (4, 9, 8, 1)
+    assert report.summary().startswith("ingested 4 files, 9 pieces: 8 kept, 1 skipped (1 no notes), ")
+    rows = json.loads((out / "manifest.json").read_text())["files"]
+    assert [(r["path"], r.get("index"), r.get("title"), r["status"], r.get("reader"), r.get("reason")) for r in rows] \
+        == [("book.abc", 0, "Repeat", "kept", "symusic", None), ("book.abc", 1, "Tuplet", "kept", "symusic", None),
+            ("book.abc", 2, "Chord", "kept", "symusic", None), ("broken_book.abc", 0, "First", "kept", "symusic", None),
+            ("broken_book.abc", 1, "Empty", "skipped", None, "no notes"),
+            ("broken_book.abc", 2, "Third", "kept", "symusic", None),
+            ("drums_only.mid", None, None, "kept", None, None),
+            ("opus.krn", 0, "First", "kept", "music21", None), ("opus.krn", 1, "Second", "kept", "music21", None)]
+    book_key = rows[0]["key"]
+    assert [r["key"] for r in rows[:3]] == [book_key, f"{book_key}#1", f"{book_key}#2"]  # (content, index)
+    tokens = load_tokens(out)
+    assert list(zip(tokens.paths, tokens.indices))[:3] == [("book.abc", 0), ("book.abc", 1), ("book.abc", 2)]
+    assert len(tokens) == 8 and tokens.keys[:3] == [r["key"] for r in rows[:3]]
+    warm = ingest(src, out, progress=False)
+    assert (warm.tokenized, warm.reused, warm.kept, warm.skipped) == (0, 4, 8, 1)
+    (out / "manifest.json").unlink()  # rebuilt from the entry packs, every tune included, nothing parsed
+    again = ingest(src, out, progress=False)
+    assert (again.tokenized, again.kept) == (0, 8)
+    assert json.loads((out / "manifest.json").read_text())["files"] == rows

@@ -14,20 +14,19 @@ load and its files are redone.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, PieceResult, TokenSet, _load_manifest, _manifest_text,
-                            _Results, _tokens_current, _write_pack, _write_tokens, config_hash, file_key_of,
-                            is_token_cache, load_tokens, piece_key)
+                            _Results, _tokens_current, _write_tokens, config_hash, file_key_of, is_token_cache,
+                            load_tokens)
 from musicgen.config import TokenizerConfig
 from musicgen.errors import MusicgenError, UsageError
-from musicgen.midi_io import MAX_SCORE_BYTES, MIDI_SUFFIXES, MUSIC_SUFFIXES
+from musicgen.ingest_worker import _NO_TOKENS, cost, expected_pieces, piece_rows, tokenize_chunk
+from musicgen.midi_io import MIDI_SUFFIXES, MUSIC_SUFFIXES
 from musicgen.safeio import (CacheLock, atomic_write_text, check_output_dir, resolve_workers, run_isolated,
                              sha256_file)
 
@@ -36,11 +35,8 @@ __all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "IngestReport", "TokenSet", "cli_c
 
 DEFAULT_CACHE_ROOT = Path("data/tokens")
 FILES_PER_WORKER = 200  # workers=0 starts one process per this much work (in MIDI files; up to one per idle core)
-SCORE_COST = 100  # a MusicXML/kern file through music21 costs about as much as this many MIDI files
-ABC_TUNE_COST = 5  # an ABC tune through symusic's reader (abc2midi process + parse)
 CHUNK_FILES = 64  # files per worker task, and per entry pack
 DEFAULT_TIME_LIMIT_S = 300  # per ABC tune and per MusicXML/kern parse (music21 can take minutes on odd files); 0 = none
-_X_LINES = re.compile(rb"^[ \t]*X:", re.MULTILINE)
 
 
 # --------------------------------------------------------------------------------------------------------- results
@@ -131,63 +127,6 @@ def _check_corpus_dir(corpus_dir: str | Path) -> Path:
     return path
 
 
-# ------------------------------------------------------------------------------------------------- worker processes
-_TOKENIZERS: dict[str, object] = {}
-_NO_TOKENS = np.zeros(0, np.int32)
-
-
-def _tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str,
-                    time_limit_s: int) -> list[list[PieceResult]]:
-    """Worker: read every piece of each ``(file path, content key)``, tokenize all at once, write one pack.
-
-    Returns a ``PieceResult`` list per item (a file that cannot be read at all: one entry, index 0, with the
-    reason). Any failure of one file or tune (IngestError, a parser bug, the time limit) skips that one only.
-    """
-    from musicgen import midi_io, scores
-    from musicgen.errors import IngestError
-    from musicgen.tokenizer import Tokenizer
-
-    midi_io.load_symusic_core_only()  # a worker process parses and nothing else: skip symusic's heavy package imports
-    if config_json not in _TOKENIZERS:
-        _TOKENIZERS[config_json] = Tokenizer(TokenizerConfig.from_json(config_json))
-    tokenizer = _TOKENIZERS[config_json]
-    read: list[list] = []  # per item: ScorePiece list
-    for path, _ in items:
-        try:  # scores.read_pieces looked up now: tests replace it; score formats get time_limit_s per tune/parse
-            read.append(scores.read_pieces(path, tokenizer.config.time_mode, time_limit_s))
-        except IngestError as exc:
-            read.append([scores.ScorePiece(0, "", "", None, str(exc) or "unreadable")])
-        except Exception as exc:  # a parser bug on one odd file must not stop the run
-            read.append([scores.ScorePiece(0, "", "", None,
-                                           f"parser error: {type(exc).__name__}: {str(exc)[:160]}")])
-    pieces = [sp.piece for file_pieces in read for sp in file_pieces if sp.piece is not None]
-    try:
-        encoded = iter(tokenizer.encode_pieces(pieces))
-    except Exception:  # find the piece that breaks the batch: encode one by one
-        encoded = iter([_encode_one(tokenizer, piece) for piece in pieces])
-    results = []
-    for (_, fkey), file_pieces in zip(items, read):
-        out = []
-        for sp in file_pieces:
-            key = piece_key(fkey, sp.index)
-            tokens = next(encoded) if sp.piece is not None else sp.reason
-            if isinstance(tokens, np.ndarray):
-                out.append(PieceResult(key, sp.index, sp.title, sp.reader, "", tokens, float(sp.piece.qpm)))
-            else:
-                out.append(PieceResult(key, sp.index, sp.title, sp.reader, str(tokens) or "unreadable", _NO_TOKENS,
-                                       0.0))
-        results.append(out)
-    _write_pack(Path(pack_dir), [p for out in results for p in out])
-    return results
-
-
-def _encode_one(tokenizer, piece):
-    try:
-        return tokenizer.encode_pieces([piece])[0]
-    except Exception as exc:
-        return f"parser error: {type(exc).__name__}: {str(exc)[:160]}"
-
-
 # ------------------------------------------------------------------------------------------------------- ingesting
 def _short_reason(reason: str) -> str:
     return reason.split(":")[0] if not reason.startswith("duplicate of") else "duplicate"
@@ -244,19 +183,6 @@ class _Run:
     time_limit_s: int
 
 
-def _piece_rows(pieces: list[PieceResult], score_format: bool) -> list[dict]:
-    """Manifest fields of each piece (path, size and status are added by the caller)."""
-    rows = []
-    for p in pieces:
-        row = {"key": p.key}
-        if score_format:
-            row["index"] = p.index
-            row.update({k: v for k, v in (("title", p.title), ("reader", p.reader)) if v})
-        row.update(reason=p.reason) if p.reason else row.update(events=int(p.tokens.size))
-        rows.append(row)
-    return rows
-
-
 _PIECE_FIELDS = ("key", "index", "title", "reader", "reason", "events")
 
 
@@ -311,7 +237,7 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
     todo = [k for k in first_with_key if k not in outcome]
     tokenized = _tokenize(run, entries, results.missing_files(todo), first_with_key, results)
     for fkey in todo:
-        outcome[fkey] = _piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]))
+        outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]))
 
     def kept_pieces() -> list[tuple[str, str, int]]:  # (piece key, path, index) in path order
         return [(row["key"], rec["path"], row.get("index", 0)) for rec in files if "status" not in rec
@@ -325,7 +251,7 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
             results.files.pop(fkey, None)
         tokenized += _tokenize(run, entries, redo, first_with_key, results)
         for fkey in redo:
-            outcome[fkey] = _piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]))
+            outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]))
         kept = kept_pieces()
         if kept:
             _write_tokens(out, [k for k, _, _ in kept], results, [p for _, p, _ in kept], [i for _, _, i in kept])
@@ -334,17 +260,17 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
                           reused=len(first_with_key) - tokenized, files=len(music))
     rows: list[dict] = []
     for rec in files:
-        piece_rows = [{**rec, "status": "skipped"}] if "status" in rec else \
+        file_rows = [{**rec, "status": "skipped"}] if "status" in rec else \
             [{"path": rec["path"], **{k: v for k, v in rec.items() if k in ("size", "mtime_ns")}, **row,
               "status": "skipped" if "reason" in row else "kept"} for row in outcome[rec["key"]]]
-        for row in piece_rows:
+        for row in file_rows:
             if row["status"] == "kept":
                 report.kept += 1
                 report.events += row["events"]
             else:
                 report.skipped += 1
                 report.reasons[_short_reason(row["reason"])] += 1
-        rows += [_ordered(row) for row in piece_rows]
+        rows += [_ordered(row) for row in file_rows]
     rows += [{"path": rel, "status": "ignored", "reason": "not a music file"} for rel in other]
     rows.sort(key=lambda r: r["path"])  # stable: a file's pieces stay in index order
 
@@ -389,36 +315,16 @@ def _idle_cores() -> int:
         return cores
 
 
-def _expected_pieces(path: str) -> int:
-    """A cheap guess of how many pieces a file holds (its ``X:`` lines for ABC, else 1): the progress bar's total
-    and the scheduling weight."""
-    if not path.lower().endswith(".abc"):
-        return 1
-    try:
-        with open(path, "rb") as fh:
-            return max(1, len(_X_LINES.findall(fh.read(MAX_SCORE_BYTES + 1))))
-    except OSError:
-        return 1
-
-
-def _cost(path: str, pieces: int) -> int:
-    """Work of a file in MIDI-file units: a music21 parse costs ~``SCORE_COST`` MIDI files, an ABC tune on the fast
-    path ~``ABC_TUNE_COST``."""
-    if _is_midi(path):
-        return 1
-    return pieces * ABC_TUNE_COST if path.lower().endswith(".abc") else SCORE_COST
-
-
 def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, results: _Results) -> int:
     """Read and tokenize every piece of the files with these content keys in worker processes (largest first);
     fills ``results``; returns how many files."""
     if not keys:
         return 0
     items = [(os.path.join(run.corpus, first_with_key[k]), k) for k in keys]
-    expected = {path: _expected_pieces(path) for path, _ in items}
-    cost = {path: _cost(path, n) for path, n in expected.items()}
-    items.sort(key=lambda item: -cost[item[0]])  # stable: equal costs keep path order
-    auto = min(_idle_cores(), -(-sum(cost.values()) // FILES_PER_WORKER))
+    expected = {path: expected_pieces(path) for path, _ in items}
+    work = {path: cost(path, n) for path, n in expected.items()}
+    items.sort(key=lambda item: -work[item[0]])  # stable: equal costs keep path order
+    auto = min(_idle_cores(), -(-sum(work.values()) // FILES_PER_WORKER))
     workers = min(run.workers, len(items)) if run.workers else min(auto, len(items))
     bar = None
     if run.progress:
@@ -426,7 +332,7 @@ def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, r
 
         bar = tqdm(total=sum(expected.values()), unit="piece", desc="ingest", file=sys.stderr)
     try:
-        for (path, key), result in run_isolated(_tokenize_chunk, items, workers, run.config.to_json(), str(entries),
+        for (path, key), result in run_isolated(tokenize_chunk, items, workers, run.config.to_json(), str(entries),
                                                 run.time_limit_s, chunk=CHUNK_FILES):
             if result is None:
                 result = [PieceResult(key, 0, "", "", CRASH_REASON, _NO_TOKENS, 0.0)]

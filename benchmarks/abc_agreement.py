@@ -79,6 +79,11 @@ def main() -> None:
     parser.add_argument("--report", default="", help="write the disagreeing tunes here")
     parser.add_argument("--workers", type=int, default=1, help="processes computing music21's results")
     parser.add_argument("--only-reference", action="store_true", help="compute the music21 cache and stop")
+    parser.add_argument("--sample", type=int, default=0, help="compare only this many tunes drawn at random "
+                                                              "(seeded) from all books (0 = every tune)")
+    parser.add_argument("--seed", type=int, default=0, help="--sample's seed")
+    parser.add_argument("--counts", action="store_true", help="only check tune counts per file against music21's "
+                                                              "own ABC splitter (ABCHandler.splitByReferenceNumber)")
     parser.add_argument("--reverse", action="store_true", help="fill the cache from the other end (a second run "
                                                                    "beside a first shares the work)")
     args = parser.parse_args()
@@ -88,6 +93,10 @@ def main() -> None:
     ref_dir = Path(args.ref)
     ref_dir.mkdir(parents=True, exist_ok=True)
     files = abc_files()
+    if args.counts:
+        return count_tunes(files)
+    if args.sample:
+        return sample_main(args, files, ref_dir)
     by_coll: dict[str, list[Path]] = {}
     for path in files:  # collections interleaved: a partial reference cache samples every collection
         by_coll.setdefault(_collection(path), []).append(path)
@@ -127,6 +136,73 @@ def main() -> None:
         print(f"  refusal {refusal!r:<20} {s + d:>6} tunes, {s:>6} identical")
     print(f"ingest (refused or failed tunes read by music21): {ingest_ok['same']}/{n} identical "
           f"({100 * ingest_ok['same'] / n:.2f} %)")
+    print(f"seconds per tune: music21 {t_m21 / n:.4f}, symusic {t_fast / n:.4f} ({t_m21 / t_fast:.1f}x)")
+    if args.report:
+        Path(args.report).write_text("\n".join(lines) + "\n")
+        print(f"{len(lines)} disagreements listed in {args.report}")
+
+
+def count_tunes(files: list[Path]) -> None:
+    """Tunes per file: ``split_abc`` vs music21's ABC splitter (which keys tunes by X: number)."""
+    import music21
+
+    from musicgen.abc import split_abc
+
+    ours = theirs = 0
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        handler = music21.abcFormat.ABCHandler()
+        handler.process(text)
+        n21 = len(handler.splitByReferenceNumber()) if handler.definesReferenceNumbers() else 1
+        n = len(split_abc(text))
+        ours, theirs = ours + n, theirs + n21
+        if n != n21:
+            numbers = Counter(t.number for t in split_abc(text))
+            dup = sorted(k for k, c in numbers.items() if c > 1)
+            print(f"{_collection(path)}/{path.name}: musicgen {n} tunes, music21 {n21} (X: numbers used twice: {dup})")
+    print(f"{len(files)} ABC files: musicgen {ours} tunes, music21 {theirs}")
+
+
+def sample_main(args, files: list[Path], ref_dir: Path) -> None:
+    """Compare ``--sample`` random tunes; music21's result cached per tune under ``ref_dir/sample``."""
+    import random
+
+    from musicgen.abc import fast_reader_refusal, split_abc
+    from musicgen.safeio import atomic_write_text
+    from musicgen.tokenizer import Tokenizer
+
+    tok = Tokenizer()
+    tunes = [(path, t) for path in files for t in split_abc(path.read_text(encoding="utf-8", errors="replace"))]
+    picked = sorted(random.Random(args.seed).sample(range(len(tunes)), min(args.sample, len(tunes))))
+    (ref_dir / "sample").mkdir(exist_ok=True)
+    same = Counter()
+    lines, t_fast, t_m21 = [], 0.0, 0.0
+    for i in picked:
+        path, tune = tunes[i]
+        where = ref_dir / "sample" / f"{_collection(path)}__{path.name}__{tune.index}.json"
+        if where.is_file():
+            ref = json.loads(where.read_text())
+        else:
+            ref = _read(tune.text, False, tok)
+            atomic_write_text(where, json.dumps(ref))
+        fast = _read(tune.text, True, tok)
+        t_fast, t_m21 = t_fast + fast["seconds"], t_m21 + ref["seconds"]
+        refusal = fast_reader_refusal(tune.text)
+        ok = fast.get("tokens") == ref.get("tokens")
+        in_ingest = ok or refusal is not None or "tokens" not in fast
+        same[(_collection(path), ok, in_ingest)] += 1
+        if not ok:
+            lines.append(_describe(_collection(path), path.name, tune, fast, ref, refusal))
+    n = len(picked)
+    for coll in sorted({c for c, _, _ in same}):
+        k = sum(v for (c, _, _), v in same.items() if c == coll)
+        raw = sum(v for (c, ok, _), v in same.items() if c == coll and ok)
+        ing = sum(v for (c, _, i), v in same.items() if c == coll and i)
+        print(f"{coll:<20} {k:>5} tunes: fast reader identical {raw:>5}, ingest identical {ing:>5}")
+    raw = sum(v for (_, ok, _), v in same.items() if ok)
+    ing = sum(v for (_, _, i), v in same.items() if i)
+    print(f"sample of {n} tunes (seed {args.seed}) of {len(tunes)}: fast reader token-identical to music21 {raw}/{n} "
+          f"({100 * raw / n:.1f} %); ingest (refused/failed tunes to music21) {ing}/{n} ({100 * ing / n:.1f} %)")
     print(f"seconds per tune: music21 {t_m21 / n:.4f}, symusic {t_fast / n:.4f} ({t_m21 / t_fast:.1f}x)")
     if args.report:
         Path(args.report).write_text("\n".join(lines) + "\n")

@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="--sample's seed")
     parser.add_argument("--counts", action="store_true", help="only check tune counts per file against music21's "
                                                               "own ABC splitter (ABCHandler.splitByReferenceNumber)")
+    parser.add_argument("--cached-only", action="store_true", help="compare only the files whose music21 results "
+                                                                   "are cached already (a partial run)")
     parser.add_argument("--reverse", action="store_true", help="fill the cache from the other end (a second run "
                                                                    "beside a first shares the work)")
     args = parser.parse_args()
@@ -97,6 +99,8 @@ def main() -> None:
         return count_tunes(files)
     if args.sample:
         return sample_main(args, files, ref_dir)
+    if args.cached_only:
+        files = [p for p in files if (ref_dir / f"{_collection(p)}__{p.name}.json").is_file()]
     by_coll: dict[str, list[Path]] = {}
     for path in files:  # collections interleaved: a partial reference cache samples every collection
         by_coll.setdefault(_collection(path), []).append(path)

@@ -122,10 +122,16 @@ def _drop_performance(line: str) -> str:
     return _MUSIC_TOKENS.sub(keep, line)
 
 
+_DIRECTIVES = ("%%MIDI chordattack 0",  # abc2midi strums chord notes 10 ticks apart otherwise
+               "%%propagate-accidentals octave")  # ABC 2.1 (and music21): an accidental holds for its octave only
+
+
 def score_only(text: str) -> str:
     """The tune as abc2midi should play it to give the written notes (what music21 reads): the file header's fields
     (``L:``, ``M:``, ``Q:``…) moved after the ``X:`` line (abc2midi ignores a file header; the tune's own fields
-    still come later and win); ``%%MIDI chordattack 0`` after the ``X:`` line (abc2midi strums chords 10 ticks a note otherwise); no ``R:`` line (abc2midi swings a
+    still come later and win); ``%%MIDI chordattack 0`` (abc2midi strums chords 10 ticks a note otherwise) and ``%%propagate-accidentals
+    octave`` (ABC 2.1's rule, which music21 follows; abc2midi's default carries an accidental to every octave)
+    after the ``X:`` line; no ``R:`` line (abc2midi swings a
     ``R:hornpipe``); in music lines no rolls, trills, fermatas or staccato dots (abc2midi plays ornament notes,
     doubles fermatas and halves staccato notes; music21 keeps the written note)."""
     out, header, seen_x = [], [], False
@@ -139,12 +145,12 @@ def score_only(text: str) -> str:
                 continue
             out.append(line)
             if stripped.startswith("X:") and not seen_x:
-                out += ["%%MIDI chordattack 0", *header]
+                out += [*_DIRECTIVES, *header]
                 seen_x = True
         else:
             out.append(_drop_performance(line))
     if not seen_x:
-        return "%%MIDI chordattack 0\n" + "\n".join(header + out)
+        return "\n".join([*_DIRECTIVES, *header, *out])
     return "\n".join(out)
 
 

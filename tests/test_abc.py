@@ -21,7 +21,7 @@ def test_split_keeps_the_file_header_with_every_tune_and_reads_numbers_and_title
 
 def test_score_only_moves_the_header_after_x_and_drops_what_abc2midi_would_perform():
     text = "L:1/8\nR:reel\n\nX:1\nT:T\nR:hornpipe\nK:C\n~G2 TA2 .B2 Hc2 \"Am\"d2 !trill!e2 !p!f2 [K:G]g2|\n"
-    assert score_only(text) == ("X:1\n%%MIDI chordattack 0\nL:1/8\nT:T\nK:C\n"
+    assert score_only(text) == ("X:1\n%%MIDI chordattack 0\n%%propagate-accidentals octave\nL:1/8\nT:T\nK:C\n"
                                 "G2 A2 B2 c2 \"Am\"d2 e2 !p!f2 [K:G]g2|\n")
 
 

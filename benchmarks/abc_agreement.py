@@ -111,7 +111,7 @@ def main() -> None:
     if args.only_reference:
         return
     tok = Tokenizer()
-    per_coll, raw, by_refusal, ingest_ok = Counter(), Counter(), Counter(), Counter()
+    per_coll, raw, by_refusal, ingest_ok, kinds = Counter(), Counter(), Counter(), Counter(), Counter()
     t_fast = t_m21 = 0.0
     lines = []
     for path in files:
@@ -130,6 +130,7 @@ def main() -> None:
             ingest_same = same or refusal is not None or "tokens" not in fast
             ingest_ok["same" if ingest_same else "different"] += 1
             if not same:
+                kinds[kind(fast, ref)] += 1
                 lines.append(_describe(coll, path.name, tune, fast, ref, refusal))
     n = sum(per_coll.values())
     print(f"ABC files: {len(files)}; tunes: {n} ({', '.join(f'{c} {k}' for c, k in sorted(per_coll.items()))})")
@@ -141,6 +142,7 @@ def main() -> None:
     print(f"ingest (refused or failed tunes read by music21): {ingest_ok['same']}/{n} identical "
           f"({100 * ingest_ok['same'] / n:.2f} %)")
     print(f"seconds per tune: music21 {t_m21 / n:.4f}, symusic {t_fast / n:.4f} ({t_m21 / t_fast:.1f}x)")
+    print(f"disagreements by kind: {dict(kinds.most_common())}")
     if args.report:
         Path(args.report).write_text("\n".join(lines) + "\n")
         print(f"{len(lines)} disagreements listed in {args.report}")
@@ -179,7 +181,7 @@ def sample_main(args, files: list[Path], ref_dir: Path) -> None:
     tunes = [(path, t) for path in files for t in split_abc(path.read_text(encoding="utf-8", errors="replace"))]
     picked = sorted(random.Random(args.seed).sample(range(len(tunes)), min(args.sample, len(tunes))))
     (ref_dir / "sample").mkdir(exist_ok=True)
-    same = Counter()
+    same, kinds = Counter(), Counter()
     lines, t_fast, t_m21 = [], 0.0, 0.0
     for i in picked:
         path, tune = tunes[i]
@@ -196,6 +198,7 @@ def sample_main(args, files: list[Path], ref_dir: Path) -> None:
         in_ingest = ok or refusal is not None or "tokens" not in fast
         same[(_collection(path), ok, in_ingest)] += 1
         if not ok:
+            kinds[kind(fast, ref)] += 1
             lines.append(_describe(_collection(path), path.name, tune, fast, ref, refusal))
     n = len(picked)
     for coll in sorted({c for c, _, _ in same}):
@@ -208,13 +211,29 @@ def sample_main(args, files: list[Path], ref_dir: Path) -> None:
     print(f"sample of {n} tunes (seed {args.seed}) of {len(tunes)}: fast reader token-identical to music21 {raw}/{n} "
           f"({100 * raw / n:.1f} %); ingest (refused/failed tunes to music21) {ing}/{n} ({100 * ing / n:.1f} %)")
     print(f"seconds per tune: music21 {t_m21 / n:.4f}, symusic {t_fast / n:.4f} ({t_m21 / t_fast:.1f}x)")
+    print(f"disagreements by kind: {dict(kinds.most_common())}")
     if args.report:
         Path(args.report).write_text("\n".join(lines) + "\n")
         print(f"{len(lines)} disagreements listed in {args.report}")
 
 
+def kind(fast: dict, ref: dict) -> str:
+    """How two readers' results differ: a reader failed, note count, pitch only, rhythm only, pitch and rhythm."""
+    from musicgen.tokenizer import Tokenizer
+
+    if "tokens" not in fast or "tokens" not in ref:
+        return "fast reader failed" if "tokens" in ref else "music21 failed"
+    tok = Tokenizer()
+    a, b = (sorted((n.start, n.pitch, n.end) for n in tok.decode_notes(r["tokens"])) for r in (fast, ref))
+    if len(a) != len(b):
+        return "note count"
+    if [(s, e) for s, _, e in a] == [(s, e) for s, _, e in b]:
+        return "pitch only"
+    return "rhythm only" if [p for _, p, _ in a] == [p for _, p, _ in b] else "pitch and rhythm"
+
+
 def _describe(coll: str, name: str, tune, fast: dict, ref: dict, refusal: str | None) -> str:
-    head = f"{coll}/{name} #{tune.index} X:{tune.number} {tune.title!r} refusal={refusal}"
+    head = f"{coll}/{name} #{tune.index} X:{tune.number} {tune.title!r} refusal={refusal} [{kind(fast, ref)}]"
     if "tokens" not in fast or "tokens" not in ref:
         return f"{head}: fast={fast.get('reason', 'ok')} music21={ref.get('reason', 'ok')}"
     a, b = np.array(fast["tokens"]), np.array(ref["tokens"])

@@ -127,13 +127,15 @@ _DIRECTIVES = ("%%MIDI chordattack 0",  # abc2midi strums chord notes 10 ticks a
 
 
 def score_only(text: str) -> str:
-    """The tune as abc2midi should play it to give the written notes (what music21 reads): the file header's fields
-    (``L:``, ``M:``, ``Q:``…) moved after the ``X:`` line (abc2midi ignores a file header; the tune's own fields
-    still come later and win); ``%%MIDI chordattack 0`` (abc2midi strums chords 10 ticks a note otherwise) and ``%%propagate-accidentals
-    octave`` (ABC 2.1's rule, which music21 follows; abc2midi's default carries an accidental to every octave)
-    after the ``X:`` line; no ``R:`` line (abc2midi swings a
-    ``R:hornpipe``); in music lines no rolls, trills, fermatas or staccato dots (abc2midi plays ornament notes,
-    doubles fermatas and halves staccato notes; music21 keeps the written note)."""
+    """The tune as abc2midi should play it to give the written notes (what music21 reads).
+
+    The file header's fields (``L:``, ``M:``, ``Q:``…) move after the ``X:`` line (abc2midi ignores a file header;
+    the tune's own fields still come later and win), with ``%%MIDI chordattack 0`` (abc2midi strums chords 10 ticks
+    a note otherwise) and ``%%propagate-accidentals octave`` (ABC 2.1's rule, which music21 follows; abc2midi's
+    default carries an accidental to every octave); no ``R:`` line (abc2midi swings a ``R:hornpipe``); in music lines
+    no rolls, trills, fermatas or staccato dots (abc2midi plays ornament notes, doubles fermatas and halves staccato
+    notes; music21 keeps the written note).
+    """
     out, header, seen_x = [], [], False
     for line in text.split("\n"):
         stripped = line.lstrip()
@@ -199,7 +201,7 @@ def read_abc_fast(text: str, time_mode: str = "beat", max_notes: int = DEFAULT_M
     start, end = _snap(time / tpq, tpq), _snap((time + np.maximum(duration, 1)) / tpq, tpq)
     tempos = score.tempos
     change_beats, change_qpm = _tempo_map([tp.time / tpq for tp in tempos],
-                                          [round(60_000_000.0 / tp.mspq, 2) if tp.mspq > 0 else np.nan for tp in tempos])
+                                          [round(60e6 / tp.mspq, 2) if tp.mspq > 0 else np.nan for tp in tempos])
     if time_mode == "seconds":
         start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
     n = pitch.size

@@ -2,10 +2,11 @@
 
 ``read_score_pieces(path)`` reads a ``.abc .mxl .musicxml .xml .krn`` file into a list of ``ScorePiece``, one per
 tune or score, in file order, each either a ``Piece`` or the reason it was skipped (one broken tune never costs its
-neighbours). A MusicXML ``<opus>`` document gives the scores it links to (files in its own folder). ABC books are split at their ``X:`` lines (``musicgen.abc.split_abc``; the file header travels with each
-tune) and each tune is read on its own: by symusic's ABC reader (abc2midi, milliseconds) where it agrees with music21,
-else by music21 (``musicgen.abc.fast_reader_refusal`` says why). Everything else goes through music21; a file music21
-reads as an ``Opus`` gives each of its scores.
+neighbours). A MusicXML ``<opus>`` document gives the scores it links to (files in its own folder). ABC books are
+split at their ``X:`` lines (``musicgen.abc.split_abc``; the file header travels with each tune) and each tune is
+read on its own: by symusic's ABC reader (abc2midi, milliseconds) unless ``musicgen.abc.fast_reader_refusal`` names a
+construct where it and music21 differ by design or abc2midi reports an error; then by music21. Everything else goes
+through music21; a file music21 reads as an ``Opus`` gives each of its scores.
 
 music21 reading: ``quarterLength`` offsets are beats; repeats and endings are played out (``expandRepeats``, as
 music21's own MIDI export does; a piece whose repeat marks music21 cannot expand is read as written and its reader is

@@ -9,6 +9,7 @@ a fresh folder and in fresh worker processes (the first cold run is printed too:
 
     python benchmarks/ingest.py                 # exports the 410 Bach chorales to data/bach first if missing
     python benchmarks/ingest.py --corpus DIR --workers 2 --repeat 5   (see --help)
+    python benchmarks/ingest.py --scores --workers 2   # ABC books and kern files: music21 alone vs musicgen
 """
 
 from __future__ import annotations
@@ -86,12 +87,74 @@ def timed(fn, repeat: int) -> tuple[list[float], object]:
     return times, result
 
 
+def _machine() -> str:
+    import datetime
+    import os
+    import platform
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load}, "
+            f"{datetime.datetime.now().isoformat(timespec='minutes')}")
+
+
+def score_files(abc_tunes: int, kern_files: int) -> tuple[list[Path], list[Path]]:
+    """The first oneills1850 ABC books (name order) holding >= ``abc_tunes`` tunes, and the first ``kern_files``
+    Palestrina kern files, from music21's bundled corpus."""
+    import re
+
+    from music21 import corpus
+
+    books, n = [], 0
+    for path in sorted(Path(p) for p in corpus.getComposer("oneills1850") if str(p).endswith(".abc")):
+        if n >= abc_tunes:
+            break
+        books.append(path)
+        n += len(re.findall(r"^X:", path.read_text(errors="replace"), re.MULTILINE))
+    kern = sorted(Path(p) for p in corpus.getComposer("palestrina") if str(p).endswith(".krn"))[:kern_files]
+    return books, kern
+
+
+def scores_main(args) -> None:
+    """``--scores``: music21 alone (every tune/score read by music21, one process) vs ``ingest`` (symusic's ABC
+    reader where faithful, music21 otherwise, ``--workers`` processes, cold cache), pieces per second."""
+    import shutil
+
+    from musicgen.scores import read_score_pieces
+
+    books, kern = score_files(args.abc_tunes, args.kern_files)
+    print(f"machine: {_machine()}")
+    print(f"{'':<34} {'pieces':>7} {'music21 s':>10} {'musicgen s':>11} {'music21 /s':>11} {'musicgen /s':>12} "
+          f"{'ratio':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, files in ((f"ABC: {len(books)} O'Neill books", books), (f"kern: {len(kern)} Palestrina", kern)):
+            folder = Path(tmp) / name.split(":")[0]
+            folder.mkdir()
+            for f in files:
+                shutil.copy(f, folder / f.name)
+            t0 = time.perf_counter()
+            m21 = sum(sum(p.piece is not None for p in read_score_pieces(f, fast_abc=False)) for f in files)
+            t_m21 = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            report = ingest(folder, Path(tmp) / f"cache-{folder.name}", workers=args.workers, progress=False)
+            t_mg = time.perf_counter() - t0
+            print(f"{name:<34} {report.kept:>7} {t_m21:>10.1f} {t_mg:>11.1f} {m21 / t_m21:>11.1f} "
+                  f"{report.kept / t_mg:>12.1f} {t_m21 / m21 * report.kept / t_mg:>6.1f}x")
+    print(f"after: {_machine()}; musicgen = ingest(workers={args.workers}), cold; music21 = "
+          f"read_score_pieces(fast_abc=False), 1 process")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default="data/bach", help="folder of MIDI files (exported if missing)")
-    parser.add_argument("--workers", type=int, default=1, help="the second cold row's worker count")
+    parser.add_argument("--workers", type=int, default=1, help="the second cold row's worker count (--scores: "
+                                                               "ingest's worker count)")
     parser.add_argument("--repeat", type=int, default=5, help="musicgen runs per row (median reported)")
+    parser.add_argument("--scores", action="store_true", help="ABC books and kern files: music21 vs musicgen")
+    parser.add_argument("--abc-tunes", type=int, default=200, help="--scores: O'Neill books holding this many tunes")
+    parser.add_argument("--kern-files", type=int, default=10, help="--scores: Palestrina kern files")
     args = parser.parse_args()
+    if args.scores:
+        return scores_main(args)
     corpus = Path(args.corpus)
     if not corpus.exists():
         print(export_corpus("bach", corpus).summary())

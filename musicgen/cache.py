@@ -3,12 +3,15 @@
 Cache folder layout (``musicgen ingest CORPUS_DIR --out DIR``)::
 
     DIR/tokens.npz       tokens int32 (all pieces, concatenated), offsets int64 (n+1), qpm float64 (n),
-                         keys unicode (n) = sha256 of each file's bytes, paths unicode (n) relative to the corpus
-    DIR/manifest.json    every file found: music files ``kept`` / ``skipped`` (with the reason), others ``ignored``
+                         keys unicode (n) = ``piece_key``: sha256 of the file's bytes, + ``#<index>`` after a file's
+                         first piece; paths unicode (n) relative to the corpus; indices int64 (n) piece index in it
+    DIR/manifest.json    a row per piece of every music file (``index``, ``title``, ``reader`` for score formats)
+                         ``kept`` / ``skipped`` (with the reason), a row per other file ``ignored``
     DIR/tokenizer.json   the TokenizerConfig the tokens were made with
-    DIR/entries/<config hash>/<16 hex>.npz   one pack per worker chunk (up to 64 files; ``safeio.save_pack``):
-                         keys unicode (m), offsets int64 (m+1), values int32 (tokens), reasons unicode (m, "" when
-                         kept), qpm float64 (m)
+    DIR/entries/<config hash>/<16 hex>.npz   one pack per worker chunk (up to 64 files, every piece of each;
+                         ``safeio.save_pack``): keys unicode (m) piece keys, offsets int64 (m+1), values int32
+                         (tokens), reasons unicode (m, "" when kept), qpm float64 (m), index int64 (m), titles and
+                         readers unicode (m)
 
 ``musicgen.corpus.ingest`` writes these files (through the helpers here) and re-exports the public names; this
 module imports nothing from ``musicgen.corpus``. Every write is atomic (``musicgen.safeio``); a damaged pack or
@@ -19,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,19 +33,28 @@ from musicgen.config import TokenizerConfig
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.safeio import load_pack, save_npz, save_pack
 
-MANIFEST_FORMAT = 2  # 2: entries packed per worker chunk
+MANIFEST_FORMAT = 3  # 2: entries packed per worker chunk; 3: one row per piece (a file may hold many)
 CRASH_REASON = "parser crashed (worker process died)"
 
 
 @dataclass
 class TokenSet:
-    """Tokenized pieces: ``pieces[i]`` int32 array, shape (T_i,), ``[BOS, …, EOS]``; ``qpms`` float64 (n,)."""
+    """Tokenized pieces: ``pieces[i]`` int32 array, shape (T_i,), ``[BOS, …, EOS]``; ``qpms`` float64 (n,).
+
+    ``keys[i]`` is the piece's cache key (``piece_key``), ``paths[i]`` its file relative to the corpus and
+    ``indices[i]`` its position in that file (0 for a single-piece file; an ABC book's tunes count 0, 1, …).
+    """
 
     pieces: list[np.ndarray]
     keys: list[str]
     qpms: np.ndarray
     paths: list[str]
     tokenizer_config: TokenizerConfig
+    indices: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.indices:
+            self.indices = [0] * len(self.pieces)
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -57,52 +70,118 @@ def config_hash(config: TokenizerConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _write_pack(folder: Path, keys: list[str], results: list[tuple[str, np.ndarray, float]]) -> None:
-    save_pack(folder / f"{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}.npz", keys, [r[1] for r in results],
-              reasons=np.array([r[0] for r in results], dtype=np.str_), qpm=np.array([r[2] for r in results], np.float64))
+class PieceResult(NamedTuple):
+    """What ingest knows of one piece of a file: its cache ``key`` (``piece_key``), ``index`` in the file, ``title``
+    ("" if none), ``reader`` ("" for MIDI or when unread), ``reason`` ("" when kept), ``tokens`` int32 (T,) (empty
+    when skipped) and ``qpm``."""
+
+    key: str
+    index: int
+    title: str
+    reader: str
+    reason: str
+    tokens: np.ndarray
+    qpm: float
 
 
-def _read_packs(folder: Path, vocab_size: int) -> dict[str, tuple[str, np.ndarray, float]]:
-    """``key -> (reason, tokens, qpm)`` of every sound pack in ``folder``; damaged packs are left out (redone)."""
-    found = {}
-    for path in folder.glob("*.npz"):
-        pack = load_pack(path, ("reasons", "qpm"), vocab_size)
-        if pack is None or pack[2]["reasons"].dtype.kind != "U" or pack[2]["qpm"].dtype != np.float64:
+def piece_key(file_key: str, index: int) -> str:
+    """The cache key of piece ``index`` of the file whose content hash is ``file_key``: the hash itself for the first
+    (or only) piece, ``"<hash>#<index>"`` for the others."""
+    return file_key if index == 0 else f"{file_key}#{index}"
+
+
+def file_key_of(key: str) -> str:
+    """The file's content hash inside a piece key (inverse of ``piece_key`` for the file part)."""
+    return key.split("#", 1)[0]
+
+
+def _write_pack(folder: Path, pieces: list[PieceResult]) -> None:
+    """One pack holding every piece of a chunk of files (all pieces of a file always go into the same pack)."""
+    keys = [p.key for p in pieces]
+    save_pack(folder / f"{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}.npz", keys,
+              [p.tokens for p in pieces], reasons=np.array([p.reason for p in pieces], dtype=np.str_),
+              qpm=np.array([p.qpm for p in pieces], np.float64),
+              index=np.array([p.index for p in pieces], np.int64),
+              titles=np.array([p.title for p in pieces], dtype=np.str_),
+              readers=np.array([p.reader for p in pieces], dtype=np.str_))
+
+
+_PACK_COLUMNS = ("reasons", "qpm", "index", "titles", "readers")
+
+
+def _read_packs(folder: Path, vocab_size: int) -> dict[str, list[PieceResult]]:
+    """``file key -> its pieces`` from every sound pack in ``folder``; damaged packs are left out (redone), and so
+    are files that crashed a worker (looked at again)."""
+    found: dict[str, list[PieceResult]] = {}
+    for path in sorted(folder.glob("*.npz")):
+        pack = load_pack(path, _PACK_COLUMNS, vocab_size)
+        if pack is None:
             continue
         keys, tokens, cols = pack
-        for key, reason, t, q in zip(keys, cols["reasons"].tolist(), tokens, cols["qpm"].tolist()):
-            if reason != CRASH_REASON and (reason or t.size >= 2):
-                found[key] = (reason, t, q)
+        kinds = [cols[c].dtype.kind for c in _PACK_COLUMNS]
+        if kinds != ["U", "f", "i", "U", "U"]:
+            continue
+        files: dict[str, list[PieceResult]] = {}
+        for row in zip(keys, cols["index"].tolist(), cols["titles"].tolist(), cols["readers"].tolist(),
+                       cols["reasons"].tolist(), tokens, cols["qpm"].tolist()):
+            files.setdefault(file_key_of(row[0]), []).append(PieceResult(*row))
+        for fkey, pieces in files.items():
+            if all(p.reason != CRASH_REASON and (p.reason or p.tokens.size >= 2) for p in pieces):
+                found.setdefault(fkey, sorted(pieces, key=lambda p: p.index))
     return found
 
 
-class _Results(dict):
-    """``key -> (reason, tokens, qpm)``: this run's results, filled on demand from the last run's tokens.npz
-    (when its config matches and it is trusted) and then the entry packs, each read at most once."""
+class _Results:
+    """This run's knowledge of files and pieces, filled on demand: ``files`` (file key -> its ``PieceResult`` list,
+    from the entry packs or this run's workers) and ``tokens`` (piece key -> (tokens, qpm) of kept pieces, from the
+    last run's tokens.npz when its config matches and it is trusted, then the packs). Each source is read at most
+    once."""
 
     def __init__(self, out: Path, entries: Path, config: TokenizerConfig, vocab_size: int, trust_tokens: bool):
-        super().__init__()
-        self.sources = [lambda: _kept_in_cache(out, config) if trust_tokens else {},
-                        lambda: _read_packs(entries, vocab_size)]
+        self.files: dict[str, list[PieceResult]] = {}
+        self.tokens: dict[str, tuple[np.ndarray, float]] = {}
+        self._npz = (lambda: _kept_in_cache(out, config)) if trust_tokens else None
+        self._packs = lambda: _read_packs(entries, vocab_size)
 
-    def fill(self, keys: list[str]) -> list[str]:
-        """Look ``keys`` up in the sources not read yet; returns the keys found nowhere (to tokenize)."""
-        missing = [k for k in keys if k not in self]
-        while missing and self.sources:
-            for key, result in self.sources.pop(0)().items():  # keep all: a later fill may want them
-                self.setdefault(key, result)
-            missing = [k for k in missing if k not in self]
-        return missing
+    def add(self, file_key: str, pieces: list[PieceResult]) -> None:
+        self.files[file_key] = pieces
+        self.tokens.update((p.key, (p.tokens, p.qpm)) for p in pieces if not p.reason)
+
+    def _read_packs_once(self) -> None:
+        if self._packs is not None:
+            for fkey, pieces in self._packs().items():
+                if fkey not in self.files:
+                    self.add(fkey, pieces)
+            self._packs = None
+
+    def missing_files(self, file_keys: list[str]) -> list[str]:
+        """The files found in no pack (to tokenize)."""
+        if any(k not in self.files for k in file_keys):
+            self._read_packs_once()
+        return [k for k in file_keys if k not in self.files]
+
+    def missing_tokens(self, keys: list[str]) -> list[str]:
+        """The kept pieces whose tokens are in neither tokens.npz nor a pack."""
+        for source in ("npz", "packs"):
+            if all(k in self.tokens for k in keys):
+                break
+            if source == "npz" and self._npz is not None:
+                for key, value in self._npz().items():
+                    self.tokens.setdefault(key, value)
+                self._npz = None
+            elif source == "packs":
+                self._read_packs_once()
+        return [k for k in keys if k not in self.tokens]
 
 
-def _kept_in_cache(out: Path, config: TokenizerConfig) -> dict[str, tuple[str, np.ndarray, float]]:
+def _kept_in_cache(out: Path, config: TokenizerConfig) -> dict[str, tuple[np.ndarray, float]]:
     try:
         tokens = load_tokens(out)
     except MusicgenError:
         return {}
     if tokens.tokenizer_config != config:
         return {}
-    return {k: ("", piece, float(q)) for k, piece, q in zip(tokens.keys, tokens.pieces, tokens.qpms.tolist())}
+    return {k: (piece, float(q)) for k, piece, q in zip(tokens.keys, tokens.pieces, tokens.qpms.tolist())}
 
 
 def _load_manifest(path: Path) -> dict:
@@ -134,13 +213,14 @@ def _tokens_current(out: Path, old: dict, chash: str, kept_keys: list[str]) -> b
             and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns)
 
 
-def _write_tokens(out: Path, kept_keys: list[str], results: _Results, first_with_key: dict) -> None:
-    pieces = [results[k][1] for k in kept_keys]
+def _write_tokens(out: Path, kept_keys: list[str], results: _Results, paths: list[str], indices: list[int]) -> None:
+    pieces = [results.tokens[k][0] for k in kept_keys]
     offsets = np.zeros(len(pieces) + 1, np.int64)
     np.cumsum([p.size for p in pieces], out=offsets[1:])
     save_npz(out / "tokens.npz", tokens=np.concatenate(pieces).astype(np.int32), offsets=offsets,
-             qpm=np.array([results[k][2] for k in kept_keys], np.float64), keys=np.array(kept_keys, dtype=np.str_),
-             paths=np.array([first_with_key[k] for k in kept_keys], dtype=np.str_))
+             qpm=np.array([results.tokens[k][1] for k in kept_keys], np.float64),
+             keys=np.array(kept_keys, dtype=np.str_), paths=np.array(paths, dtype=np.str_),
+             indices=np.array(indices, np.int64))
 
 
 def is_token_cache(path: str | Path) -> bool:
@@ -167,12 +247,14 @@ def load_tokens(cache_dir: str | Path) -> TokenSet:
         config = TokenizerConfig.load(cache / "tokenizer.json")
         with np.load(where, allow_pickle=False) as z:
             arrays = {name: z[name] for name in ("tokens", "offsets", "qpm", "keys", "paths")}
+            arrays["indices"] = z["indices"] if "indices" in z.files else None  # absent before collections
     except FileNotFoundError as exc:
         raise MusicgenError(f"token cache {str(cache)!r}: missing {Path(exc.filename).name}; run `musicgen ingest`")
     except Exception as exc:  # BadZipFile, KeyError, ValueError, ConfigError: all a damaged cache
         raise MusicgenError(f"token cache {str(cache)!r} is damaged ({type(exc).__name__}: {exc}); "
                             f"rerun `musicgen ingest`") from None
-    tokens, offsets, qpm, keys, paths = (arrays[k] for k in ("tokens", "offsets", "qpm", "keys", "paths"))
+    tokens, offsets, qpm, keys, paths, indices = (arrays[k] for k in ("tokens", "offsets", "qpm", "keys", "paths",
+                                                                     "indices"))
     n = qpm.shape[0] if qpm.ndim == 1 else -1
     problems = [msg for bad, msg in [
         (tokens.dtype != np.int32 or tokens.ndim != 1,
@@ -182,6 +264,8 @@ def load_tokens(cache_dir: str | Path) -> TokenSet:
         (qpm.dtype != np.float64 or n < 1, f"qpm: expected float64 (n,) with n >= 1, got {qpm.dtype} {qpm.shape}"),
         (keys.shape != (n,) or keys.dtype.kind != "U", f"keys: expected unicode ({n},), got {keys.dtype} {keys.shape}"),
         (paths.shape != (n,) or paths.dtype.kind != "U", f"paths: expected unicode ({n},), got {paths.dtype}"),
+        (indices is not None and (indices.shape != (n,) or indices.dtype != np.int64),
+         f"indices: expected int64 ({n},), got {getattr(indices, 'dtype', None)} {getattr(indices, 'shape', None)}"),
     ] if bad]
     if not problems and (offsets[0] != 0 or offsets[-1] != tokens.size or np.any(np.diff(offsets) < 2)):
         problems.append(f"offsets do not split {tokens.size} tokens into pieces of >= 2 events")
@@ -191,4 +275,4 @@ def load_tokens(cache_dir: str | Path) -> TokenSet:
     if problems:
         raise MusicgenError(f"token cache {str(where)!r} is inconsistent: {problems[0]}; rerun `musicgen ingest`")
     return TokenSet(pieces=np.split(tokens, offsets[1:-1]), keys=keys.tolist(), qpms=qpm, paths=paths.tolist(),
-                    tokenizer_config=config)
+                    tokenizer_config=config, indices=indices.tolist() if indices is not None else [])

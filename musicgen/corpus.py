@@ -19,30 +19,36 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
-from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, TokenSet, _load_manifest, _manifest_text, _Results,
-                            _tokens_current, _write_pack, _write_tokens, config_hash, is_token_cache, load_tokens)
+from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, PieceResult, TokenSet, _load_manifest, _manifest_text,
+                            _Results, _tokens_current, _write_tokens, config_hash, file_key_of, is_token_cache,
+                            load_tokens)
 from musicgen.config import TokenizerConfig
 from musicgen.dedup import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
-from musicgen.midi_io import MUSIC_SUFFIXES
-from musicgen.safeio import (CacheLock, TimeLimitExceeded, atomic_write_text, check_output_dir, resolve_workers,
-                             run_isolated, sha256_file, time_limit)
+from musicgen.ingest_worker import _NO_TOKENS, cost, expected_pieces, piece_rows, tokenize_chunk
+from musicgen.midi_io import MIDI_SUFFIXES, MUSIC_SUFFIXES
+from musicgen.safeio import (CacheLock, atomic_write_text, check_output_dir, resolve_workers, run_isolated,
+                             sha256_file)
 
 __all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "IngestReport", "TokenSet", "cli_corpus", "cli_ingest", "config_hash",
            "export_corpus", "find_music_files", "ingest", "is_token_cache", "list_corpora", "load_tokens", "tokens_for"]
 
 DEFAULT_CACHE_ROOT = Path("data/tokens")
-FILES_PER_WORKER = 200  # workers=0 starts one process per this many files to tokenize (up to one per core)
+FILES_PER_WORKER = 200  # workers=0 starts one process per this much work (in MIDI files; up to one per idle core)
 CHUNK_FILES = 64  # files per worker task, and per entry pack
-DEFAULT_TIME_LIMIT_S = 300  # per MusicXML/ABC/kern file (music21 can take minutes on odd files); 0 = none
+DEFAULT_TIME_LIMIT_S = 300  # per ABC tune and per MusicXML/kern parse (music21 can take minutes on odd files); 0 = none
 
 
 # --------------------------------------------------------------------------------------------------------- results
 @dataclass
 class IngestReport:
-    """What one ``ingest`` call found and did. ``tokenized`` counts files actually parsed this run (0 when warm)."""
+    """What one ``ingest`` call found and did.
+
+    ``files``: music files found; ``kept`` / ``skipped``: pieces (a MIDI file is one piece, an ABC book one per
+    tune, an opus one per score; a duplicate or unreadable file counts as one skipped piece); ``reasons``: skipped
+    pieces per short reason; ``tokenized`` / ``reused``: files parsed this run (0 when warm) / taken from the cache.
+    """
 
     corpus_dir: Path
     out_dir: Path
@@ -53,9 +59,15 @@ class IngestReport:
     tokenized: int = 0
     reused: int = 0
     reasons: Counter = field(default_factory=Counter)
+    files: int = 0
 
     @property
     def found(self) -> int:
+        """Music files found."""
+        return self.files
+
+    @property
+    def pieces(self) -> int:
         return self.kept + self.skipped
 
     @property
@@ -64,7 +76,7 @@ class IngestReport:
 
     def summary(self) -> str:
         why = ", ".join(f"{n} {r}" for r, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-        return (f"ingested {self.found} files: {self.kept} kept, {self.skipped} skipped"
+        return (f"ingested {self.found} files, {self.pieces} pieces: {self.kept} kept, {self.skipped} skipped"
                 + (f" ({why})" if why else "") + f", {self.events} events")
 
 
@@ -114,59 +126,6 @@ def _check_corpus_dir(corpus_dir: str | Path) -> Path:
     if not path.is_dir():
         raise UsageError(f"corpus_dir: expected a folder of music files, got a file: {str(corpus_dir)!r}")
     return path
-
-
-# ------------------------------------------------------------------------------------------------- worker processes
-_TOKENIZERS: dict[str, object] = {}
-_NO_TOKENS = np.zeros(0, np.int32)
-
-
-def _tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str,
-                    time_limit_s: int) -> list[tuple[str, np.ndarray, float]]:
-    """Worker: read each ``(file path, content key)``, tokenize all at once, write one pack of the results.
-
-    Returns ``(reason, tokens, qpm)`` per item; ``reason`` is "" for a kept file. Any failure of one file
-    (IngestError, a parser bug, the time limit) skips that file only.
-    """
-    from musicgen import midi_io
-    from musicgen.errors import IngestError
-    from musicgen.tokenizer import Tokenizer
-
-    midi_io.load_symusic_core_only()  # a worker process parses and nothing else: skip symusic's heavy package imports
-    if config_json not in _TOKENIZERS:
-        _TOKENIZERS[config_json] = Tokenizer(TokenizerConfig.from_json(config_json))
-    tokenizer = _TOKENIZERS[config_json]
-    results, pieces = [], {}
-    for i, (path, _) in enumerate(items):
-        reason = ""
-        try:  # midi_io.read_piece looked up now: tests replace it; MIDI parses in milliseconds, has no limit
-            with time_limit(0 if path.lower().endswith(midi_io.MIDI_SUFFIXES) else time_limit_s):
-                pieces[i] = midi_io.read_piece(path, tokenizer.config.time_mode)
-        except TimeLimitExceeded:
-            reason = f"timed out after {time_limit_s} s"
-        except IngestError as exc:
-            reason = str(exc) or "unreadable"
-        except Exception as exc:  # a parser bug on one odd file must not stop the run
-            reason = f"parser error: {type(exc).__name__}: {str(exc)[:160]}"
-        results.append((reason, _NO_TOKENS, 0.0))
-    try:
-        encoded = tokenizer.encode_pieces(list(pieces.values()))
-    except Exception:  # find the piece that breaks the batch: encode one by one
-        encoded = [_encode_one(tokenizer, piece) for piece in pieces.values()]
-    for (i, piece), tokens in zip(pieces.items(), encoded):
-        if isinstance(tokens, np.ndarray):
-            results[i] = ("", tokens, float(piece.qpm))
-        else:
-            results[i] = (str(tokens) or "unreadable", _NO_TOKENS, 0.0)
-    _write_pack(Path(pack_dir), [key for _, key in items], results)
-    return results
-
-
-def _encode_one(tokenizer, piece):
-    try:
-        return tokenizer.encode_pieces([piece])[0]
-    except Exception as exc:
-        return f"parser error: {type(exc).__name__}: {str(exc)[:160]}"
 
 
 # ------------------------------------------------------------------------------------------------------- ingesting
@@ -225,6 +184,17 @@ class _Run:
     time_limit_s: int
 
 
+_PIECE_FIELDS = ("key", "index", "title", "reader", "reason", "events")
+
+
+def _trusted_rows(prev_rows: list[dict] | None, fkey: str) -> list[dict] | None:
+    """The last manifest's piece rows of an unchanged file, unless one of them should be looked at again."""
+    if not prev_rows or any("key" not in r or file_key_of(r["key"]) != fkey or _retry(r.get("reason", ""))
+                            for r in prev_rows):
+        return None
+    return [{k: r[k] for k in _PIECE_FIELDS if k in r} for r in prev_rows]
+
+
 def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
     corpus, out, config = run.corpus, run.out, run.config
     chash = config_hash(config)
@@ -232,76 +202,91 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
     entries.mkdir(parents=True, exist_ok=True)
     old = _load_manifest(out / "manifest.json")
     same_config = old.get("config_hash") == chash
-    old_files = {f["path"]: f for f in old.get("files", []) if "key" in f}
+    old_rows: dict[str, list[dict]] = {}
+    for row in old.get("files", []):
+        if "key" in row:
+            old_rows.setdefault(row["path"], []).append(row)
     music, other = _scan(corpus, exclude=out.resolve())
 
-    files: list[dict] = []
+    files: list[dict] = []  # per music file: path, size, mtime_ns, key (file content) or status + reason
     first_with_key: dict[str, str] = {}
-    outcome: dict[str, tuple[str, int]] = {}  # key -> (reason, events), trusted from the last manifest
+    outcome: dict[str, list[dict]] = {}  # file key -> piece rows, trusted from the last manifest or made now
     root = str(corpus)
     for rel in music:
         path = os.path.join(root, rel)
         rec = {"path": rel}
         try:
             st = os.stat(path)
-            prev = old_files.get(rel)
-            same_stat = prev and prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns
-            key = prev["key"] if same_stat else sha256_file(path)
+            prev = (old_rows.get(rel) or [{}])[0]
+            same_stat = prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns and "key" in prev
+            fkey = file_key_of(prev["key"]) if same_stat else sha256_file(path)
         except OSError as exc:
             rec.update(status="skipped", reason=f"unreadable: {exc.strerror or exc}")
             files.append(rec)
             continue
-        rec.update(key=key, size=st.st_size, mtime_ns=st.st_mtime_ns)
-        if key in first_with_key:
-            rec.update(status="skipped", reason=f"duplicate of {first_with_key[key]}")
+        rec.update(key=fkey, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        if fkey in first_with_key:
+            rec.update(status="skipped", reason=f"duplicate of {first_with_key[fkey]}")
         else:
-            first_with_key[key] = rel
-            prev = old_files.get(rel) if same_config and not rebuild else None
-            if prev and prev["key"] == key and not _retry(prev.get("reason", "")):
-                outcome[key] = (prev.get("reason", ""), int(prev.get("events", 0)))
+            first_with_key[fkey] = rel
+            rows = _trusted_rows(old_rows.get(rel), fkey) if same_config and not rebuild else None
+            if rows is not None:
+                outcome[fkey] = rows
         files.append(rec)
 
     results = _Results(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild)
     todo = [k for k in first_with_key if k not in outcome]
-    tokenized = _tokenize(run, entries, results.fill(todo), first_with_key, results)
-    for key in todo:
-        outcome[key] = (results[key][0], int(results[key][1].size))
+    tokenized = _tokenize(run, entries, results.missing_files(todo), first_with_key, results)
+    for fkey in todo:
+        outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]))
 
-    kept_keys = [r["key"] for r in files if "key" in r and not r.get("reason") and not outcome[r["key"]][0]]
-    if kept_keys and (rebuild or not _tokens_current(out, old, chash, kept_keys)):
-        redo = results.fill(kept_keys)  # damaged entries: tokenize those files again
+    def kept_pieces() -> list[tuple[str, str, int]]:  # (piece key, path, index) in path order
+        return [(row["key"], rec["path"], row.get("index", 0)) for rec in files if "status" not in rec
+                for row in outcome[rec["key"]] if "reason" not in row]
+
+    kept = kept_pieces()
+    if kept and (rebuild or not _tokens_current(out, old, chash, [k for k, _, _ in kept])):
+        lost = results.missing_tokens([k for k, _, _ in kept])  # damaged entries: read those files again
+        redo = list(dict.fromkeys(file_key_of(k) for k in lost))
+        for fkey in redo:
+            results.files.pop(fkey, None)
         tokenized += _tokenize(run, entries, redo, first_with_key, results)
-        for key in redo:
-            outcome[key] = (results[key][0], int(results[key][1].size))
-        kept_keys = [k for k in kept_keys if not outcome[k][0]]
-        if kept_keys:
-            _write_tokens(out, kept_keys, results, first_with_key)
+        for fkey in redo:
+            outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]))
+        kept = kept_pieces()
+        if kept:
+            _write_tokens(out, [k for k, _, _ in kept], results, [p for _, p, _ in kept], [i for _, _, i in kept])
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
-                          reused=len(first_with_key) - tokenized)
+                          reused=len(first_with_key) - tokenized, files=len(music))
+    rows: list[dict] = []
     for rec in files:
-        if "status" not in rec:
-            reason, events = outcome[rec["key"]]
-            rec.update(status="skipped", reason=reason) if reason else rec.update(status="kept", events=events)
-        if rec["status"] == "kept":
-            report.kept += 1
-            report.events += rec["events"]
-        else:
-            report.skipped += 1
-            report.reasons[_short_reason(rec["reason"])] += 1
-    files += [{"path": rel, "status": "ignored", "reason": "not a music file"} for rel in other]
-    files.sort(key=lambda r: r["path"])
+        file_rows = [{**rec, "status": "skipped"}] if "status" in rec else \
+            [{"path": rec["path"], **{k: v for k, v in rec.items() if k in ("size", "mtime_ns")}, **row,
+              "status": "skipped" if "reason" in row else "kept"} for row in outcome[rec["key"]]]
+        for row in file_rows:
+            if row["status"] == "kept":
+                report.kept += 1
+                report.events += row["events"]
+            else:
+                report.skipped += 1
+                report.reasons[_short_reason(row["reason"])] += 1
+        rows += [_ordered(row) for row in file_rows]
+    rows += [{"path": rel, "status": "ignored", "reason": "not a music file"} for rel in other]
+    rows.sort(key=lambda r: r["path"])  # stable: a file's pieces stay in index order
 
+    kept_keys = [k for k, _, _ in kept]
     if report.kept == 0:
         (out / "tokens.npz").unlink(missing_ok=True)
         (out / CLUSTERS_FILE).unlink(missing_ok=True)
     clusters = record_clusters(out, config) if report.kept else []  # near-duplicate groups (musicgen.dedup)
     tokens_stat = (out / "tokens.npz").stat() if report.kept else None
     manifest = {"format": MANIFEST_FORMAT, "corpus": str(corpus), "config_hash": chash, "tokenizer": config.to_dict(),
-                "counts": {"kept": report.kept, "skipped": report.skipped, "ignored": report.ignored},
+                "counts": {"files": report.found, "kept": report.kept, "skipped": report.skipped,
+                           "ignored": report.ignored},
                 "events": report.events, "kept_keys": kept_keys if report.kept else [],
                 "tokens_npz": {"size": tokens_stat.st_size, "mtime_ns": tokens_stat.st_mtime_ns} if tokens_stat
-                else None, "clusters": clusters, "files": files}
+                else None, "clusters": clusters, "files": rows}
     if manifest != old or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
         atomic_write_text(out / "tokenizer.json", config.to_json() + "\n")
         atomic_write_text(out / "manifest.json", _manifest_text(manifest))
@@ -309,6 +294,18 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
         raise UsageError(f"corpus_dir: no usable music file in {str(corpus)!r}: {report.summary()}; "
                          f"see {out / 'manifest.json'}")
     return report
+
+
+_ROW_ORDER = ("path", "index", "title", "key", "size", "mtime_ns", "status", "reader", "reason", "events")
+
+
+def _ordered(row: dict) -> dict:
+    """A manifest row with its fields in one fixed order (readable; equal rows compare and print alike)."""
+    return {k: row[k] for k in _ROW_ORDER if k in row}
+
+
+def _is_midi(rel: str) -> bool:
+    return rel.lower().endswith(MIDI_SUFFIXES)
 
 
 def _idle_cores() -> int:
@@ -322,23 +319,30 @@ def _idle_cores() -> int:
 
 
 def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, results: _Results) -> int:
-    """Tokenize the files with these content keys in worker processes; fills ``results``; returns how many."""
+    """Read and tokenize every piece of the files with these content keys in worker processes (largest first);
+    fills ``results``; returns how many files."""
     if not keys:
         return 0
     items = [(os.path.join(run.corpus, first_with_key[k]), k) for k in keys]
-    auto = min(_idle_cores(), -(-len(items) // FILES_PER_WORKER))
-    workers = min(run.workers, len(items)) if run.workers else auto
+    expected = {path: expected_pieces(path) for path, _ in items}
+    work = {path: cost(path, n) for path, n in expected.items()}
+    items.sort(key=lambda item: -work[item[0]])  # stable: equal costs keep path order
+    auto = min(_idle_cores(), -(-sum(work.values()) // FILES_PER_WORKER))
+    workers = min(run.workers, len(items)) if run.workers else min(auto, len(items))
     bar = None
     if run.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(items), unit="file", desc="ingest", file=sys.stderr)
+        bar = tqdm(total=sum(expected.values()), unit="piece", desc="ingest", file=sys.stderr)
     try:
-        for (_, key), result in run_isolated(_tokenize_chunk, items, workers, run.config.to_json(), str(entries),
-                                             run.time_limit_s, chunk=CHUNK_FILES):
-            results[key] = result if result is not None else (CRASH_REASON, _NO_TOKENS, 0.0)
+        for (path, key), result in run_isolated(tokenize_chunk, items, workers, run.config.to_json(), str(entries),
+                                                run.time_limit_s, chunk=CHUNK_FILES):
+            if result is None:
+                result = [PieceResult(key, 0, "", "", CRASH_REASON, _NO_TOKENS, 0.0)]
+            results.add(key, result)
             if bar is not None:
-                bar.update(1)
+                bar.total = max(bar.total, bar.n + len(result))
+                bar.update(len(result))
     finally:
         if bar is not None:
             bar.close()

@@ -1,6 +1,8 @@
 """music21's bundled corpora → MIDI files: real music with no download (``musicgen corpus export NAME DIR``).
 
-Each piece is parsed by music21 in a worker process and written as ``DIR/<safe name>.mid``. An ABC file holding several
+Each piece is parsed by music21 in a worker process and written as ``DIR/<safe name>.mid`` at 480 ticks per quarter
+(music21 writes 10,080, which puts a long mass movement past tick 1e7, where pretty_midi refuses the file;
+``midi_io.resample_midi``). An ABC file holding several
 tunes is split at its ``X:`` lines, each tune becoming ``<file stem>-<nnnn>.mid`` (nnnn counts tunes from 1), so names
 are deterministic. Pieces music21 cannot parse or write are counted and skipped, never fatal. music21's own pickle
 cache is bypassed (``forceSource=True, storePickle=False``).
@@ -65,10 +67,10 @@ def list_corpora() -> list[tuple[str, str, int]]:
 
 
 def split_abc(text: str) -> list[str]:
-    """The tunes of an ABC file, each prefixed with the file header (the lines before the first ``X:``)."""
-    parts = re.split(r"^(?=X:)", text, flags=re.MULTILINE)
-    header, tunes = parts[0], parts[1:]
-    return [header + tune for tune in tunes] or [text]
+    """The tunes of an ABC file, each prefixed with the file header (``musicgen.abc.split_abc``, texts only)."""
+    from musicgen.abc import split_abc as split
+
+    return [tune.text for tune in split(text)]
 
 
 def _pieces(files: list[Path]) -> list[tuple[str, str, str | None]]:
@@ -83,6 +85,15 @@ def _pieces(files: list[Path]) -> list[tuple[str, str, str | None]]:
                 continue
         out.append((stem, str(path), None))
     return out
+
+
+def score_to_midi(score) -> bytes:
+    """A music21 stream as MIDI file bytes at 480 ticks per quarter (music21 writes 10,080; resampled by symusic)."""
+    import music21
+
+    from musicgen.midi_io import resample_midi
+
+    return resample_midi(music21.midi.translate.music21ObjectToMidiFile(score).writestr())
 
 
 def _export_chunk(items: list[tuple[str, str, str | None]]) -> list[tuple[bytes | None, str]]:
@@ -101,8 +112,7 @@ def _export_chunk(items: list[tuple[str, str, str | None]]) -> list[tuple[bytes 
             if not score.flatten().notes:
                 out.append((None, "no notes"))
                 continue
-            data = music21.midi.translate.music21ObjectToMidiFile(score).writestr()
-            out.append((data, ""))
+            out.append((score_to_midi(score), ""))
         except Exception as exc:  # music21 fails in many ways on odd pieces; count and go on
             out.append((None, f"music21 {type(exc).__name__}"))
     return out

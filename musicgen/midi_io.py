@@ -3,11 +3,10 @@
 Reading:
     * MIDI (``.mid`` / ``.midi``, any case) through symusic, read in ticks and converted here in float64
       (beats = ticks / ticks_per_quarter; seconds through the file's whole tempo map).
-    * MusicXML / ABC / Humdrum kern (``.mxl .musicxml .xml .abc .krn``) through music21. ``quarterLength`` offsets
-      are beats; the tempo map comes from the score's ``MetronomeMark`` objects, else 120 quarter notes per minute.
-      Ties are merged, grace notes and unpitched percussion are skipped, notes without a velocity get 90 (what
-      music21 itself writes to MIDI); an ABC songbook (several ``X:`` tunes) or any other file music21 reads as an
-      ``Opus`` gives its first tune only.
+    * MusicXML / ABC / Humdrum kern (``.mxl .musicxml .xml .abc .krn``) through ``musicgen.scores`` (music21, and
+      symusic's ABC reader for ABC tunes where it is faithful). A file may hold many pieces (an ABC book, an opus):
+      ``read_piece`` gives the first that reads, ``musicgen.scores.read_score_pieces`` all of them (what ingest
+      uses).
 
 Times are **quarter notes** in ``time_mode="beat"`` and **seconds** in ``time_mode="seconds"``. A note of zero length
 in the file is given one tick (MIDI) so that ``Note`` can insist on ``end > start``; the tokenizer's grid decides
@@ -41,6 +40,7 @@ MAX_SCORE_BYTES = 8 << 20  # MusicXML/ABC/kern: music21 needs ~100x the file siz
 # file whose last tick is past 1e7 (it calls such files corrupt)
 MIN_FILE_QPM, MAX_FILE_QPM = 60e6 / 0xFFFFFF * 1.0001, 60e6
 MAX_FILE_TICK = 9_999_000
+FILE_TICKS_PER_QUARTER = 480  # what every MIDI file musicgen writes uses (pretty_midi's and most tools' default)
 MUSIC21_DEFAULT_VELOCITY = 90
 TIME_MODES = ("beat", "seconds")
 
@@ -258,6 +258,31 @@ def _parse_midi(data: bytes):
     return core.ScoreTick.from_midi(data, False)
 
 
+def resample_midi(data: bytes, ticks_per_quarter: int = FILE_TICKS_PER_QUARTER) -> bytes:
+    """MIDI bytes rewritten at a conventional resolution (symusic: notes, tempos, meters, keys, controls kept).
+
+    music21 writes 10,080 ticks per quarter; at that resolution a piece of ~1,000 quarter notes passes tick 1e7,
+    past which pretty_midi refuses a file as "likely corrupt". The resolution is lowered further (and the file's
+    last tick kept under ``MAX_FILE_TICK``) only for a piece too long for ``ticks_per_quarter``. Bytes already at
+    the target resolution are returned unchanged.
+
+    Raises:
+        IngestError: ``data`` is not a MIDI file symusic can read.
+    """
+    try:
+        score = _parse_midi(data)
+    except Exception as exc:
+        raise IngestError(f"unreadable MIDI: {_first_line(exc)}") from None
+    tpq = int(score.ticks_per_quarter)
+    if tpq <= 0:
+        raise IngestError(f"unreadable MIDI: ticks per quarter is {tpq}")
+    quarters = score.end() / tpq
+    target = max(1, min(int(ticks_per_quarter), int(MAX_FILE_TICK / quarters) if quarters > 0 else ticks_per_quarter))
+    if target == tpq:
+        return data
+    return bytes(score.resample(target, min_dur=1).dumps_midi())
+
+
 def _check_size(path: Path, limit: int) -> None:
     try:
         size = path.stat().st_size
@@ -306,64 +331,13 @@ def _read_midi(path: Path, time_mode: str, max_notes: int, data: bytes | None) -
                         float(change_qpm[0]), time_mode, max_notes)
 
 
-def first_abc_tune(text: str) -> str:
-    """The file header (lines before the first ``X:``) plus the first tune of an ABC songbook."""
-    lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.lstrip().startswith("X:")]
-    if len(starts) < 2:
-        return text
-    return "\n".join(lines[:starts[1]]) + "\n"
-
-
-def _read_music21(path: Path, time_mode: str, max_notes: int) -> Piece:
-    import music21
-
-    try:
-        if path.suffix.lower() == ".abc":  # parse only the first tune: a songbook can hold hundreds
-            score = music21.converter.parse(first_abc_tune(path.read_text(errors="replace")), format="abc")
-        else:
-            # forceSource/storePickle: never read or write music21's pickle cache (no pickle anywhere)
-            score = music21.converter.parse(str(path), forceSource=True, storePickle=False)
-    except Exception as exc:
-        raise IngestError(f"unreadable {path.suffix.lower()[1:]} file: {_first_line(exc)}") from None
-    if isinstance(score, music21.stream.Opus):
-        scores = list(score.scores)
-        if not scores:
-            raise IngestError("no notes")
-        score = scores[0]
-    parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
-    rows: list[tuple] = []
-    for part in parts:
-        inst = part.getInstrument(returnDefault=True)
-        program = inst.midiProgram if inst.midiProgram is not None else 0
-        drum = inst.midiChannel == 9 or isinstance(inst, music21.instrument.UnpitchedPercussion)
-        for el in part.flatten().stripTies().notes:
-            if el.duration.isGrace or el.quarterLength <= 0:
-                continue
-            pitches = getattr(el, "pitches", ())
-            vel = el.volume.velocity if el.volume.velocity is not None else MUSIC21_DEFAULT_VELOCITY
-            start = float(el.offset)
-            for p in pitches:
-                rows.append((p.midi, start, start + float(el.quarterLength), vel, program, drum))
-            if len(rows) > max_notes:
-                raise IngestError(f"too many notes: more than max_notes={max_notes}")
-    if not rows:
-        raise IngestError("no notes")
-    marks = score.flatten().getElementsByClass(music21.tempo.MetronomeMark)
-    change_beats, change_qpm = _tempo_map([float(m.offset) for m in marks],
-                                          [m.getQuarterBPM() or float("nan") for m in marks])
-    pitch, start, end, vel, program, drum = (np.array(col) for col in zip(*rows))
-    if time_mode == "seconds":
-        start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
-    return _build_piece(pitch, start, end, vel, program, drum, float(change_qpm[0]), time_mode, max_notes)
-
-
 def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES,
                data: bytes | None = None) -> Piece:
     """Read one music file into a ``Piece``.
 
     Args:
-        path: a ``.mid/.midi`` file (symusic) or ``.mxl/.musicxml/.xml/.abc/.krn`` file (music21); suffix any case.
+        path: a ``.mid/.midi`` file (symusic) or ``.mxl/.musicxml/.xml/.abc/.krn`` file (``musicgen.scores``: the
+            first piece that reads of an ABC book or opus; ``scores.read_score_pieces`` gives them all).
         time_mode: ``"beat"`` (times in quarter notes) or ``"seconds"``.
         max_notes: guard against enormous inputs; a file with more notes is refused (default 200,000).
         data: the file's bytes when the caller has read them already (MIDI only; saves reading the file again).
@@ -381,15 +355,13 @@ def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAU
         raise IngestError(f"not a music file: suffix {path.suffix!r} is not one of {' '.join(MUSIC_SUFFIXES)}")
     if suffix in MIDI_SUFFIXES:  # an unreadable path is reported by _read_midi (one stat call fewer)
         return _read_midi(path, time_mode, max_notes, data)
-    if not path.is_file():
-        raise IngestError(f"not a music file: {str(path)!r} is not a readable file")
-    _check_size(path, MAX_SCORE_BYTES)
-    try:
-        return _read_music21(path, time_mode, max_notes)
-    except IngestError:
-        raise
-    except Exception as exc:  # music21 fails in many ways on odd files; one file must never stop an ingest
-        raise IngestError(f"unreadable {suffix[1:]} file: {_first_line(exc)}") from None
+    from musicgen.scores import read_score_pieces
+
+    pieces = read_score_pieces(path, time_mode, max_notes, first_only=True)
+    for sp in pieces:
+        if sp.piece is not None:
+            return sp.piece
+    raise IngestError(pieces[0].reason)
 
 
 def read_notes(path: str | Path, time_mode: str = "beat") -> list[Note]:

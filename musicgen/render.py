@@ -53,7 +53,13 @@ class RenderWarning(UserWarning):
 
 # ------------------------------------------------------------------------------------------------------ inputs
 def load_midi(midi):
-    """A ``pretty_midi.PrettyMIDI`` from itself or a path; a missing/unreadable file is a ``UsageError``."""
+    """A ``pretty_midi.PrettyMIDI`` from itself or a path; a missing/unreadable file is a ``UsageError``.
+
+    A file pretty_midi refuses (its last tick past 1e7: a long piece at a fine resolution, as music21 writes) is read
+    by ingest's reader (symusic), rewritten at 480 ticks per quarter (``midi_io.resample_midi``) and opened again.
+    """
+    import io
+
     import pretty_midi
 
     if isinstance(midi, pretty_midi.PrettyMIDI):
@@ -64,7 +70,13 @@ def load_midi(midi):
     try:
         return pretty_midi.PrettyMIDI(str(path))
     except Exception as exc:  # mido/pretty_midi raise many types for a bad file
-        raise UsageError(f"cannot read MIDI file {str(path)!r}: {type(exc).__name__}: {exc}") from None
+        first = exc
+    from musicgen.midi_io import resample_midi
+
+    try:
+        return pretty_midi.PrettyMIDI(io.BytesIO(resample_midi(path.read_bytes())))
+    except Exception:
+        raise UsageError(f"cannot read MIDI file {str(path)!r}: {type(first).__name__}: {first}") from None
 
 
 def is_soundfont(path: str | Path) -> bool:

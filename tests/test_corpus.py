@@ -66,7 +66,7 @@ def test_broken_corpus_never_crashes_and_manifest_accounts_for_every_file(tmp_pa
     # BOS PROGRAM(128) VELOCITY, then 4 × (ON SHIFT(3) OFF), EOS
     assert files["drums_only.mid"]["events"] == 16
     assert (report.kept, report.skipped, report.ignored) == (9, 9, 1)
-    assert report.summary() == f"ingested 18 files: 9 kept, 9 skipped (7 unreadable MIDI, 2 no notes), " \
+    assert report.summary() == f"ingested 18 files, 18 pieces: 9 kept, 9 skipped (7 unreadable MIDI, 2 no notes), " \
                                f"{report.events} events"
     tokens = load_tokens(tmp_path / "cache")
     assert tokens.paths == KEPT and tokens.n_events == report.events
@@ -201,7 +201,7 @@ def test_cli_ingest_prints_summary(tmp_path, capsys):
     src = small_corpus(tmp_path / "music")
     assert main(["ingest", str(src), "--out", str(tmp_path / "cache"), "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ingested 4 files: 4 kept, 0 skipped, ") and "4 files tokenized" in out
+    assert out.startswith("ingested 4 files, 4 pieces: 4 kept, 0 skipped, ") and "4 files tokenized" in out
 
 
 def test_split_abc_keeps_header_with_each_tune():
@@ -254,16 +254,16 @@ def test_packs_left_by_a_killed_run_are_reused(tmp_path):
 def test_a_slow_music21_parse_is_stopped_by_the_time_limit(tmp_path, monkeypatch):
     import time
 
-    import musicgen.midi_io as midi_io
+    import musicgen.scores as scores
 
-    real = midi_io.read_piece
+    real = scores._parse_music21
 
-    def slow_kern(path, *args, **kwargs):
-        if Path(path).name == "slow.krn":
+    def slow_kern(source, *args, **kwargs):
+        if Path(str(source)).name == "slow.krn":
             time.sleep(30)
-        return real(path, *args, **kwargs)
+        return real(source, *args, **kwargs)
 
-    monkeypatch.setattr(midi_io, "read_piece", slow_kern)
+    monkeypatch.setattr(scores, "_parse_music21", slow_kern)
     src = small_corpus(tmp_path / "music")
     shutil.copy(Path(__file__).parent / "data" / "tune.krn", src / "slow.krn")
     t0 = time.perf_counter()
@@ -273,3 +273,33 @@ def test_a_slow_music21_parse_is_stopped_by_the_time_limit(tmp_path, monkeypatch
     assert manifest(tmp_path / "cache")["slow.krn"]["reason"] == "timed out after 1 s"
     with pytest.raises(UsageError, match="time_limit_s"):
         ingest(src, tmp_path / "c2", time_limit_s=-1)
+
+
+def test_a_book_gives_a_row_and_a_cached_piece_per_tune(tmp_path):
+    src = small_corpus(tmp_path / "music", ["drums_only.mid"])
+    data = Path(__file__).parent / "data"
+    for name in ("book.abc", "broken_book.abc", "opus.krn"):
+        shutil.copy(data / name, src / name)
+    out = tmp_path / "cache"
+    report = ingest(src, out, workers=2, progress=False)
+    assert (report.found, report.pieces, report.kept, report.skipped) == (4, 9, 8, 1)
+    assert report.summary().startswith("ingested 4 files, 9 pieces: 8 kept, 1 skipped (1 no notes), ")
+    rows = json.loads((out / "manifest.json").read_text())["files"]
+    assert [(r["path"], r.get("index"), r.get("title"), r["status"], r.get("reader"), r.get("reason")) for r in rows] \
+        == [("book.abc", 0, "Repeat", "kept", "symusic", None), ("book.abc", 1, "Tuplet", "kept", "symusic", None),
+            ("book.abc", 2, "Chord", "kept", "symusic", None), ("broken_book.abc", 0, "First", "kept", "symusic", None),
+            ("broken_book.abc", 1, "Empty", "skipped", None, "no notes"),
+            ("broken_book.abc", 2, "Third", "kept", "symusic", None),
+            ("drums_only.mid", None, None, "kept", None, None),
+            ("opus.krn", 0, "First", "kept", "music21", None), ("opus.krn", 1, "Second", "kept", "music21", None)]
+    book_key = rows[0]["key"]
+    assert [r["key"] for r in rows[:3]] == [book_key, f"{book_key}#1", f"{book_key}#2"]  # (content, index)
+    tokens = load_tokens(out)
+    assert list(zip(tokens.paths, tokens.indices))[:3] == [("book.abc", 0), ("book.abc", 1), ("book.abc", 2)]
+    assert len(tokens) == 8 and tokens.keys[:3] == [r["key"] for r in rows[:3]]
+    warm = ingest(src, out, progress=False)
+    assert (warm.tokenized, warm.reused, warm.kept, warm.skipped) == (0, 4, 8, 1)
+    (out / "manifest.json").unlink()  # rebuilt from the entry packs, every tune included, nothing parsed
+    again = ingest(src, out, progress=False)
+    assert (again.tokenized, again.kept) == (0, 8)
+    assert json.loads((out / "manifest.json").read_text())["files"] == rows

@@ -292,3 +292,27 @@ def test_piano_roll_legend_covers_neither_the_title_nor_the_plot(parts, drums):
     for ax in fig.axes:
         assert not legend.overlaps(ax.get_tightbbox(renderer))  # nor the notes, tick labels or axis label
     assert 0 <= legend.x0 and legend.x1 <= fig.bbox.width and 0 <= legend.y0  # inside the image
+
+
+def test_a_2000_quarter_piece_exports_renders_and_opens_in_pretty_midi(tmp_path, monkeypatch):
+    """music21 writes 10,080 ticks per quarter: 2,000 quarters end past tick 1e7, which pretty_midi refuses."""
+    import music21
+
+    from musicgen.corpus_export import score_to_midi
+
+    stream = music21.stream.Stream([music21.tempo.MetronomeMark(number=600)])
+    stream.append([music21.note.Note(60 + i % 12, quarterLength=1) for i in range(2000)])
+    raw = music21.midi.translate.music21ObjectToMidiFile(stream).writestr()  # as music21 writes it
+    (tmp_path / "raw.mid").write_bytes(raw)
+    with pytest.raises(ValueError, match="likely corrupt"):
+        pretty_midi.PrettyMIDI(str(tmp_path / "raw.mid"))
+    (tmp_path / "long.mid").write_bytes(score_to_midi(stream))  # what `musicgen corpus export` writes
+    pm = pretty_midi.PrettyMIDI(str(tmp_path / "long.mid"))
+    assert pm.resolution == 480 and sum(len(i.notes) for i in pm.instruments) == 2000
+    assert pm.get_end_time() == pytest.approx(200.0)
+    monkeypatch.setenv(render.SOUNDFONT_ENV, str(tmp_path / "none.sf2"))  # the quick sine fallback
+    for name in ("long", "raw"):  # the raw file through ingest's reader (symusic), resampled
+        assert main(["render", str(tmp_path / f"{name}.mid"), "--wav", "--sample-rate", "8000"]) == 0
+        audio, sr = read_wav(tmp_path / f"{name}.wav")
+        assert sr == 8000 and len(audio) / sr == pytest.approx(200.0, abs=0.6)
+    assert render.load_midi(tmp_path / "raw.mid").get_end_time() == pytest.approx(200.0)

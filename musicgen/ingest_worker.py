@@ -1,0 +1,108 @@
+"""Ingest's worker side: read every piece of a chunk of files, tokenize them, write one entry pack.
+
+``musicgen.corpus.ingest`` runs ``tokenize_chunk`` in crash-isolated worker processes (``safeio.run_isolated``);
+``piece_rows`` turns its results into manifest rows; ``expected_pieces`` / ``cost`` size the work before it starts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.cache import PieceResult, _write_pack, piece_key
+from musicgen.config import TokenizerConfig
+from musicgen.midi_io import MAX_SCORE_BYTES, MIDI_SUFFIXES
+
+SCORE_COST = 100  # a MusicXML/kern file through music21 costs about as much as this many MIDI files
+ABC_TUNE_COST = 5  # an ABC tune through symusic's reader (abc2midi process + parse)
+_X_LINES = re.compile(rb"^[ \t]*X:", re.MULTILINE)
+_TOKENIZERS: dict[str, object] = {}
+_NO_TOKENS = np.zeros(0, np.int32)
+
+
+def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str,
+                    time_limit_s: int) -> list[list[PieceResult]]:
+    """Worker: read every piece of each ``(file path, content key)``, tokenize all at once, write one pack.
+
+    Returns a ``PieceResult`` list per item (a file that cannot be read at all: one entry, index 0, with the
+    reason). Any failure of one file or tune (IngestError, a parser bug, the time limit) skips that one only.
+    """
+    from musicgen import midi_io, scores
+    from musicgen.errors import IngestError
+    from musicgen.tokenizer import Tokenizer
+
+    midi_io.load_symusic_core_only()  # a worker process parses and nothing else: skip symusic's heavy package imports
+    if config_json not in _TOKENIZERS:
+        _TOKENIZERS[config_json] = Tokenizer(TokenizerConfig.from_json(config_json))
+    tokenizer = _TOKENIZERS[config_json]
+    read: list[list] = []  # per item: ScorePiece list
+    for path, _ in items:
+        try:  # scores.read_pieces looked up now: tests replace it; score formats get time_limit_s per tune/parse
+            read.append(scores.read_pieces(path, tokenizer.config.time_mode, time_limit_s))
+        except IngestError as exc:
+            read.append([scores.ScorePiece(0, "", "", None, str(exc) or "unreadable")])
+        except Exception as exc:  # a parser bug on one odd file must not stop the run
+            read.append([scores.ScorePiece(0, "", "", None,
+                                           f"parser error: {type(exc).__name__}: {str(exc)[:160]}")])
+    pieces = [sp.piece for file_pieces in read for sp in file_pieces if sp.piece is not None]
+    try:
+        encoded = iter(tokenizer.encode_pieces(pieces))
+    except Exception:  # find the piece that breaks the batch: encode one by one
+        encoded = iter([_encode_one(tokenizer, piece) for piece in pieces])
+    results = []
+    for (_, fkey), file_pieces in zip(items, read):
+        out = []
+        for sp in file_pieces:
+            key = piece_key(fkey, sp.index)
+            tokens = next(encoded) if sp.piece is not None else sp.reason
+            if isinstance(tokens, np.ndarray):
+                out.append(PieceResult(key, sp.index, sp.title, sp.reader, "", tokens, float(sp.piece.qpm)))
+            else:
+                out.append(PieceResult(key, sp.index, sp.title, sp.reader, str(tokens) or "unreadable", _NO_TOKENS,
+                                       0.0))
+        results.append(out)
+    _write_pack(Path(pack_dir), [p for out in results for p in out])
+    return results
+
+
+def _encode_one(tokenizer, piece):
+    try:
+        return tokenizer.encode_pieces([piece])[0]
+    except Exception as exc:
+        return f"parser error: {type(exc).__name__}: {str(exc)[:160]}"
+
+
+
+def piece_rows(pieces: list[PieceResult], score_format: bool) -> list[dict]:
+    """Manifest fields of each piece (path, size and status are added by the caller)."""
+    rows = []
+    for p in pieces:
+        row = {"key": p.key}
+        if score_format:
+            row["index"] = p.index
+            row.update({k: v for k, v in (("title", p.title), ("reader", p.reader)) if v})
+        row.update(reason=p.reason) if p.reason else row.update(events=int(p.tokens.size))
+        rows.append(row)
+    return rows
+
+
+def expected_pieces(path: str) -> int:
+    """A cheap guess of how many pieces a file holds (its ``X:`` lines for ABC, else 1): the progress bar's total
+    and the scheduling weight."""
+    if not path.lower().endswith(".abc"):
+        return 1
+    try:
+        with open(path, "rb") as fh:
+            return max(1, len(_X_LINES.findall(fh.read(MAX_SCORE_BYTES + 1))))
+    except OSError:
+        return 1
+
+
+def cost(path: str, pieces: int) -> int:
+    """Work of a file in MIDI-file units: a music21 parse costs ~``SCORE_COST`` MIDI files, an ABC tune on the fast
+    path ~``ABC_TUNE_COST``."""
+    if path.lower().endswith(MIDI_SUFFIXES):
+        return 1
+    return pieces * ABC_TUNE_COST if path.lower().endswith(".abc") else SCORE_COST

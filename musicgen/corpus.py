@@ -13,6 +13,7 @@ load and its files are redone.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections import Counter
@@ -360,7 +361,7 @@ def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_di
     if is_token_cache(src):
         tokens = load_tokens(src)
         if config is not None and config != tokens.tokenizer_config:
-            a, b = config.to_dict(), tokens.tokenizer_config.to_dict()
+            a, b = dataclasses.asdict(config), dataclasses.asdict(tokens.tokenizer_config)
             diff = ", ".join(f"{k}={b[k]!r} (wanted {a[k]!r})" for k in a if a[k] != b[k])
             raise UsageError(f"corpus_dir: token cache {str(src)!r} was made with {diff}; ingest the music folder "
                              f"with the wanted settings instead")

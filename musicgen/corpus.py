@@ -389,10 +389,15 @@ def export_corpus(name: str, out_dir: str | Path, limit: int = 0, workers: int =
 
 
 def cli_ingest(args) -> int:
-    """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N]``."""
+    """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N] [--voices N|auto]``."""
+    from musicgen import voices
+
     config = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
-    report = ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True)
-    print(report.summary())
+    if voices.parse_voices(getattr(args, "voices", 0)):
+        report, config = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers)
+    else:
+        report = ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True)
+    print(report.summary() + (f"; {voices.describe(config)}" if config.voices else ""))
     print(f"cache: {report.out_dir} ({report.tokenized} files tokenized, {report.reused} from cache, "
           f"{report.ignored} other files ignored)")
     return 0

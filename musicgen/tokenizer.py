@@ -22,25 +22,27 @@ Grid: beat mode has ``steps_per_quarter`` steps per quarter note (times in quart
 ``step_seconds`` (times in seconds). ``step = floor(time / step_size + 0.5)``; a note that lands on zero length gets one
 step. Of two notes of the same pitch and instrument (voice, program) that overlap, the earlier is cut at the later
 onset (two with the same onset keep the longer; of identical ones, the last given): one sounding note per (voice,
-program, pitch), so without voices unison parts of one program merge (``scripts/roundtrip.py`` measures it). Pitches outside [min_pitch, max_pitch] are dropped;
-with ``programs=False`` every note is program 0 and drum notes are dropped.
+program, pitch), so without voices unison parts of one program merge (``scripts/roundtrip.py`` measures it). Pitches
+outside [min_pitch, max_pitch] are dropped; with ``programs=False`` every note is program 0 and drum notes are dropped.
 
 Velocity bins (``B = velocity_bins``): ``bin(v) = 1 + ((v - 1) * B) // 127`` for v in 1..127; a bin decodes to its
 centre ``(lo + hi) // 2`` where lo/hi are the smallest/largest velocity in the bin (B = 32: bin 1 is 1..4 → 2,
 bin 20 is 77..80 → 78, bin 32 is 125..127 → 126). With ``B = 0`` notes decode at ``default_velocity``.
 
 Event order: time shifts (a gap longer than ``max_shift_steps`` is a chain of full shifts plus the remainder), then at
-each step every NOTE_OFF, then every NOTE_ON, each group sorted by (voice, program, pitch). Before a note event come,
-in this order: VOICE when its voice differs from the previous note event's, PROGRAM when its program differs (the
-first note always gets both, where the vocabulary has them), VELOCITY (NOTE_ON only) when its bin differs from the
-last NOTE_ON's (the first NOTE_ON always gets one). Voice and program are independent registers: a VOICE event does
-not change the program.
+each step the note events sorted by (voice, NOTE_OFF before NOTE_ON, program, pitch): without voices every NOTE_OFF,
+then every NOTE_ON; with voices one voice after the other, each ending its notes before starting new ones (half the
+VOICE events of all OFFs before all ONs). Before a note event come, in this order: VOICE when its voice differs from
+the previous note event's, PROGRAM when its program differs (the first note always gets both, where the vocabulary
+has them), VELOCITY (NOTE_ON only) when its bin differs from the last NOTE_ON's (the first NOTE_ON always gets one).
+Voice and program are independent registers: a VOICE event does not change the program.
 
 Decoding is total: any sequence of valid ids decodes. PAD/BOS are ignored, decoding stops at the first EOS, the state
-starts as voice 0, program 0 at ``default_velocity`` (the centre of its bin), a NOTE_OFF with no sounding note is ignored, a
-NOTE_ON of a pitch already sounding ends the earlier note there, a note closed at its own step (by a NOTE_OFF or a
-repeated NOTE_ON) is dropped, and notes still sounding at the end are closed at the last step (given one step if
-they start there). Decoded notes never overlap, so ``decode_notes(encode_notes(decode_notes(t))) == decode_notes(t)``.
+starts as voice 0, program 0 at ``default_velocity`` (the centre of its bin), a NOTE_OFF with no sounding note (of
+that voice, program and pitch) is ignored, a NOTE_ON of a pitch already sounding ends the earlier note there, a note
+closed at its own step (by a NOTE_OFF or a repeated NOTE_ON) is dropped, and notes still sounding at the end are closed
+at the last step (given one step if they start there). Decoded notes never overlap in one (voice, program, pitch), so
+``decode_notes(encode_notes(decode_notes(t))) == decode_notes(t)``.
 """
 
 from __future__ import annotations
@@ -267,7 +269,7 @@ class Tokenizer:
         ev_time, ev_on = np.concatenate([e, s]), np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
         ev_inst, ev_pitch, ev_bin, ev_seg = np.tile(inst, 2), np.tile(pitch, 2), np.tile(vbin, 2), np.tile(seg, 2)
         ev_voice = np.tile(voice, 2)
-        order = _lex_order(ev_pitch, ev_inst, ev_voice, ev_on, ev_time, ev_seg)
+        order = _lex_order(ev_pitch, ev_inst, ev_on, ev_voice, ev_time, ev_seg)
         return self._emit(*(a[order] for a in (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, ev_voice)),
                           n_segments)
 

@@ -89,3 +89,35 @@ def test_cli_ingest_with_voices(tmp_path, capsys):
     assert main(["ingest", str(src), "--out", str(tmp_path / "plain")]) == 0
     assert "voices:" not in capsys.readouterr().out
     assert "voices" not in json.loads((tmp_path / "plain" / "tokenizer.json").read_text())
+
+
+def test_train_and_sample_with_voices_end_to_end(tmp_path, monkeypatch, capsys):
+    import pretty_midi
+
+    from musicgen.bundle import load_bundle
+
+    src = tmp_path / "music"
+    src.mkdir()
+    for k in range(8):  # 3 parts each, every piece its own intervals and rhythm (no near-duplicates)
+        pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+        for v in range(3):
+            inst = pretty_midi.Instrument(0)
+            t, dur = 0.0, 0.25 * (1 + (k + v) % 3)
+            for i in range(24):
+                inst.notes.append(pretty_midi.Note(80, 48 + 7 * v + (i * (k + 1)) % 12, t, t + dur))
+                t += dur
+            pm.instruments.append(inst)
+        pm.write(str(src / f"p{k}.mid"))
+    monkeypatch.chdir(tmp_path)  # the default token cache goes to ./data/tokens/music
+    code = main(["train", str(src), "--out", str(tmp_path / "model"), "--voices", "auto", "--preset", "tiny",
+                 "--epochs", "1", "--batch-size", "4", "--bptt", "32", "--no-tensorboard", "--verbose", "0"])
+    assert code == 0, capsys.readouterr().err
+    bundle = load_bundle(tmp_path / "model")
+    assert (bundle.tokenizer_config.voices, bundle.tokenizer_config.voice_polyphony) == (3, 1)
+    assert main(["sample", "--model", str(tmp_path / "model"), "--length", "300", "--seed", "1",
+                 "-o", str(tmp_path / "s.mid")]) == 0
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / "s.mid"))
+    assert midi.instruments and all("(voice " in inst.name for inst in midi.instruments)
+    for inst in midi.instruments:  # monophonic parts: one note at a time in each voice
+        notes = sorted(inst.notes, key=lambda n: n.start)
+        assert all(a.end <= b.start + 1e-6 for a, b in zip(notes, notes[1:]))

@@ -394,10 +394,11 @@ def cli_ingest(args) -> int:
 
     config = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
     if voices.parse_voices(getattr(args, "voices", 0)):
-        report, config = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers)
+        report, config, polyphony = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers)
+        print(f"{report.summary()}; {voices.describe(config, polyphony)}")
     else:
         report = ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True)
-    print(report.summary() + (f"; {voices.describe(config)}" if config.voices else ""))
+        print(report.summary())
     print(f"cache: {report.out_dir} ({report.tokenized} files tokenized, {report.reused} from cache, "
           f"{report.ignored} other files ignored)")
     return 0

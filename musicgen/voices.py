@@ -84,7 +84,8 @@ def _share_packs(out: Path, source: TokenizerConfig, target: TokenizerConfig) ->
 
 def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = None, voices: int | str = AUTO,
                   workers: int = 0, progress: bool = True):
-    """``corpus.ingest`` with voices; returns ``(IngestReport, TokenizerConfig)`` (the config the cache now holds).
+    """``corpus.ingest`` with voices; returns ``(IngestReport, TokenizerConfig, polyphony)``: the config the cache now
+    holds and ``voice_stats``'s int64 (kept pieces,) most notes at once in one voice of each piece.
 
     Args:
         corpus_dir, out_dir, workers, progress: as ``corpus.ingest``.
@@ -108,7 +109,7 @@ def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = Non
         parsed = report.tokenized
         report = ingest(corpus_dir, out_dir, final, workers=workers, progress=progress)
         report.tokenized, report.reused = report.tokenized + parsed, report.reused - parsed
-    return report, final
+    return report, final, polyphony
 
 
 def tokens_with_voices(source, config: TokenizerConfig | None, voices: int | str, progress: bool = False):
@@ -129,14 +130,17 @@ def tokens_with_voices(source, config: TokenizerConfig | None, voices: int | str
     if voices == 0:
         return tokens_for(source, (config or TokenizerConfig()).replace(voices=0, voice_polyphony=0),
                           progress=progress)
-    _, final = ingest_voices(source, None, config, voices, progress=progress)
+    _, final, _ = ingest_voices(source, None, config, voices, progress=progress)
     return tokens_for(source, final, progress=progress)
 
 
-def describe(config: TokenizerConfig) -> str:
-    """One line on the voices of ``config`` for the CLI."""
+def describe(config: TokenizerConfig, polyphony: np.ndarray | None = None) -> str:
+    """One line on the voices of ``config`` for the CLI; ``polyphony`` (``voice_stats``'s) adds how many pieces keep
+    the cap."""
     if not config.voices:
         return "voices: off"
     cap = ("one note at a time in each voice (monophonic parts)" if config.voice_polyphony == 1
            else f"at most {config.voice_polyphony} notes at once in one voice")
+    if polyphony is not None:
+        cap += f" in {int((polyphony <= config.voice_polyphony).sum())} of {len(polyphony)} pieces"
     return f"voices: {config.voices}, {cap}"

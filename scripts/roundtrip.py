@@ -14,9 +14,9 @@ voices the instrument is ``(voice, program)`` (voice = the note's part, parts fr
 
 Reported: notes in, notes out, notes kept exactly (multiset intersection of in and out), notes whose onset is kept
 (intersection on ``(instrument, pitch, start)``: the note is there but ends earlier), sounding time kept (sum of
-out durations / sum of in durations), and whether *out* equals the documented rule applied to *in* (of two notes of
+out durations / sum of in durations), whether *out* equals the documented rule applied to *in* (of two notes of
 the same pitch and instrument, the earlier ends at the later's onset; at one onset the longer is kept; see
-``musicgen.tokenizer``). Files that cannot be read are counted and skipped.
+``musicgen.tokenizer``), and the events it took. Files that cannot be read are counted and skipped.
 """
 
 from __future__ import annotations
@@ -112,14 +112,18 @@ def measure(files: list[Path], tok: Tokenizer, per_file: list | None = None) -> 
         totals["rule_ok"] += cout == Counter(merge_rule(notes_in))
         totals["off_grid"] += off_grid(tok, piece)
         totals["read"] += len(piece.arrays.pitch)
+        totals["tokens"] += tokens.size
         if per_file is not None:
             per_file.append((path, len(notes_in), len(notes_out), sum((cin & cout).values())))
     return dict(totals)
 
 
 def report(t: dict, where: str, tok: Tokenizer) -> str:
-    def pct(a, b):
-        return f"{100 * a / b:.2f}%" if b else "-"
+    def pct(a, b):  # never "100.00%" for less than all
+        if not b:
+            return "-"
+        text = f"{100 * a / b:.2f}"
+        return f"{100 * a / b:.3f}%" if text == "100.00" and a != b else text + "%"
 
     n_in = t.get("in", 0)
     c = tok.config
@@ -137,6 +141,7 @@ def report(t: dict, where: str, tok: Tokenizer) -> str:
         f"{t.get('onset', 0) - t.get('exact', 0)}",
         f"sounding time kept: {pct(t.get('time_out', 0), t.get('time_in', 0))}",
         f"files whose output equals the documented merge rule: {t.get('rule_ok', 0)}/{t.get('files', 0)}",
+        f"events (tokens with BOS and EOS): {t.get('tokens', 0)}",
     ])
 
 

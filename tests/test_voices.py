@@ -58,7 +58,8 @@ def write_parts_corpus(folder, parts=(2, 3)):
 
 def test_ingest_auto_counts_voices_and_records_monophonic_parts(tmp_path):
     src = write_parts_corpus(tmp_path / "music")
-    report, config = ingest_voices(src, tmp_path / "cache", voices="auto", progress=False)
+    report, config, polyphony = ingest_voices(src, tmp_path / "cache", voices="auto", progress=False)
+    assert polyphony.tolist() == [1, 1]
     assert (config.voices, config.voice_polyphony) == (3, 1) and report.kept == 2
     assert report.tokenized == 2 and report.reused == 0  # each file parsed once
     saved = json.loads((tmp_path / "cache" / "tokenizer.json").read_text())
@@ -67,12 +68,12 @@ def test_ingest_auto_counts_voices_and_records_monophonic_parts(tmp_path):
     tok = Tokenizer(tokens.tokenizer_config)
     notes = [(n.pitch, n.start, n.voice) for n in tok.decode_notes(tokens.pieces[1]) if n.start == 0]
     assert notes == [(60, 0.0, 0), (60, 0.0, 1), (60, 0.0, 2)]  # the unison C4 of three parts: three notes
-    again, _ = ingest_voices(src, tmp_path / "cache", voices="auto", progress=False)
+    again, _, _ = ingest_voices(src, tmp_path / "cache", voices="auto", progress=False)
     assert again.tokenized == 0
     # two voices for three parts: parts 1 and 2 share voice 1, which now sings two notes at once
-    _, two = ingest_voices(src, tmp_path / "cache2", voices=2, progress=False)
+    _, two, poly2 = ingest_voices(src, tmp_path / "cache2", voices=2, progress=False)
     assert (two.voices, two.voice_polyphony) == (2, 2)
-    assert describe(two) == "voices: 2, at most 2 notes at once in one voice"
+    assert describe(two, poly2) == "voices: 2, at most 2 notes at once in one voice in 2 of 2 pieces"
     assert describe(config) == "voices: 3, one note at a time in each voice (monophonic parts)"
     with pytest.raises(UsageError, match="made with voices=3, wanted 2"):
         tokens_with_voices(tmp_path / "cache", None, "2")
@@ -83,7 +84,7 @@ def test_ingest_auto_counts_voices_and_records_monophonic_parts(tmp_path):
 def test_cli_ingest_with_voices(tmp_path, capsys):
     src = write_parts_corpus(tmp_path / "music", parts=(4,))
     assert main(["ingest", str(src), "--out", str(tmp_path / "cache"), "--voices", "auto"]) == 0
-    assert "voices: 4, one note at a time in each voice" in capsys.readouterr().out
+    assert "voices: 4, one note at a time in each voice (monophonic parts) in 1 of 1 pieces" in capsys.readouterr().out
     assert main(["ingest", str(src), "--out", str(tmp_path / "cache"), "--voices", "many"]) == 2
     assert "--voices: expected an integer" in capsys.readouterr().err
     assert main(["ingest", str(src), "--out", str(tmp_path / "plain")]) == 0

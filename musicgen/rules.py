@@ -97,18 +97,24 @@ class EventRules:
         self.done = np.zeros(batch, bool)
 
     def _slots(self, voices: np.ndarray, programs: np.ndarray) -> np.ndarray:
-        """Slot ids of the ``(voices[i], programs[i])`` pairs, int64 like ``voices``; new pairs get new slots."""
+        """Slot ids of the ``(voices[i], programs[i])`` pairs, int64 like ``voices``; new pairs get new slots (the
+        arrays grow by doubling, so a model that switches programs at random costs no copy per step)."""
         new = self.slot_of[voices, programs] < 0
         if new.any():
             pairs = np.unique(np.stack([voices[new], programs[new]], axis=1), axis=0)
             first, k = self.slot_voice.size, len(pairs)
+            if first + k > self.note_add.shape[1]:
+                grow = max(2 * self.note_add.shape[1], first + k, 4)
+                note_add = np.full((self.batch, grow, 2 * self.n_pitch), NEG_INF, np.float32)
+                onset = np.zeros((self.batch, grow, self.n_pitch), np.int64)
+                note_add[:, :first], onset[:, :first] = self.note_add[:, :first], self.onset[:, :first]
+                self.note_add, self.onset = note_add, onset
             self.slot_of[pairs[:, 0], pairs[:, 1]] = np.arange(first, first + k)
             self.slot_voice = np.append(self.slot_voice, pairs[:, 0])
             self.slot_program = np.append(self.slot_program, pairs[:, 1])
-            block = np.full((self.batch, k, 2 * self.n_pitch), NEG_INF, np.float32)   # nothing sounds: no NOTE_OFF
-            block[:, :, :self.n_pitch] = np.where((pairs[:, 1] == DRUMS)[:, None], 0, self.range_add)
-            self.note_add = np.concatenate([self.note_add, block], axis=1)
-            self.onset = np.concatenate([self.onset, np.zeros((self.batch, k, self.n_pitch), np.int64)], axis=1)
+            # nothing sounds in a new slot: no NOTE_OFF; NOTE_ON in the pitch range (drums: every key)
+            self.note_add[:, first:first + k, :self.n_pitch] = np.where((pairs[:, 1] == DRUMS)[:, None], 0,
+                                                                        self.range_add)
         return self.slot_of[voices, programs]
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
@@ -135,12 +141,13 @@ class EventRules:
         rows = np.flatnonzero(self.elapsed >= self.due)                        # cheap test first: the hot path
         if not rows.size:
             return
-        sounding = self.note_add[rows, :, self.n_pitch:] == 0                   # (R, slots, pitches)
-        overdue = sounding & (self.elapsed[rows, None, None] - self.onset[rows] >= self.max_note_steps)
+        n = self.slot_voice.size
+        sounding = self.note_add[rows, :n, self.n_pitch:] == 0                  # (R, slots, pitches)
+        overdue = sounding & (self.elapsed[rows, None, None] - self.onset[rows, :n] >= self.max_note_steps)
         hit = overdue.any(axis=(1, 2))
         quiet = rows[~hit]                                                      # due passed, notes since ended
         if quiet.size:
-            onsets = np.where(sounding[~hit], self.onset[quiet], np.iinfo(np.int64).max)
+            onsets = np.where(sounding[~hit], self.onset[quiet, :n], np.iinfo(np.int64).max)
             self.due[quiet] = np.minimum(onsets.min(axis=(1, 2)), np.iinfo(np.int64).max - self.max_note_steps) \
                 + self.max_note_steps
         rows, overdue = rows[hit], overdue[hit]

@@ -39,7 +39,7 @@ def _add_ingest(sub) -> None:
     p.add_argument("--voices", default="0", metavar="N|auto",
                    help="VOICE events that keep each track/part apart: N voices (parts from N on share the last), "
                         "auto = as many as the piece with the most parts, 0 = off (parts of one program merge); "
-                        "also records whether every part is monophonic (see README, Events)")
+                        "also records how many notes one voice sounds at once (1: monophonic parts; README, Events)")
     p.set_defaults(func=_cmd_ingest)
 
 

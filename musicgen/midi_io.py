@@ -345,7 +345,7 @@ def _read_music21(path: Path, time_mode: str, max_notes: int) -> Piece:
     rows: list[tuple] = []
     voice = 0  # the index of a part among the parts with notes
     for part in parts:
-        voice += bool(rows) and rows[-1][6] == voice
+        voice += bool(rows) and rows[-1][6] == voice  # the part before gave notes: this one is the next voice
         inst = part.getInstrument(returnDefault=True)
         program = inst.midiProgram if inst.midiProgram is not None else 0
         drum = inst.midiChannel == 9 or isinstance(inst, music21.instrument.UnpitchedPercussion)

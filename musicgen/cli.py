@@ -36,6 +36,10 @@ def _add_ingest(sub) -> None:
                    help="beat: grid steps per quarter note; seconds: 10 ms steps (Performance RNN)")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes (0 = automatic: one per 200 files to tokenize, at most one per idle core)")
+    p.add_argument("--voices", default="0", metavar="N|auto",
+                   help="VOICE events that keep each track/part apart: N voices (parts from N on share the last), "
+                        "auto = as many as the piece with the most parts, 0 = off (parts of one program merge); "
+                        "also records how many notes one voice sounds at once (1: monophonic parts; README, Events)")
     p.set_defaults(func=_cmd_ingest)
 
 
@@ -127,6 +131,9 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order, augmentation and weights")
     p.add_argument("--time-mode", choices=["beat", "seconds"], default=None,
                    help="tokenizer time grid when CORPUS_DIR holds music files (default: beat, or the cache's own)")
+    p.add_argument("--voices", default=None, metavar="N|auto",
+                   help="when CORPUS_DIR holds music files: VOICE events, as `musicgen ingest --voices` (default: "
+                        "off, or the cache's own)")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed run from OUT/checkpoints with its saved settings")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,

@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")
+MAX_VOICES = 64  # largest TokenizerConfig.voices
 SPLIT_VERSION = 2  # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster
 
 
@@ -80,6 +81,10 @@ class TokenizerConfig(_JsonConfig):
         programs: emit PROGRAM tokens so multi-instrument music keeps its instruments (128 means drums).
         min_pitch / max_pitch: inclusive MIDI pitch range kept; notes outside are dropped at encode time.
         default_velocity: velocity used when ``velocity_bins == 0``.
+        voices: 0 (off) or N >= 1: emit VOICE(0..N-1) events so each part/track keeps its identity (part k of a
+            file is voice k; parts from N on share voice N-1). Bundles and caches written before the field load as 0.
+        voice_polyphony: the most notes one voice sounds at once in the corpus (0 = not known / no cap); recorded by
+            ``musicgen ingest --voices``, where 1 (every part monophonic) makes the sampler keep one note per voice.
     """
 
     time_mode: str = "beat"
@@ -91,6 +96,8 @@ class TokenizerConfig(_JsonConfig):
     min_pitch: int = 0
     max_pitch: int = 127
     default_velocity: int = 80
+    voices: int = 0
+    voice_polyphony: int = 0
 
     def __post_init__(self) -> None:
         _check(self.time_mode in TIME_MODES, "time_mode", f"one of {TIME_MODES}", self.time_mode)
@@ -106,6 +113,19 @@ class TokenizerConfig(_JsonConfig):
                f"an integer in [{self.min_pitch}, 127]", self.max_pitch)
         _check(isinstance(self.default_velocity, int) and 1 <= self.default_velocity <= 127, "default_velocity",
                "an integer in [1, 127]", self.default_velocity)
+        _check(isinstance(self.voices, int) and not isinstance(self.voices, bool) and 0 <= self.voices <= MAX_VOICES,
+               "voices", f"an integer in [0, {MAX_VOICES}] (0 = off)", self.voices)
+        _check(isinstance(self.voice_polyphony, int) and not isinstance(self.voice_polyphony, bool)
+               and 0 <= self.voice_polyphony <= 128 and (self.voices > 0 or self.voice_polyphony == 0),
+               "voice_polyphony", "an integer in [0, 128] (0 when voices is 0)", self.voice_polyphony)
+
+    def to_dict(self) -> dict:
+        """The fields as a dict; ``voices`` and ``voice_polyphony`` are left out while voices are off, so a config
+        without voices has the JSON (and the cache hash) it had before the fields existed."""
+        data = super().to_dict()
+        if not self.voices:
+            del data["voices"], data["voice_polyphony"]
+        return data
 
     @classmethod
     def seconds(cls, **changes) -> "TokenizerConfig":

@@ -13,6 +13,7 @@ load and its files are redone.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections import Counter
@@ -364,7 +365,7 @@ def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_di
     if is_token_cache(src):
         tokens = load_tokens(src)
         if config is not None and config != tokens.tokenizer_config:
-            a, b = config.to_dict(), tokens.tokenizer_config.to_dict()
+            a, b = dataclasses.asdict(config), dataclasses.asdict(tokens.tokenizer_config)
             diff = ", ".join(f"{k}={b[k]!r} (wanted {a[k]!r})" for k in a if a[k] != b[k])
             raise UsageError(f"corpus_dir: token cache {str(src)!r} was made with {diff}; ingest the music folder "
                              f"with the wanted settings instead")
@@ -392,10 +393,16 @@ def export_corpus(name: str, out_dir: str | Path, limit: int = 0, workers: int =
 
 
 def cli_ingest(args) -> int:
-    """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N]``."""
+    """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N] [--voices N|auto]``."""
+    from musicgen import voices
+
     config = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
-    report = ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True)
-    print(report.summary())
+    if voices.parse_voices(getattr(args, "voices", 0)):
+        report, config, polyphony = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers)
+        print(f"{report.summary()}; {voices.describe(config, polyphony)}")
+    else:
+        report = ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True)
+        print(report.summary())
     print(f"cache: {report.out_dir} ({report.tokenized} files tokenized, {report.reused} from cache, "
           f"{report.ignored} other files ignored)")
     return 0

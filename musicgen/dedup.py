@@ -2,8 +2,9 @@
 
 Fingerprint of one token piece (``fingerprint``):
 
-1. decode the tokens to notes (``Tokenizer.decode_arrays``; VELOCITY and PROGRAM are thereby dropped, drums left
-   out) and order them by (onset, pitch);
+1. decode the tokens to notes (``Tokenizer.decode_arrays``; VELOCITY, PROGRAM and VOICE are thereby dropped, drums
+   left out) and order them by (onset, pitch); notes of one pitch and onset count once (unison parts), so the
+   fingerprint is the same with voices on or off;
 2. one *feature* per note after the first: the pitch interval to the previous note (semitones, clipped to ±48; so a
    transposed copy has the same features) and the onset relation to it: ``0`` for the same onset, else the ratio of
    this inter-onset interval to the previous non-zero one as ``round(2 log2 ratio)`` (clipped to ±6), so a copy at
@@ -107,9 +108,11 @@ def fingerprint(tokens: np.ndarray, tokenizer, ngram: int = DEFAULT_NGRAM) -> Fi
     if tokenizer is None:
         features, anchors = np.asarray(tokens, np.int64), np.zeros(len(tokens), np.int64)
     else:
-        a = tokenizer.decode_arrays(tokens)
-        pitched = a["instrument"] != 128
-        features, anchors = note_features(a["pitch"][pitched], a["start"][pitched])
+        a = tokenizer.decode_arrays(tokens)  # sorted by (start, pitch, ...)
+        pitch, start = a["pitch"][a["instrument"] != 128], a["start"][a["instrument"] != 128]
+        first = np.ones(pitch.size, bool)
+        first[1:] = (pitch[1:] != pitch[:-1]) | (start[1:] != start[:-1])
+        features, anchors = note_features(pitch[first], start[first])
     h = shingles(features, ngram)
     hashes, first = np.unique(h, return_index=True)
     return Fingerprint(hashes, anchors[first].astype(np.int16))

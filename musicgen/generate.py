@@ -131,9 +131,9 @@ def one_blas_thread():
 
 
 def _context_tokens(primer: np.ndarray, tokenizer) -> list[int]:
-    """BOS plus the PROGRAM/VELOCITY in force at the primer's end, so a continuation decodes alone (no primer)."""
+    """BOS plus the VOICE/PROGRAM/VELOCITY in force at the primer's end, so a continuation decodes alone (no primer)."""
     out = [tokenizer.bos_id]
-    for name in ("PROGRAM", "VELOCITY"):
+    for name in ("VOICE", "PROGRAM", "VELOCITY"):
         if name in tokenizer.ranges:
             first, size = tokenizer.ranges[name]
             hits = primer[(primer >= first) & (primer < first + size)]

@@ -56,6 +56,7 @@ class Note:
         velocity: MIDI velocity 1..127.
         program: General MIDI program 0..127 (ignored for drums, kept as given).
         is_drum: True for the percussion channel.
+        voice: the part it belongs to: the index of its track (MIDI) or part (music21) among those with notes.
     """
 
     pitch: int
@@ -64,6 +65,7 @@ class Note:
     velocity: int
     program: int = 0
     is_drum: bool = False
+    voice: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.pitch <= 127:
@@ -74,12 +76,15 @@ class Note:
             raise ValueError(f"Note.velocity: expected an integer in [1, 127], got {self.velocity!r}")
         if not 0 <= self.program <= 127:
             raise ValueError(f"Note.program: expected an integer in [0, 127], got {self.program!r}")
+        if not 0 <= self.voice:
+            raise ValueError(f"Note.voice: expected an integer >= 0, got {self.voice!r}")
 
 
 class NoteArrays(NamedTuple):
     """The columns of a list of notes, each shape (n,): what ``read_piece`` builds and the tokenizer encodes.
 
-    ``pitch``, ``velocity``, ``program``: int64; ``start``, ``end``: float64 (the piece's unit); ``is_drum``: bool.
+    ``pitch``, ``velocity``, ``program``, ``voice``: int64; ``start``, ``end``: float64 (the piece's unit); ``is_drum``:
+    bool.
     """
 
     pitch: np.ndarray
@@ -88,12 +93,14 @@ class NoteArrays(NamedTuple):
     velocity: np.ndarray
     program: np.ndarray
     is_drum: np.ndarray
+    voice: np.ndarray
 
     @classmethod
     def from_notes(cls, notes: list[Note]) -> NoteArrays:
         return cls(np.array([n.pitch for n in notes], np.int64), np.array([n.start for n in notes], np.float64),
                    np.array([n.end for n in notes], np.float64), np.array([n.velocity for n in notes], np.int64),
-                   np.array([n.program for n in notes], np.int64), np.array([n.is_drum for n in notes], bool))
+                   np.array([n.program for n in notes], np.int64), np.array([n.is_drum for n in notes], bool),
+                   np.array([n.voice for n in notes], np.int64))
 
     @property
     def instrument(self) -> np.ndarray:
@@ -191,8 +198,10 @@ def _tempo_map(beats: list[float], qpms: list[float]) -> tuple[np.ndarray, np.nd
     return np.array(keys), np.array([pairs[k] for k in keys])
 
 
-def _build_piece(pitch, start, end, velocity, program, is_drum, qpm: float, time_mode: str, max_notes: int) -> Piece:
-    """Validate raw arrays (times already in the piece's unit) and make a sorted ``Piece`` (no ``Note`` objects)."""
+def _build_piece(pitch, start, end, velocity, program, is_drum, qpm: float, time_mode: str, max_notes: int,
+                 voice=None) -> Piece:
+    """Validate raw arrays (times already in the piece's unit) and make a ``Piece`` sorted by (start, pitch, voice)
+    (no ``Note`` objects). ``voice``: int array (n,), the part of each note (None: all 0)."""
     pitch = np.asarray(pitch, dtype=np.int64)
     if pitch.size == 0:
         raise IngestError("no notes")
@@ -201,16 +210,17 @@ def _build_piece(pitch, start, end, velocity, program, is_drum, qpm: float, time
     start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
     velocity, program = np.asarray(velocity, dtype=np.int64), np.asarray(program, dtype=np.int64)
     is_drum = np.asarray(is_drum, dtype=bool)
+    voice = np.zeros(pitch.size, np.int64) if voice is None else np.asarray(voice, dtype=np.int64)
     ok = (pitch >= 0) & (pitch <= 127) & (start >= 0) & (end > start)  # NaN fails these; end < inf below
     if not ok.all() or not end.max() < math.inf:
         ok &= np.isfinite(end)
         if not ok.any():
             raise IngestError("no notes")
-        pitch, start, end, velocity, program, is_drum = (c[ok] for c in (pitch, start, end, velocity, program,
-                                                                          is_drum))
-    order = np.lexsort((pitch, start))
+        pitch, start, end, velocity, program, is_drum, voice = (c[ok] for c in (pitch, start, end, velocity, program,
+                                                                                 is_drum, voice))
+    order = np.lexsort((voice, pitch, start))
     arrays = NoteArrays(pitch[order], start[order], end[order], np.minimum(np.maximum(velocity[order], 1), 127),
-                        np.minimum(np.maximum(program[order], 0), 127), is_drum[order])
+                        np.minimum(np.maximum(program[order], 0), 127), is_drum[order], voice[order])
     if not (math.isfinite(qpm) and qpm > 0):
         qpm = DEFAULT_QPM
     return Piece(arrays=arrays, qpm=float(qpm), time_mode=time_mode)
@@ -328,7 +338,7 @@ def _read_midi(path: Path, time_mode: str, max_notes: int, data: bytes | None) -
     if time_mode == "seconds":
         start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
     return _build_piece(pitch, start, end, velocity, np.repeat(programs, counts), np.repeat(drums, counts),
-                        float(change_qpm[0]), time_mode, max_notes)
+                        float(change_qpm[0]), time_mode, max_notes, voice=np.repeat(np.arange(len(counts)), counts))
 
 
 def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES,
@@ -370,7 +380,7 @@ def read_notes(path: str | Path, time_mode: str = "beat") -> list[Note]:
 
 
 def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = DEFAULT_QPM,
-                          time_mode: str = "beat", resolution: int = 480):
+                          time_mode: str = "beat", resolution: int = 480, voice=None):
     """Build a ``pretty_midi.PrettyMIDI`` from note arrays (fast path used by the tokenizer's decoder).
 
     Args:
@@ -382,8 +392,10 @@ def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = 
         time_mode: ``"beat"`` or ``"seconds"``.
         resolution: MIDI ticks per quarter note of the written file; lowered (and then the written tempo) when the
             last note would lie past tick 1e7, which pretty_midi refuses to read back. Times in seconds are kept.
+        voice: int array, shape (n,), the part of each note, or None (one part).
     Returns:
-        PrettyMIDI with one instrument per distinct ``instrument`` value (ascending; drums last).
+        PrettyMIDI with one instrument per distinct ``instrument`` value (ascending; drums last), or with ``voice``
+        one per distinct ``(voice, instrument)`` (ascending; named "<program name> (voice k)").
     """
     import pretty_midi
 
@@ -402,11 +414,13 @@ def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = 
     pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=file_qpm)
     instrument = np.asarray(instrument, dtype=np.int64)
     pitch, velocity = np.asarray(pitch, dtype=np.int64), np.asarray(velocity, dtype=np.int64)
-    for inst in np.unique(instrument).tolist():
-        sel = np.flatnonzero(instrument == inst)
+    voices = np.zeros_like(instrument) if voice is None else np.asarray(voice, dtype=np.int64)
+    for v, inst in sorted(set(zip(voices.tolist(), instrument.tolist()))):
+        sel = np.flatnonzero((instrument == inst) & (voices == v))
         drum = inst == 128
+        name = "Drums" if drum else pretty_midi.program_to_instrument_name(inst)
         track = pretty_midi.Instrument(program=0 if drum else inst, is_drum=drum,
-                                       name="Drums" if drum else pretty_midi.program_to_instrument_name(inst))
+                                       name=name if voice is None else f"{name} (voice {v})")
         track.notes = [pretty_midi.Note(velocity=v, pitch=p, start=s, end=e) for p, s, e, v in
                        zip(pitch[sel].tolist(), start[sel].tolist(), end[sel].tolist(), velocity[sel].tolist())]
         pm.instruments.append(track)
@@ -414,7 +428,9 @@ def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = 
 
 
 def notes_to_pretty_midi(notes: list[Note], qpm: float = DEFAULT_QPM, time_mode: str = "beat"):
-    """Notes → ``pretty_midi.PrettyMIDI``, one instrument per (program, is_drum); beat times converted at ``qpm``."""
+    """Notes → ``pretty_midi.PrettyMIDI``, one instrument per (program, is_drum), or per (voice, program, is_drum)
+    when some note has a voice other than 0; beat times converted at ``qpm``."""
+    voice = [n.voice for n in notes] if any(n.voice for n in notes) else None
     return arrays_to_pretty_midi([n.pitch for n in notes], [n.start for n in notes], [n.end for n in notes],
                                  [n.velocity for n in notes], [128 if n.is_drum else n.program for n in notes],
-                                 qpm=qpm, time_mode=time_mode)
+                                 qpm=qpm, time_mode=time_mode, voice=voice)

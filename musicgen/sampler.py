@@ -1,4 +1,5 @@
-"""Pure numpy sampling: one-step kernels for LSTM / GRU / SimpleRNN, logit filters, validity masks. No I/O.
+"""Pure numpy sampling: one-step kernels for LSTM / GRU / SimpleRNN, logit filters, the sampling loop (validity
+masks: ``musicgen.rules.EventRules``, re-exported here). No I/O.
 
 The kernels read the ``models.export_weights`` layout (Keras gate orders: LSTM i, f, c, o; GRU z, r, h with
 ``reset_after=True``, bias rows (input, recurrent); SimpleRNN tanh) and reproduce ``model(tokens)`` logits one event
@@ -18,6 +19,8 @@ Example::
 from __future__ import annotations
 
 import numpy as np
+
+from musicgen.rules import EventRules  # the validity masks (re-exported here)
 
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 NEG_INF = np.float32(-np.inf)
@@ -202,183 +205,6 @@ def draw(logits: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     total = cdf[:, -1].astype(np.float64)
     target = np.minimum(uniforms * total, np.nextafter(total, 0))
     return (cdf <= target[:, None]).sum(axis=1)
-
-
-# ------------------------------------------------------------------------------------------------- validity masks
-_ON, _OFF, _SHIFT, _VEL, _PROG, _EOS, _OTHER = range(7)
-DRUMS = 128
-
-
-class EventRules:
-    """Per-stream validity masks built from a tokenizer's range table, so sampled sequences stay well formed.
-
-    Tracks, for each of B streams, the current program (0 at start, as the decoder assumes; 128 = drums), the
-    sounding pitches of every program, the last velocity bin and the elapsed grid steps. ``apply`` then forbids:
-    PAD and BOS always; EOS unless ``allow_eos``; a NOTE_OFF of a pitch not sounding in the current program; a
-    NOTE_ON of a pitch already sounding (the tokenizer never encodes one); a NOTE_ON outside ``pitch_range`` (pitched
-    programs only, drums keep their full key range); any NOTE_ON while ``max_polyphony`` notes sound. A note of the
-    current program sounding for ``max_note_steps`` grid steps or more must end next: only such NOTE_OFFs stay
-    allowed, or the PROGRAM switch to reach an overdue note of another program (an RNN that misses one NOTE_OFF
-    would otherwise hold that note to the end of the sample). ``well_formed=False`` drops the NOTE_ON/NOTE_OFF
-    consistency masks (decoding needs none: it ignores a NOTE_OFF of a silent pitch and ends a note at its repeated
-    NOTE_ON), leaving the model's own choice among note events; the state is tracked all the same.
-
-    Args:
-        tokenizer: a ``Tokenizer`` (``ranges``, ``describe``).
-        batch: number of streams B.
-        pitch_range: inclusive ``(lo, hi)`` MIDI pitches allowed for NOTE_ON, or None for the tokenizer's range.
-        max_polyphony: at most this many notes sounding at once in a stream (0: no cap).
-        allow_eos: let the model end a stream early with EOS.
-        max_note_steps: longest note in grid steps before its NOTE_OFF is forced (0: no limit).
-        well_formed: forbid a NOTE_OFF of a pitch not sounding and a NOTE_ON of a pitch already sounding.
-    """
-
-    def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
-                 allow_eos: bool = False, max_note_steps: int = 0, well_formed: bool = True):
-        r = tokenizer.ranges
-        self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
-        self.max_note_steps, self.well_formed = max_note_steps, well_formed
-        self.on0, self.n_pitch = r["NOTE_ON"]
-        self.off0 = r["NOTE_OFF"][0]
-        if self.off0 != self.on0 + self.n_pitch:
-            raise ValueError("tokenizer: NOTE_OFF ids must follow the NOTE_ON ids")
-        self.min_pitch = tokenizer.describe(self.on0)[1]
-        self.shift0 = r["TIME_SHIFT"][0]
-        self.prog0 = r["PROGRAM"][0] if "PROGRAM" in r else None
-        self.vel0 = r["VELOCITY"][0] if "VELOCITY" in r else None
-        self.kind = np.full(self.vocab_size, _OTHER, np.int64)
-        self.value = np.zeros(self.vocab_size, np.int64)
-        names = {"NOTE_ON": _ON, "NOTE_OFF": _OFF, "TIME_SHIFT": _SHIFT, "VELOCITY": _VEL, "PROGRAM": _PROG,
-                 "EOS": _EOS}
-        for name, (first, size) in r.items():
-            if name in names:
-                self.kind[first:first + size] = names[name]
-                self.value[first:first + size] = [tokenizer.describe(i)[1] for i in range(first, first + size)]
-        self.static = np.zeros(self.vocab_size, np.float32)        # additive: 0 allowed, -inf forbidden
-        self.pad_id = tokenizer.pad_id
-        self.static[[tokenizer.pad_id, tokenizer.bos_id]] = NEG_INF
-        if not allow_eos:
-            self.static[tokenizer.eos_id] = NEG_INF
-        pitches = np.arange(self.n_pitch) + self.min_pitch
-        lo, hi = pitch_range if pitch_range is not None else (pitches[0], pitches[-1])
-        self.range_add = np.where((pitches >= lo) & (pitches <= hi), 0, NEG_INF).astype(np.float32)
-        self.range_limited = bool(np.isinf(self.range_add).any())
-        programs = 129 if self.prog0 is not None else 1
-        # note_add[b, program] is the additive mask over [NOTE_ON block | NOTE_OFF block] for that program
-        self.note_add = np.zeros((batch, programs, 2 * self.n_pitch), np.float32)
-        self.note_add[:, :, self.n_pitch:] = NEG_INF
-        self.note_add[:, :DRUMS, :self.n_pitch] = self.range_add
-        self.rows = np.arange(batch)
-        self.program = np.zeros(batch, np.int64)
-        self.velocity_bin = np.zeros(batch, np.int64)              # 0: none seen yet
-        self.sounding = np.zeros(batch, np.int64)
-        self.elapsed = np.zeros(batch, np.int64)                   # grid steps since reset_clock
-        self.onset = np.zeros((batch, programs, self.n_pitch), np.int64)  # elapsed at each note's NOTE_ON
-        self.due = np.full(batch, np.iinfo(np.int64).max)           # no note can be overdue before this elapsed
-        self.done = np.zeros(batch, bool)
-
-    def apply(self, logits: np.ndarray) -> np.ndarray:
-        """Set forbidden events of each row of ``logits`` (B, V) to -inf, in place; returns ``logits``."""
-        logits += self.static
-        if self.well_formed:
-            logits[:, self.on0:self.off0 + self.n_pitch] += self.note_add[self.rows, self.program]
-        elif self.range_limited:
-            logits[self.program != DRUMS, self.on0:self.off0] += self.range_add
-        if self.max_polyphony:
-            full = self.sounding >= self.max_polyphony
-            if full.any():
-                logits[full, self.on0:self.off0] = NEG_INF
-        if self.max_note_steps:
-            self._force_overdue_offs(logits)
-        return logits
-
-    def _force_overdue_offs(self, logits: np.ndarray) -> None:
-        """Rows with an overdue note may only end it: its NOTE_OFF, or first the PROGRAM switch that reaches it."""
-        rows = np.flatnonzero(self.elapsed >= self.due)                        # cheap test first: the hot path
-        if not rows.size:
-            return
-        sounding = self.note_add[rows, :, self.n_pitch:] == 0                   # (R, programs, pitches)
-        overdue = sounding & (self.elapsed[rows, None, None] - self.onset[rows] >= self.max_note_steps)
-        hit = overdue.any(axis=(1, 2))
-        quiet = rows[~hit]                                                      # due passed, notes since ended
-        if quiet.size:
-            onsets = np.where(sounding[~hit], self.onset[quiet], np.iinfo(np.int64).max)
-            self.due[quiet] = np.minimum(onsets.min(axis=(1, 2)), np.iinfo(np.int64).max - self.max_note_steps) \
-                + self.max_note_steps
-        rows, overdue = rows[hit], overdue[hit]
-        if not rows.size:
-            return
-        here = overdue[np.arange(rows.size), self.program[rows]]               # (R, pitches)
-        forced = np.full((rows.size, self.vocab_size), NEG_INF, np.float32)
-        forced[:, self.off0:self.off0 + self.n_pitch] = np.where(here, 0, NEG_INF)
-        elsewhere = np.flatnonzero(~here.any(axis=1))
-        if elsewhere.size:
-            programs = np.arange(self.prog0, self.prog0 + overdue.shape[1])
-            forced[np.ix_(elsewhere, programs)] = np.where(overdue[elsewhere].any(axis=2), 0, NEG_INF)
-        logits[rows] += forced
-
-    def observe(self, tokens: np.ndarray, limit_steps: int | None = None) -> np.ndarray:
-        """Update the state with the events just emitted, shape (B,); returns the tokens actually kept.
-
-        Streams already done get PAD; a NOTE_OFF of a silent pitch or a NOTE_ON of a sounding one (possible in a
-        primer) leaves the note count right. With ``limit_steps``, a TIME_SHIFT that reaches the limit is shortened to end
-        exactly on it and finishes its stream; an EOS finishes its stream too (and is written as PAD: the notes still
-        sounding are closed by ``closing_tokens``).
-        """
-        tokens = np.where(self.done, self.pad_id, tokens)
-        kind, value = self.kind[tokens], self.value[tokens]
-        present = np.bincount(kind, minlength=7)
-        if present[_ON] or present[_OFF]:
-            idx = np.flatnonzero((kind == _ON) | (kind == _OFF))
-            prog, p = self.program[idx], value[idx] - self.min_pitch
-            on = kind[idx] == _ON
-            was_sounding = self.note_add[idx, prog, self.n_pitch + p] == 0
-            self.sounding[idx] += on.astype(np.int64) - was_sounding
-            self.note_add[idx, prog, self.n_pitch + p] = np.where(on, 0, NEG_INF)
-            self.note_add[idx, prog, p] = np.where(on, NEG_INF, np.where(prog == DRUMS, 0, self.range_add[p]))
-            self.onset[idx[on], prog[on], p[on]] = self.elapsed[idx[on]]
-            np.minimum.at(self.due, idx[on], self.elapsed[idx[on]] + self.max_note_steps)
-        if present[_PROG]:
-            idx = np.flatnonzero(kind == _PROG)
-            self.program[idx] = value[idx]
-        if present[_VEL]:
-            idx = np.flatnonzero(kind == _VEL)
-            self.velocity_bin[idx] = value[idx]
-        if present[_SHIFT]:
-            idx = np.flatnonzero(kind == _SHIFT)
-            self.elapsed[idx] += value[idx]
-            if limit_steps is not None:
-                over = idx[self.elapsed[idx] >= limit_steps]
-                if over.size:
-                    tokens[over] -= self.elapsed[over] - limit_steps
-                    self.elapsed[over] = limit_steps
-                    self.done[over] = True
-        if present[_EOS]:
-            idx = np.flatnonzero(kind == _EOS)
-            tokens[idx] = self.pad_id
-            self.done[idx] = True
-        return tokens
-
-    def sounding_notes(self, stream: int) -> list[tuple[int, int]]:
-        """``(program, pitch)`` of every note sounding in ``stream``, sorted."""
-        prog, p = np.nonzero(self.note_add[stream, :, self.n_pitch:] == 0)
-        return [(int(a), int(b) + self.min_pitch) for a, b in zip(prog, p)]
-
-    def closing_tokens(self, stream: int) -> list[int]:
-        """NOTE_OFFs (with PROGRAM switches where needed) that end every note still sounding in ``stream``."""
-        out, current = [], int(self.program[stream])
-        for prog, pitch in sorted(self.sounding_notes(stream), key=lambda pp: (pp[0] != current, pp)):
-            if prog != current:
-                out.append(self.prog0 + prog)
-                current = prog
-            out.append(self.off0 + pitch - self.min_pitch)
-        return out
-
-    def reset_clock(self) -> None:
-        """Start counting elapsed steps (and stopping by time) from now, e.g. after the primer."""
-        self.onset -= self.elapsed[:, None, None]
-        self.due = np.where(self.due == np.iinfo(np.int64).max, self.due, self.due - self.elapsed)
-        self.elapsed[:] = 0
 
 
 # --------------------------------------------------------------------------------------------------- the loop

@@ -76,7 +76,9 @@ def music21_piece(score, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_N
     score, reader = _expanded(score)
     parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
     rows: list[tuple] = []
+    voice = 0  # the index of a part among the parts with notes
     for part in parts:
+        voice += bool(rows) and rows[-1][6] == voice  # the part before gave notes: this one is the next voice
         inst = part.getInstrument(returnDefault=True)
         program = inst.midiProgram if inst.midiProgram is not None else 0
         drum = inst.midiChannel == 9 or isinstance(inst, music21.instrument.UnpitchedPercussion)
@@ -86,7 +88,7 @@ def music21_piece(score, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_N
             vel = el.volume.velocity if el.volume.velocity is not None else MUSIC21_DEFAULT_VELOCITY
             start = float(el.offset)
             for p in getattr(el, "pitches", ()):
-                rows.append((p.midi, start, start + float(el.quarterLength), vel, program, drum))
+                rows.append((p.midi, start, start + float(el.quarterLength), vel, program, drum, voice))
             if len(rows) > max_notes:
                 raise IngestError(f"too many notes: more than max_notes={max_notes}")
     if not rows:
@@ -94,10 +96,11 @@ def music21_piece(score, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_N
     marks = score.flatten().getElementsByClass(music21.tempo.MetronomeMark)
     change_beats, change_qpm = _tempo_map([float(m.offset) for m in marks],
                                           [m.getQuarterBPM() or float("nan") for m in marks])
-    pitch, start, end, vel, program, drum = (np.array(col) for col in zip(*rows))
+    pitch, start, end, vel, program, drum, voice = (np.array(col) for col in zip(*rows))
     if time_mode == "seconds":
         start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
-    piece = _build_piece(pitch, start, end, vel, program, drum, float(change_qpm[0]), time_mode, max_notes)
+    piece = _build_piece(pitch, start, end, vel, program, drum, float(change_qpm[0]), time_mode, max_notes,
+                         voice=voice)
     return piece, reader
 
 

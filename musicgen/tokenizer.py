@@ -8,30 +8,41 @@ Range table, in this order, ids contiguous (``Tokenizer.ranges`` gives ``name ->
     TIME_SHIFT(1..max_shift_steps)     value = grid steps
     VELOCITY(1..velocity_bins)         only if velocity_bins > 0; value = bin
     PROGRAM(0..128)                    only if programs; value = GM program, 128 = drums
+    VOICE(0..voices-1)                 only if voices > 0; value = the part (track) a note belongs to
 
-With the default ``TokenizerConfig()`` that is 3 + 128 + 128 + 48 + 32 + 129 = 468 ids.
+With the default ``TokenizerConfig()`` that is 3 + 128 + 128 + 48 + 32 + 129 = 468 ids (voices off); ``voices=4``
+adds 4 (472).
+
+Voices: a note's *voice* is its part: the index of its track (MIDI) or part (music21) among those with notes
+(``Note.voice``); with ``voices=N`` voices N and above share voice N-1, with ``voices=0`` every note is voice 0. The
+tokenizer's *instrument* is the pair (voice, program), so two parts of one program that sing the same pitch stay two
+notes.
 
 Grid: beat mode has ``steps_per_quarter`` steps per quarter note (times in quarter notes); seconds mode has steps of
 ``step_seconds`` (times in seconds). ``step = floor(time / step_size + 0.5)``; a note that lands on zero length gets one
-step. Of two notes of the same pitch and instrument that overlap, the earlier is cut at the later onset (two with the
-same onset keep the longer; of identical ones, the last given): one voice per (instrument, pitch), so unison voices
-of one program merge (``scripts/roundtrip.py`` measures it). Pitches outside [min_pitch, max_pitch] are dropped;
-with ``programs=False`` every note is program 0 and drum notes are dropped.
+step. Of two notes of the same pitch and instrument (voice, program) that overlap, the earlier is cut at the later
+onset (two with the same onset keep the longer; of identical ones, the last given): one sounding note per (voice,
+program, pitch), so without voices unison parts of one program merge (``scripts/roundtrip.py`` measures it). Pitches
+outside [min_pitch, max_pitch] are dropped; with ``programs=False`` every note is program 0 and drum notes are dropped.
 
 Velocity bins (``B = velocity_bins``): ``bin(v) = 1 + ((v - 1) * B) // 127`` for v in 1..127; a bin decodes to its
 centre ``(lo + hi) // 2`` where lo/hi are the smallest/largest velocity in the bin (B = 32: bin 1 is 1..4 → 2,
 bin 20 is 77..80 → 78, bin 32 is 125..127 → 126). With ``B = 0`` notes decode at ``default_velocity``.
 
 Event order: time shifts (a gap longer than ``max_shift_steps`` is a chain of full shifts plus the remainder), then at
-each step every NOTE_OFF, then every NOTE_ON, each group sorted by (instrument, pitch). PROGRAM is emitted before a
-NOTE_ON/NOTE_OFF whose instrument differs from the current one (the first note always gets one), VELOCITY before a
-NOTE_ON whose bin differs from the last NOTE_ON's (the first NOTE_ON always gets one).
+each step the note events sorted by (voice, NOTE_OFF before NOTE_ON, program, pitch): without voices every NOTE_OFF,
+then every NOTE_ON; with voices one voice after the other, each ending its notes before starting new ones (half the
+VOICE events of all OFFs before all ONs). Before a note event come, in this order: VOICE when its voice differs from
+the previous note event's, PROGRAM when its program differs (the first note always gets both, where the vocabulary
+has them), VELOCITY (NOTE_ON only) when its bin differs from the last NOTE_ON's (the first NOTE_ON always gets one).
+Voice and program are independent registers: a VOICE event does not change the program.
 
 Decoding is total: any sequence of valid ids decodes. PAD/BOS are ignored, decoding stops at the first EOS, the state
-starts as program 0 at ``default_velocity`` (the centre of its bin), a NOTE_OFF with no sounding note is ignored, a
-NOTE_ON of a pitch already sounding ends the earlier note there, a note closed at its own step (by a NOTE_OFF or a
-repeated NOTE_ON) is dropped, and notes still sounding at the end are closed at the last step (given one step if
-they start there). Decoded notes never overlap, so ``decode_notes(encode_notes(decode_notes(t))) == decode_notes(t)``.
+starts as voice 0, program 0 at ``default_velocity`` (the centre of its bin), a NOTE_OFF with no sounding note (of
+that voice, program and pitch) is ignored, a NOTE_ON of a pitch already sounding ends the earlier note there, a note
+closed at its own step (by a NOTE_OFF or a repeated NOTE_ON) is dropped, and notes still sounding at the end are closed
+at the last step (given one step if they start there). Decoded notes never overlap in one (voice, program, pitch), so
+``decode_notes(encode_notes(decode_notes(t))) == decode_notes(t)``.
 """
 
 from __future__ import annotations
@@ -48,8 +59,8 @@ from musicgen.midi_io import Note, Piece, arrays_to_pretty_midi, read_piece
 DRUMS = 128  # PROGRAM value (and internal instrument id) of the percussion channel
 N_PROGRAMS = 129
 PITCHES = 128  # MIDI pitch numbers, for (instrument, pitch) keys
-_PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG = range(8)
-KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM")
+_PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG, _VOICE = range(9)
+KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM", "VOICE")
 DEFAULT_MAX_TOKENS = 20_000_000
 
 
@@ -109,6 +120,8 @@ class Tokenizer:
             table.append(("VELOCITY", 1, c.velocity_bins))
         if c.programs:
             table.append(("PROGRAM", 0, N_PROGRAMS - 1))
+        if c.voices:
+            table.append(("VOICE", 0, c.voices - 1))
         self.table: tuple[tuple[str, int, int], ...] = tuple(table)
         self.ranges: dict[str, tuple[int, int]] = {}
         self._first_value: dict[str, int] = {}
@@ -139,7 +152,7 @@ class Tokenizer:
 
     # ---- ids -----------------------------------------------------------------------------------------------
     def token(self, name: str, value: int = 0) -> int:
-        """The id of event ``name`` with ``value`` (pitch, steps, bin or program; 0 for specials)."""
+        """The id of event ``name`` with ``value`` (pitch, steps, bin, program or voice; 0 for specials)."""
         if name not in self.ranges:
             raise UsageError(f"token: name {name!r} is not one of {list(self.ranges)}")
         first, size = self.ranges[name]
@@ -191,7 +204,7 @@ class Tokenizer:
         arrays = [p.arrays for p in pieces]
         seg = np.repeat(np.arange(len(arrays)), [a.pitch.size for a in arrays])
         cols = [np.concatenate([getattr(a, name) for a in arrays]) if arrays else np.zeros(0)
-                for name in ("pitch", "start", "end", "velocity", "instrument")]
+                for name in ("pitch", "start", "end", "velocity", "instrument", "voice")]
         tokens, offsets, too_long = self._encode_segments(seg, *cols, n_segments=len(arrays))
         out: list[np.ndarray | IngestError] = []
         for i in range(len(arrays)):
@@ -206,18 +219,21 @@ class Tokenizer:
     def encode_notes(self, notes: list[Note]) -> np.ndarray:
         """Notes (times in this tokenizer's unit) → int32 tokens ``[BOS, …, EOS]``, shape (T,)."""
         return self.encode_arrays([n.pitch for n in notes], [n.start for n in notes], [n.end for n in notes],
-                                  [n.velocity for n in notes], [DRUMS if n.is_drum else n.program for n in notes])
+                                  [n.velocity for n in notes], [DRUMS if n.is_drum else n.program for n in notes],
+                                  [n.voice for n in notes])
 
-    def encode_arrays(self, pitch, start, end, velocity, instrument) -> np.ndarray:
-        """Vectorized ``encode_notes``: arrays of shape (n,); ``instrument`` is the program, or 128 for drums."""
+    def encode_arrays(self, pitch, start, end, velocity, instrument, voice=None) -> np.ndarray:
+        """Vectorized ``encode_notes``: arrays of shape (n,); ``instrument`` is the program, or 128 for drums;
+        ``voice`` the part of each note (>= 0; None: all 0; ignored when the config has no voices)."""
         pitch = np.asarray(pitch, dtype=np.int64).ravel()
+        voice = np.zeros(pitch.size, np.int64) if voice is None else voice
         tokens, _, too_long = self._encode_segments(np.zeros(pitch.size, np.int64), pitch, start, end, velocity,
-                                                    instrument, n_segments=1)
+                                                    instrument, voice, n_segments=1)
         if too_long[0]:
             raise IngestError(f"too long: {too_long[0]} tokens > max_tokens={self.max_tokens}")
         return tokens
 
-    def _encode_segments(self, seg, pitch, start, end, velocity, instrument, n_segments: int):
+    def _encode_segments(self, seg, pitch, start, end, velocity, instrument, voice, n_segments: int):
         """Encode the notes of ``n_segments`` pieces at once; ``seg`` (n,) says whose each note is (non-decreasing).
 
         Returns ``(tokens, offsets, too_long)``: int32 tokens of all pieces concatenated, int64 offsets (pieces + 1),
@@ -225,37 +241,42 @@ class Tokenizer:
         piece is left as ``[BOS, EOS]``).
         """
         c = self.config
-        pitch, velocity, inst, seg = (np.asarray(a, dtype=np.int64).ravel() for a in (pitch, velocity, instrument,
-                                                                                       seg))
+        pitch, velocity, inst, seg, voice = (np.asarray(a, dtype=np.int64).ravel() for a in (pitch, velocity,
+                                                                                              instrument, seg, voice))
         start, end = np.asarray(start, dtype=np.float64).ravel(), np.asarray(end, dtype=np.float64).ravel()
         if inst.size and (inst.min() < 0 or inst.max() > DRUMS or not np.all(np.isfinite(start) & (start >= 0))
-                          or not np.all(np.isfinite(end))):
-            raise UsageError("notes: expected instrument in [0, 128] and finite times with start >= 0")
+                          or not np.all(np.isfinite(end)) or voice.min() < 0):
+            raise UsageError("notes: expected instrument in [0, 128], voice >= 0 and finite times with start >= 0")
         s, e = self.to_steps(start), self.to_steps(end)
         keep = (pitch >= c.min_pitch) & (pitch <= c.max_pitch)
         if not c.programs:
             keep &= inst != DRUMS
             inst = np.zeros_like(inst)
-        pitch, velocity, inst, s, e, seg = (a[keep] for a in (pitch, velocity, inst, s, e, seg))
+        voice = np.minimum(voice, c.voices - 1) if c.voices else np.zeros_like(voice)
+        pitch, velocity, inst, s, e, seg, voice = (a[keep] for a in (pitch, velocity, inst, s, e, seg, voice))
         e = np.maximum(e, s + 1)
-        key = (seg * N_PROGRAMS + inst) * PITCHES + pitch  # cut the earlier of two overlapping notes of one voice
+        # cut the earlier of two overlapping notes of one (voice, program, pitch)
+        key = ((seg * max(c.voices, 1) + voice) * N_PROGRAMS + inst) * PITCHES + pitch
         order = _lex_order(e, s, key)
-        pitch, velocity, inst, s, e, key, seg = (a[order] for a in (pitch, velocity, inst, s, e, key, seg))
+        pitch, velocity, inst, s, e, key, seg, voice = (a[order] for a in (pitch, velocity, inst, s, e, key, seg,
+                                                                           voice))
         same = key[1:] == key[:-1]
         e[:-1][same] = np.minimum(e[:-1][same], s[1:][same])
         ok = e > s
-        pitch, velocity, inst, s, e, seg = (a[ok] for a in (pitch, velocity, inst, s, e, seg))
+        pitch, velocity, inst, s, e, seg, voice = (a[ok] for a in (pitch, velocity, inst, s, e, seg, voice))
         vbin = self._vel_to_bin[np.clip(velocity, 0, 127)]
         n = pitch.size  # events: OFFs (kind 0) sort before ONs (kind 1) at the same step
         ev_time, ev_on = np.concatenate([e, s]), np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
         ev_inst, ev_pitch, ev_bin, ev_seg = np.tile(inst, 2), np.tile(pitch, 2), np.tile(vbin, 2), np.tile(seg, 2)
-        order = _lex_order(ev_pitch, ev_inst, ev_on, ev_time, ev_seg)
-        return self._emit(*(a[order] for a in (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin)), n_segments)
+        ev_voice = np.tile(voice, 2)
+        order = _lex_order(ev_pitch, ev_inst, ev_on, ev_voice, ev_time, ev_seg)
+        return self._emit(*(a[order] for a in (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, ev_voice)),
+                          n_segments)
 
-    def _emit(self, seg, time, on, inst, pitch, vbin, n_segments: int):
+    def _emit(self, seg, time, on, inst, pitch, vbin, voice, n_segments: int):
         """Sorted events → ``(tokens, offsets, too_long)`` (see ``_encode_segments``); state resets at each piece."""
         c, m = self.config, self.config.max_shift_steps
-        first = np.ones(time.size, bool)  # the first event of its piece: shift from 0, PROGRAM, VELOCITY
+        first = np.ones(time.size, bool)  # the first event of its piece: shift from 0, VOICE, PROGRAM, VELOCITY
         first[1:] = seg[1:] != seg[:-1]
         dt = np.where(first, time, np.diff(time, prepend=0))
         n_shift = (dt + m - 1) // m
@@ -263,6 +284,10 @@ class Tokenizer:
         if c.programs:
             prog[1:] = inst[1:] != inst[:-1]
             prog |= first
+        vox = np.zeros(time.size, bool)
+        if c.voices:
+            vox[1:] = voice[1:] != voice[:-1]
+            vox |= first
         vel = np.zeros(time.size, bool)
         if c.velocity_bins > 0:
             on_idx = np.flatnonzero(on)
@@ -270,13 +295,13 @@ class Tokenizer:
             change = np.ones(on_idx.size, bool)
             change[1:] = (on_bin[1:] != on_bin[:-1]) | (on_seg[1:] != on_seg[:-1])
             vel[on_idx] = change
-        counts = n_shift + prog + vel + 1
+        counts = n_shift + vox + prog + vel + 1
         sizes = np.bincount(seg, weights=counts, minlength=n_segments).astype(np.int64) + 2
         too_long = np.where(sizes > self.max_tokens, sizes, 0)
         if too_long.any():  # refuse those pieces before allocating their tokens
             fits = too_long[seg] == 0
-            seg, time, on, inst, pitch, vbin, dt, n_shift, prog, vel, counts = (
-                a[fits] for a in (seg, time, on, inst, pitch, vbin, dt, n_shift, prog, vel, counts))
+            seg, time, on, inst, pitch, vbin, voice, dt, n_shift, vox, prog, vel, counts = (
+                a[fits] for a in (seg, time, on, inst, pitch, vbin, voice, dt, n_shift, vox, prog, vel, counts))
             sizes = np.where(too_long > 0, 2, sizes)
         offsets = np.zeros(n_segments + 1, np.int64)
         np.cumsum(sizes, out=offsets[1:])
@@ -289,6 +314,8 @@ class Tokenizer:
             out[(end - 2)[vel]] = self.ranges["VELOCITY"][0] + vbin[vel] - 1
         if c.programs:
             out[(end - 2 - vel)[prog]] = self.ranges["PROGRAM"][0] + inst[prog]
+        if c.voices:
+            out[(end - 2 - vel - prog)[vox]] = self.ranges["VOICE"][0] + voice[vox]
         shift0 = self.ranges["TIME_SHIFT"][0]
         group_start = np.repeat(np.cumsum(n_shift) - n_shift, n_shift)
         out[np.repeat(begin, n_shift) + np.arange(group_start.size) - group_start] = shift0 + m - 1
@@ -312,8 +339,9 @@ class Tokenizer:
         return _forward_fill(kind == _PROG, self._value[t], 0)
 
     def decode_arrays(self, tokens) -> dict[str, np.ndarray]:
-        """Tokens → note arrays sorted by (start, pitch, instrument): ``pitch``, ``start``, ``end`` (grid steps,
-        int64), ``velocity``, ``instrument`` (program, 128 = drums), each shape (n,). Total; see the module doc."""
+        """Tokens → note arrays sorted by (start, pitch, instrument, voice): ``pitch``, ``start``, ``end`` (grid
+        steps, int64), ``velocity``, ``instrument`` (program, 128 = drums), ``voice`` (0 without VOICE events), each
+        shape (n,). Total; see the module doc."""
         t = self._check_ids(tokens)
         eos = np.flatnonzero(t == self.eos_id)
         if eos.size:
@@ -322,10 +350,11 @@ class Tokenizer:
         time = np.cumsum(np.where(kind == _SHIFT, value, 0))
         final = int(time[-1]) if time.size else 0
         inst = _forward_fill(kind == _PROG, value, 0)
+        voice = _forward_fill(kind == _VOICE, value, 0)
         default_v = self.default_velocity
         vel = _forward_fill(kind == _VEL, self._bin_to_vel[np.where(kind == _VEL, value, 0)], default_v)
         pos = np.flatnonzero((kind == _ON) | (kind == _OFF))
-        key = inst[pos] * PITCHES + value[pos]
+        key = (voice[pos] * N_PROGRAMS + inst[pos]) * PITCHES + value[pos]
         order = np.argsort(key, kind="stable")
         pos, key = pos[order], key[order]
         is_on, tm = kind[pos] == _ON, time[pos]
@@ -335,19 +364,24 @@ class Tokenizer:
         keep = is_on & ~(zero & next_same)
         end = np.where(zero, tm + 1, end)
         pos, start, end = pos[keep], tm[keep], end[keep]
-        out = dict(pitch=value[pos], start=start, end=end, velocity=vel[pos], instrument=inst[pos])
-        order = np.lexsort((out["instrument"], out["pitch"], out["start"]))
+        out = dict(pitch=value[pos], start=start, end=end, velocity=vel[pos], instrument=inst[pos], voice=voice[pos])
+        order = np.lexsort((out["voice"], out["instrument"], out["pitch"], out["start"]))
         return {k: v[order] for k, v in out.items()}
 
     def decode_notes(self, tokens) -> list[Note]:
-        """Tokens → ``Note`` list (times in quarter notes or seconds), sorted by (start, pitch). Total."""
+        """Tokens → ``Note`` list (times in quarter notes or seconds), sorted by (start, pitch, instrument, voice).
+        Total."""
         a = self.decode_arrays(tokens)
         start, end = self.from_steps(a["start"]).tolist(), self.from_steps(a["end"]).tolist()
-        return [Note(p, s, e, v, 0 if i == DRUMS else i, i == DRUMS) for p, s, e, v, i in
-                zip(a["pitch"].tolist(), start, end, a["velocity"].tolist(), a["instrument"].tolist())]
+        return [Note(p, s, e, v, 0 if i == DRUMS else i, i == DRUMS, k) for p, s, e, v, i, k in
+                zip(a["pitch"].tolist(), start, end, a["velocity"].tolist(), a["instrument"].tolist(),
+                    a["voice"].tolist())]
 
     def decode(self, tokens, qpm: float = 120.0):
-        """Tokens → ``pretty_midi.PrettyMIDI``; beat-mode steps are converted to seconds at ``qpm``. Total."""
+        """Tokens → ``pretty_midi.PrettyMIDI``; beat-mode steps are converted to seconds at ``qpm``. Total.
+
+        One instrument per program, or with voices per (voice, program) (named "<program name> (voice k)").
+        """
         a = self.decode_arrays(tokens)
         c = self.config
         if c.time_mode == "beat":
@@ -357,7 +391,7 @@ class Tokenizer:
             resolution = per_quarter * max(1, math.ceil(480 / per_quarter))
         return arrays_to_pretty_midi(a["pitch"], self.from_steps(a["start"]), self.from_steps(a["end"]),
                                      a["velocity"], a["instrument"], qpm=qpm, time_mode=c.time_mode,
-                                     resolution=resolution)
+                                     resolution=resolution, voice=a["voice"] if c.voices else None)
 
     # ---- augmentation --------------------------------------------------------------------------------------
     def _pitched_notes(self, t: np.ndarray) -> np.ndarray:
@@ -411,4 +445,4 @@ def stretch_notes(notes: list[Note], factor: float) -> list[Note]:
     """Multiply every onset and release by ``factor`` (> 0), e.g. 0.95–1.05 for seconds-mode augmentation."""
     if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
         raise UsageError(f"factor: expected a positive number, got {factor!r}")
-    return [Note(n.pitch, n.start * factor, n.end * factor, n.velocity, n.program, n.is_drum) for n in notes]
+    return [Note(n.pitch, n.start * factor, n.end * factor, n.velocity, n.program, n.is_drum, n.voice) for n in notes]

@@ -277,7 +277,12 @@ def cli_train(args) -> int:
     tokenizer_cfg = None
     if args.time_mode is not None:
         tokenizer_cfg = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
-    tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
+    if getattr(args, "voices", None) is not None:
+        from musicgen.voices import tokens_with_voices
+
+        tokens = tokens_with_voices(args.corpus_dir, tokenizer_cfg, args.voices, progress=bool(args.verbose))
+    else:
+        tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
     tokenizer = Tokenizer(tokens.tokenizer_config)
     model_cfg, train_cfg = configs_from_args(args, tokenizer.vocab_size)
     recover_interrupted_save(out)

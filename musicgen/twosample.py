@@ -85,7 +85,7 @@ def excerpts(tokenizer, pieces: Sequence, length: int) -> tuple[list[list[Note]]
     Returns:
         ``(notes, piece_index)``: for each excerpt, its notes from ``tokenizer.decode_notes`` with times moved to
         where they are in the piece (quarter notes or seconds from its start, so beat phases mean something), and
-        int64 (excerpts,) the index into ``pieces`` it came from. The PROGRAM and VELOCITY in force at an excerpt's
+        int64 (excerpts,) the index into ``pieces`` it came from. The VOICE, PROGRAM and VELOCITY in force at an excerpt's
         start are put before it when decoding (not counted in ``length``); notes sounding when it starts are left
         out, notes still sounding at its end are closed at its last time step.
     """
@@ -96,11 +96,11 @@ def excerpts(tokenizer, pieces: Sequence, length: int) -> tuple[list[list[Note]]
         shift = _in_range(tokenizer, t, "TIME_SHIFT")
         steps = np.concatenate([[0], np.cumsum(np.where(shift, t - shift_first + 1, 0))])  # steps before position
         for a in excerpt_starts(tokenizer, t, length):
-            prefix = [int(t[:a][_in_range(tokenizer, t[:a], kind)][-1]) for kind in ("PROGRAM", "VELOCITY")
+            prefix = [int(t[:a][_in_range(tokenizer, t[:a], kind)][-1]) for kind in ("VOICE", "PROGRAM", "VELOCITY")
                       if _in_range(tokenizer, t[:a], kind).any()]
             offset = float(tokenizer.from_steps(steps[a]))
             notes = tokenizer.decode_notes(np.concatenate([np.array(prefix, np.int64), t[a:a + length]]))
-            out.append([Note(n.pitch, n.start + offset, n.end + offset, n.velocity, n.program, n.is_drum)
+            out.append([Note(n.pitch, n.start + offset, n.end + offset, n.velocity, n.program, n.is_drum, n.voice)
                         for n in notes])
             index.append(i)
     return out, np.array(index, dtype=np.int64)

@@ -1,8 +1,11 @@
 """How many notes survive ``decode(encode(piece))``: python scripts/roundtrip.py DIR [--time-mode beat|seconds]
+[--voices N|auto]
 
 For every music file under DIR (recursive), read with ``musicgen.midi_io.read_piece`` and encoded by the default
-``Tokenizer`` of that time mode, the notes are compared **on the grid** as multisets of
-``(instrument, pitch, start step, end step)``, instrument = GM program or 128 for drums, velocity ignored:
+``Tokenizer`` of that time mode (with ``--voices``: ``TokenizerConfig(voices=N)``; ``auto`` = the most parts of any
+file, at most ``MAX_VOICES``), the notes are compared **on the grid** as multisets of
+``(instrument, pitch, start step, end step)``, instrument = GM program or 128 for drums, velocity ignored; with
+voices the instrument is ``(voice, program)`` (voice = the note's part, parts from N on sharing voice N-1):
 
 * *in*: the file's notes in the tokenizer's pitch range, start and end rounded to the grid, end at least start + 1
   step (what the tokenizer sees; putting times on the grid is not counted as a loss, it is reported apart as the
@@ -11,9 +14,9 @@ For every music file under DIR (recursive), read with ``musicgen.midi_io.read_pi
 
 Reported: notes in, notes out, notes kept exactly (multiset intersection of in and out), notes whose onset is kept
 (intersection on ``(instrument, pitch, start)``: the note is there but ends earlier), sounding time kept (sum of
-out durations / sum of in durations), and whether *out* equals the documented rule applied to *in* (of two notes of
+out durations / sum of in durations), whether *out* equals the documented rule applied to *in* (of two notes of
 the same pitch and instrument, the earlier ends at the later's onset; at one onset the longer is kept; see
-``musicgen.tokenizer``). Files that cannot be read are counted and skipped.
+``musicgen.tokenizer``), and the events it took. Files that cannot be read are counted and skipped.
 """
 
 from __future__ import annotations
@@ -25,24 +28,36 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.config import TokenizerConfig
+from musicgen.config import MAX_VOICES, TokenizerConfig
 from musicgen.corpus import find_music_files
 from musicgen.errors import IngestError
 from musicgen.midi_io import read_piece
 from musicgen.tokenizer import Tokenizer
 
 
-def grid_notes(tok: Tokenizer, piece) -> list[tuple[int, int, int, int]]:
-    """The notes the tokenizer sees: ``(instrument, pitch, start step, end step)`` rows, unsorted."""
+def grid_notes(tok: Tokenizer, piece) -> list[tuple]:
+    """The notes the tokenizer sees: ``(instrument, pitch, start step, end step)`` rows, unsorted; with voices
+    ``((voice, program), pitch, start step, end step)``."""
     a, c = piece.arrays, tok.config
     s = tok.to_steps(a.start)
     e = np.maximum(tok.to_steps(a.end), s + 1)
     inst = a.instrument if c.programs else np.zeros_like(a.pitch)
     keep = (a.pitch >= c.min_pitch) & (a.pitch <= c.max_pitch) & (c.programs | ~a.is_drum)
-    return list(zip(inst[keep].tolist(), a.pitch[keep].tolist(), s[keep].tolist(), e[keep].tolist()))
+    if c.voices:
+        inst = list(zip(np.minimum(a.voice, c.voices - 1)[keep].tolist(), inst[keep].tolist()))
+    else:
+        inst = inst[keep].tolist()
+    return list(zip(inst, a.pitch[keep].tolist(), s[keep].tolist(), e[keep].tolist()))
 
 
-def merge_rule(notes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+def decoded_notes(tok: Tokenizer, tokens) -> list[tuple]:
+    """``decode_arrays(tokens)`` as rows shaped like ``grid_notes``."""
+    d = tok.decode_arrays(tokens)
+    inst = list(zip(d["voice"].tolist(), d["instrument"].tolist())) if tok.config.voices else d["instrument"].tolist()
+    return list(zip(inst, d["pitch"].tolist(), d["start"].tolist(), d["end"].tolist()))
+
+
+def merge_rule(notes: list[tuple]) -> list[tuple]:
     """The documented merge rule: per (instrument, pitch), sorted by (start, end), each note ends at the next
     note's start if that comes first; notes left with no length are dropped."""
     rows = sorted(notes)
@@ -53,6 +68,17 @@ def merge_rule(notes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, i
         if e > s:
             out.append((inst, pitch, s, e))
     return out
+
+
+def most_voices(files: list[Path], time_mode: str) -> int:
+    """The most parts (voices) of any readable file, at most ``MAX_VOICES`` (1 when none is readable)."""
+    most = 1
+    for path in files:
+        try:
+            most = max(most, int(read_piece(path, time_mode).arrays.voice.max()) + 1)
+        except IngestError:
+            continue
+    return min(most, MAX_VOICES)
 
 
 def off_grid(tok: Tokenizer, piece) -> int:
@@ -74,8 +100,7 @@ def measure(files: list[Path], tok: Tokenizer, per_file: list | None = None) -> 
             totals["skipped"] += 1
             continue
         notes_in = grid_notes(tok, piece)
-        d = tok.decode_arrays(tokens)
-        notes_out = list(zip(d["instrument"].tolist(), d["pitch"].tolist(), d["start"].tolist(), d["end"].tolist()))
+        notes_out = decoded_notes(tok, tokens)
         cin, cout = Counter(notes_in), Counter(notes_out)
         totals["files"] += 1
         totals["in"] += len(notes_in)
@@ -87,18 +112,24 @@ def measure(files: list[Path], tok: Tokenizer, per_file: list | None = None) -> 
         totals["rule_ok"] += cout == Counter(merge_rule(notes_in))
         totals["off_grid"] += off_grid(tok, piece)
         totals["read"] += len(piece.arrays.pitch)
+        totals["tokens"] += tokens.size
         if per_file is not None:
             per_file.append((path, len(notes_in), len(notes_out), sum((cin & cout).values())))
     return dict(totals)
 
 
 def report(t: dict, where: str, tok: Tokenizer) -> str:
-    def pct(a, b):
-        return f"{100 * a / b:.2f}%" if b else "-"
+    def pct(a, b):  # never "100.00%" for less than all
+        if not b:
+            return "-"
+        text = f"{100 * a / b:.2f}"
+        return f"{100 * a / b:.3f}%" if text == "100.00" and a != b else text + "%"
 
     n_in = t.get("in", 0)
+    c = tok.config
+    settings = f"TokenizerConfig(voices={c.voices})" if c.voices else "default TokenizerConfig"
     return "\n".join([
-        f"round trip encode -> decode_arrays, {where}, time_mode={tok.config.time_mode}, default TokenizerConfig",
+        f"round trip encode -> decode_arrays, {where}, time_mode={c.time_mode}, {settings}",
         f"files: {t.get('files', 0)} read, {t.get('skipped', 0)} skipped (unreadable or no notes)",
         f"notes read: {t.get('read', 0)}; start or end off the grid: {t.get('off_grid', 0)}"
         f" ({pct(t.get('off_grid', 0), t.get('read', 0))})",
@@ -110,6 +141,7 @@ def report(t: dict, where: str, tok: Tokenizer) -> str:
         f"{t.get('onset', 0) - t.get('exact', 0)}",
         f"sounding time kept: {pct(t.get('time_out', 0), t.get('time_in', 0))}",
         f"files whose output equals the documented merge rule: {t.get('rule_ok', 0)}/{t.get('files', 0)}",
+        f"events (tokens with BOS and EOS): {t.get('tokens', 0)}",
     ])
 
 
@@ -119,10 +151,13 @@ def main(argv=None) -> int:
     parser.add_argument("dir", help="folder of music files (searched recursively)")
     parser.add_argument("--time-mode", choices=("beat", "seconds"), default="beat")
     parser.add_argument("--per-file", action="store_true", help="also list every file that loses a note")
+    parser.add_argument("--voices", default="0",
+                        help="VOICE events: N voices (0 = off), or auto = the most parts of any file")
     args = parser.parse_args(argv)
-    config = TokenizerConfig() if args.time_mode == "beat" else TokenizerConfig.seconds()
-    tok = Tokenizer(config)
     files = find_music_files(args.dir)
+    voices = most_voices(files, args.time_mode) if args.voices == "auto" else int(args.voices)
+    config = TokenizerConfig(voices=voices) if args.time_mode == "beat" else TokenizerConfig.seconds(voices=voices)
+    tok = Tokenizer(config)
     rows: list = []
     print(report(measure(files, tok, rows), f"{len(files)} music files under {args.dir}", tok))
     if args.per_file:

@@ -164,3 +164,19 @@ def test_ingest_records_clusters_and_the_cli_lists_them(tmp_path, capsys):
                                "(threshold 0.5, 8-note shingles")
     assert main(["corpus", "duplicates", str(cache), "--threshold", "0"]) == 2
     assert "--threshold: expected a number in (0, 1], got 0.0" in capsys.readouterr().err
+
+
+def test_fingerprint_is_the_same_with_voices_on_or_off():
+    # four voices, and a fifth part doubling the top one at the unison: with voices the doubled notes stay two
+    # notes, without they merge; fingerprints count notes of one pitch and onset once, so both agree
+    pitch, start, end = chorale(3)
+    top = np.arange(3, pitch.size, 4)
+    pitch, start, end = (np.concatenate([a, a[top]]) for a in (pitch, start, end))
+    voice = np.concatenate([np.tile(np.arange(4), pitch.size // 5), np.full(top.size, 4)])
+    voiced = TokenizerConfig(voices=5)
+    with_voices = Tokenizer(voiced).encode_arrays(pitch, start, end, np.full(pitch.size, 80), np.zeros(pitch.size),
+                                                  voice)
+    assert Tokenizer(voiced).decode_arrays(with_voices)["pitch"].size == pitch.size  # nothing merged
+    a = dedup.fingerprints([with_voices], voiced)[0]
+    b = dedup.fingerprints([encode((pitch, start, end))], BEAT)[0]
+    assert len(a) > 100 and np.array_equal(a.hashes, b.hashes)

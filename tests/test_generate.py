@@ -208,3 +208,14 @@ def test_the_sidecar_records_the_tempo_the_file_holds(bundles, tempo, written, t
     assert sidecar["settings"]["tempo"] == tempo and sidecar["tempo_written"] == written
     file_tempo = pretty_midi.PrettyMIDI(str(out)).get_tempo_changes()[1][0]
     assert file_tempo == pytest.approx(written, rel=1e-3)
+
+
+def test_a_continuation_without_its_primer_starts_in_the_primer_s_voice():
+    from musicgen.generate import _context_tokens
+    from musicgen.tokenizer import Tokenizer
+
+    tok = Tokenizer(TokenizerConfig(voices=2))
+    primer = np.array([tok.bos_id] + [tok.token(n, v) for n, v in (("VOICE", 1), ("PROGRAM", 5), ("VELOCITY", 3),
+                                                                    ("NOTE_ON", 60), ("VOICE", 0))])
+    assert _context_tokens(primer, tok) == [tok.bos_id, tok.token("VOICE", 0), tok.token("PROGRAM", 5),
+                                            tok.token("VELOCITY", 3)]

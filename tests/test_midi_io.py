@@ -72,6 +72,7 @@ def test_midi_beats_and_seconds_with_tempo_change(tmp_path):
     beat = read_piece(path)
     assert beat.qpm == 120.0 and beat.time_mode == "beat"
     assert _as_tuples(beat.notes) == [(60, 0.0, 1.0, 90, 0, False), (76, 6.0, 7.0, 50, 40, False)]
+    assert [n.voice for n in beat.notes] == [0, 1]  # the tempo track has no notes: piano is voice 0
     sec = read_piece(path, time_mode="seconds")
     # beat 6 = 4 beats at 0.5 s + 2 beats at 0.05 s = 2.1 s; beat 7 = 2.15 s
     assert _as_tuples(sec.notes) == [(60, 0.0, 0.5, 90, 0, False), (76, 2.1, 2.15, 50, 40, False)]
@@ -172,6 +173,7 @@ def test_kern_file(data_dir):
     assert piece.qpm == 120.0  # no tempo in the file
     assert _as_tuples(piece.notes) == [(60, 0.0, 1.0, 90, 0, False), (67, 0.0, 2.0, 90, 0, False),
                                        (64, 1.0, 2.0, 90, 0, False)]
+    assert [n.voice for n in piece.notes] == [1, 0, 1]  # two spines: two parts, in the order music21 gives them
 
 
 def test_musicxml_slowest_tempo_and_bach_chorale(tmp_path):
@@ -190,7 +192,10 @@ def test_musicxml_slowest_tempo_and_bach_chorale(tmp_path):
     chorale = music21.corpus.parse("bach/bwv66.6")
     mxl = chorale.write("musicxml", fp=tmp_path / "bwv66.6.MXL")
     expected = sum(len(p.flatten().stripTies().notes) for p in chorale.parts)
-    assert len(read_piece(mxl).notes) == expected
+    got = read_piece(mxl).notes
+    assert len(got) == expected
+    assert [sum(n.voice == k for n in got) for k in range(4)] == [len(p.flatten().stripTies().notes)
+                                                                  for p in chorale.parts]
 
 
 def test_notes_to_pretty_midi_groups_instruments_and_converts_beats():
@@ -257,3 +262,12 @@ def test_music21_never_reads_or_writes_its_pickle_cache(data_dir, monkeypatch):
     monkeypatch.setattr(music21.converter, "parse", recording_parse)
     assert len(read_piece(data_dir / "tune.krn").notes) == 3
     assert calls == [{"forceSource": True, "storePickle": False}]
+
+
+def test_notes_to_pretty_midi_keeps_voices_apart():
+    notes = [Note(60, 0.0, 1.0, 80, voice=0), Note(60, 0.0, 1.0, 80, voice=1), Note(64, 1.0, 2.0, 80, voice=1)]
+    pm = notes_to_pretty_midi(notes, qpm=60.0)
+    assert [(i.name, [n.pitch for n in i.notes]) for i in pm.instruments] == [
+        ("Acoustic Grand Piano (voice 0)", [60]), ("Acoustic Grand Piano (voice 1)", [60, 64])]
+    with pytest.raises(ValueError, match="voice"):
+        Note(60, 0.0, 1.0, 80, voice=-1)

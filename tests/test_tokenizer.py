@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musicgen.config import TokenizerConfig
-from musicgen.errors import IngestError, UsageError
+from musicgen.errors import ConfigError, IngestError, UsageError
 from musicgen.midi_io import Note, Piece, read_piece
 from musicgen.tokenizer import Tokenizer, stretch_notes, velocity_tables
 
@@ -212,11 +212,11 @@ def test_merge_rule_by_hand():
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), small=st.booleans())
 def test_decoding_is_total(data, small):
-    tok = Tokenizer(TokenizerConfig(max_shift_steps=8, velocity_bins=4, min_pitch=58, max_pitch=65)) if small \
-        else BEAT
+    tok = Tokenizer(TokenizerConfig(max_shift_steps=8, velocity_bins=4, min_pitch=58, max_pitch=65, voices=3)) \
+        if small else BEAT
     tokens = data.draw(st.lists(st.integers(0, tok.vocab_size - 1), max_size=300))
     notes = tok.decode_notes(tokens)
-    assert tuples(tok.decode_notes(tok.encode_notes(notes))) == tuples(notes)  # decoded notes never overlap
+    assert vtuples(tok.decode_notes(tok.encode_notes(notes))) == vtuples(notes)  # decoded notes never overlap
     buf = io.BytesIO()
     tok.decode(np.array(tokens, dtype=np.int64), qpm=97.0).write(buf)
     back = pretty_midi.PrettyMIDI(io.BytesIO(buf.getvalue()))
@@ -325,18 +325,20 @@ def test_encode_arrays_validates_its_inputs():
             BEAT.encode_arrays([60], [start], [1.0], [80], [inst])
 
 
-# (pitch, onset in sevenths, length in fifths, velocity, program, drum): off the grid, overlapping, few programs
+# (pitch, onset in sevenths, length in fifths, velocity, program, drum, voice): off the grid, overlapping, few programs
 _NOTE = st.tuples(st.integers(0, 127), st.integers(0, 200), st.integers(1, 60), st.integers(1, 127),
-                  st.integers(0, 3), st.booleans()).map(lambda r: Note(r[0], r[1] / 7, r[1] / 7 + r[2] / 5, *r[3:]))
+                  st.integers(0, 3), st.booleans(), st.integers(0, 4)).map(
+    lambda r: Note(r[0], r[1] / 7, r[1] / 7 + r[2] / 5, *r[3:]))
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pieces=st.lists(st.lists(_NOTE, max_size=25), max_size=6), which=st.integers(0, 2))
+@given(pieces=st.lists(st.lists(_NOTE, max_size=25), max_size=6), which=st.integers(0, 3))
 def test_encode_pieces_equals_encode_one_by_one(pieces, which):
     # off-grid times, overlaps, drums, programs, pitches out of the small range, empty pieces: the batch must give
     # exactly what encode gives for each piece alone, errors included
     tok = [BEAT, Tokenizer(TokenizerConfig(max_shift_steps=8, velocity_bins=4, min_pitch=50, max_pitch=80)),
-           Tokenizer(TokenizerConfig(velocity_bins=0, programs=False, max_shift_steps=12))][which]
+           Tokenizer(TokenizerConfig(velocity_bins=0, programs=False, max_shift_steps=12)),
+           Tokenizer(TokenizerConfig(max_shift_steps=8, voices=3))][which]
     batch = tok.encode_pieces([Piece(notes, 120.0, "beat") for notes in pieces])
     assert len(batch) == len(pieces)
     for notes, got in zip(pieces, batch):
@@ -374,3 +376,127 @@ def test_lex_order_is_lexsort(data, n, wide):
     top = 2 ** 40 if wide else 5  # wide keys do not fit in 63 bits together: the lexsort fallback
     keys = [np.array(data.draw(st.lists(st.integers(0, top), min_size=n, max_size=n)), np.int64) for _ in range(3)]
     np.testing.assert_array_equal(_lex_order(*keys), np.lexsort(keys))
+
+
+# ------------------------------------------------------------------------------------------------------- voices
+VOICED = Tokenizer(TokenizerConfig(voices=3))
+
+
+def vtuples(notes):
+    return sorted((n.pitch, n.start, n.end, n.velocity, n.program, n.is_drum, n.voice) for n in notes)
+
+
+def test_voice_events_by_hand():
+    assert VOICED.vocab_size == 471 and VOICED.ranges["VOICE"] == (468, 3) and VOICED.token("VOICE", 2) == 470
+    assert BEAT.ranges == {k: v for k, v in VOICED.ranges.items() if k != "VOICE"}  # existing ids unchanged
+    # soprano and alto sing C4 together; the alto also has E4; program 0 for both
+    notes = [Note(60, 0.0, 1.0, 78, voice=0), Note(60, 0.0, 2.0, 78, voice=1), Note(64, 0.0, 1.0, 78, voice=1)]
+    tokens = VOICED.encode_notes(notes)
+    assert tokens.tolist() == ids(VOICED, ("VOICE", 0), ("PROGRAM", 0), ("VELOCITY", 20), ("NOTE_ON", 60),
+                                  ("VOICE", 1), ("NOTE_ON", 60), ("NOTE_ON", 64), ("TIME_SHIFT", 12),
+                                  ("VOICE", 0), ("NOTE_OFF", 60), ("VOICE", 1), ("NOTE_OFF", 64), ("TIME_SHIFT", 12),
+                                  ("NOTE_OFF", 60))
+    assert vtuples(VOICED.decode_notes(tokens)) == vtuples(notes)
+    a = VOICED.decode_arrays(tokens)
+    assert a["voice"].tolist() == [0, 1, 1] and a["pitch"].tolist() == [60, 60, 64]
+    # without voices the unison merges (the longer stays) and every note is voice 0
+    assert vtuples(BEAT.decode_notes(BEAT.encode_notes(notes))) == [(60, 0.0, 2.0, 78, 0, False, 0),
+                                                                    (64, 0.0, 1.0, 78, 0, False, 0)]
+    # voices from N on share voice N - 1
+    assert vtuples(VOICED.decode_notes(VOICED.encode_notes([Note(60, 0.0, 1.0, 78, voice=7)]))) == [
+        (60, 0.0, 1.0, 78, 0, False, 2)]
+    with pytest.raises(UsageError, match="voice >= 0"):
+        VOICED.encode_arrays([60], [0.0], [1.0], [80], [0], [-1])
+
+
+def test_voice_and_program_are_independent_registers():
+    # a VOICE event keeps the program; a NOTE_OFF needs the voice and program its note started in
+    tokens = ids(VOICED, ("PROGRAM", 40), ("NOTE_ON", 60), ("VOICE", 2), ("NOTE_ON", 60), ("TIME_SHIFT", 6),
+                 ("NOTE_OFF", 60), ("PROGRAM", 0), ("VOICE", 0), ("NOTE_OFF", 60), ("TIME_SHIFT", 6),
+                 ("PROGRAM", 40), ("NOTE_OFF", 60))
+    got = [(n.pitch, n.start, n.end, n.program, n.voice) for n in VOICED.decode_notes(tokens)]
+    assert got == [(60, 0.0, 1.0, 40, 0), (60, 0.0, 0.5, 40, 2)]
+
+
+def _voiced_notes(draw, per_unit: int, overlapping: bool) -> list[Note]:
+    """Notes on the grid in voices 0..4 (so voices 3 and 4 share voice 2 of ``VOICED``). ``overlapping=False``: notes
+    of one (voice as encoded, instrument, pitch) never overlap, unisons across voices are common; ``True``: anything."""
+    pitches = st.integers(60, 62) if overlapping else st.integers(58, 63)
+    raw = draw(st.lists(st.tuples(st.integers(0, 4), st.sampled_from([0, 40, 128]), pitches, st.integers(0, 24),
+                                  st.integers(1, 30), st.integers(1, 32)), max_size=40))
+    centre = velocity_tables(32)[1]
+    last_end, notes = {}, []
+    for voice, inst, pitch, s, length, b in (raw if overlapping else sorted(raw, key=lambda r: r[:4])):
+        key = (min(voice, 2), inst, pitch)
+        if not overlapping and s < last_end.get(key, 0):
+            continue
+        last_end[key] = s + length
+        notes.append(Note(pitch, s / per_unit, (s + length) / per_unit, int(centre[b]), 0 if inst == 128 else inst,
+                          inst == 128, voice))
+    return notes
+
+
+def _voiced_merge_rule(notes: list[Note], per_unit: int) -> list[tuple]:
+    """The merge rule with instrument = (voice as encoded, program, drum): see ``_merge_rule``."""
+    def key(n):
+        return min(n.voice, 2), n.is_drum, n.program, n.pitch
+
+    rows = sorted(range(len(notes)), key=lambda i: (key(notes[i]), notes[i].start, notes[i].end))
+    kept = []
+    for k, i in enumerate(rows):
+        n, end = notes[i], notes[i].end
+        if k + 1 < len(rows) and key(notes[rows[k + 1]]) == key(n):
+            end = min(end, notes[rows[k + 1]].start)
+        if round(end * per_unit) > round(n.start * per_unit):
+            kept.append(Note(n.pitch, n.start, end, n.velocity, n.program, n.is_drum, min(n.voice, 2)))
+    return vtuples(kept)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), mode=st.sampled_from(["beat", "seconds"]), overlapping=st.booleans())
+def test_round_trip_with_voices_keeps_every_voice(data, mode, overlapping):
+    # with voices on, decode(encode(x)) is exactly x (voices included, voices >= 3 read as 2) when no two notes of
+    # one (voice, program, pitch) overlap, whatever the other voices sing; in general the merge rule per voice
+    tok = VOICED if mode == "beat" else Tokenizer(TokenizerConfig.seconds(voices=3))
+    per_unit = 12 if mode == "beat" else 100
+    notes = _voiced_notes(data.draw, per_unit, overlapping)
+    got = vtuples(tok.decode_notes(tok.encode_notes(notes)))
+    assert got == _voiced_merge_rule(notes, per_unit)
+    if not overlapping:
+        assert got == vtuples([Note(n.pitch, n.start, n.end, n.velocity, n.program, n.is_drum, min(n.voice, 2))
+                               for n in notes])
+
+
+def test_decode_writes_one_instrument_per_voice_and_program(tmp_path):
+    notes = [Note(60, 0.0, 1.0, 78, voice=0), Note(60, 0.0, 1.0, 78, voice=1), Note(72, 0.0, 1.0, 78, 40, voice=1),
+             Note(36, 0.0, 0.5, 78, is_drum=True, voice=2)]
+    pm = VOICED.decode(VOICED.encode_notes(notes))
+    assert [(i.name, i.program, i.is_drum, len(i.notes)) for i in pm.instruments] == [
+        ("Acoustic Grand Piano (voice 0)", 0, False, 1), ("Acoustic Grand Piano (voice 1)", 0, False, 1),
+        ("Violin (voice 1)", 40, False, 1), ("Drums (voice 2)", 0, True, 1)]
+    pm.write(str(tmp_path / "v.mid"))
+    back = read_piece(tmp_path / "v.mid")  # tracks read back in order: voice k is track k of those with notes
+    assert sorted((n.pitch, n.program, n.is_drum, n.voice) for n in back.notes) == [
+        (36, 0, True, 3), (60, 0, False, 0), (60, 0, False, 1), (72, 40, False, 2)]
+
+
+def test_transpose_with_voices_moves_pitches_only():
+    tokens = np.array(ids(VOICED, ("VOICE", 1), ("NOTE_ON", 60), ("VOICE", 2), ("PROGRAM", 128), ("NOTE_ON", 36),
+                          ("TIME_SHIFT", 12), ("NOTE_OFF", 36), ("VOICE", 1), ("PROGRAM", 0), ("NOTE_OFF", 60)))
+    assert VOICED.transpose_bounds(tokens) == (-60, 67)
+    up = VOICED.transpose_tokens(tokens, 5)
+    assert up.tolist() == ids(VOICED, ("VOICE", 1), ("NOTE_ON", 65), ("VOICE", 2), ("PROGRAM", 128),
+                              ("NOTE_ON", 36), ("TIME_SHIFT", 12), ("NOTE_OFF", 36), ("VOICE", 1), ("PROGRAM", 0),
+                              ("NOTE_OFF", 65))
+    assert [(n.pitch, n.voice) for n in VOICED.decode_notes(up)] == [(36, 2), (65, 1)]
+
+
+def test_voices_config_json_and_old_files(tmp_path):
+    cfg = TokenizerConfig(voices=4, voice_polyphony=1)
+    assert TokenizerConfig.from_json(cfg.to_json()) == cfg
+    assert "voices" not in TokenizerConfig().to_dict()  # off: the JSON (and cache hash) of before the field
+    old = {k: v for k, v in TokenizerConfig().to_dict().items()}
+    assert TokenizerConfig.from_dict(old).voices == 0
+    for bad in (dict(voices=-1), dict(voices=65), dict(voices=True), dict(voice_polyphony=1)):
+        with pytest.raises(ConfigError, match="voice"):
+            TokenizerConfig(**bad)

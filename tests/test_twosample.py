@@ -43,6 +43,17 @@ def test_excerpts_keep_program_velocity_and_time_of_the_piece():
     assert notes == [[Note(60, 0.0, 1.0, 98, 40)], [Note(62, 1.0, 2.0, 98, 40)], [Note(64, 2.0, 3.0, 98, 40)]]
 
 
+def test_excerpts_keep_the_voice_of_the_piece():
+    from musicgen.config import TokenizerConfig
+
+    tok = Tokenizer(TokenizerConfig(voices=2))
+    piece = [tok.bos_id] + [tok.token(n, v) for n, v in (
+        ("VOICE", 1), ("NOTE_ON", 60), ("TIME_SHIFT", 12), ("NOTE_OFF", 60), ("NOTE_ON", 62), ("TIME_SHIFT", 12),
+        ("NOTE_OFF", 62))] + [tok.eos_id]
+    notes, _ = twosample.excerpts(tok, [piece], 3)
+    assert notes == [[Note(60, 0.0, 1.0, 78, 0, False, 1)], [Note(62, 1.0, 2.0, 78, 0, False, 1)]]
+
+
 def test_excerpt_features_by_hand():
     notes = [Note(60, 0.0, 1.0, 80), Note(64, 0.0, 1.0, 80), Note(67, 1.0, 1.5, 80), Note(65, 1.5, 2.0, 80)]
     f = dict(zip(twosample.FEATURE_NAMES, twosample.excerpt_features(notes)))

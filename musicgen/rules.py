@@ -1,0 +1,248 @@
+"""Validity masks for sampling: ``EventRules`` tracks each stream's voice, program, sounding notes and clock, and
+forbids the events that would make a sequence ill formed. Pure numpy, no I/O; ``musicgen.sampler`` applies it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NEG_INF = np.float32(-np.inf)
+
+_ON, _OFF, _SHIFT, _VEL, _PROG, _EOS, _VOICE, _OTHER = range(8)
+DRUMS = 128
+
+
+class EventRules:
+    """Per-stream validity masks built from a tokenizer's range table, so sampled sequences stay well formed.
+
+    Tracks, for each of B streams, the current voice and program (0 and 0 at start, as the decoder assumes; program
+    128 = drums), the sounding pitches of every (voice, program) (a *slot*; slots are made as pairs come into use),
+    the last velocity bin and the elapsed grid steps. ``apply`` then forbids: PAD and BOS always; EOS unless
+    ``allow_eos``; a NOTE_OFF of a pitch not sounding in the current voice and program; a NOTE_ON of a pitch already
+    sounding there (the tokenizer never encodes one); a NOTE_ON outside ``pitch_range`` (pitched programs only, drums
+    keep their full key range); any NOTE_ON while ``max_polyphony`` notes sound, or while ``voice_polyphony`` notes
+    sound in the current voice. A note of the current slot sounding for ``max_note_steps`` grid steps or more must
+    end next: only such NOTE_OFFs stay allowed, or the switch that reaches an overdue note elsewhere (a PROGRAM switch
+    within the current voice when one is overdue there, else a VOICE switch); an RNN that misses one NOTE_OFF would
+    otherwise hold that note to the end of the sample. ``well_formed=False`` drops the NOTE_ON/NOTE_OFF consistency
+    masks (decoding needs none: it ignores a NOTE_OFF of a silent pitch and ends a note at its repeated NOTE_ON),
+    leaving the model's own choice among note events; the state is tracked all the same.
+
+    Args:
+        tokenizer: a ``Tokenizer`` (``ranges``, ``describe``, ``config``).
+        batch: number of streams B.
+        pitch_range: inclusive ``(lo, hi)`` MIDI pitches allowed for NOTE_ON, or None for the tokenizer's range.
+        max_polyphony: at most this many notes sounding at once in a stream (0: no cap).
+        allow_eos: let the model end a stream early with EOS.
+        max_note_steps: longest note in grid steps before its NOTE_OFF is forced (0: no limit).
+        well_formed: forbid a NOTE_OFF of a pitch not sounding and a NOTE_ON of a pitch already sounding.
+        voice_polyphony: at most this many notes sounding at once in one voice (0: no cap); None takes the
+            tokenizer config's ``voice_polyphony`` (1 when ingest found every part of the corpus monophonic).
+    """
+
+    def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
+                 allow_eos: bool = False, max_note_steps: int = 0, well_formed: bool = True,
+                 voice_polyphony: int | None = None):
+        r = tokenizer.ranges
+        self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
+        self.max_note_steps, self.well_formed = max_note_steps, well_formed
+        if voice_polyphony is None:
+            voice_polyphony = getattr(tokenizer.config, "voice_polyphony", 0)
+        self.voice_polyphony = voice_polyphony
+        self.on0, self.n_pitch = r["NOTE_ON"]
+        self.off0 = r["NOTE_OFF"][0]
+        if self.off0 != self.on0 + self.n_pitch:
+            raise ValueError("tokenizer: NOTE_OFF ids must follow the NOTE_ON ids")
+        self.min_pitch = tokenizer.describe(self.on0)[1]
+        self.shift0 = r["TIME_SHIFT"][0]
+        self.prog0 = r["PROGRAM"][0] if "PROGRAM" in r else None
+        self.vel0 = r["VELOCITY"][0] if "VELOCITY" in r else None
+        self.voice0 = r["VOICE"][0] if "VOICE" in r else None
+        self.kind = np.full(self.vocab_size, _OTHER, np.int64)
+        self.value = np.zeros(self.vocab_size, np.int64)
+        names = {"NOTE_ON": _ON, "NOTE_OFF": _OFF, "TIME_SHIFT": _SHIFT, "VELOCITY": _VEL, "PROGRAM": _PROG,
+                 "EOS": _EOS, "VOICE": _VOICE}
+        for name, (first, size) in r.items():
+            if name in names:
+                self.kind[first:first + size] = names[name]
+                self.value[first:first + size] = [tokenizer.describe(i)[1] for i in range(first, first + size)]
+        self.static = np.zeros(self.vocab_size, np.float32)        # additive: 0 allowed, -inf forbidden
+        self.pad_id = tokenizer.pad_id
+        self.static[[tokenizer.pad_id, tokenizer.bos_id]] = NEG_INF
+        if not allow_eos:
+            self.static[tokenizer.eos_id] = NEG_INF
+        pitches = np.arange(self.n_pitch) + self.min_pitch
+        lo, hi = pitch_range if pitch_range is not None else (pitches[0], pitches[-1])
+        self.range_add = np.where((pitches >= lo) & (pitches <= hi), 0, NEG_INF).astype(np.float32)
+        self.range_limited = bool(np.isinf(self.range_add).any())
+        n_voices = r["VOICE"][1] if self.voice0 is not None else 1
+        n_programs = 129 if self.prog0 is not None else 1
+        # slot_of[voice, program]: the slot of that pair (-1: none yet); note_add[b, slot] is the additive mask over
+        # [NOTE_ON block | NOTE_OFF block] of that pair, onset[b, slot, pitch] the elapsed steps at each NOTE_ON
+        self.slot_of = np.full((n_voices, n_programs), -1, np.int64)
+        self.slot_voice, self.slot_program = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self.note_add = np.zeros((batch, 0, 2 * self.n_pitch), np.float32)
+        self.onset = np.zeros((batch, 0, self.n_pitch), np.int64)
+        if n_voices == 1:  # without voices every program's slot is made now, in program order
+            self._slots(np.zeros(n_programs, np.int64), np.arange(n_programs))
+        self.rows = np.arange(batch)
+        self.voice = np.zeros(batch, np.int64)
+        self.program = np.zeros(batch, np.int64)
+        self.slot = self._slots(self.voice, self.program)
+        self.velocity_bin = np.zeros(batch, np.int64)              # 0: none seen yet
+        self.sounding = np.zeros(batch, np.int64)
+        self.voice_sounding = np.zeros((batch, n_voices), np.int64)
+        self.elapsed = np.zeros(batch, np.int64)                   # grid steps since reset_clock
+        self.due = np.full(batch, np.iinfo(np.int64).max)           # no note can be overdue before this elapsed
+        self.done = np.zeros(batch, bool)
+
+    def _slots(self, voices: np.ndarray, programs: np.ndarray) -> np.ndarray:
+        """Slot ids of the ``(voices[i], programs[i])`` pairs, int64 like ``voices``; new pairs get new slots (the
+        arrays grow by doubling, so a model that switches programs at random costs no copy per step)."""
+        new = self.slot_of[voices, programs] < 0
+        if new.any():
+            pairs = np.unique(np.stack([voices[new], programs[new]], axis=1), axis=0)
+            first, k = self.slot_voice.size, len(pairs)
+            if first + k > self.note_add.shape[1]:
+                grow = max(2 * self.note_add.shape[1], first + k, 4)
+                note_add = np.full((self.batch, grow, 2 * self.n_pitch), NEG_INF, np.float32)
+                onset = np.zeros((self.batch, grow, self.n_pitch), np.int64)
+                note_add[:, :first], onset[:, :first] = self.note_add[:, :first], self.onset[:, :first]
+                self.note_add, self.onset = note_add, onset
+            self.slot_of[pairs[:, 0], pairs[:, 1]] = np.arange(first, first + k)
+            self.slot_voice = np.append(self.slot_voice, pairs[:, 0])
+            self.slot_program = np.append(self.slot_program, pairs[:, 1])
+            # nothing sounds in a new slot: no NOTE_OFF; NOTE_ON in the pitch range (drums: every key)
+            self.note_add[:, first:first + k, :self.n_pitch] = np.where((pairs[:, 1] == DRUMS)[:, None], 0,
+                                                                        self.range_add)
+        return self.slot_of[voices, programs]
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        """Set forbidden events of each row of ``logits`` (B, V) to -inf, in place; returns ``logits``."""
+        logits += self.static
+        if self.well_formed:
+            logits[:, self.on0:self.off0 + self.n_pitch] += self.note_add[self.rows, self.slot]
+        elif self.range_limited:
+            logits[self.program != DRUMS, self.on0:self.off0] += self.range_add
+        if self.max_polyphony:
+            full = self.sounding >= self.max_polyphony
+            if full.any():
+                logits[full, self.on0:self.off0] = NEG_INF
+        if self.voice_polyphony:
+            full = self.voice_sounding[self.rows, self.voice] >= self.voice_polyphony
+            if full.any():
+                logits[full, self.on0:self.off0] = NEG_INF
+        if self.max_note_steps:
+            self._force_overdue_offs(logits)
+        return logits
+
+    def _force_overdue_offs(self, logits: np.ndarray) -> None:
+        """Rows with an overdue note may only end it: its NOTE_OFF, or first the switch that reaches its slot."""
+        rows = np.flatnonzero(self.elapsed >= self.due)                        # cheap test first: the hot path
+        if not rows.size:
+            return
+        n = self.slot_voice.size
+        sounding = self.note_add[rows, :n, self.n_pitch:] == 0                  # (R, slots, pitches)
+        overdue = sounding & (self.elapsed[rows, None, None] - self.onset[rows, :n] >= self.max_note_steps)
+        hit = overdue.any(axis=(1, 2))
+        quiet = rows[~hit]                                                      # due passed, notes since ended
+        if quiet.size:
+            onsets = np.where(sounding[~hit], self.onset[quiet, :n], np.iinfo(np.int64).max)
+            self.due[quiet] = np.minimum(onsets.min(axis=(1, 2)), np.iinfo(np.int64).max - self.max_note_steps) \
+                + self.max_note_steps
+        rows, overdue = rows[hit], overdue[hit]
+        if not rows.size:
+            return
+        here = overdue[np.arange(rows.size), self.slot[rows]]                  # (R, pitches)
+        forced = np.full((rows.size, self.vocab_size), NEG_INF, np.float32)
+        forced[:, self.off0:self.off0 + self.n_pitch] = np.where(here, 0, NEG_INF)
+        elsewhere = np.flatnonzero(~here.any(axis=1))
+        if elsewhere.size:
+            late = overdue[elsewhere].any(axis=2)                               # (E, slots) holding an overdue note
+            in_voice = late & (self.slot_voice == self.voice[rows[elsewhere], None])
+            by_program = in_voice.any(axis=1)        # a PROGRAM switch within the voice reaches one, else a VOICE
+            e, s = np.nonzero(np.where(by_program[:, None], in_voice, late))
+            switch = np.where(by_program[e], (self.prog0 or 0) + self.slot_program[s],
+                              (self.voice0 or 0) + self.slot_voice[s])
+            forced[elsewhere[e], switch] = 0
+        logits[rows] += forced
+
+    def observe(self, tokens: np.ndarray, limit_steps: int | None = None) -> np.ndarray:
+        """Update the state with the events just emitted, shape (B,); returns the tokens actually kept.
+
+        Streams already done get PAD; a NOTE_OFF of a silent pitch or a NOTE_ON of a sounding one (possible in a
+        primer) leaves the note count right. With ``limit_steps``, a TIME_SHIFT that reaches the limit is shortened to end
+        exactly on it and finishes its stream; an EOS finishes its stream too (and is written as PAD: the notes still
+        sounding are closed by ``closing_tokens``).
+        """
+        tokens = np.where(self.done, self.pad_id, tokens)
+        kind, value = self.kind[tokens], self.value[tokens]
+        present = np.bincount(kind, minlength=8)
+        if present[_ON] or present[_OFF]:
+            idx = np.flatnonzero((kind == _ON) | (kind == _OFF))
+            slot, p = self.slot[idx], value[idx] - self.min_pitch
+            on = kind[idx] == _ON
+            was_sounding = self.note_add[idx, slot, self.n_pitch + p] == 0
+            change = on.astype(np.int64) - was_sounding
+            self.sounding[idx] += change
+            self.voice_sounding[idx, self.voice[idx]] += change
+            self.note_add[idx, slot, self.n_pitch + p] = np.where(on, 0, NEG_INF)
+            self.note_add[idx, slot, p] = np.where(on, NEG_INF, np.where(self.slot_program[slot] == DRUMS, 0,
+                                                                         self.range_add[p]))
+            self.onset[idx[on], slot[on], p[on]] = self.elapsed[idx[on]]
+            np.minimum.at(self.due, idx[on], self.elapsed[idx[on]] + self.max_note_steps)
+        if present[_PROG] or present[_VOICE]:
+            idx = np.flatnonzero(kind == _PROG)
+            self.program[idx] = value[idx]
+            idx = np.flatnonzero(kind == _VOICE)
+            self.voice[idx] = value[idx]
+            idx = np.flatnonzero((kind == _PROG) | (kind == _VOICE))
+            self.slot[idx] = self._slots(self.voice[idx], self.program[idx])
+        if present[_VEL]:
+            idx = np.flatnonzero(kind == _VEL)
+            self.velocity_bin[idx] = value[idx]
+        if present[_SHIFT]:
+            idx = np.flatnonzero(kind == _SHIFT)
+            self.elapsed[idx] += value[idx]
+            if limit_steps is not None:
+                over = idx[self.elapsed[idx] >= limit_steps]
+                if over.size:
+                    tokens[over] -= self.elapsed[over] - limit_steps
+                    self.elapsed[over] = limit_steps
+                    self.done[over] = True
+        if present[_EOS]:
+            idx = np.flatnonzero(kind == _EOS)
+            tokens[idx] = self.pad_id
+            self.done[idx] = True
+        return tokens
+
+    def _sounding(self, stream: int) -> list[tuple[int, int, int]]:
+        slot, p = np.nonzero(self.note_add[stream, :, self.n_pitch:] == 0)
+        return sorted((int(self.slot_voice[s]), int(self.slot_program[s]), int(q) + self.min_pitch)
+                      for s, q in zip(slot, p))
+
+    def sounding_notes(self, stream: int) -> list[tuple[int, ...]]:
+        """``(program, pitch)`` of every note sounding in ``stream``, sorted; ``(voice, program, pitch)`` when the
+        vocabulary has VOICE events."""
+        notes = self._sounding(stream)
+        return notes if self.voice0 is not None else [n[1:] for n in notes]
+
+    def closing_tokens(self, stream: int) -> list[int]:
+        """NOTE_OFFs (with VOICE and PROGRAM switches where needed) that end every note still sounding in ``stream``;
+        the current voice and program's first."""
+        out, voice, program = [], int(self.voice[stream]), int(self.program[stream])
+        for v, prog, pitch in sorted(self._sounding(stream), key=lambda n: ((n[0], n[1]) != (voice, program), n)):
+            if v != voice:
+                out.append(self.voice0 + v)
+                voice = v
+            if prog != program:
+                out.append(self.prog0 + prog)
+                program = prog
+            out.append(self.off0 + pitch - self.min_pitch)
+        return out
+
+    def reset_clock(self) -> None:
+        """Start counting elapsed steps (and stopping by time) from now, e.g. after the primer."""
+        self.onset -= self.elapsed[:, None, None]
+        self.due = np.where(self.due == np.iinfo(np.int64).max, self.due, self.due - self.elapsed)
+        self.elapsed[:] = 0

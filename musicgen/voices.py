@@ -1,0 +1,146 @@
+"""Voices at ingest: choose ``TokenizerConfig.voices`` (N, or ``auto``) and record the corpus's ``voice_polyphony``.
+
+``musicgen ingest DIR --voices N|auto`` (and ``musicgen train DIR --voices …``) tokenize with VOICE events and then
+measure, from the tokens themselves, each piece's *voice polyphony*: the most notes one of its voices sounds at once
+(on the grid, after decoding: a legato overlap of one grid step counts). The smallest cap that at least
+``POLYPHONY_SHARE`` (98%) of the pieces keep is stored in the cache's ``tokenizer.json`` as ``voice_polyphony`` and
+travels into the bundle, where ``EventRules`` caps each voice at it: 1 means the parts of the corpus are monophonic
+(a few odd pieces aside), so a sample keeps one note per voice. The Bach chorales (/work/data/bach): 406 of 410 pieces
+have monophonic parts, so 1. ``auto`` is the most voices any piece uses, at most ``MAX_VOICES`` (15 for the chorales).
+
+How: the corpus is first ingested with ``voices = N`` (``auto``: ``MAX_VOICES``) and no polyphony recorded; when the
+measured config differs, the entry packs are shared with it (the tokens are the same ids: VOICE is the last range of
+the table and a smaller N only drops ids no piece uses) and ingest runs again with it, reusing every pack, so each
+file is parsed once. A rerun parses nothing but rewrites tokens.npz and the manifest twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.config import MAX_VOICES, TokenizerConfig
+from musicgen.errors import UsageError
+
+AUTO = "auto"
+POLYPHONY_SHARE = 0.98  # voice_polyphony: the smallest cap that at least this share of the pieces keep
+
+
+def parse_voices(text: str) -> int | str:
+    """``--voices`` value: an integer in [0, MAX_VOICES] (0 = off) or ``"auto"``; else ``UsageError``."""
+    if str(text).strip().lower() == AUTO:
+        return AUTO
+    try:
+        n = int(text)
+    except (TypeError, ValueError):
+        n = -1
+    if not 0 <= n <= MAX_VOICES:
+        raise UsageError(f"--voices: expected an integer in [0, {MAX_VOICES}] or 'auto', got {text!r}")
+    return n
+
+
+def voice_stats(tokenizer, pieces) -> tuple[int, np.ndarray]:
+    """``(voices used, polyphony)`` of token pieces: 1 + the highest voice of any decoded note (0 without notes), and
+    int64 (n,): per piece, the most notes sounding at once in one of its voices (decoded, on the grid; a note that
+    ends on the step another starts does not overlap it; 0 for a piece without notes)."""
+    used, most = 0, np.zeros(len(pieces), np.int64)
+    for i, tokens in enumerate(pieces):
+        a = tokenizer.decode_arrays(tokens)
+        if not a["pitch"].size:
+            continue
+        used = max(used, int(a["voice"].max()) + 1)
+        n = a["pitch"].size  # +1 at each start, -1 at each end; per voice, ends before starts at one step
+        time = np.concatenate([a["start"], a["end"]])
+        is_start = np.concatenate([np.ones(n, np.int64), np.zeros(n, np.int64)])
+        order = np.lexsort((is_start, time, np.tile(a["voice"], 2)))
+        most[i] = np.cumsum(2 * is_start[order] - 1).max()  # each voice's events sum to 0
+    return used, most
+
+
+def polyphony_cap(polyphony: np.ndarray, share: float = POLYPHONY_SHARE) -> int:
+    """The smallest cap k >= 1 that at least ``share`` of the pieces keep (``polyphony <= k``); 1 when empty."""
+    values = np.sort(np.asarray(polyphony, np.int64))
+    if not values.size:
+        return 1
+    return max(1, int(values[max(0, int(np.ceil(share * values.size)) - 1)]))
+
+
+def _share_packs(out: Path, source: TokenizerConfig, target: TokenizerConfig) -> None:
+    """Make the entry packs of ``source`` those of ``target`` too (hard links where possible, else copies)."""
+    from musicgen.cache import config_hash
+
+    src, dst = out / "entries" / config_hash(source), out / "entries" / config_hash(target)
+    dst.mkdir(parents=True, exist_ok=True)
+    for pack in src.glob("*.npz"):
+        if not (dst / pack.name).exists():
+            try:
+                os.link(pack, dst / pack.name)
+            except OSError:
+                shutil.copyfile(pack, dst / pack.name)
+
+
+def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = None, voices: int | str = AUTO,
+                  workers: int = 0, progress: bool = True):
+    """``corpus.ingest`` with voices; returns ``(IngestReport, TokenizerConfig, polyphony)``: the config the cache now
+    holds and ``voice_stats``'s int64 (kept pieces,) most notes at once in one voice of each piece.
+
+    Args:
+        corpus_dir, out_dir, workers, progress: as ``corpus.ingest``.
+        config: the base tokenizer config (its ``voices`` and ``voice_polyphony`` are replaced).
+        voices: N >= 1, or ``"auto"`` (the most voices any piece uses).
+    """
+    from musicgen.cache import load_tokens
+    from musicgen.corpus import ingest
+    from musicgen.tokenizer import Tokenizer
+
+    voices = parse_voices(voices)
+    if voices == 0:
+        raise UsageError("--voices: expected at least 1 voice or 'auto' here, got 0")
+    base = config or TokenizerConfig()
+    probe = base.replace(voices=MAX_VOICES if voices == AUTO else voices, voice_polyphony=0)
+    report = ingest(corpus_dir, out_dir, probe, workers=workers, progress=progress)
+    used, polyphony = voice_stats(Tokenizer(probe), load_tokens(report.out_dir).pieces)
+    final = probe.replace(voices=max(used, 1) if voices == AUTO else voices, voice_polyphony=polyphony_cap(polyphony))
+    if final != probe:
+        _share_packs(report.out_dir, probe, final)
+        parsed = report.tokenized
+        report = ingest(corpus_dir, out_dir, final, workers=workers, progress=progress)
+        report.tokenized, report.reused = report.tokenized + parsed, report.reused - parsed
+    return report, final, polyphony
+
+
+def tokens_with_voices(source, config: TokenizerConfig | None, voices: int | str, progress: bool = False):
+    """``corpus.tokens_for`` with ``--voices``: a music folder is ingested by ``ingest_voices`` (0: voices off); a
+    token cache is used as is when its voices agree (``auto``: any N >= 1), else ``UsageError``."""
+    from musicgen.corpus import is_token_cache, tokens_for
+
+    voices = parse_voices(voices)
+    if is_token_cache(source):
+        tokens = tokens_for(source, None)
+        have = tokens.tokenizer_config.voices
+        if (voices == AUTO and have == 0) or (voices != AUTO and have != voices):
+            raise UsageError(f"--voices: token cache {str(source)!r} was made with voices={have}, wanted {voices}; "
+                             f"ingest the music folder with the wanted setting instead")
+        if config is not None and config.time_mode != tokens.tokenizer_config.time_mode:
+            return tokens_for(source, config)  # names the differing fields
+        return tokens
+    if voices == 0:
+        return tokens_for(source, (config or TokenizerConfig()).replace(voices=0, voice_polyphony=0),
+                          progress=progress)
+    _, final, _ = ingest_voices(source, None, config, voices, progress=progress)
+    return tokens_for(source, final, progress=progress)
+
+
+def describe(config: TokenizerConfig, polyphony: np.ndarray | None = None) -> str:
+    """One line on the voices of ``config`` for the CLI; ``polyphony`` (``voice_stats``'s) adds how many pieces keep
+    the cap."""
+    if not config.voices:
+        return "voices: off"
+    cap = ("one note at a time in each voice (monophonic parts)" if config.voice_polyphony == 1
+           else f"at most {config.voice_polyphony} notes at once in one voice")
+    if polyphony is not None:
+        cap += f" in {int((polyphony <= config.voice_polyphony).sum())} of {len(polyphony)} pieces"
+    return f"voices: {config.voices}, {cap}"

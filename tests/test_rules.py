@@ -1,0 +1,151 @@
+"""EventRules with voices: NOTE_OFF per (voice, program), the per-voice polyphony cap, overdue notes in other voices,
+closing tokens, and 10^4 sampled events with voices on (the rules without voices are tested in test_sampler.py)."""
+
+import numpy as np
+import pytest
+
+from musicgen.config import ModelConfig, TokenizerConfig
+from musicgen.models import expected_weight_shapes
+from musicgen.rules import EventRules
+from musicgen.sampler import sample_tokens
+from musicgen.tokenizer import Tokenizer
+
+CONFIG = TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=4, voices=3)
+TOK = Tokenizer(CONFIG)  # 3 + 12 + 12 + 8 + 4 + 129 + 3 ids
+MONO = Tokenizer(CONFIG.replace(voice_polyphony=1))
+CFG = ModelConfig(vocab_size=TOK.vocab_size, cell="gru", embedding_dim=8, units=16, layers=2)
+
+
+def ids(*events):
+    return [TOK.token(name, value) for name, value in events]
+
+
+def allowed(rules, stream=0):
+    logits = np.zeros((rules.batch, rules.vocab_size), np.float32)
+    rules.apply(logits)
+    return {TOK.describe(i) for i in np.flatnonzero(np.isfinite(logits[stream]))}
+
+
+def feed(rules, events):
+    for t in ids(*events):
+        rules.observe(np.array([t] * rules.batch))
+
+
+def offs(rules, stream=0):
+    return {v for name, v in allowed(rules, stream) if name == "NOTE_OFF"}
+
+
+def ons(rules, stream=0):
+    return {v for name, v in allowed(rules, stream) if name == "NOTE_ON"}
+
+
+def test_note_off_only_for_pitches_sounding_in_the_current_voice_and_program():
+    rules = EventRules(TOK, 1)
+    assert ("VOICE", 2) in allowed(rules) and not offs(rules)
+    feed(rules, [("NOTE_ON", 50), ("VOICE", 1)])
+    assert not offs(rules) and 50 in ons(rules)         # C4 sounds in voice 0, voice 1 may sing it too
+    feed(rules, [("NOTE_ON", 50), ("NOTE_ON", 52)])
+    assert offs(rules) == {50, 52} and not {50, 52} & ons(rules)
+    feed(rules, [("PROGRAM", 40)])                      # voice 1, program 40: nothing sounds there
+    assert not offs(rules)
+    feed(rules, [("VOICE", 0)])                         # voice 0 keeps program 40: still nothing
+    assert not offs(rules)
+    feed(rules, [("PROGRAM", 0)])
+    assert offs(rules) == {50}
+    assert rules.sounding.tolist() == [3] and rules.voice_sounding.tolist() == [[1, 2, 0]]
+    assert rules.sounding_notes(0) == [(0, 0, 50), (1, 0, 50), (1, 0, 52)]
+    assert rules.closing_tokens(0) == ids(("NOTE_OFF", 50), ("VOICE", 1), ("NOTE_OFF", 50), ("NOTE_OFF", 52))
+    feed(rules, [("VOICE", 2), ("PROGRAM", 40)])
+    assert rules.closing_tokens(0) == ids(("VOICE", 0), ("PROGRAM", 0), ("NOTE_OFF", 50), ("VOICE", 1),
+                                          ("NOTE_OFF", 50), ("NOTE_OFF", 52))
+
+
+def test_monophonic_voices_hold_one_note_each():
+    assert EventRules(MONO, 1).voice_polyphony == 1 and EventRules(TOK, 1).voice_polyphony == 0
+    rules = EventRules(MONO, 2)
+    feed(rules, [("NOTE_ON", 55)])
+    assert not ons(rules) and offs(rules) == {55}       # voice 0 is singing: it can only end its note
+    feed(rules, [("VOICE", 1)])
+    assert ons(rules) == set(range(48, 60))
+    feed(rules, [("NOTE_ON", 48), ("VOICE", 0), ("NOTE_OFF", 55)])
+    assert ons(rules) == set(range(48, 60)) and not offs(rules)
+    free = EventRules(MONO, 1, voice_polyphony=0)      # the argument overrides the config
+    feed(free, [("NOTE_ON", 55)])
+    assert ons(free) == set(range(48, 60)) - {55}
+    two = EventRules(TOK, 1, voice_polyphony=2)
+    feed(two, [("NOTE_ON", 50), ("NOTE_ON", 52)])
+    assert not ons(two)
+
+
+def test_overdue_note_in_another_voice_is_reached_by_a_voice_switch():
+    rules = EventRules(TOK, 1, max_note_steps=10)
+    feed(rules, [("VOICE", 2), ("PROGRAM", 40), ("NOTE_ON", 50), ("VOICE", 0), ("PROGRAM", 0), ("NOTE_ON", 52),
+                 ("TIME_SHIFT", 8), ("TIME_SHIFT", 2)])
+    assert allowed(rules) == {("NOTE_OFF", 52)}         # both overdue: the current voice's note first
+    feed(rules, [("NOTE_OFF", 52)])
+    assert allowed(rules) == {("VOICE", 2)}             # 50 sounds in voice 2, program 40
+    feed(rules, [("VOICE", 2)])
+    assert allowed(rules) == {("PROGRAM", 40)}          # voice 2 still plays program 0 (registers are independent)
+    feed(rules, [("PROGRAM", 40)])
+    assert allowed(rules) == {("NOTE_OFF", 50)}
+    feed(rules, [("NOTE_OFF", 50)])
+    assert len(allowed(rules)) > 10
+
+
+def replay(tokens):
+    """Independent check of one stream: (orphan NOTE_OFFs, sounding (voice, program, pitch) set, most notes at once
+    in one voice, NOTE_ONs of a note already sounding)."""
+    sounding, voice, program, orphans, most, repeats = set(), 0, 0, 0, 0, 0
+    for t in tokens:
+        name, value = TOK.describe(int(t))
+        if name == "VOICE":
+            voice = value
+        elif name == "PROGRAM":
+            program = value
+        elif name == "NOTE_ON":
+            repeats += (voice, program, value) in sounding
+            sounding.add((voice, program, value))
+            most = max(most, sum(v == voice for v, _, _ in sounding))
+        elif name == "NOTE_OFF":
+            orphans += (voice, program, value) not in sounding
+            sounding.discard((voice, program, value))
+    return orphans, sounding, most, repeats
+
+
+def voice_weights(seed=3):
+    """Random weights whose logits favour NOTE_OFF and VOICE switches, so the masks have orphans to stop."""
+    rng = np.random.default_rng(seed)
+    w = {k: rng.normal(0, 0.5, s).astype(np.float32) for k, s in expected_weight_shapes(CFG).items()}
+    for name, shift in (("NOTE_OFF", 4.0), ("NOTE_ON", 3.0), ("VOICE", 3.0), ("PROGRAM", -3.0), ("VELOCITY", -2.0)):
+        first, size = TOK.ranges[name]
+        w["logits_bias"][first:first + size] += shift
+    return w
+
+
+@pytest.mark.parametrize("tokenizer", [TOK, MONO], ids=["voices", "monophonic-voices"])
+def test_ten_thousand_sampled_events_with_voices_have_no_orphan_note_off(tokenizer):
+    out = sample_tokens(voice_weights(), CFG, tokenizer, [TOK.bos_id], 500, 0, num_samples=20, max_note_steps=24)
+    kinds = [TOK.describe(int(t))[0] for t in out.ravel()]
+    assert out.shape[1] >= 500 and kinds.count("NOTE_OFF") > 1000 and kinds.count("NOTE_ON") > 1000
+    assert kinds.count("VOICE") > 1000
+    voices_used = {TOK.describe(int(t))[1] for t in out.ravel() if TOK.describe(int(t))[0] == "VOICE"}
+    assert voices_used == {0, 1, 2}
+    for row in out:
+        orphans, left, most, repeats = replay(row)
+        assert (orphans, left, repeats) == (0, set(), 0)
+        assert most <= 1 or tokenizer is TOK
+    if tokenizer is TOK:  # not vacuous: without the cap voices do hold chords
+        assert max(replay(row)[2] for row in out) > 1
+
+
+def test_unmasked_voice_model_would_emit_orphans_and_rules_track_what_replay_tracks():
+    free = sample_tokens(voice_weights(), CFG, TOK, [TOK.bos_id], 300, 1, num_samples=4, well_formed=False)
+    assert sum(replay(row)[0] for row in free) > 50
+    out = sample_tokens(voice_weights(), CFG, TOK, [TOK.bos_id], 300, 2, num_samples=4, close=False)
+    for row in out:
+        rules = EventRules(TOK, 1)
+        for t in row:
+            rules.observe(np.array([t]))
+        assert set(rules.sounding_notes(0)) == replay(row)[1]
+        closed = np.concatenate([row, rules.closing_tokens(0)])
+        assert replay(closed)[:2] == (0, set())

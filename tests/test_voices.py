@@ -1,0 +1,124 @@
+"""--voices at ingest: parsing, voice statistics from tokens, the polyphony cap, ingest/train with voices."""
+
+import json
+
+import numpy as np
+import pytest
+
+from musicgen.cli import main
+from musicgen.config import TokenizerConfig
+from musicgen.errors import UsageError
+from musicgen.midi_io import Note
+from musicgen.tokenizer import Tokenizer
+from musicgen.voices import (describe, ingest_voices, parse_voices, polyphony_cap, tokens_with_voices,
+                             voice_stats)
+
+VOICED = Tokenizer(TokenizerConfig(voices=3))
+
+
+def test_parse_voices():
+    assert parse_voices("auto") == "auto" and parse_voices("AUTO") == "auto"
+    assert parse_voices("4") == 4 and parse_voices("0") == 0 and parse_voices(64) == 64
+    for bad in ("x", "-1", "65", "2.5", None):
+        with pytest.raises(UsageError, match="--voices: expected an integer in \\[0, 64\\] or 'auto'"):
+            parse_voices(bad)
+
+
+def test_voice_stats_by_hand():
+    mono = [Note(60, 0.0, 1.0, 80, voice=0), Note(62, 1.0, 2.0, 80, voice=0), Note(60, 0.0, 2.0, 80, voice=1)]
+    chord = [Note(60, 0.0, 1.0, 80, voice=2), Note(64, 0.0, 1.0, 80, voice=2), Note(67, 0.5, 1.5, 80, voice=2),
+             Note(48, 0.0, 4.0, 80, voice=0)]
+    used, most = voice_stats(VOICED, [VOICED.encode_notes(mono), VOICED.encode_notes(chord),
+                                      np.array([VOICED.bos_id, VOICED.eos_id])])
+    assert used == 3 and most.tolist() == [1, 3, 0]  # a note ending where the next starts does not overlap it
+
+
+def test_polyphony_cap_takes_the_cap_most_pieces_keep():
+    assert polyphony_cap(np.array([1] * 98 + [3, 3])) == 1
+    assert polyphony_cap(np.array([1] * 97 + [2, 2, 4])) == 2
+    assert polyphony_cap(np.array([2, 1, 3])) == 3 and polyphony_cap(np.array([], np.int64)) == 1
+    assert polyphony_cap(np.array([0, 0])) == 1
+
+
+def write_parts_corpus(folder, parts=(2, 3)):
+    """One MIDI file per entry of ``parts``: that many piano tracks, all singing C4 together, then a scale each."""
+    import pretty_midi
+
+    folder.mkdir(parents=True)
+    for k, n in enumerate(parts):
+        pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+        for v in range(n):
+            inst = pretty_midi.Instrument(0)
+            inst.notes.append(pretty_midi.Note(80, 60, 0.0, 0.5))
+            inst.notes += [pretty_midi.Note(80, 62 + v + i, 0.5 * (i + 1), 0.5 * (i + 2)) for i in range(6)]
+            pm.instruments.append(inst)
+        pm.write(str(folder / f"parts{k}.mid"))
+    return folder
+
+
+def test_ingest_auto_counts_voices_and_records_monophonic_parts(tmp_path):
+    src = write_parts_corpus(tmp_path / "music")
+    report, config, polyphony = ingest_voices(src, tmp_path / "cache", voices="auto", progress=False)
+    assert polyphony.tolist() == [1, 1]
+    assert (config.voices, config.voice_polyphony) == (3, 1) and report.kept == 2
+    assert report.tokenized == 2 and report.reused == 0  # each file parsed once
+    saved = json.loads((tmp_path / "cache" / "tokenizer.json").read_text())
+    assert (saved["voices"], saved["voice_polyphony"]) == (3, 1)
+    tokens = tokens_with_voices(tmp_path / "cache", None, "auto")
+    tok = Tokenizer(tokens.tokenizer_config)
+    notes = [(n.pitch, n.start, n.voice) for n in tok.decode_notes(tokens.pieces[1]) if n.start == 0]
+    assert notes == [(60, 0.0, 0), (60, 0.0, 1), (60, 0.0, 2)]  # the unison C4 of three parts: three notes
+    again, _, _ = ingest_voices(src, tmp_path / "cache", voices="auto", progress=False)
+    assert again.tokenized == 0
+    # two voices for three parts: parts 1 and 2 share voice 1, which now sings two notes at once
+    _, two, poly2 = ingest_voices(src, tmp_path / "cache2", voices=2, progress=False)
+    assert (two.voices, two.voice_polyphony) == (2, 2)
+    assert describe(two, poly2) == "voices: 2, at most 2 notes at once in one voice in 2 of 2 pieces"
+    assert describe(config) == "voices: 3, one note at a time in each voice (monophonic parts)"
+    with pytest.raises(UsageError, match="made with voices=3, wanted 2"):
+        tokens_with_voices(tmp_path / "cache", None, "2")
+    with pytest.raises(UsageError, match="at least 1 voice"):
+        ingest_voices(src, tmp_path / "cache3", voices=0, progress=False)
+
+
+def test_cli_ingest_with_voices(tmp_path, capsys):
+    src = write_parts_corpus(tmp_path / "music", parts=(4,))
+    assert main(["ingest", str(src), "--out", str(tmp_path / "cache"), "--voices", "auto"]) == 0
+    assert "voices: 4, one note at a time in each voice (monophonic parts) in 1 of 1 pieces" in capsys.readouterr().out
+    assert main(["ingest", str(src), "--out", str(tmp_path / "cache"), "--voices", "many"]) == 2
+    assert "--voices: expected an integer" in capsys.readouterr().err
+    assert main(["ingest", str(src), "--out", str(tmp_path / "plain")]) == 0
+    assert "voices:" not in capsys.readouterr().out
+    assert "voices" not in json.loads((tmp_path / "plain" / "tokenizer.json").read_text())
+
+
+def test_train_and_sample_with_voices_end_to_end(tmp_path, monkeypatch, capsys):
+    import pretty_midi
+
+    from musicgen.bundle import load_bundle
+
+    src = tmp_path / "music"
+    src.mkdir()
+    for k in range(8):  # 3 parts each, every piece its own intervals and rhythm (no near-duplicates)
+        pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+        for v in range(3):
+            inst = pretty_midi.Instrument(0)
+            t, dur = 0.0, 0.25 * (1 + (k + v) % 3)
+            for i in range(24):
+                inst.notes.append(pretty_midi.Note(80, 48 + 7 * v + (i * (k + 1)) % 12, t, t + dur))
+                t += dur
+            pm.instruments.append(inst)
+        pm.write(str(src / f"p{k}.mid"))
+    monkeypatch.chdir(tmp_path)  # the default token cache goes to ./data/tokens/music
+    code = main(["train", str(src), "--out", str(tmp_path / "model"), "--voices", "auto", "--preset", "tiny",
+                 "--epochs", "1", "--batch-size", "4", "--bptt", "32", "--no-tensorboard", "--verbose", "0"])
+    assert code == 0, capsys.readouterr().err
+    bundle = load_bundle(tmp_path / "model")
+    assert (bundle.tokenizer_config.voices, bundle.tokenizer_config.voice_polyphony) == (3, 1)
+    assert main(["sample", "--model", str(tmp_path / "model"), "--length", "300", "--seed", "1",
+                 "-o", str(tmp_path / "s.mid")]) == 0
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / "s.mid"))
+    assert midi.instruments and all("(voice " in inst.name for inst in midi.instruments)
+    for inst in midi.instruments:  # monophonic parts: one note at a time in each voice
+        notes = sorted(inst.notes, key=lambda n: n.start)
+        assert all(a.end <= b.start + 1e-6 for a, b in zip(notes, notes[1:]))

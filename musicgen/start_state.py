@@ -165,14 +165,14 @@ def start_metrics(bundle, pieces: Sequence[np.ndarray], first: int = 32) -> dict
 
 def corpus_pitch_range(tokenizer, pieces: Sequence[np.ndarray], low: float = 0.1, high: float = 99.9
                        ) -> tuple[int, int]:
-    """``(lo, hi)`` MIDI pitches: the ``low`` and ``high`` percentiles of the pitched (non-drum) notes of
-    ``pieces`` (int token arrays), rounded outward to whole pitches."""
+    """``(lo, hi)`` MIDI pitches: the ``low`` and ``high`` percentiles (linear interpolation, rounded to the nearest
+    pitch) of the pitched (non-drum) notes of ``pieces`` (int token arrays), e.g. the training pieces."""
     pitches = [tokenizer.decode_arrays(p) for p in pieces]
     values = np.concatenate([a["pitch"][a["instrument"] != 128] for a in pitches] or [np.zeros(0, np.int64)])
     if values.size == 0:
         raise ValueError("pieces: expected at least one pitched note, got none")
     lo, hi = np.percentile(values, [low, high])
-    return int(np.floor(lo)), int(np.ceil(hi))
+    return int(round(float(lo))), int(round(float(hi)))
 
 
 def first_beats_out_of_range(tokenizer, samples: Sequence[np.ndarray], pitch_lo: int, pitch_hi: int,

@@ -12,6 +12,7 @@ Layout (see docs/DESIGN.md)::
       metrics.json        final metrics (validation NLL in nats/event, perplexity, accuracy, …)
       history.csv         per-epoch log (optional)
       evaluation.json     ``musicgen evaluate --save`` report (optional, added by ``write_bundle_file``)
+      start_state.npz     the recurrent state sampling starts from (optional; absent: zeros), see start_state.py
 
 Writes are atomic at the folder level: the bundle is built in a temporary folder beside the target and swapped in
 with renames, so a crash never leaves a half-written bundle where a good one was. What a killed save leaves beside
@@ -39,7 +40,7 @@ from musicgen.safeio import atomic_write_text, sha256_file
 
 FORMAT_VERSION = 1
 REQUIRED = ("model.keras", "weights.npz", "tokenizer.json", "model_config.json", "train_config.json", "metrics.json")
-OPTIONAL = ("history.csv", "evaluation.json")
+OPTIONAL = ("history.csv", "evaluation.json", "start_state.npz")
 
 
 def _write_json(path: Path, data) -> None:
@@ -57,6 +58,7 @@ class Bundle:
     tokenizer_config: TokenizerConfig
     weights: dict[str, np.ndarray]
     metrics: dict
+    start_state: list | None = None  # per layer a tuple of (units,) arrays; None: the zero state
     _tokenizer: object = field(default=None, repr=False)
 
     @property
@@ -83,7 +85,7 @@ class Bundle:
 
 
 def save_bundle(out_dir: str | Path, *, model, model_config: ModelConfig, train_config: TrainConfig,
-                tokenizer_config: TokenizerConfig, metrics: dict, history_csv: str | Path | None = None) -> Path:
+                tokenizer_config: TokenizerConfig, metrics: dict, history_csv: str | Path | None = None, start_state: list | None = None) -> Path:
     """Write a bundle folder atomically and return its path.
 
     Entries already in ``out_dir`` that are not bundle files (e.g. a training run's ``checkpoints/`` or ``logs/``)
@@ -105,6 +107,10 @@ def save_bundle(out_dir: str | Path, *, model, model_config: ModelConfig, train_
         _write_json(tmp / "metrics.json", metrics)
         if history_csv is not None and Path(history_csv).exists():
             shutil.copyfile(history_csv, tmp / "history.csv")
+        if start_state is not None:
+            from musicgen.start_state import save_start_state
+
+            save_start_state(start_state, tmp / "start_state.npz")
         _write_json(tmp / "bundle.json", _bundle_info(tmp, model_config))
         _swap_in(tmp, out_dir)
     except BaseException:
@@ -290,6 +296,10 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
                     tokenizer_config=tokenizer_config, weights=_read_weights(path / "weights.npz"),
                     metrics=_read_json(path, "metrics.json"))
     _check_consistent(bundle)
+    if (path / "start_state.npz").is_file():
+        from musicgen.start_state import load_start_state
+
+        bundle.start_state = load_start_state(path / "start_state.npz", model_config)
     return bundle
 
 

@@ -194,7 +194,8 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
         events = sample_tokens(model, bundle.model_config, tok, primer_tokens, length, seed,
                                num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p,
                                max_polyphony=max_polyphony, pitch_range=pitch_range, allow_eos=allow_eos,
-                               limit_steps=limit_steps, max_note_steps=max_note_steps, well_formed=well_formed)
+                               limit_steps=limit_steps, max_note_steps=max_note_steps, well_formed=well_formed,
+                               start_state=bundle.start_state)
     head = primer_tokens if keep_primer else np.array(_context_tokens(primer_tokens, tok))
     settings = dict(length=length, seconds=seconds, temperature=temperature, top_k=top_k, top_p=top_p,
                     num_samples=num_samples, max_polyphony=max_polyphony,

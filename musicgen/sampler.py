@@ -235,7 +235,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_polyphony: int = 0,
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
                   limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0,
-                  well_formed: bool = True) -> np.ndarray:
+                  well_formed: bool = True, start_state: list | None = None) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
     Args:
@@ -249,6 +249,8 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         max_polyphony, pitch_range, allow_eos, max_note_steps, well_formed: see ``EventRules``.
         limit_steps: stop a stream once its TIME_SHIFTs reach this many grid steps (``--seconds``).
         close: append NOTE_OFFs for the notes still sounding at the end.
+        start_state: per layer a tuple of (units,) arrays the primer is fed from (a bundle's ``start_state``);
+            None: the zero state.
 
     Returns:
         int32 array (B, T): sampled events (primer not included), then closing events, padded with PAD.
@@ -262,6 +264,8 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
     batch = num_samples
     rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed)
     state = model.init_state(1)                                 # the primer runs once, for one stream
+    if start_state is not None:
+        state = [tuple(np.asarray(a, model.dtype).reshape(1, -1).copy() for a in layer) for layer in start_state]
     for token in primer:
         logits, state = model.step(state, np.array([token]))
     logits = np.repeat(logits, batch, axis=0)

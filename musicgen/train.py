@@ -158,7 +158,20 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     history = folder / HISTORY
     if state.get("history"):
         write_history(history, state["history"])  # a kill after the manifest may have left the previous CSV
-    return TrainResult(best, metrics, history if history.exists() else None)
+    start = trained_start_state(best, model_cfg, train_pieces, tokenizer)
+    return TrainResult(best, metrics, history if history.exists() else None, start)
+
+
+def trained_start_state(model, model_cfg: ModelConfig, train_pieces, tokenizer=None) -> list:
+    """The mean state right after EOS over the training pieces (see ``start_state.py``): BPTT laid pieces end to
+    end, so this, not zeros, is the state the model learned to read BOS in."""
+    from musicgen.models import export_weights
+    from musicgen.sampler import StepModel
+    from musicgen.start_state import compute_start_state
+
+    step = StepModel(export_weights(model, model_cfg), model_cfg)
+    eos_id = int(tokenizer.eos_id) if tokenizer is not None else None
+    return compute_start_state(step, train_pieces, eos_id=eos_id, seed=0)
 
 
 def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig,
@@ -299,7 +312,8 @@ def cli_train(args) -> int:
                        tensorboard=args.tensorboard, verbose=args.verbose, online=args.online,
                        update_every=args.update_every)
     save_bundle(out, model=result.model, model_config=model_cfg, train_config=train_cfg,
-                tokenizer_config=tokens.tokenizer_config, metrics=result.metrics, history_csv=result.history_csv)
+                tokenizer_config=tokens.tokenizer_config, metrics=result.metrics, history_csv=result.history_csv,
+                start_state=result.start_state)
     print(format_report(result.metrics))
     print(f"bundle written to {out}")
     return 0 if result.metrics.get("val_nll") is None or math.isfinite(result.metrics["val_nll"]) else 1

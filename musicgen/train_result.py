@@ -9,11 +9,13 @@ from pathlib import Path
 @dataclass
 class TrainResult:
     """``model``: stateless Keras model holding the best weights; ``metrics``: the final report, JSON-ready
-    (``train.report`` / ``train_rtrl.fit_rtrl``); ``history_csv``: per-epoch history, or None."""
+    (``train.report`` / ``train_rtrl.fit_rtrl``); ``history_csv``: per-epoch history, or None; ``start_state``: the
+    state sampling starts from (``start_state.compute_start_state``; None: zeros)."""
 
     model: object
     metrics: dict
     history_csv: Path | None
+    start_state: list | None = None
 
 
 def split_metrics(split) -> dict:

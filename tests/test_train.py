@@ -88,6 +88,8 @@ def test_each_cell_trains_and_writes_a_loadable_bundle(cell, tmp_path):
     total = sum(len(pieces[i]) for i in split.train)  # every training event is a target once, but the stream's first
     assert m["train_events_per_epoch"] == total - 1
     assert result.model.inputs[0].shape[0] is None  # stateless, any batch size
+    parts = 2 if cell == "lstm" else 1  # the sampler's start state: one (units,) array per part and layer
+    assert [tuple(a.shape for a in layer) for layer in result.start_state] == [((16,),) * parts]
     out = save_bundle(tmp_path / "bundle", model=result.model, model_config=model_cfg, train_config=train_cfg,
                       tokenizer_config=TOKENIZER, metrics=m, history_csv=result.history_csv)
     bundle = load_bundle(out)

@@ -1,0 +1,95 @@
+"""Measure the start of samples: first-event NLL from zeros / a carried state / the start state, and the share of
+notes in the first beats outside the corpus's pitch range. Writes a JSON report (docs/start_state.md quotes it).
+
+    python scripts/start_state_report.py MODEL CORPUS OUT.json [--samples 64 --length 768 --seed 5]
+
+MODEL is a bundle. The "start" state is the bundle's start_state.npz; a bundle without one (trained before the
+fix) gets it computed here from its training pieces, in memory (the bundle is not changed), exactly as training now
+does. "zero" is the old start; "carried" is the state after the previous held-out piece and its EOS, as stateful
+training shows BOS. Numpy only (no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.bundle import load_bundle
+from musicgen.corpus import tokens_for
+from musicgen.dataset import split_pieces
+from musicgen.generate import generate, one_blas_thread
+from musicgen.sampler import StepModel
+from musicgen.scoring import score_pieces, summarize
+from musicgen.start_state import (compute_start_state, corpus_pitch_range, first_beats_out_of_range,
+                                  states_after)
+
+FIRST = 32
+BANDS = [(0, 4), (4, 8), (8, 16), (16, 32)]
+
+
+def per_position(scores, first=FIRST) -> list[float]:
+    """Mean NLL (nats) at target position t = 0 .. first-1 over the pieces long enough."""
+    return [float(np.mean([s.nll[t] for s in scores if len(s.nll) > t])) for t in range(first)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model"), ap.add_argument("corpus"), ap.add_argument("out")
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--length", type=int, default=768)
+    ap.add_argument("--seed", type=int, default=5)
+    args = ap.parse_args()
+    started = time.perf_counter()
+    bundle = load_bundle(args.model)
+    tok, tcfg = bundle.tokenizer, bundle.train_config
+    data = tokens_for(args.corpus, bundle.tokenizer_config)
+    train_idx, val_idx = split_pieces(data.keys, tcfg.val_fraction, tcfg.seed)
+    train = [data.pieces[i] for i in train_idx]
+    heldout = [data.pieces[i] for i in val_idx]
+    shipped = bundle.start_state is not None
+    with one_blas_thread():
+        step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64)
+        start = bundle.start_state if shipped else compute_start_state(StepModel(bundle.weights, bundle.model_config),
+                                                                        train, eos_id=tok.eos_id)
+        # carried: piece i is read after piece i-1 (a fixed random order of the held-out pieces) and its EOS
+        order = np.random.default_rng(0).permutation(len(heldout))
+        prev = [heldout[order[(k - 1) % len(order)]] for k in range(len(order))]
+        after = states_after(step, prev)
+        pieces = [heldout[i] for i in order]
+        scores = {"start": score_pieces(step, pieces, start_state=start)}
+        scores["zero"] = score_pieces(step, pieces)
+        carried = []
+        for row, piece in enumerate(pieces):  # one piece at a time: each has its own carried state
+            state = [tuple(a[row] for a in layer) for layer in after]
+            carried += score_pieces(step, [piece], start_state=state, max_events=FIRST)
+        scores["carried"] = carried
+    report = {"model": str(args.model), "corpus": str(args.corpus), "heldout_pieces": len(heldout),
+              "train_pieces": len(train), "start_state_in_bundle": shipped, "first": FIRST, "nll": {}}
+    for name, sc in scores.items():
+        row = {"first": summarize(sc, first=FIRST)["nll_nats"],
+               "bands": {f"{a + 1}-{b}": summarize(sc, first=b, skip=a)["nll_nats"] for a, b in BANDS},
+               "per_position": per_position(sc)}
+        if name != "carried":
+            row["later"] = summarize(sc, skip=FIRST)["nll_nats"]
+            row["all"] = summarize(sc)["nll_nats"]
+        report["nll"][name] = row
+    lo, hi = corpus_pitch_range(tok, train)
+    report["pitch_range"] = [lo, hi]
+    report["sampling"] = {"samples": args.samples, "length": args.length, "seed": args.seed}
+    for name, state in (("zero", None), ("start", start)):
+        bundle.start_state = state
+        result = generate(bundle, args.length, seed=args.seed, num_samples=args.samples)
+        report["sampling"][name] = first_beats_out_of_range(tok, result.tokens, lo, hi, beats=4)
+    report["wall_seconds"] = round(time.perf_counter() - started, 1)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    short = {k: {"first": v["first"], "later": v.get("later")} for k, v in report["nll"].items()}
+    print(json.dumps({"nll": short, "pitch_range": report["pitch_range"],
+                      "zero": report["sampling"]["zero"], "start": report["sampling"]["start"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

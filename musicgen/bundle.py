@@ -124,16 +124,20 @@ def save_bundle(out_dir: str | Path, *, model, model_config: ModelConfig, train_
     return out_dir
 
 
-def write_bundle_file(path: str | Path, name: str, text: str) -> Path:
-    """Write the optional bundle file ``name`` (one of ``OPTIONAL``) into a bundle and record its sha256 in
-    bundle.json, so ``load_bundle`` still verifies. Both writes are atomic (the file first, then bundle.json)."""
-    from musicgen.safeio import atomic_write_text
+def write_bundle_file(path: str | Path, name: str, data: str | bytes) -> Path:
+    """Write the optional bundle file ``name`` (one of ``OPTIONAL``; ``data`` text or bytes) into a bundle and record
+    its sha256 in bundle.json, so ``load_bundle`` still verifies. Both writes are atomic (the file first, then
+    bundle.json)."""
+    from musicgen.safeio import atomic_write_bytes, atomic_write_text
 
     path = Path(path)
     if name not in OPTIONAL:
         raise BundleError(f"name: expected one of {list(OPTIONAL)}, got {name!r}")
     info = _read_json(path, "bundle.json")
-    atomic_write_text(path / name, text)
+    if isinstance(data, bytes):
+        atomic_write_bytes(path / name, data)
+    else:
+        atomic_write_text(path / name, data)
     info.setdefault("files", {})[name] = sha256_file(path / name)
     atomic_write_text(path / "bundle.json", json.dumps(info, indent=2, sort_keys=True, default=float) + "\n")
     return path / name

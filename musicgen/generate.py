@@ -214,7 +214,8 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
         result.midis.append(midi)
         result.sidecars.append(dict(
             musicgen_version=__version__, model=str(Path(bundle.path).resolve()),
-            model_weights_sha256=bundle.info.get("files", {}).get("weights.npz"), seed=seed, sample_index=i,
+            model_weights_sha256=bundle.info.get("files", {}).get("weights.npz"),
+            model_start_state_sha256=bundle.info.get("files", {}).get("start_state.npz"), seed=seed, sample_index=i,
             settings=settings, events=int((row != tok.pad_id).sum()),
             notes=sum(len(inst.notes) for inst in midi.instruments), duration_seconds=round(midi.get_end_time(), 6),
             tempo_written=written_tempo(midi),

@@ -168,6 +168,9 @@ def test_bundle_start_state_is_optional_checksummed_and_used_by_generate(tmp_pat
                           num_samples=3, start_state=new.start_state)
     got = generate(new, 40, seed=7, num_samples=3, max_note_length=0).tokens
     assert same(got, moved)
+    sidecar = generate(new, 5, seed=1).sidecars[0]  # the sidecar names the start state the sample came from
+    assert sidecar["model_start_state_sha256"] == new.info["files"]["start_state.npz"]
+    assert generate(old, 5, seed=1).sidecars[0]["model_start_state_sha256"] is None
     assert not all(np.array_equal(a, b) for a, b in zip(moved, zero))
     # a primer is fed from the start state as well: primer + continuation == feeding both from it
     primer = np.array([TOK.bos_id] + ids(("NOTE_ON", 60), ("TIME_SHIFT", 6)))

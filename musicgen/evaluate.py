@@ -33,6 +33,7 @@ from musicgen.baselines import all_transpositions, baseline_scores
 from musicgen.errors import UsageError
 
 SampleFn = Callable[..., list]
+START_EVENTS, START_BEATS = 32, 4  # the start of a piece: NLL of its first events, pitch range of its first beats
 SAMPLING = {  # generate() settings of the two sample sets
     "raw": dict(temperature=1.0, top_k=0, top_p=1.0, max_polyphony=0, pitch_range=None, allow_eos=True,
                 max_note_length=0.0, well_formed=False),
@@ -118,6 +119,7 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
     from musicgen.bundle import Bundle, load_bundle
     from musicgen.corpus import tokens_for
     from musicgen.split import split_corpus
+    from musicgen.start_state import corpus_pitch_range, first_beats_out_of_range, start_metrics
 
     for name, value, low in (("num_samples", num_samples, 0), ("sample_length", sample_length, 1),
                              ("max_order", max_order, 1), ("copy_n", copy_n, 1), ("excerpt_length", excerpt_length, 2)):
@@ -145,6 +147,7 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
     }
     log(f"scoring the model on {len(evaluated)} {split} pieces ({sum(len(p) - 1 for p in evaluated)} events)")
     scores = {"model": model_scores(bundle, evaluated)}
+    result["start"] = start_metrics(bundle, evaluated, first=START_EVENTS)
     seen = all_transpositions(tok, train, tcfg.transpose)
     log(f"fitting baselines on {len(seen)} training pieces (transpositions within ±{tcfg.transpose}), Kneser-Ney "
         f"orders 2..{max_order} chosen on {len(valid)} valid pieces")
@@ -157,14 +160,16 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         result["margin"] = 1.0 - scores["model"]["nll_nats"] / scores["kneser_ney"]["nll_nats"]
     if num_samples:
         real_features = [stats.piece_features(tok.decode_notes(p)) for p in evaluated]
+        pitch_range = corpus_pitch_range(tok, train)
         result["samples"] = {"num_samples": num_samples, "length": sample_length, "seed": seed, "copy_n": copy_n,
-                             "excerpt_length": excerpt_length, "sets": {}}
+                             "excerpt_length": excerpt_length, "pitch_range": list(pitch_range), "sets": {}}
         for name, settings in SAMPLING.items():
             log(f"sampling {num_samples} x {sample_length} events ({name}, seed {seed}) and comparing")
             samples = [np.asarray(s, dtype=np.int64) for s in
                        (sample_fn or _generate)(bundle, num_samples, sample_length, seed, **settings)]
             result["samples"]["sets"][name] = {"settings": settings, **sample_report(
-                tok, samples, evaluated, real_features, seen, copy_n, excerpt_length, seed)}
+                tok, samples, evaluated, real_features, seen, copy_n, excerpt_length, seed),
+                "first_beats": first_beats_out_of_range(tok, samples, *pitch_range, beats=START_BEATS)}
     result["wall_seconds"] = time.perf_counter() - started
     return result
 
@@ -231,6 +236,12 @@ def _sample_lines(result: dict) -> list[str]:
                          f" events ({sp['name']} pieces: {_num(mem['heldout_longest_median'], '.0f')}); copying >= "
                          f"{mem['copy_n']} events: {_num(100 * mem['copy_rate'], '.0f')}% of samples "
                          f"({sp['name']} pieces: {_num(100 * mem['heldout_copy_rate'], '.0f')}%)")
+        fb = v.get("first_beats")
+        if fb is not None:
+            lo, hi = fb["pitch_lo"], fb["pitch_hi"]
+            lines.append(f"{name}: notes outside the training pieces' pitch range {lo}-{hi} (0.1-99.9th percentile): "
+                         f"{_num(100 * fb['first_share'], '.1f')}% of those starting in the first {fb['beats']} beats "
+                         f"({fb['first_notes']} notes), {_num(100 * fb['later_share'], '.2f')}% later")
         if two is None:
             pass
         elif "error" in two:
@@ -251,6 +262,12 @@ def format_table(result: dict) -> str:
              f"pieces: {sp['train']} train, {sp['valid']} valid, {sp['test']} test; evaluated: {sp[sp['name']]} "
              f"{sp['name']} pieces, {result['scores']['model']['events']} events", ""]
     lines += _score_lines(result)
+    st = result.get("start")
+    if st is not None:
+        origin = "the bundle's start state" if st["has_start_state"] else "zeros (no start state in this bundle)"
+        lines.append(f"start of a piece: first {st['first']} events {_num(st['nll_first_start'], '.4f')} nats/event "
+                     f"from {origin} ({_num(st['nll_first_zero'], '.4f')} from zeros); later events "
+                     f"{_num(st['nll_later'], '.4f')} (ratio {_num(st['first_over_later'], '.2f')})")
     if "samples" in result:
         lines += _sample_lines(result)
     return "\n".join(lines)

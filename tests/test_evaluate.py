@@ -237,6 +237,13 @@ def test_end_to_end_with_a_saved_bundle(saved):
     raw = result["samples"]["sets"]["raw"]
     assert raw["stats"]["pitch_in_scale_rate"]["generated_mean"] == 1.0  # C major fragments
     assert raw["memorization"]["copy_rate"] == 1.0
+    start = result["start"]  # the start of a piece stays visible (issue: junk first notes from the zero state)
+    assert start["first"] == ev.START_EVENTS and not start["has_start_state"]
+    assert start["nll_first_start"] == start["nll_first_zero"] and start["events_first"] > 0
+    fb = raw["first_beats"]
+    assert fb["first_notes"] > 0 and fb["first_share"] == 0.0  # copies of a training piece stay in its range
+    assert "start of a piece: first 32 events" in ev.format_table(result)
+    assert "notes outside the training pieces' pitch range" in ev.format_table(result)
     assert "accuracy" in raw["two_sample"] or "error" in raw["two_sample"]
     assert "Kneser-Ney" in ev.format_table(result)
     valid = ev.evaluate(bundle, cache, split="valid", num_samples=0, max_order=2)

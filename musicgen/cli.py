@@ -44,7 +44,7 @@ def _add_ingest(sub) -> None:
 
 
 def _cmd_ingest(args) -> int:
-    from musicgen.corpus import cli_ingest
+    from musicgen.corpus_cli import cli_ingest
 
     return cli_ingest(args)
 
@@ -75,13 +75,13 @@ def _add_corpus(sub) -> None:
 
 
 def _cmd_duplicates(args) -> int:
-    from musicgen.dedup import cli_duplicates
+    from musicgen.corpus_cli import cli_duplicates
 
     return cli_duplicates(args)
 
 
 def _cmd_corpus(args) -> int:
-    from musicgen.corpus import cli_corpus
+    from musicgen.corpus_cli import cli_corpus
 
     return cli_corpus(args)
 

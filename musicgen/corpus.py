@@ -32,7 +32,7 @@ from musicgen.midi_io import MIDI_SUFFIXES, MUSIC_SUFFIXES
 from musicgen.safeio import (CacheLock, atomic_write_text, check_output_dir, resolve_workers, run_isolated,
                              sha256_file)
 
-__all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "IngestReport", "TokenSet", "cli_corpus", "cli_ingest", "config_hash",
+__all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "IngestReport", "TokenSet", "config_hash",
            "export_corpus", "find_music_files", "ingest", "is_token_cache", "list_corpora", "load_tokens", "tokens_for"]
 
 DEFAULT_CACHE_ROOT = Path("data/tokens")
@@ -390,30 +390,3 @@ def export_corpus(name: str, out_dir: str | Path, limit: int = 0, workers: int =
     from musicgen.corpus_export import export_corpus as _export
 
     return _export(name, out_dir, limit=limit, workers=workers, progress=progress)
-
-
-def cli_ingest(args) -> int:
-    """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N] [--voices N|auto]``."""
-    from musicgen import voices
-
-    config = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
-    if voices.parse_voices(getattr(args, "voices", 0)):
-        report, config, polyphony = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers)
-        print(f"{report.summary()}; {voices.describe(config, polyphony)}")
-    else:
-        report = ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True)
-        print(report.summary())
-    print(f"cache: {report.out_dir} ({report.tokenized} files tokenized, {report.reused} from cache, "
-          f"{report.ignored} other files ignored)")
-    return 0
-
-
-def cli_corpus(args) -> int:
-    """``musicgen corpus list`` / ``musicgen corpus export NAME DIR [--limit N] [--workers N]``."""
-    if args.corpus_cmd == "list":
-        for name, description, n_files in list_corpora():
-            print(f"{name:<12} {n_files:>5} files  {description}")
-        return 0
-    report = export_corpus(args.name, args.out_dir, limit=args.limit, workers=args.workers, progress=True)
-    print(report.summary())
-    return 0

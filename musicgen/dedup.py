@@ -283,26 +283,3 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
     record = {**stamp, "paths": paths, "keys": keys, "cluster": dups.clusters.tolist(), "groups": groups}
     atomic_write_text(folder / CLUSTERS_FILE, json.dumps(record) + "\n")
     return groups
-
-
-def cli_duplicates(args) -> int:
-    """``musicgen corpus duplicates DIR [--threshold T]``: one line per near-duplicate group, then a summary."""
-    import time
-
-    from musicgen.corpus import tokens_for
-
-    if not (isinstance(args.threshold, float) and 0 < args.threshold <= 1):
-        raise UsageError(f"--threshold: expected a number in (0, 1], got {args.threshold!r}")
-    tokens = tokens_for(args.dir, None, progress=False)
-    started = time.perf_counter()
-    dups = find_duplicates(tokens.pieces, tokens.keys, tokens.tokenizer_config, args.threshold)
-    groups = describe_groups(dups, tokens.paths)
-    seconds = time.perf_counter() - started
-    for group in groups:
-        print(format_group(group))
-    sizes = np.bincount(np.bincount(dups.clusters))
-    by_size = ", ".join(f"{n} of {s}" for s, n in enumerate(sizes.tolist()) if n and s)
-    print(f"{len(tokens)} pieces in {int(sizes[1:].sum())} clusters ({by_size}); {len(groups)} near-duplicate "
-          f"groups hold {sum(len(g['members']) for g in groups)} pieces (threshold {args.threshold:g}, "
-          f"{DEFAULT_NGRAM}-note shingles, {seconds:.2f} s)")
-    return 0

@@ -20,4 +20,4 @@ rm -rf trained/default.new && cp -r "$RUNS/default" trained/default.new
 rm -rf trained/default.new/checkpoints trained/default.new/logs
 rm -rf trained/default && mv trained/default.new trained/default
 # test split: evaluation.json (checksummed in bundle.json) and the README numbers
-python scripts/report_default.py --corpus "$CORPUS" --save
+python scripts/report_default.py --corpus "$CORPUS" --save --max-order 12

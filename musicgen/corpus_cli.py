@@ -1,0 +1,57 @@
+"""The ``musicgen ingest`` and ``musicgen corpus list / export / duplicates`` verbs: argparse results in, one summary
+out. They sit above ``corpus`` (ingest, export), ``voices`` and ``dedup`` so those never import each other upward."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from musicgen import corpus, dedup, voices
+from musicgen.config import TokenizerConfig
+from musicgen.corpus import tokens_for
+from musicgen.errors import UsageError
+
+
+def cli_ingest(args) -> int:
+    """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N] [--voices N|auto]``."""
+    config = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
+    if voices.parse_voices(getattr(args, "voices", 0)):
+        report, config, polyphony = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers)
+        print(f"{report.summary()}; {voices.describe(config, polyphony)}")
+    else:
+        report = corpus.ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True)
+        print(report.summary())
+    print(f"cache: {report.out_dir} ({report.tokenized} files tokenized, {report.reused} from cache, "
+          f"{report.ignored} other files ignored)")
+    return 0
+
+
+def cli_corpus(args) -> int:
+    """``musicgen corpus list`` / ``musicgen corpus export NAME DIR [--limit N] [--workers N]``."""
+    if args.corpus_cmd == "list":
+        for name, description, n_files in corpus.list_corpora():
+            print(f"{name:<12} {n_files:>5} files  {description}")
+        return 0
+    report = corpus.export_corpus(args.name, args.out_dir, limit=args.limit, workers=args.workers, progress=True)
+    print(report.summary())
+    return 0
+
+
+def cli_duplicates(args) -> int:
+    """``musicgen corpus duplicates DIR [--threshold T]``: one line per near-duplicate group, then a summary."""
+    if not (isinstance(args.threshold, float) and 0 < args.threshold <= 1):
+        raise UsageError(f"--threshold: expected a number in (0, 1], got {args.threshold!r}")
+    tokens = tokens_for(args.dir, None, progress=False)
+    started = time.perf_counter()
+    dups = dedup.find_duplicates(tokens.pieces, tokens.keys, tokens.tokenizer_config, args.threshold)
+    groups = dedup.describe_groups(dups, tokens.paths)
+    seconds = time.perf_counter() - started
+    for group in groups:
+        print(dedup.format_group(group))
+    sizes = np.bincount(np.bincount(dups.clusters))
+    by_size = ", ".join(f"{n} of {s}" for s, n in enumerate(sizes.tolist()) if n and s)
+    print(f"{len(tokens)} pieces in {int(sizes[1:].sum())} clusters ({by_size}); {len(groups)} near-duplicate "
+          f"groups hold {sum(len(g['members']) for g in groups)} pieces (threshold {args.threshold:g}, "
+          f"{dedup.DEFAULT_NGRAM}-note shingles, {seconds:.2f} s)")
+    return 0

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from musicgen.bundle import load_bundle  # noqa: E402
 from musicgen.corpus import tokens_for  # noqa: E402
-from musicgen.dataset import split_pieces  # noqa: E402
+from musicgen.split import split_corpus  # noqa: E402
 from musicgen.sampler import StepModel  # noqa: E402
 from musicgen.scoring import score_pieces, summarize  # noqa: E402
 
@@ -36,7 +36,8 @@ def main():
     bundle = load_bundle(args.model)
     cfg, tcfg = bundle.model_config, bundle.train_config
     data = tokens_for(args.corpus, bundle.tokenizer_config)
-    train_idx, val_idx = split_pieces(data.keys, tcfg.val_fraction, tcfg.seed)
+    parts = split_corpus(data.pieces, data.keys, tcfg, bundle.tokenizer_config)  # valid only, never test
+    train_idx, val_idx = parts.train, parts.valid
     train = [data.pieces[i] for i in train_idx if len(data.pieces[i]) > FIRST]
     heldout = [data.pieces[i] for i in val_idx]
     x = np.stack([p[:FIRST] for p in train]).astype("int32")

@@ -20,7 +20,7 @@ import numpy as np
 
 from musicgen.bundle import load_bundle
 from musicgen.corpus import tokens_for
-from musicgen.dataset import split_pieces
+from musicgen.split import split_corpus
 from musicgen.generate import generate, one_blas_thread
 from musicgen.sampler import StepModel
 from musicgen.scoring import score_pieces, summarize
@@ -75,7 +75,8 @@ def main() -> None:
     bundle = load_bundle(args.model)
     tok, tcfg = bundle.tokenizer, bundle.train_config
     data = tokens_for(args.corpus, bundle.tokenizer_config)
-    train_idx, val_idx = split_pieces(data.keys, tcfg.val_fraction, tcfg.seed)
+    parts = split_corpus(data.pieces, data.keys, tcfg, bundle.tokenizer_config)  # valid only, never test
+    train_idx, val_idx = parts.train, parts.valid
     train = [data.pieces[i] for i in train_idx]
     heldout = [data.pieces[i] for i in val_idx]
     shipped = bundle.start_state is not None

@@ -61,13 +61,14 @@ def piece_scores(bundle, pieces: Sequence[np.ndarray]) -> list:
         return score_pieces(step, pieces, start_state=getattr(bundle, "start_state", None))
 
 
-def model_scores(bundle, pieces: Sequence[np.ndarray]) -> dict:
-    """``scoring.summarize`` of ``piece_scores``: nll_nats, nll_bits, perplexity, accuracy, events."""
+def model_scores(bundle, pieces: Sequence[np.ndarray], scores: Sequence | None = None) -> dict:
+    """``scoring.summarize`` of ``piece_scores``: nll_nats, nll_bits, perplexity, accuracy, events. ``scores``: the
+    pieces' ``piece_scores`` when the caller has them already."""
     from musicgen.scoring import summarize
 
     if not any(len(p) >= 2 for p in pieces):
         raise UsageError("pieces: nothing to score (every evaluated piece has fewer than 2 events)")
-    return summarize(piece_scores(bundle, pieces))
+    return summarize(piece_scores(bundle, pieces) if scores is None else scores)
 
 
 # --------------------------------------------------------------------------------------------------------- samples
@@ -146,8 +147,9 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
                   "test": len(parts.test), "seed": tcfg.seed},
     }
     log(f"scoring the model on {len(evaluated)} {split} pieces ({sum(len(p) - 1 for p in evaluated)} events)")
-    scores = {"model": model_scores(bundle, evaluated)}
-    result["start"] = start_metrics(bundle, evaluated, first=START_EVENTS)
+    per_piece = piece_scores(bundle, evaluated)  # scored once: the table's NLL and the start-of-piece figures
+    scores = {"model": model_scores(bundle, evaluated, per_piece)}
+    result["start"] = start_metrics(bundle, evaluated, first=START_EVENTS, scores=per_piece)
     seen = all_transpositions(tok, train, tcfg.transpose)
     log(f"fitting baselines on {len(seen)} training pieces (transpositions within ±{tcfg.transpose}), Kneser-Ney "
         f"orders 2..{max_order} chosen on {len(valid)} valid pieces")

@@ -142,9 +142,10 @@ def bundle_start_state(bundle) -> list | None:
 
 
 # -------------------------------------------------------------------------------------------------------- checks
-def start_metrics(bundle, pieces: Sequence[np.ndarray], first: int = 32) -> dict:
+def start_metrics(bundle, pieces: Sequence[np.ndarray], first: int = 32, scores: Sequence | None = None) -> dict:
     """NLL (nats/event) of the first ``first`` events of each piece from the sampler's start state and from zeros,
-    and of the later events (from the start state), on ``pieces`` (held-out token arrays).
+    and of the later events (from the start state), on ``pieces`` (held-out token arrays). ``scores``: the pieces'
+    ``scoring.PieceScore`` from the start state when the caller has them already (saves scoring them again).
 
     Returns ``dict(first, pieces, has_start_state, nll_first_start, nll_first_zero, nll_later, events_first,
     events_later, first_over_later)`` where ``first_over_later = nll_first_start / nll_later``.
@@ -154,7 +155,8 @@ def start_metrics(bundle, pieces: Sequence[np.ndarray], first: int = 32) -> dict
 
     step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64)
     start = bundle_start_state(bundle)
-    scores = score_pieces(step, pieces, start_state=start)
+    if scores is None:
+        scores = score_pieces(step, pieces, start_state=start)
     zero = scores if start is None else score_pieces(step, pieces, max_events=first)
     head, tail = summarize(scores, first=first), summarize(scores, skip=first)
     return {"first": first, "pieces": len(pieces), "has_start_state": start is not None,

@@ -71,8 +71,12 @@ class StepModel:
             a[..., :2 * n] *= 0.5
         return a
 
-    def init_state(self, batch: int) -> list[tuple[np.ndarray, ...]]:
-        """Zero state for ``batch`` streams (what Keras starts every sequence with)."""
+    def init_state(self, batch: int, start: list | None = None) -> list[tuple[np.ndarray, ...]]:
+        """State for ``batch`` streams: zeros (what Keras starts every sequence with), or ``start`` (one tuple per
+        layer of (units,) or (1, units) arrays, e.g. a bundle's start state) repeated for every stream."""
+        if start is not None:
+            return [tuple(np.broadcast_to(np.asarray(a, self.dtype).reshape(1, -1), (batch, self.units)).copy()
+                          for a in layer) for layer in start]
         parts = 2 if self.cell == "lstm" else 1
         return [tuple(np.zeros((batch, self.units), self.dtype) for _ in range(parts)) for _ in range(self.layers)]
 
@@ -263,9 +267,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         primer = np.array([tokenizer.bos_id])
     batch = num_samples
     rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed)
-    state = model.init_state(1)                                 # the primer runs once, for one stream
-    if start_state is not None:
-        state = [tuple(np.asarray(a, model.dtype).reshape(1, -1).copy() for a in layer) for layer in start_state]
+    state = model.init_state(1, start_state)                    # the primer runs once, for one stream
     for token in primer:
         logits, state = model.step(state, np.array([token]))
     logits = np.repeat(logits, batch, axis=0)

@@ -31,14 +31,6 @@ class PieceScore:
     correct: np.ndarray
 
 
-def _broadcast_state(state: list | None, step_model, batch: int) -> list:
-    """``state`` (one tuple per layer of (1, units) or (units,) arrays) repeated for ``batch`` streams."""
-    if state is None:
-        return step_model.init_state(batch)
-    return [tuple(np.broadcast_to(np.asarray(a, step_model.dtype).reshape(1, -1), (batch, step_model.units)).copy()
-                  for a in layer) for layer in state]
-
-
 def score_pieces(step_model, pieces: Sequence[np.ndarray], start_state: list | None = None,
                  batch: int = SCORE_BATCH, max_events: int | None = None) -> list[PieceScore]:
     """Score every piece from ``start_state`` (default zeros): NLL of each event after the first.
@@ -64,7 +56,7 @@ def score_pieces(step_model, pieces: Sequence[np.ndarray], start_state: list | N
             tokens[row, :min(len(a), steps + 1)] = a[:steps + 1]
         nll = np.zeros((len(idx), steps))
         correct = np.zeros((len(idx), steps), bool)
-        state = _broadcast_state(start_state, step_model, len(idx))
+        state = step_model.init_state(len(idx), start_state)
         rows = np.arange(len(idx))
         for t in range(steps):
             logits, state = step_model.step(state, tokens[:, t])

@@ -86,8 +86,6 @@ def states_after(step_model, pieces: Sequence[np.ndarray], start_state: list | N
 
     Returns per layer a tuple of arrays of shape (len(pieces), units).
     """
-    from musicgen.scoring import _broadcast_state
-
     order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
     parts = 2 if step_model.cell == "lstm" else 1
     out = [tuple(np.zeros((len(pieces), step_model.units), step_model.dtype) for _ in range(parts))
@@ -100,7 +98,7 @@ def states_after(step_model, pieces: Sequence[np.ndarray], start_state: list | N
         tokens = np.zeros((len(idx), width), np.int64)
         for row, a in enumerate(arrays):
             tokens[row, width - len(a):] = a  # right-aligned: every row ends on the last step
-        state = _broadcast_state(start_state, step_model, len(idx))
+        state = step_model.init_state(len(idx), start_state)
         for t in range(width):
             _, new = step_model.step(state, tokens[:, t])
             live = (t >= width - lengths)[:, None]  # rows whose piece has begun

@@ -118,8 +118,7 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         log: called with one line per stage (progress).
     """
     from musicgen.bundle import Bundle, load_bundle
-    from musicgen.corpus import tokens_for
-    from musicgen.split import split_corpus
+    from musicgen.split import bundle_split
     from musicgen.start_state import corpus_pitch_range, first_beats_out_of_range, start_metrics
 
     for name, value, low in (("num_samples", num_samples, 0), ("sample_length", sample_length, 1),
@@ -131,9 +130,8 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
     started = time.perf_counter()
     bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else load_bundle(bundle_or_path)
     tok, tcfg = bundle.tokenizer, bundle.train_config
-    data = tokens_for(corpus_or_cache_dir, bundle.tokenizer_config)
-    parts = split_corpus(data.pieces, data.keys, tcfg, bundle.tokenizer_config)
-    train, valid, evaluated = ([data.pieces[i] for i in parts.part(p)] for p in ("train", "valid", split))
+    data, parts = bundle_split(bundle, corpus_or_cache_dir)
+    train, valid, evaluated = (parts.pieces(p, data.pieces) for p in ("train", "valid", split))
     if not (train and valid and evaluated):
         raise UsageError(f"corpus_dir: the bundle's split of {len(data.pieces)} pieces leaves {len(train)} train, "
                          f"{len(valid)} valid, {len(parts.test)} test; evaluate needs all three")

@@ -52,6 +52,10 @@ class Split:
             raise UsageError(f"part: expected one of {list(PARTS)}, got {name!r}")
         return getattr(self, name)
 
+    def pieces(self, name: str, pieces: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The pieces of part ``name`` (see ``part``), in index order."""
+        return [pieces[i] for i in self.part(name)]
+
     def sizes(self) -> dict:
         """Pieces per part and number of clusters, JSON-ready (for metrics.json)."""
         return {"train_pieces": int(self.train.size), "valid_pieces": int(self.valid.size),
@@ -78,6 +82,15 @@ def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config
     clusters = find_duplicates(pieces, keys, tokenizer_config, cfg.dedup_threshold, cfg.dedup_ngram).clusters
     part = assign_parts(clusters, keys, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     return Split(*(np.flatnonzero(part == k).astype(np.int64) for k in range(3)), clusters=clusters, legacy=False)
+
+
+def bundle_split(bundle, corpus_dir):
+    """``(tokens, split)``: the corpus a bundle was trained on, tokenized with the bundle's tokenizer (cached, see
+    ``corpus.tokens_for``), and the bundle's own split of it (``split_corpus`` with its train config)."""
+    from musicgen.corpus import tokens_for
+
+    data = tokens_for(corpus_dir, bundle.tokenizer_config)
+    return data, split_corpus(data.pieces, data.keys, bundle.train_config, bundle.tokenizer_config)
 
 
 def assign_parts(clusters: np.ndarray, keys: Sequence[str], val_fraction: float, test_fraction: float,

@@ -19,9 +19,8 @@ import numpy as np
 
 def main(argv=None) -> int:
     from musicgen.bundle import load_bundle, write_bundle_file
-    from musicgen.corpus import tokens_for
     from musicgen.sampler import StepModel
-    from musicgen.split import split_corpus
+    from musicgen.split import bundle_split
     from musicgen.start_state import compute_start_state, state_arrays
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -29,9 +28,8 @@ def main(argv=None) -> int:
     parser.add_argument("corpus_dir")
     args = parser.parse_args(argv)
     bundle = load_bundle(args.model)
-    data = tokens_for(args.corpus_dir, bundle.tokenizer_config)
-    split = split_corpus(data.pieces, data.keys, bundle.train_config, bundle.tokenizer_config)
-    train = [data.pieces[i] for i in split.train]
+    data, split = bundle_split(bundle, args.corpus_dir)
+    train = split.pieces("train", data.pieces)
     state = compute_start_state(StepModel(bundle.weights, bundle.model_config), train,
                                 eos_id=int(bundle.tokenizer.eos_id), seed=0)
     buffer = io.BytesIO()

@@ -17,8 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from musicgen.bundle import load_bundle  # noqa: E402
-from musicgen.corpus import tokens_for  # noqa: E402
-from musicgen.split import split_corpus  # noqa: E402
+from musicgen.split import bundle_split  # noqa: E402
 from musicgen.sampler import StepModel  # noqa: E402
 from musicgen.scoring import score_pieces, summarize  # noqa: E402
 
@@ -34,9 +33,8 @@ def main():
     ap.add_argument("--steps", type=int, default=300)
     args = ap.parse_args()
     bundle = load_bundle(args.model)
-    cfg, tcfg = bundle.model_config, bundle.train_config
-    data = tokens_for(args.corpus, bundle.tokenizer_config)
-    parts = split_corpus(data.pieces, data.keys, tcfg, bundle.tokenizer_config)  # valid only, never test
+    cfg = bundle.model_config
+    data, parts = bundle_split(bundle, args.corpus)  # valid only, never test
     train_idx, val_idx = parts.train, parts.valid
     train = [data.pieces[i] for i in train_idx if len(data.pieces[i]) > FIRST]
     heldout = [data.pieces[i] for i in val_idx]

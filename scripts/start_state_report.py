@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.bundle import load_bundle
-from musicgen.corpus import tokens_for
-from musicgen.split import split_corpus
+from musicgen.split import bundle_split
 from musicgen.generate import generate, one_blas_thread
 from musicgen.sampler import StepModel
 from musicgen.scoring import score_pieces, summarize
@@ -73,9 +72,8 @@ def main() -> None:
     args = ap.parse_args()
     started = time.perf_counter()
     bundle = load_bundle(args.model)
-    tok, tcfg = bundle.tokenizer, bundle.train_config
-    data = tokens_for(args.corpus, bundle.tokenizer_config)
-    parts = split_corpus(data.pieces, data.keys, tcfg, bundle.tokenizer_config)  # valid only, never test
+    tok = bundle.tokenizer
+    data, parts = bundle_split(bundle, args.corpus)  # valid only, never test
     train_idx, val_idx = parts.train, parts.valid
     train = [data.pieces[i] for i in train_idx]
     heldout = [data.pieces[i] for i in val_idx]

@@ -141,11 +141,7 @@ def main() -> None:
         print(f"  refusal {refusal!r:<20} {s + d:>6} tunes, {s:>6} identical")
     print(f"ingest (refused or failed tunes read by music21): {ingest_ok['same']}/{n} identical "
           f"({100 * ingest_ok['same'] / n:.2f} %)")
-    print(f"seconds per tune: music21 {t_m21 / n:.4f}, symusic {t_fast / n:.4f} ({t_m21 / t_fast:.1f}x)")
-    print(f"disagreements by kind: {dict(kinds.most_common())}")
-    if args.report:
-        Path(args.report).write_text("\n".join(lines) + "\n")
-        print(f"{len(lines)} disagreements listed in {args.report}")
+    print_totals(n, t_m21, t_fast, kinds, lines, args.report)
 
 
 def count_tunes(files: list[Path]) -> None:
@@ -210,11 +206,16 @@ def sample_main(args, files: list[Path], ref_dir: Path) -> None:
     ing = sum(v for (_, _, i), v in same.items() if i)
     print(f"sample of {n} tunes (seed {args.seed}) of {len(tunes)}: fast reader token-identical to music21 {raw}/{n} "
           f"({100 * raw / n:.1f} %); ingest (refused/failed tunes to music21) {ing}/{n} ({100 * ing / n:.1f} %)")
+    print_totals(n, t_m21, t_fast, kinds, lines, args.report)
+
+
+def print_totals(n: int, t_m21: float, t_fast: float, kinds, lines: list[str], report: str | None) -> None:
+    """The closing lines of both modes: seconds per tune, disagreements by kind, the report file."""
     print(f"seconds per tune: music21 {t_m21 / n:.4f}, symusic {t_fast / n:.4f} ({t_m21 / t_fast:.1f}x)")
     print(f"disagreements by kind: {dict(kinds.most_common())}")
-    if args.report:
-        Path(args.report).write_text("\n".join(lines) + "\n")
-        print(f"{len(lines)} disagreements listed in {args.report}")
+    if report:
+        Path(report).write_text("\n".join(lines) + "\n")
+        print(f"{len(lines)} disagreements listed in {report}")
 
 
 def kind(fast: dict, ref: dict) -> str:

@@ -19,6 +19,7 @@ T = TypeVar("T")
 CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")
 MAX_VOICES = 64  # largest TokenizerConfig.voices
+KEY_MODES = ("", "token", "normalize")  # TokenizerConfig.key: off, KEY event with notes as written, notes on C
 SPLIT_VERSION = 2  # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster
 
 
@@ -85,6 +86,11 @@ class TokenizerConfig(_JsonConfig):
             file is voice k; parts from N on share voice N-1). Bundles and caches written before the field load as 0.
         voice_polyphony: the most notes one voice sounds at once in the corpus (0 = not known / no cap); recorded by
             ``musicgen ingest --voices``, where 1 (every part monophonic) makes the sampler keep one note per voice.
+        meter: emit TIME_SIG events (beat mode only): one where a bar of that meter starts (the first full bar, after
+            any pickup) and one at each change, so the metric position of every event follows from the tokens.
+        key: ``""`` (off), ``"token"`` (a KEY event after BOS names the piece's key, notes as written) or
+            ``"normalize"`` (the KEY event names the original key and the notes are transposed so its tonic is C;
+            decoding transposes them back).
     """
 
     time_mode: str = "beat"
@@ -98,6 +104,8 @@ class TokenizerConfig(_JsonConfig):
     default_velocity: int = 80
     voices: int = 0
     voice_polyphony: int = 0
+    meter: bool = False
+    key: str = ""
 
     def __post_init__(self) -> None:
         _check(self.time_mode in TIME_MODES, "time_mode", f"one of {TIME_MODES}", self.time_mode)
@@ -118,13 +126,20 @@ class TokenizerConfig(_JsonConfig):
         _check(isinstance(self.voice_polyphony, int) and not isinstance(self.voice_polyphony, bool)
                and 0 <= self.voice_polyphony <= 128 and (self.voices > 0 or self.voice_polyphony == 0),
                "voice_polyphony", "an integer in [0, 128] (0 when voices is 0)", self.voice_polyphony)
+        _check(isinstance(self.meter, bool) and (not self.meter or self.time_mode == "beat"), "meter",
+               "a bool, and False in seconds mode (a meter needs beats)", self.meter)
+        _check(self.key in KEY_MODES, "key", f"one of {KEY_MODES}", self.key)
 
     def to_dict(self) -> dict:
-        """The fields as a dict; ``voices`` and ``voice_polyphony`` are left out while voices are off, so a config
-        without voices has the JSON (and the cache hash) it had before the fields existed."""
+        """The fields as a dict; ``voices``/``voice_polyphony``, ``meter`` and ``key`` are left out while off, so a
+        config without them has the JSON (and the cache hash) it had before the fields existed."""
         data = super().to_dict()
         if not self.voices:
             del data["voices"], data["voice_polyphony"]
+        if not self.meter:
+            del data["meter"]
+        if not self.key:
+            del data["key"]
         return data
 
     @classmethod
@@ -144,6 +159,8 @@ class ModelConfig(_JsonConfig):
         units: hidden units per recurrent layer.
         layers: number of stacked recurrent layers.
         dropout: dropout rate between layers (never recurrent dropout, to keep the cuDNN kernel eligible).
+        context: sizes of the context features (metric position, key; see ``musicgen.context``) whose embeddings are
+            added to the token embedding; ``()`` (no context input) is left out of the JSON.
     """
 
     vocab_size: int
@@ -152,8 +169,14 @@ class ModelConfig(_JsonConfig):
     units: int = 256
     layers: int = 2
     dropout: float = 0.1
+    context: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.context, list):  # from JSON
+            object.__setattr__(self, "context", tuple(self.context))
+        _check(isinstance(self.context, tuple) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                                                       for n in self.context), "context",
+               "a tuple of positive integers (feature sizes)", self.context)
         _positive_int("vocab_size", self.vocab_size)
         _check(self.cell in CELLS, "cell", f"one of {CELLS}", self.cell)
         _positive_int("embedding_dim", self.embedding_dim)
@@ -161,6 +184,15 @@ class ModelConfig(_JsonConfig):
         _positive_int("layers", self.layers)
         _check(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)",
                self.dropout)
+
+    def to_dict(self) -> dict:
+        """The fields as a dict; ``context`` is a list, left out when empty (configs saved before it load unchanged)."""
+        data = super().to_dict()
+        if self.context:
+            data["context"] = list(self.context)
+        else:
+            del data["context"]
+        return data
 
 
 MODEL_PRESETS: dict[str, dict] = {

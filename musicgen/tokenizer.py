@@ -9,6 +9,8 @@ Range table, in this order, ids contiguous (``Tokenizer.ranges`` gives ``name ->
     VELOCITY(1..velocity_bins)         only if velocity_bins > 0; value = bin
     PROGRAM(0..128)                    only if programs; value = GM program, 128 = drums
     VOICE(0..voices-1)                 only if voices > 0; value = the part (track) a note belongs to
+    TIME_SIG(0..63)                    only if meter; value = time_signature_value(numerator, denominator)
+    KEY(0..23)                         only if key; value = tonic pitch class + 12 * minor (pretty_midi's key_number)
 
 With the default ``TokenizerConfig()`` that is 3 + 128 + 128 + 48 + 32 + 129 = 468 ids (voices off); ``voices=4``
 adds 4 (472).
@@ -59,8 +61,23 @@ from musicgen.midi_io import Note, Piece, arrays_to_pretty_midi, read_piece
 DRUMS = 128  # PROGRAM value (and internal instrument id) of the percussion channel
 N_PROGRAMS = 129
 PITCHES = 128  # MIDI pitch numbers, for (instrument, pitch) keys
-_PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG, _VOICE = range(9)
-KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM", "VOICE")
+_PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG, _VOICE, _TSIG, _KEY = range(11)
+KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM", "VOICE", "TIME_SIG", "KEY")
+TS_DENOMINATORS = (2, 4, 8, 16)  # TIME_SIG value = (numerator - 1) * 4 + index of the denominator; numerators 1..16
+TS_VALUES = 16 * len(TS_DENOMINATORS)
+KEY_VALUES = 24
+
+
+def time_signature_value(numerator: int, denominator: int) -> int | None:
+    """The TIME_SIG value of ``numerator/denominator``, or None when the table has no such meter."""
+    if 1 <= numerator <= 16 and denominator in TS_DENOMINATORS:
+        return (numerator - 1) * len(TS_DENOMINATORS) + TS_DENOMINATORS.index(denominator)
+    return None
+
+
+def time_signature_of(value: int) -> tuple[int, int]:
+    """``(numerator, denominator)`` of a TIME_SIG value (inverse of ``time_signature_value``)."""
+    return value // len(TS_DENOMINATORS) + 1, TS_DENOMINATORS[value % len(TS_DENOMINATORS)]
 DEFAULT_MAX_TOKENS = 20_000_000
 
 
@@ -122,6 +139,10 @@ class Tokenizer:
             table.append(("PROGRAM", 0, N_PROGRAMS - 1))
         if c.voices:
             table.append(("VOICE", 0, c.voices - 1))
+        if c.meter:
+            table.append(("TIME_SIG", 0, TS_VALUES - 1))
+        if c.key:
+            table.append(("KEY", 0, KEY_VALUES - 1))
         self.table: tuple[tuple[str, int, int], ...] = tuple(table)
         self.ranges: dict[str, tuple[int, int]] = {}
         self._first_value: dict[str, int] = {}

@@ -278,6 +278,50 @@ def _cmd_render(args) -> int:
     return cli_render(args)
 
 
+# ------------------------------------------------------------------------------------------------------------- live
+def _add_live(sub) -> None:
+    p = sub.add_parser("live", formatter_class=Formatter, help="call and response over MIDI: the model answers you",
+                       description="Listen on a MIDI input; when the player pauses (or presses the pedal or the "
+                                   "trigger key), continue their phrase with the model and play the answer to a MIDI "
+                                   "output in time, then listen again. Numpy only (no TensorFlow). Needs the [live] "
+                                   "extra (mido + python-rtmidi). See docs/live.md.")
+    p.add_argument("--model", default="trained/default", help="bundle folder")
+    p.add_argument("--list-ports", action="store_true", help="print the MIDI input and output ports and exit")
+    p.add_argument("--in", dest="in_port", default=None, metavar="PORT",
+                   help="input port name (default: a virtual port 'musicgen in' to connect a keyboard or DAW to)")
+    p.add_argument("--out", dest="out_port", default=None, metavar="PORT",
+                   help="output port name (default: a virtual port 'musicgen out' to connect a synth or DAW to)")
+    p.add_argument("--bpm", type=float, default=120.0,
+                   help="tempo in quarter notes per minute: how played seconds become the model's beats and back")
+    p.add_argument("--wait", type=float, default=2.0, metavar="BEATS",
+                   help="beats of silence that end a phrase; shorter answers sooner, 0 = only pedal/key")
+    p.add_argument("--pedal", action="store_true", help="a sustain-pedal press ends the phrase (no sustain then)")
+    p.add_argument("--trigger-key", type=int, default=None, metavar="PITCH",
+                   help="MIDI pitch of a key that ends the phrase (not played into it), e.g. 21 for the lowest A")
+    p.add_argument("--length", type=int, default=64, help="events per answer (an upper bound with --seconds)")
+    p.add_argument("--seconds", type=float, default=None, help="stop each answer after this much music")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="> 0; < 1 is more conservative (likely events), > 1 more adventurous")
+    p.add_argument("--top-k", type=int, default=0, help="sample only among the K most likely events (0 = all)")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="nucleus sampling: only the most likely events up to probability P, in (0, 1]; smaller is "
+                        "safer")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed: the same phrases give the same answers (default: random, printed)")
+    p.add_argument("--carry", action=argparse.BooleanOptionalAction, default=True,
+                   help="answer from the state the previous phrase and answer left (--no-carry: start afresh)")
+    p.add_argument("--channel", type=int, default=1, help="MIDI channel 1-16 of the answer (drums on 10)")
+    p.add_argument("--max-note-length", type=float, default=8.0, metavar="BEATS",
+                   help="force a sampled note's end after this many beats (0 = no limit)")
+    p.set_defaults(func=_cmd_live)
+
+
+def _cmd_live(args) -> int:
+    from musicgen.live_ports import cli_live
+
+    return cli_live(args)
+
+
 # ------------------------------------------------------------------------------------------------------------- main
 class _Parser(argparse.ArgumentParser):
     """Parse errors are one line (``musicgen VERB: error: …``), exit code 2; the subparsers inherit the class."""
@@ -295,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
-    for add in (_add_ingest, _add_corpus, _add_train, _add_sample, _add_evaluate, _add_render):
+    for add in (_add_ingest, _add_corpus, _add_train, _add_sample, _add_evaluate, _add_render, _add_live):
         add(sub)
     return parser
 

@@ -1,0 +1,292 @@
+"""Live call and response over MIDI, the musical side: settings, the phrase a player plays, and the model's answer.
+
+``PhraseRecorder`` turns timed MIDI messages into notes (seconds) and says when the phrase has ended: no key (or
+pedal-sustained note) sounding for ``wait`` beats, or a sustain-pedal press (``pedal``), or the ``trigger_key``.
+``Responder`` encodes the phrase with the bundle's tokenizer (beats at ``bpm``), samples ``length`` events with
+``sampler.sample_tokens`` (the phrase as primer, from the state the previous exchange left: ``carry``) and decodes
+them into a schedule of note messages, in seconds after the phrase's last grid step. ``musicgen.live_session`` runs
+the loop, ``musicgen.live_ports`` opens the MIDI ports. Imports numpy, mido (a pretty_midi dependency) and the numpy
+sampler: never TensorFlow.
+
+Example::
+
+    responder = Responder(load_bundle("trained/default"), LiveSettings(bpm=100, length=64))
+    answer = responder.respond([PlayedNote(60, 0.0, 0.5, 80), PlayedNote(64, 0.5, 1.0, 80)])
+    answer.schedule[0]                      # (0.0, Message('note_on', channel=0, note=..., ...))
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import mido
+import numpy as np
+
+from musicgen.errors import UsageError
+
+GAP_CAP_BEATS = 4.0  # with carry: the rest fed between an answer and the next phrase is at most this long
+MAX_LENGTH = 100_000
+DRUM_CHANNEL = 9
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """What ``musicgen live`` was asked for; validated on construction (``UsageError`` naming the flag).
+
+    Args:
+        bpm: quarter notes per minute: played seconds become beats, answer beats become seconds.
+        wait: beats of silence (no key or sustained note sounding) that end a phrase; 0: only pedal/key end one.
+        pedal: a sustain-pedal press (CC64 >= 64) ends the phrase (the pedal then no longer sustains).
+        trigger_key: MIDI pitch whose key ends the phrase (not recorded as a note); None: no trigger key.
+        length: events per answer (an upper bound with ``seconds``).
+        seconds: stop the answer after this much music (None: ``length`` events).
+        temperature, top_k, top_p: see ``sampler.filter_logits``.
+        seed: answer k draws from ``SeedSequence([seed, k])``: the same phrases give the same answers.
+        carry: start each answer from the state the previous phrase and answer left (False: the bundle's start).
+        channel: MIDI channel 0-15 of the answer (drums on 9).
+        max_note_length: beats a sampled note may sound before its end is forced (0: no limit).
+    """
+
+    bpm: float = 120.0
+    wait: float = 2.0
+    pedal: bool = False
+    trigger_key: int | None = None
+    length: int = 64
+    seconds: float | None = None
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    carry: bool = True
+    channel: int = 0
+    max_note_length: float = 8.0
+
+    def __post_init__(self):
+        def check(ok: bool, flag: str, expected: str, value) -> None:
+            if not ok:
+                raise UsageError(f"{flag}: expected {expected}, got {value!r}")
+
+        finite = lambda x: isinstance(x, (int, float)) and math.isfinite(x)  # noqa: E731
+        check(finite(self.bpm) and 0 < self.bpm <= 1000, "--bpm", "quarter notes per minute in (0, 1000]", self.bpm)
+        check(finite(self.wait) and 0 <= self.wait <= 64, "--wait", "beats in [0, 64]", self.wait)
+        check(self.wait > 0 or self.pedal or self.trigger_key is not None, "--wait",
+              "beats > 0 unless --pedal or --trigger-key ends a phrase", self.wait)
+        check(self.trigger_key is None or (isinstance(self.trigger_key, int) and 0 <= self.trigger_key <= 127),
+              "--trigger-key", "a MIDI pitch in [0, 127]", self.trigger_key)
+        check(isinstance(self.length, int) and 1 <= self.length <= MAX_LENGTH, "--length",
+              f"events in [1, {MAX_LENGTH}]", self.length)
+        check(self.seconds is None or (finite(self.seconds) and 0 < self.seconds <= 3600), "--seconds",
+              "a number of seconds in (0, 3600]", self.seconds)
+        check(finite(self.temperature) and self.temperature > 0, "--temperature", "a number > 0", self.temperature)
+        check(isinstance(self.top_k, int) and self.top_k >= 0, "--top-k", "an integer >= 0", self.top_k)
+        check(finite(self.top_p) and 0 < self.top_p <= 1, "--top-p", "a number in (0, 1]", self.top_p)
+        check(isinstance(self.seed, int) and self.seed >= 0, "--seed", "an integer >= 0", self.seed)
+        check(isinstance(self.channel, int) and 0 <= self.channel <= 15, "--channel", "a channel in [1, 16]",
+              self.channel + 1 if isinstance(self.channel, int) else self.channel)
+        check(finite(self.max_note_length) and self.max_note_length >= 0, "--max-note-length", "beats >= 0",
+              self.max_note_length)
+
+    @property
+    def beat_seconds(self) -> float:
+        return 60.0 / self.bpm
+
+
+class PlayedNote(NamedTuple):
+    """A note the player played: ``start``/``end`` in seconds on the session clock, ``program`` from the channel's
+    last program change, ``is_drum`` for channel 10."""
+
+    pitch: int
+    start: float
+    end: float
+    velocity: int
+    program: int = 0
+    is_drum: bool = False
+
+
+class PhraseRecorder:
+    """The notes of the phrase being played, from timed MIDI messages (any channel).
+
+    ``feed(t, msg)`` records a message (``t`` in seconds) and returns True when it ends the phrase (pedal or trigger
+    key); ``deadline()`` is when the silence ends it; ``take(t)`` returns the phrase (held notes end at ``t``) and
+    starts a new one. A sustain pedal (unless it is the trigger) holds released notes until it is lifted.
+    ``version`` counts the messages that changed the phrase.
+    """
+
+    def __init__(self, settings: LiveSettings):
+        self.settings, self.programs, self.pedal_down, self.version = settings, [0] * 16, False, 0
+        self.notes: list[PlayedNote] = []
+        self.held: dict[tuple[int, int], tuple[float, int]] = {}  # (channel, pitch) -> (start, velocity)
+        self.sustained: set[tuple[int, int]] = set()
+        self.last: float | None = None
+
+    def feed(self, t: float, msg) -> bool:
+        s, kind = self.settings, msg.type
+        if kind == "note_on" and msg.velocity > 0:
+            if msg.note == s.trigger_key:
+                return True
+            key = (msg.channel, msg.note)
+            if key in self.held:  # a repeated key ends its previous note
+                self._end(key, t)
+            self.held[key] = (t, msg.velocity)
+        elif kind in ("note_on", "note_off"):
+            key = (msg.channel, msg.note)
+            if msg.note == s.trigger_key or key not in self.held:
+                return False
+            if self.pedal_down and not s.pedal:
+                self.sustained.add(key)
+            else:
+                self._end(key, t)
+        elif kind == "control_change" and msg.control == 64:
+            down, was = msg.value >= 64, self.pedal_down
+            self.pedal_down = down
+            if s.pedal:
+                return down and not was
+            if not down:
+                for key in sorted(self.sustained):
+                    self._end(key, t)
+        elif kind == "program_change":
+            self.programs[msg.channel] = msg.program
+            return False
+        else:
+            return False
+        self.last, self.version = t, self.version + 1
+        return False
+
+    def _end(self, key: tuple[int, int], t: float) -> None:
+        start, velocity = self.held.pop(key)
+        self.sustained.discard(key)
+        channel, pitch = key
+        self.notes.append(PlayedNote(pitch, start, max(t, start), velocity, self.programs[channel],
+                                     channel == DRUM_CHANNEL))
+
+    @property
+    def has_notes(self) -> bool:
+        return bool(self.notes or self.held)
+
+    def deadline(self) -> float | None:
+        """Seconds at which the silence ends the phrase; None while a note sounds, before any note, or with wait 0."""
+        if self.held or not self.notes or self.settings.wait <= 0:
+            return None
+        return self.last + self.settings.wait * self.settings.beat_seconds
+
+    def take(self, t: float) -> list[PlayedNote]:
+        """The phrase, sorted by (start, pitch), notes still held ended at ``t``; the recorder starts a new one."""
+        for key in sorted(self.held):
+            self._end(key, t)
+        notes, self.notes, self.last = sorted(self.notes, key=lambda n: (n.start, n.pitch)), [], None
+        self.version += 1
+        return notes
+
+
+def phrase_primer(notes: list[PlayedNote], tokenizer, bpm: float, since: float | None = None) -> np.ndarray:
+    """A phrase → primer tokens: int64 (T,), ``[BOS, …]`` without EOS; empty when no note is in the tokenizer's range.
+
+    Times are counted from the first onset (beats at ``bpm`` in beat mode, seconds in seconds mode). ``since`` (the
+    previous answer's end, seconds): the tokens continue a conversation instead: no BOS, and they open with the rest
+    since then (at most ``GAP_CAP_BEATS``; none when the player came in before the answer ended).
+    """
+    if not notes:
+        return np.zeros(0, np.int64)
+    first = min(n.start for n in notes)
+    t0 = first if since is None else min(first, max(since, first - GAP_CAP_BEATS * 60.0 / bpm))
+    unit = bpm / 60.0 if tokenizer.config.time_mode == "beat" else 1.0
+    cols = np.array([(n.pitch, n.start, n.end, n.velocity, 128 if n.is_drum else n.program) for n in notes]).T
+    tokens = tokenizer.encode_arrays(cols[0], (cols[1] - t0) * unit, (cols[2] - t0) * unit, cols[3], cols[4])
+    tokens = tokens[(tokens != tokenizer.eos_id) & (tokens != tokenizer.bos_id)].astype(np.int64)
+    note_on = tokenizer.ranges["NOTE_ON"][0]
+    if not ((tokens >= note_on) & (tokens < note_on + tokenizer.ranges["NOTE_ON"][1])).any():
+        return np.zeros(0, np.int64)
+    return tokens if since is not None else np.concatenate([[tokenizer.bos_id], tokens])
+
+
+@dataclass
+class Answer:
+    """A continuation ready to play: ``primer`` and ``tokens`` (int64 (T,), the sampled events, closed), the
+    ``schedule`` of (seconds after the origin, message) sorted by time, its ``duration`` (seconds), the recorder
+    ``version`` it answers and ``compute_seconds`` (encode + sample + decode)."""
+
+    primer: np.ndarray
+    tokens: np.ndarray
+    schedule: list[tuple[float, mido.Message]]
+    duration: float
+    version: int = 0
+    compute_seconds: float = 0.0
+    ready_at: float = 0.0  # session clock seconds, set by the session
+
+
+class Responder:
+    """The model side: a bundle's numpy ``StepModel`` and the state carried from one exchange to the next.
+
+    Args:
+        bundle: a ``bundle.Bundle`` (weights, model config, tokenizer, start state).
+        settings: ``LiveSettings`` (bpm, length/seconds, sampling knobs, carry, channel).
+    """
+
+    def __init__(self, bundle, settings: LiveSettings):
+        from musicgen.sampler import StepModel
+
+        self.settings, self.tokenizer, self.model_config = settings, bundle.tokenizer, bundle.model_config
+        self.model = StepModel(bundle.weights, bundle.model_config)
+        self.start_state = self.state = bundle.start_state
+        self.exchanges, self.since = 0, None
+        cfg = self.tokenizer.config
+        self.step_seconds = (cfg.step_seconds if cfg.time_mode == "seconds"
+                             else settings.beat_seconds / cfg.steps_per_quarter)
+        s = settings
+        self.limit_steps = None if s.seconds is None else max(1, math.ceil(s.seconds / self.step_seconds - 1e-9))
+        self.max_note_steps = (max(1, round(s.max_note_length * s.beat_seconds / self.step_seconds))
+                               if s.max_note_length else 0)
+        self.shift_first, self.shift_count = self.tokenizer.ranges["TIME_SHIFT"]
+
+    def respond(self, notes: list[PlayedNote], version: int = 0) -> Answer | None:
+        """Encode ``notes``, sample the continuation, decode it into a schedule; None when no note is in range."""
+        from musicgen.sampler import sample_tokens
+
+        began = time.perf_counter()
+        primer = phrase_primer(notes, self.tokenizer, self.settings.bpm, self.since if self.settings.carry else None)
+        if primer.size == 0:
+            return None
+        s, tok = self.settings, self.tokenizer
+        seed = np.random.SeedSequence([s.seed, self.exchanges])
+        events = sample_tokens(self.model, self.model_config, tok, primer, s.length, seed, temperature=s.temperature,
+                               top_k=s.top_k, top_p=s.top_p, limit_steps=self.limit_steps,
+                               max_note_steps=self.max_note_steps, start_state=self.state)[0]
+        events = events[events != tok.pad_id].astype(np.int64)
+        schedule, duration = self.schedule(primer, events)
+        return Answer(primer, events, schedule, duration, version, time.perf_counter() - began)
+
+    def steps(self, tokens: np.ndarray) -> int:
+        """Grid steps the TIME_SHIFTs of ``tokens`` add up to."""
+        shifts = tokens[(tokens >= self.shift_first) & (tokens < self.shift_first + self.shift_count)]
+        return int((shifts - self.shift_first + 1).sum())
+
+    def schedule(self, primer: np.ndarray, events: np.ndarray) -> tuple[list[tuple[float, mido.Message]], float]:
+        """The answer's notes as (seconds after the phrase's end, note_on/note_off) pairs, note-offs first at equal
+        times, and the answer's duration in seconds. Decoded after the primer, so its velocity/program carry on."""
+        start_step = self.steps(primer)
+        a = self.tokenizer.decode_arrays(np.concatenate([primer, events]))
+        channel, out = self.settings.channel, []
+        for pitch, start, end, velocity, instrument in zip(a["pitch"].tolist(), a["start"].tolist(),
+                                                           a["end"].tolist(), a["velocity"].tolist(),
+                                                           a["instrument"].tolist()):
+            if start < start_step:
+                continue
+            ch = DRUM_CHANNEL if instrument == 128 else channel
+            out.append(((end - start_step) * self.step_seconds, 0, mido.Message("note_off", channel=ch, note=pitch)))
+            out.append(((start - start_step) * self.step_seconds, 1,
+                        mido.Message("note_on", channel=ch, note=pitch, velocity=max(1, min(127, velocity)))))
+        out.sort(key=lambda e: (e[0], e[1], e[2].note))
+        return [(t, msg) for t, _, msg in out], self.steps(events) * self.step_seconds
+
+    def commit(self, answer: Answer, ended_at: float) -> None:
+        """After playing ``answer`` (ended at ``ended_at`` seconds): carry the state past the phrase and the answer."""
+        self.exchanges += 1
+        if not self.settings.carry:
+            return
+        state = self.model.init_state(1, self.state)
+        for token in np.concatenate([answer.primer, answer.tokens]):
+            _, state = self.model.step(state, np.array([token]))
+        self.state, self.since = [tuple(a[0] for a in layer) for layer in state], ended_at

@@ -42,6 +42,25 @@ class ScriptedInput:
         self.events.clear()
 
 
+class TurnTakingInput:
+    """A player who waits for each answer: phrase k (a list of (seconds from its start, message)) starts ``gap``
+    seconds after ``answered()`` (e.g. ``lambda: len(session.exchanges)``) reaches k and the input is next read."""
+
+    def __init__(self, phrases, clock, answered, gap: float = 0.05):
+        self.phrases, self.clock, self.answered, self.gap, self.name = list(phrases), clock, answered, gap, "turns"
+        self.next, self.script = 0, ScriptedInput([], clock)
+
+    def pending(self) -> list:
+        if not self.script.events and self.next < len(self.phrases) and self.answered() >= self.next:
+            start = self.clock.now() + self.gap
+            self.script = ScriptedInput([(start + t, m) for t, m in self.phrases[self.next]], self.clock)
+            self.next += 1
+        return self.script.pending()
+
+    def close(self) -> None:
+        self.phrases.clear()
+
+
 class RecordingOutput:
     """A synthesizer that writes down what it is sent: ``sent`` is a list of (seconds on ``clock``, message)."""
 

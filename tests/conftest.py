@@ -36,3 +36,29 @@ def write_scale_corpus(folder: Path, n: int = 6) -> Path:
         pm.instruments.append(inst)
         pm.write(str(folder / f"scale{k}.mid"))
     return folder
+
+
+def numpy_bundle(cell: str = "gru", seed: int = 0, **tokenizer_options):
+    """A ``Bundle`` with seeded random numpy weights (2 layers of 12 units, no Keras, nothing on disk) whose logits
+    favour note events and 6/12-step shifts, so samples have music in them. Tokenizer: pitches 48..72, 8 velocity
+    bins, no programs (109 ids) unless ``tokenizer_options`` say otherwise."""
+    import numpy as np
+
+    from musicgen.bundle import Bundle
+    from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
+    from musicgen.models import expected_weight_shapes
+    from musicgen.tokenizer import Tokenizer
+
+    tc = TokenizerConfig(**{"min_pitch": 48, "max_pitch": 72, "velocity_bins": 8, "programs": False,
+                            **tokenizer_options})
+    tok = Tokenizer(tc)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, cell=cell, embedding_dim=8, units=12, layers=2, dropout=0.0)
+    rng = np.random.default_rng(seed)
+    weights = {k: (0.5 * rng.standard_normal(shape)).astype(np.float32)
+               for k, shape in expected_weight_shapes(cfg).items()}
+    bias = np.zeros(tok.vocab_size, np.float32)
+    first, size = tok.ranges["NOTE_ON"]
+    bias[first:first + 2 * size] = 2.0
+    bias[[tok.token("TIME_SHIFT", 6), tok.token("TIME_SHIFT", 12)]] = 3.0
+    weights["logits_bias"] = bias
+    return Bundle(Path("numpy-bundle"), {}, cfg, TrainConfig(), tc, weights, {})

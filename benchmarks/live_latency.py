@@ -96,7 +96,8 @@ def main() -> int:
     print("|---|---:|---:|---|---|---|")
     for r in rows:
         how = f"computed during the wait: {r['speculative']}" if r["trigger"] == "pause" else "computed on the spot"
-        print(f"| {r['trigger']} ({how}) | {r['n']} | {int(np.median(r['events']))} | {pct(r['latency'])} | {pct(r['compute'])} "
+        print(f"| {r['trigger']} ({how}) | {r['n']} | {int(np.median(r['events']))} | {pct(r['latency'])} "
+              f"| {pct(r['compute'])} "
               f"| {pct(r['timing'])} |")
     return 0
 

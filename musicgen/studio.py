@@ -116,7 +116,8 @@ def check_request(data, models: list[str]) -> Request:
 
     Fields: ``model`` (one of ``models``; default the first), ``length`` (events, 1..``MAX_LENGTH``, null: 512 or,
     with ``seconds``, ``MAX_LENGTH``), ``seconds`` (music to make, (0, ``MAX_SECONDS``]), ``temperature`` ((0, 10]),
-    ``top_p`` ((0, 1]), ``top_k`` (0: all), ``seed`` ([0, 2**31 - 1], null: random), ``program`` (GM 0..127),
+    ``top_p`` ((0, 1]), ``top_k`` (0: all), ``seed`` ([0, 2**31 - 1], null: random), ``program`` (GM 0..127 every non-drum part is played with,
+    after sampling; recorded as the sidecar's ``play_as_program``),
     ``tempo`` (quarter notes per minute, (0, 1000]), ``primer`` ({"name": FILE NAME, "data": BASE64}),
     ``keep_primer``, ``audio``, ``roll`` (booleans: keep the primer, render the WAV, draw the piano roll).
     """
@@ -164,7 +165,7 @@ def _check_primer(primer) -> tuple[tuple[str, bytes] | None, str | None]:
 
 
 # ------------------------------------------------------------------------------------------------------ primers
-def _primer_worker(conn, suffix: str, data: bytes, tokenizer_json: str) -> None:
+def _primer_worker(conn, suffix: str, data: bytes, tokenizer_json: str, max_events: int) -> None:
     """In a worker process: parse ``data`` as a ``suffix`` file and send back a JSON header and int32 tokens
     (raw bytes, no pickle: the parent never unpickles what parsed an upload)."""
     try:
@@ -178,8 +179,8 @@ def _primer_worker(conn, suffix: str, data: bytes, tokenizer_json: str) -> None:
             path.write_bytes(data)
             piece = read_piece(path, tokenizer.config.time_mode)
             tokens = np.asarray(tokenizer.encode(piece), dtype="<i4")
-        if tokens.size > MAX_PRIMER_EVENTS:
-            raise UsageError(f"{tokens.size} events, at most {MAX_PRIMER_EVENTS}; upload a shorter excerpt")
+        if tokens.size > max_events:
+            raise UsageError(f"{tokens.size} events, at most {max_events}; upload a shorter excerpt")
         conn.send_bytes(json.dumps({"qpm": piece.qpm}).encode())
         conn.send_bytes(tokens.tobytes())
     except Exception as exc:  # an IngestError for a bad file, or anything a parser raises on a crafted one
@@ -206,7 +207,8 @@ def parse_primer(suffix: str, data: bytes, tokenizer, timeout: float = PRIMER_TI
     """
     ctx = _worker_context()
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_primer_worker, args=(child, suffix, data, tokenizer.config.to_json()), daemon=True)
+    proc = ctx.Process(target=_primer_worker, daemon=True,
+                       args=(child, suffix, data, tokenizer.config.to_json(), MAX_PRIMER_EVENTS))
     deadline = time.monotonic() + timeout
     proc.start()
     child.close()
@@ -295,8 +297,12 @@ class Studio:
             primer_info = dict(name=req.primer_name, sha256=hashlib.sha256(req.primer[1]).hexdigest(),
                                events=int(primer.size))
         result = generate(bundle, req.length, req.temperature, req.top_k, req.top_p, req.seed, primer, 1,
-                          seconds=req.seconds, keep_primer=req.keep_primer, tempo=tempo, program=req.program)
-        midi, sidecar = result.midis[0], dict(result.sidecars[0], primer_upload=primer_info, midi="sample.mid")
+                          seconds=req.seconds, keep_primer=req.keep_primer, tempo=tempo)
+        midi = result.midis[0]
+        if req.program is not None:  # "play as": generate's `program` only opens a PROGRAM vocabulary's sample
+            for inst in midi.instruments:
+                inst.program = inst.program if inst.is_drum else req.program
+        sidecar = dict(result.sidecars[0], primer_upload=primer_info, play_as_program=req.program, midi="sample.mid")
         job_id = secrets.token_hex(16)
         job = Job(job_id, self.root / job_id)
         job.folder.mkdir(parents=True)

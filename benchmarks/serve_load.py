@@ -43,14 +43,16 @@ def start_server(model: str, workers: int, queue: int) -> tuple[subprocess.Popen
     return proc, "127.0.0.1", int(match.group(1))
 
 
-def one_request(host: str, port: int, body: dict) -> tuple[int, float]:
+def one_request(host: str, port: int, body: dict) -> tuple[int, float, dict]:
+    """``(status, seconds, the server's timing)`` of one request."""
     started = time.perf_counter()
     conn = http.client.HTTPConnection(host, port, timeout=300)
     conn.request("POST", "/api/generate", json.dumps(body), {"Content-Type": "application/json"})
     response = conn.getresponse()
-    response.read()
+    data = response.read()
     conn.close()
-    return response.status, time.perf_counter() - started
+    timing = json.loads(data).get("timing", {}) if response.status == 200 else {}
+    return response.status, time.perf_counter() - started, timing
 
 
 def run_row(host: str, port: int, mode: str, concurrency: int, requests: int, length: int) -> dict:
@@ -61,10 +63,13 @@ def run_row(host: str, port: int, mode: str, concurrency: int, requests: int, le
     with ThreadPoolExecutor(concurrency) as ex:
         results = list(ex.map(lambda b: one_request(host, port, b), bodies))
     wall = time.perf_counter() - started
-    ok = [t for status, t in results if status == 200]
+    ok = [t for status, t, _ in results if status == 200]
+    timings = [timing for status, _, timing in results if status == 200]
     return dict(mode=mode, concurrency=concurrency, requests=requests, ok=len(ok),
-                busy=sum(status == 503 for status, _ in results),
-                other=sum(status not in (200, 503) for status, _ in results), wall=wall,
+                busy=sum(status == 503 for status, _, _ in results),
+                other=sum(status not in (200, 503) for status, _, _ in results), wall=wall,
+                generate_s=float(np.mean([t["generate_s"] for t in timings])) if timings else float("nan"),
+                render_s=float(np.mean([t["render_s"] for t in timings])) if timings else float("nan"),
                 rps=len(ok) / wall, p50=float(np.percentile(ok, 50)) if ok else float("nan"),
                 p95=float(np.percentile(ok, 95)) if ok else float("nan"))
 
@@ -92,11 +97,13 @@ def main() -> int:
     print(f"\n`python benchmarks/serve_load.py --length {args.length} --workers {args.workers} --queue {args.queue}`, "
           f"model {Path(args.model).name}, {os.cpu_count()} CPUs, load average (1/5/15 min) before "
           f"{'/'.join(f'{x:.1f}' for x in load_before)}, after {'/'.join(f'{x:.1f}' for x in load_after)}\n")
-    print("| mode | clients | requests | 200 | 503 (queue full) | other | req/s | p50 latency | p95 latency |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| mode | clients | requests | 200 | 503 (queue full) | other | req/s | p50 latency | p95 latency "
+          "| server: sample + MIDI / WAV + PNG (mean) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['mode']} | {r['concurrency']} | {r['requests']} | {r['ok']} | {r['busy']} | {r['other']} | "
-              f"{r['rps']:.2f} | {r['p50']:.2f} s | {r['p95']:.2f} s |")
+              f"{r['rps']:.2f} | {r['p50']:.2f} s | {r['p95']:.2f} s | {r['generate_s']:.2f} s / "
+              f"{r['render_s']:.2f} s |")
     return 0
 
 

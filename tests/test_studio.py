@@ -86,6 +86,25 @@ def test_parse_primer_gives_the_events_of_the_file(std):
     assert tokens.dtype == np.int64 and qpm == pytest.approx(100.0)
 
 
+MUSICXML = b"""<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1"><part-list><score-part id="P1"><part-name>P</part-name></score-part></part-list>
+<part id="P1"><measure number="1"><attributes><divisions>1</divisions></attributes>
+<note><pitch><step>E</step><octave>4</octave></pitch><duration>1</duration><type>quarter</type></note>
+<note><pitch><step>G</step><octave>4</octave></pitch><duration>2</duration><type>half</type></note>
+</measure></part></score-partwise>
+"""
+
+
+@pytest.mark.parametrize("suffix, data, pitches", [
+    (".musicxml", MUSICXML, [64, 67]),  # E4 quarter, G4 half
+    (".abc", (Path(__file__).parent / "data" / "tune.abc").read_bytes(), [60, 62, 64, 67, 65]),  # C D [E G] F
+])
+def test_parse_primer_reads_scores(std, suffix, data, pitches):
+    tok = std.bundles["default"].tokenizer
+    tokens, _ = parse_primer(suffix, data, tok)
+    assert [v for name, v in map(tok.describe, map(int, tokens)) if name == "NOTE_ON"] == pitches
+
+
 def test_parse_primer_refuses_garbage_slow_and_long(std, monkeypatch):
     tok = std.bundles["default"].tokenizer
     with pytest.raises(UsageError, match="primer: cannot use it: unreadable MIDI"):

@@ -28,7 +28,6 @@ import json
 import re
 import sys
 import threading
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import urlsplit
@@ -149,6 +148,9 @@ class Handler(BaseHTTPRequestHandler):
         if not self.server.quiet:
             sys.stderr.write(f"musicgen serve: {self.address_string()} {format % args}\n")
 
+    def log_error(self, format, *args):  # noqa: A002
+        sys.stderr.write(f"musicgen serve: {self.address_string()} {format % args}\n")
+
     def _allowed(self) -> bool:
         """False (after answering 403) for a foreign Host while bound to loopback, or a foreign Origin."""
         host = (self.headers.get("Host") or "").lower()
@@ -206,6 +208,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(400, str(exc))
         except MusicgenError as exc:  # e.g. fluidsynth failed
             return self._error(500, str(exc))
+        except Exception as exc:  # a bug must not leave the browser without an answer
+            self.log_error("internal error: %s: %s", type(exc).__name__, exc)
+            return self._error(500, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             self.server.slots.leave()
         self._json(200, job.summary)

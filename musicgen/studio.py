@@ -116,10 +116,10 @@ def check_request(data, models: list[str]) -> Request:
 
     Fields: ``model`` (one of ``models``; default the first), ``length`` (events, 1..``MAX_LENGTH``, null: 512 or,
     with ``seconds``, ``MAX_LENGTH``), ``seconds`` (music to make, (0, ``MAX_SECONDS``]), ``temperature`` ((0, 10]),
-    ``top_p`` ((0, 1]), ``top_k`` (0: all), ``seed`` ([0, 2**31 - 1], null: random), ``program`` (GM 0..127 every non-drum part is played with,
-    after sampling; recorded as the sidecar's ``play_as_program``),
-    ``tempo`` (quarter notes per minute, (0, 1000]), ``primer`` ({"name": FILE NAME, "data": BASE64}),
-    ``keep_primer``, ``audio``, ``roll`` (booleans: keep the primer, render the WAV, draw the piano roll).
+    ``top_p`` ((0, 1]), ``top_k`` (0: all), ``seed`` ([0, 2**31 - 1], null: random), ``program`` (GM 0..127 every
+    non-drum part is played with, after sampling; the sidecar's ``play_as_program``), ``tempo`` (quarter notes per
+    minute, (0, 1000]), ``primer`` ({"name": FILE NAME, "data": BASE64}), ``keep_primer``, ``audio``, ``roll``
+    (booleans: keep the primer, render the WAV, draw the piano roll).
     """
     _need(isinstance(data, dict), f"request: expected a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - set(FIELDS))

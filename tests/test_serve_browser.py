@@ -3,7 +3,9 @@ skips alone, with its reason, where no browser is installed; .ci/run installs pl
 
 The browser is ``$MUSICGEN_CHROMIUM``, else Debian's ``/usr/bin/chromium``, else Playwright's own download
 (``playwright install chromium``, which needs the network once). With ``MUSICGEN_SCREENSHOT=PATH`` the test also
-saves the page after generating (docs/img/serve.png is made that way, see README "Play").
+saves the page after generating (docs/img/serve.png is made that way, see README "Play"). Waits pass functions
+(``() => …``), not expressions: the page's Content-Security-Policy forbids eval, which Playwright uses to poll an
+expression.
 """
 
 import io
@@ -68,7 +70,7 @@ def test_generate_hear_see_download(browser, url, tmp_path):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("requestfailed", lambda req: errors.append(f"request failed: {req.url}"))
     page.goto(url)
-    page.wait_for_function("document.getElementById('model').options.length > 0")
+    page.wait_for_function("() => document.getElementById('model').options.length > 0")
     assert page.locator("#model").input_value() == "default"
     page.fill("#limit-value", "160")
     page.fill("#temperature", "0.9")
@@ -78,10 +80,10 @@ def test_generate_hear_see_download(browser, url, tmp_path):
     page.set_input_files("#primer", files=[{"name": "primer.mid", "mimeType": "audio/midi", "buffer": primer_midi()}])
     page.click("#generate")
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
-    page.wait_for_function("(() => { const a = document.getElementById('audio'); "
-                           "return a.readyState >= 1 && a.duration > 1; })()", timeout=30_000)
-    page.wait_for_function("(() => { const i = document.getElementById('roll'); "
-                           "return i.complete && i.naturalWidth === 1000; })()", timeout=30_000)
+    page.wait_for_function("() => { const a = document.getElementById('audio'); "
+                           "return a.readyState >= 1 && a.duration > 1; }", timeout=30_000)
+    page.wait_for_function("() => { const i = document.getElementById('roll'); "
+                           "return i.complete && i.naturalWidth === 1000; }", timeout=30_000)
     assert page.locator("#summary").inner_text().startswith("seed 7 · ")
     assert page.locator("#error").is_hidden() and not errors, errors
     if os.environ.get("MUSICGEN_SCREENSHOT"):
@@ -104,7 +106,7 @@ def test_generate_hear_see_download(browser, url, tmp_path):
 def test_invalid_value_shows_a_message(browser, url):
     page = browser.new_page()
     page.goto(url)
-    page.wait_for_function("document.getElementById('model').options.length > 0")
+    page.wait_for_function("() => document.getElementById('model').options.length > 0")
     page.fill("#temperature", "0")
     page.click("#generate")
     page.wait_for_selector("#error:not([hidden])")
@@ -114,6 +116,6 @@ def test_invalid_value_shows_a_message(browser, url):
     page.check("#limit-seconds")
     page.fill("#limit-value", "ten")
     page.click("#generate")
-    page.wait_for_function("document.getElementById('error').textContent.startsWith('seconds:')")
+    page.wait_for_function("() => document.getElementById('error').textContent.startsWith('seconds:')")
     assert "got 'ten'" in page.locator("#error").inner_text()
     page.close()

@@ -77,8 +77,9 @@ async function generate(event) {
     });
     const data = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+    const took = (performance.now() - started) / 1000;
     $("summary").textContent = `seed ${data.seed} · ${data.events} events · ${data.notes} notes · ` +
-      `${data.duration_seconds.toFixed(1)} s of music · made in ${((performance.now() - started) / 1000).toFixed(2)} s`;
+      `${data.duration_seconds.toFixed(1)} s of music · made in ${took.toFixed(2)} s`;
     $("audio").src = data.files["sample.wav"];
     $("roll").src = data.files["sample.png"];
     $("download-midi").href = data.files["sample.mid"];

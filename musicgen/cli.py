@@ -320,6 +320,27 @@ def _cmd_live(args) -> int:
     from musicgen.live_ports import cli_live
 
     return cli_live(args)
+# ------------------------------------------------------------------------------------------------------------ serve
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", formatter_class=Formatter, help="a local web page to generate, hear and see music",
+                       description="Serve the browser studio: pick a bundle, set the controls, upload a primer, "
+                                   "generate, hear it, see the piano roll, download MIDI and JSON. Numpy only (no "
+                                   "TensorFlow); all assets come from the package (no network).")
+    p.add_argument("--model", action="append", default=None, metavar="PATH",
+                   help="bundle folder to offer (repeatable; default: every bundle in --models-dir)")
+    p.add_argument("--models-dir", default="trained", metavar="DIR", help="folder of bundle folders")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    p.add_argument("--workers", type=int, default=1, help="generations run at once (more helps only with free cores)")
+    p.add_argument("--queue", type=int, default=8, help="generations that may wait; beyond, the API answers 503")
+    p.add_argument("--quiet", action="store_true", help="do not log each request")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args) -> int:
+    from musicgen.serve import cli_serve
+
+    return cli_serve(args)
 
 
 # ------------------------------------------------------------------------------------------------------------- main
@@ -339,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
-    for add in (_add_ingest, _add_corpus, _add_train, _add_sample, _add_evaluate, _add_render, _add_live):
+    for add in (_add_ingest, _add_corpus, _add_train, _add_sample, _add_evaluate, _add_render, _add_serve,
+                _add_live):
         add(sub)
     return parser
 

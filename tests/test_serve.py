@@ -13,7 +13,7 @@ import pytest
 
 from musicgen.cli import main
 from musicgen.errors import UsageError
-from musicgen.serve import MAX_BODY_BYTES, make_server
+from musicgen.serve import MAX_BODY_BYTES, MAX_CONNECTIONS, make_server
 
 DEFAULT = Path(__file__).resolve().parents[1] / "trained" / "default"
 FAST = {"length": 24, "seed": 1, "audio": False, "roll": False}
@@ -159,13 +159,15 @@ def test_a_burst_gets_answers_not_a_crash(server):
 
 
 def test_too_many_connections_are_503(server):
-    saved = server.connections
-    server.connections = threading.BoundedSemaphore(1)
-    server.connections.acquire()
+    # hold every connection permit of the live semaphore (waiting for the threads of earlier tests to let theirs go;
+    # swapping in another semaphore would let such a thread release the new one)
+    held = sum(server.connections.acquire(timeout=10) for _ in range(MAX_CONNECTIONS))
     try:
+        assert held == MAX_CONNECTIONS
         assert call(server, "GET", "/")[0] == 503
     finally:
-        server.connections = saved
+        for _ in range(held):
+            server.connections.release()
 
 
 def test_make_server_refuses_bad_settings(tmp_path):

@@ -24,6 +24,7 @@ _LAZY = {
     "sample": "musicgen.generate",
     "render_wav": "musicgen.render",
     "plot_piano_roll": "musicgen.render",
+    "show": "musicgen.notebook",
     "evaluate": "musicgen.evaluate",
 }
 

@@ -50,6 +50,43 @@ def test_step_kernels_match_keras_logits(cell, layers):
     np.testing.assert_allclose(logits, got[:, -1], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_step_kernels_match_keras_logits_with_context(cell):
+    import keras
+
+    from musicgen.models import build_model, export_weights
+
+    cfg = ModelConfig(vocab_size=23, cell=cell, embedding_dim=8, units=16, layers=2, dropout=0.0, context=(5, 3, 7))
+    keras.utils.set_random_seed(3)
+    model = build_model(cfg)
+    assert [t.name for t in model.inputs] == ["tokens", "context"]
+    rng = np.random.default_rng(2)
+    for k, size in enumerate(cfg.context):  # embeddings start small: make each feature move the logits
+        emb = model.get_layer(f"context_{k}").embeddings
+        emb.assign(rng.normal(0, 1.0, emb.shape).astype("float32"))
+    weights = export_weights(model, cfg)
+    assert {k: v.shape for k, v in weights.items()} == expected_weight_shapes(cfg)
+    tokens = rng.integers(0, 23, (3, 20)).astype("int32")
+    context = np.stack([rng.integers(0, n, (3, 20)) for n in cfg.context], axis=-1).astype("int32")
+    expected = np.asarray(model((tokens, context)))
+    without = np.asarray(model((tokens, np.zeros_like(context))))
+    assert np.abs(expected - without).max() > 0.1  # the context is not ignored
+    got, _ = StepModel(weights, cfg).run(tokens, context=context)
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+    with pytest.raises(ValueError, match="context"):
+        StepModel(weights, cfg).step(StepModel(weights, cfg).init_state(3), tokens[:, 0])
+
+
+def test_without_context_the_model_is_the_one_built_before_context_existed():
+    from musicgen.models import build_model
+
+    cfg = ModelConfig(vocab_size=23, cell="gru", embedding_dim=8, units=16, layers=1, dropout=0.0)
+    model = build_model(cfg)
+    assert [layer.name for layer in model.layers] == ["tokens", "embedding", "rnn_0", "logits"]
+    assert [w.shape for w in model.get_weights()] == [(23, 8), (8, 48), (16, 48), (2, 48), (16, 23), (23,)]
+    assert "context" not in cfg.to_dict()
+
+
 def test_step_does_not_modify_the_state_it_is_given():
     cfg = ModelConfig(vocab_size=TOK.vocab_size, cell="lstm", embedding_dim=4, units=8, layers=2)
     model = StepModel(random_weights(cfg), cfg)

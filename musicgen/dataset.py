@@ -160,7 +160,7 @@ class StreamBatches:
         inputs, targets, weights = self.epoch_arrays(epoch)
         for k in range(self.steps_per_epoch):
             cut = slice(k * self.bptt, (k + 1) * self.bptt)
-            yield _cut(inputs, cut), targets[:, cut], weights[:, cut]
+            yield cut_inputs(inputs, cut), targets[:, cut], weights[:, cut]
 
     def forever(self, first_epoch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Epoch ``first_epoch``'s batches, then the next epoch's, and so on (for ``keras.Model.fit``)."""
@@ -170,7 +170,7 @@ class StreamBatches:
             epoch += 1
 
 
-def _cut(inputs, cut: slice):
+def cut_inputs(inputs, cut: slice):
     """Columns ``cut`` of the inputs: an array (B, W), or a ``(tokens, context)`` pair."""
     if isinstance(inputs, tuple):
         return tuple(a[:, cut] for a in inputs)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from musicgen.context import ContextTracker
 from musicgen.rules import EventRules  # the validity masks (re-exported here)
 
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
@@ -269,7 +270,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_polyphony: int = 0,
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
                   limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0,
-                  well_formed: bool = True, start_state: list | None = None) -> np.ndarray:
+                  well_formed: bool = True, start_state: list | None = None, key: int | None = None) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
     Args:
@@ -285,6 +286,11 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         close: append NOTE_OFFs for the notes still sounding at the end.
         start_state: per layer a tuple of (units,) arrays the primer is fed from (a bundle's ``start_state``);
             None: the zero state.
+        key: key-mode vocabularies: the KEY value every stream takes after BOS (None: the model draws it). The KEY
+            is drawn like any event (from a mask that allows only it), so a stream with ``key=k`` equals, event for
+            event, the stream of the same seed in which the model drew KEY(k) itself.
+
+    A model with context inputs gets the context after each fed event from a ``context.ContextTracker``.
 
     Returns:
         int32 array (B, T): sampled events (primer not included), then closing events, padded with PAD.
@@ -296,10 +302,12 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
     if primer.size == 0:
         primer = np.array([tokenizer.bos_id])
     batch = num_samples
-    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed)
+    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed, key=key)
+    tracker = ContextTracker(tokenizer, batch) if model.context else None
     state = model.init_state(1, start_state)                    # the primer runs once, for one stream
     for token in primer:
-        logits, state = model.step(state, np.array([token]))
+        context = tracker.update(np.full(batch, token))[:1] if tracker is not None else None
+        logits, state = model.step(state, np.array([token]), context)
     logits = np.repeat(logits, batch, axis=0)
     state = [tuple(np.repeat(a, batch, axis=0) for a in layer) for layer in state]
     for token in primer:
@@ -316,7 +324,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         steps = t + 1
         if steps == length or rules.done.all():
             break
-        logits, state = model.step(state, tokens)
+        logits, state = model.step(state, tokens, tracker.update(tokens) if tracker is not None else None)
     out = out[:, :steps]
     if close:
         pad = tokenizer.pad_id

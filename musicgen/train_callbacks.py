@@ -132,7 +132,7 @@ def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = 256, features
     for inputs, targets, weights in eval_groups(pieces, group, pad_id, multiple=chunk, features=features):
         for layer in stateful_layers(eval_model):
             layer.reset_state()
-        for start in range(0, inputs.shape[1], chunk):
+        for start in range(0, targets.shape[1], chunk):
             cut = slice(start, start + chunk)
             mask = weights[:, cut] > 0
             if not mask.any():

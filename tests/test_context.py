@@ -1,5 +1,7 @@
 """Context features (metric position, key): hand-written sequences with hand-written answers, tracker == vectorized."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -133,3 +135,113 @@ def test_key_names_round_trip():
     assert [parse_key(key_name(v)) for v in range(24)] == list(range(24))
     with pytest.raises(UsageError):
         key_name(24)
+
+
+# ------------------------------------------------------------------------------------------------------ end to end
+CACHE_CONFIG = TokenizerConfig(velocity_bins=0, programs=False, max_shift_steps=12, meter=True, key="token")
+
+
+def write_meter_key_cache(folder, n=8):
+    """A token cache written by hand: ``conftest.write_scale_corpus``'s climbing major scales from C4 + k, encoded
+    without meter and key (their ids are the same in the meter/key vocabulary: TIME_SIG and KEY come last), then
+    KEY(k major) and TIME_SIG (4/4 for even k, 3/4 for odd) put right after BOS, as the spec places them."""
+    plain = Tokenizer(CACHE_CONFIG.replace(meter=False, key=""))
+    tok = Tokenizer(CACHE_CONFIG)
+    pieces = []
+    for k in range(n):
+        length = np.where(np.arange(40) % 8 == k % 8, 1.0, 0.5)
+        start = np.concatenate([[0.0], np.cumsum(length)[:-1]])
+        pitch = 60 + k + np.array([0, 2, 4, 5, 7, 9, 11, 12])[np.arange(40) % 8]
+        body = plain.encode_arrays(pitch, start, start + length, np.full(40, 80), np.zeros(40, int))
+        meter = tok.token("TIME_SIG", time_signature_value(4 if k % 2 == 0 else 3, 4))
+        pieces.append(np.concatenate([body[:1], [tok.token("KEY", k % 12), meter], body[1:]]).astype(np.int32))
+    folder.mkdir(parents=True)
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
+    np.savez(folder / "tokens.npz", tokens=np.concatenate(pieces), offsets=offsets, qpm=np.full(n, 120.0),
+             keys=np.array([f"{k:064x}" for k in range(n)]), paths=np.array([f"scale{k}.mid" for k in range(n)]),
+             indices=np.zeros(n, np.int64))
+    CACHE_CONFIG.save(folder / "tokenizer.json")
+    return folder, pieces
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from musicgen.cli import main
+
+    tmp = tmp_path_factory.mktemp("context")
+    cache, pieces = write_meter_key_cache(tmp / "cache")
+    out = tmp / "bundle"
+    assert main(["train", str(cache), "--out", str(out), "--cell", "gru", "--preset", "tiny", "--epochs", "2",
+                 "--batch-size", "4", "--bptt", "16", "--val-fraction", "0.25", "--test-fraction", "0.25",
+                 "--no-tensorboard", "--verbose", "0"]) == 0
+    return out, cache, pieces
+
+
+def test_train_sample_with_key_and_evaluate_end_to_end(trained, tmp_path):
+    import json
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from musicgen import evaluate as ev
+    from musicgen.bundle import load_bundle
+    from musicgen.generate import generate
+
+    out, cache, pieces = trained
+    bundle = load_bundle(out)
+    assert bundle.model_config.context == (25, 17, 3, 25) and bundle.start_state is not None
+    assert {f"context_{k}" for k in range(4)} <= set(bundle.weights)
+    # musicgen sample --key, in a fresh process that must not import TensorFlow
+    code = ("import sys\nfrom musicgen.cli import main\n"
+            f"rc = main(['sample', '--model', {str(out)!r}, '--key', 'D minor', '-n', '2', '--length', '60', "
+            f"'--seed', '3', '-o', {str(tmp_path / 'samples')!r}])\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\nsys.exit(rc)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert run.returncode == 0, run.stderr[-2000:]
+    sidecar = json.loads((tmp_path / "samples" / "sample-01.json").read_text())
+    assert sidecar["key"] == "D minor" and sidecar["settings"]["key"] == "D minor"
+    assert sidecar["meter"] is None or sidecar["meter"].count("/") == 1
+    assert "--key 'D minor'" in sidecar["regenerate"]
+    # default: the model draws the key; the sidecar's --key reproduces the sample it is recorded in
+    free = generate(out, length=60, seed=7, num_samples=3)
+    tok = bundle.tokenizer
+    assert all(t[1] == tok.token("KEY", parse_key(s["key"])) for t, s in zip(free.tokens, free.sidecars))
+    again = generate(out, length=60, seed=7, num_samples=3, key=free.sidecars[1]["key"])
+    np.testing.assert_array_equal(again.tokens[1], free.tokens[1])
+    command = shlex.split(free.sidecars[1]["regenerate"])
+    assert command[command.index("--key") + 1] == free.sidecars[1]["key"]
+    # evaluate scores with the context (the numpy scores equal Keras' on the same pieces)
+    result = ev.evaluate(out, cache, num_samples=2, sample_length=60, max_order=2, copy_n=10, excerpt_length=16)
+    assert np.isfinite(result["scores"]["model"]["nll_nats"])
+    from musicgen.sampler import StepModel
+    from musicgen.scoring import score_pieces
+
+    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64, tokenizer=tok)
+    numpy_nll = np.concatenate([s.nll for s in score_pieces(step, pieces[:2])])
+    model = bundle.keras_model()
+    keras_nll = []
+    for p in pieces[:2]:
+        logits = np.asarray(model((p[None, :-1], context_features(p, tok)[None, :-1])), np.float64)[0]
+        logz = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+        keras_nll.append(logz - logits[np.arange(len(p) - 1), p[1:]])
+    np.testing.assert_allclose(numpy_nll, np.concatenate(keras_nll), atol=1e-4)
+
+
+def test_usage_errors_for_key_options_and_rtrl(trained, tmp_path, capsys):
+    from musicgen.cli import main
+
+    out, cache, _ = trained
+    for flags, message in [(["--key", "H minor"], "--key: expected"), (["--program", "5"], "--program: the bundle"),
+                           (["--key", "D", "--primer", str(tmp_path / "x.mid")], "--key: not with --primer")]:
+        (tmp_path / "x.mid").write_bytes(b"")
+        assert main(["sample", "--model", str(out), *flags, "-o", str(tmp_path / "s.mid")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    plain = Path(__file__).resolve().parents[1] / "trained" / "default"
+    if plain.exists():  # a bundle from before context: loads, and has no key mode
+        assert main(["sample", "--model", str(plain), "--key", "D", "-o", str(tmp_path / "s.mid")]) == 2
+        assert "trained without a key mode" in capsys.readouterr().err
+    assert main(["train", str(cache), "--out", str(tmp_path / "r"), "--algorithm", "rtrl", "--epochs", "1"]) == 2
+    assert "rtrl does not train context inputs" in capsys.readouterr().err

@@ -159,7 +159,8 @@ def start_metrics(bundle, pieces: Sequence[np.ndarray], first: int = 32, scores:
     from musicgen.sampler import StepModel
     from musicgen.scoring import score_pieces, summarize
 
-    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64, tokenizer=bundle.tokenizer)
+    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64,
+                     tokenizer=getattr(bundle, "tokenizer", None))
     start = bundle_start_state(bundle)
     if scores is None:
         scores = score_pieces(step, pieces, start_state=start)

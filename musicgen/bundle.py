@@ -335,7 +335,7 @@ def _check_consistent(bundle: Bundle) -> None:
         raise BundleError(f"{bundle.path}: model has {cfg.vocab_size} output classes but the tokenizer has {vocab}")
     from musicgen.context import context_sizes
 
-    if cfg.context != context_sizes(bundle.tokenizer_config):
+    if cfg.context and cfg.context != context_sizes(bundle.tokenizer_config):  # () = a model without context inputs
         raise BundleError(f"{bundle.path}: model context {list(cfg.context)} does not match the tokenizer's "
                           f"{list(context_sizes(bundle.tokenizer_config))} (meter/key)")
     expected = expected_weight_shapes(cfg)

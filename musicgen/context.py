@@ -181,6 +181,7 @@ class ContextTracker:
         self.numerator = np.zeros(self.batch, np.int64)
         self.denominator = np.zeros(self.batch, np.int64)
         self.key = np.zeros(self.batch, np.int64)
+        self._features = self._compute()
 
     def update(self, tokens) -> np.ndarray:
         """Advance every stream by its event ``tokens`` (int, shape (B,)); returns the context after it, int32 (B, F).
@@ -195,11 +196,17 @@ class ContextTracker:
         self.numerator[sig], self.denominator[sig], self.position[sig] = lk.num[t[sig]], lk.den[t[sig]], 0
         keyed = lk.key[t] >= 0
         self.key[keyed] = 1 + lk.key[t[keyed]]
-        return self.features()
+        self._features = self._compute()
+        return self._features.copy()
 
     def features(self) -> np.ndarray:
-        """The current context, int32 (B, F), without advancing."""
-        return _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key)
+        """The current context, int32 (B, F), without advancing (read only: the array is shared)."""
+        return self._features
+
+    def _compute(self) -> np.ndarray:
+        out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key)
+        out.setflags(write=False)
+        return out
 
 
 # ------------------------------------------------------------------------------------------------------- key names

@@ -333,6 +333,11 @@ def _check_consistent(bundle: Bundle) -> None:
     vocab = bundle.tokenizer.vocab_size
     if cfg.vocab_size != vocab:
         raise BundleError(f"{bundle.path}: model has {cfg.vocab_size} output classes but the tokenizer has {vocab}")
+    from musicgen.context import context_sizes
+
+    if cfg.context and cfg.context != context_sizes(bundle.tokenizer_config):  # () = a model without context inputs
+        raise BundleError(f"{bundle.path}: model context {list(cfg.context)} does not match the tokenizer's "
+                          f"{list(context_sizes(bundle.tokenizer_config))} (meter/key)")
     expected = expected_weight_shapes(cfg)
     got = {k: tuple(v.shape) for k, v in bundle.weights.items()}
     if set(got) != set(expected):

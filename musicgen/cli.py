@@ -211,6 +211,10 @@ def _add_sample(sub) -> None:
     p.add_argument("--program", type=int, default=None,
                    help="General MIDI program (0-127) where the model does not choose instruments; with PROGRAM "
                         "events in the vocabulary, the sample starts in it")
+    p.add_argument("--key", default=None, metavar="NAME",
+                   help='key of every sample, e.g. "D minor", "Bb major", "F#" (major when no mode is given); '
+                        'bundles trained with a key mode only. Default: the model draws each key itself, as its '
+                        'corpus\'s keys are distributed. The sidecar records each sample\'s key')
     p.add_argument("-o", "--output", default="sample.mid",
                    help="output .mid file, or a folder; several samples get numbered names (NAME-01.mid …)")
     p.add_argument("--wav", nargs="?", const=True, default=None, metavar="OUT.wav",

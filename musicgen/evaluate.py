@@ -56,7 +56,8 @@ def piece_scores(bundle, pieces: Sequence[np.ndarray]) -> list:
     from musicgen.sampler import StepModel
     from musicgen.scoring import score_pieces
 
-    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64)
+    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64,
+                     tokenizer=getattr(bundle, "tokenizer", None))
     with one_blas_thread():
         return score_pieces(step, pieces, start_state=getattr(bundle, "start_state", None))
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from musicgen import __version__
 from musicgen.config import SampleConfig
+from musicgen.context import key_name, parse_key
 from musicgen.errors import BundleError, IngestError, UsageError
 from musicgen.safeio import atomic_paths, check_output_dir
 
@@ -131,9 +132,10 @@ def one_blas_thread():
 
 
 def _context_tokens(primer: np.ndarray, tokenizer) -> list[int]:
-    """BOS plus the VOICE/PROGRAM/VELOCITY in force at the primer's end, so a continuation decodes alone (no primer)."""
+    """BOS plus the KEY, VOICE, PROGRAM and VELOCITY in force at the primer's end, so a continuation decodes alone (no
+    primer). The meter is not repeated: a TIME_SIG at the continuation's start would put a bar line there."""
     out = [tokenizer.bos_id]
-    for name in ("VOICE", "PROGRAM", "VELOCITY"):
+    for name in ("KEY", "VOICE", "PROGRAM", "VELOCITY"):
         if name in tokenizer.ranges:
             first, size = tokenizer.ranges[name]
             hits = primer[(primer >= first) & (primer < first + size)]
@@ -154,7 +156,7 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
              seconds: float | None = None, keep_primer: bool = True, max_polyphony: int = 0,
              pitch_range: tuple[int, int] | None = None, allow_eos: bool = False, tempo: float | None = None,
              program: int | None = None, max_note_length: float = DEFAULT_MAX_NOTE_LENGTH,
-             well_formed: bool = True) -> SampleResult:
+             well_formed: bool = True, key: str | None = None) -> SampleResult:
     """Sample ``num_samples`` pieces; see ``sample`` for the arguments. Returns tokens, MIDI and sidecars."""
     from musicgen.sampler import StepModel, sample_tokens
 
@@ -177,6 +179,7 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
         _usage(0 <= lo <= hi <= 127, f"pitch_range: expected 0 <= LO <= HI <= 127, got {lo} {hi}")
     bundle = load_model(bundle_or_path)
     tok = bundle.tokenizer
+    key_value = _key_setting(key, tok, bundle.path, primer, program)
     primer_tokens, primer_qpm, primer_sha = load_primer(primer, tok)
     if program is not None and "PROGRAM" in tok.ranges and primer is None:
         primer_tokens = np.append(primer_tokens, tok.token("PROGRAM", program))
@@ -190,8 +193,8 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
 
     started = time.perf_counter()
     with one_blas_thread():
-        model = StepModel(bundle.weights, bundle.model_config)
-        events = sample_tokens(model, bundle.model_config, tok, primer_tokens, length, seed,
+        model = StepModel(bundle.weights, bundle.model_config, tokenizer=tok)
+        events = sample_tokens(model, bundle.model_config, tok, primer_tokens, length, seed, key=key_value,
                                num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p,
                                max_polyphony=max_polyphony, pitch_range=pitch_range, allow_eos=allow_eos,
                                limit_steps=limit_steps, max_note_steps=max_note_steps, well_formed=well_formed,
@@ -202,7 +205,8 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
                     pitch_range=list(pitch_range) if pitch_range else None, allow_eos=allow_eos,
                     primer=str(Path(primer).resolve()) if isinstance(primer, (str, os.PathLike)) else None, primer_sha256=primer_sha,
                     primer_events=int(primer_tokens.size - 1), keep_primer=keep_primer, tempo=qpm, program=program,
-                    max_note_length=max_note_length, well_formed=well_formed)
+                    max_note_length=max_note_length, well_formed=well_formed,
+                    key=None if key_value is None else key_name(key_value))
     result = SampleResult([], [], [], settings=settings)
     for i, row in enumerate(events):
         full = np.concatenate([head, row[row != tok.pad_id], [tok.eos_id]]).astype(np.int32)
@@ -212,16 +216,47 @@ def generate(bundle_or_path=None, length: int | None = None, temperature: float 
                 inst.program = program if not inst.is_drum else inst.program
         result.tokens.append(full)
         result.midis.append(midi)
-        result.sidecars.append(dict(
+        found = _key_and_meter(full, tok)
+        result.sidecars.append(dict(**found,
             musicgen_version=__version__, model=str(Path(bundle.path).resolve()),
             model_weights_sha256=bundle.info.get("files", {}).get("weights.npz"),
             model_start_state_sha256=bundle.info.get("files", {}).get("start_state.npz"), seed=seed, sample_index=i,
             settings=settings, events=int((row != tok.pad_id).sum()),
             notes=sum(len(inst.notes) for inst in midi.instruments), duration_seconds=round(midi.get_end_time(), 6),
             tempo_written=written_tempo(midi),
-            regenerate=_command(bundle.path, seed, settings)))
+            regenerate=_command(bundle.path, seed, dict(settings, key=found.get("key") if primer is None else None))))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _key_setting(key, tok, path, primer, program) -> int | None:
+    """``--key`` checked against the bundle and the other options → its KEY value (None: the model draws it)."""
+    if "KEY" in tok.ranges and program is not None and primer is None:
+        raise UsageError(f"--program: the bundle {str(path)!r} has a key mode, where the event after BOS is a KEY; "
+                         f"leave --program out (the model chooses its programs)")
+    if key is None:
+        return None
+    _usage("KEY" in tok.ranges, f"--key: the bundle {str(path)!r} was trained without a key mode (no KEY events)")
+    _usage(primer is None, "--key: not with --primer (the primer's own KEY event names its key)")
+    return parse_key(key)
+
+
+def _key_and_meter(tokens: np.ndarray, tok) -> dict:
+    """``{"key": "D minor", "meter": "3/4"}``: the first KEY and TIME_SIG of a sample, for vocabularies that have
+    them (None when the sample has none)."""
+    from musicgen.tokenizer import time_signature_of
+
+    out = {}
+    for name in ("KEY", "TIME_SIG"):
+        if name in tok.ranges:
+            first, size = tok.ranges[name]
+            hits = tokens[(tokens >= first) & (tokens < first + size)]
+            value = int(hits[0]) - first if hits.size else None
+            if name == "KEY":
+                out["key"] = None if value is None else key_name(value)
+            else:
+                out["meter"] = None if value is None else "{}/{}".format(*time_signature_of(value))
+    return out
 
 
 def written_tempo(midi) -> float:
@@ -251,6 +286,8 @@ def _command(model_path, seed: int, s: dict) -> str:
         parts += ["--primer", s["primer"]] + ([] if s["keep_primer"] else ["--no-keep-primer"])
     if s["program"] is not None:
         parts += ["--program", str(s["program"])]
+    if s.get("key"):  # this sample's key, given or drawn: with the same seed it draws the same events
+        parts += ["--key", s["key"]]
     return shlex.join(parts)
 
 
@@ -274,7 +311,8 @@ def sample(bundle_or_path=None, length: int | None = None, temperature: float = 
             before its end is forced, default 8; 0: no limit), ``tempo`` (quarter notes per minute written to the
             file, default the primer's or 120), ``program`` (GM program where the model does not choose one),
             ``well_formed`` (False: no NOTE_ON/NOTE_OFF consistency masks, see ``sampler.EventRules``; library only,
-            the sidecar's ``regenerate`` line cannot express it).
+            the sidecar's ``regenerate`` line cannot express it), ``key`` (a key name such as ``"D minor"`` for
+            every sample of a key-mode bundle; default: the model draws each key; the sidecar records it).
 
     Returns:
         ``list[pretty_midi.PrettyMIDI]``, one per sample.
@@ -326,7 +364,8 @@ def cli_sample(args) -> int:
     result = generate(args.model, args.length, args.temperature, args.top_k, args.top_p, args.seed, args.primer,
                       args.num_samples, seconds=args.seconds, keep_primer=args.keep_primer,
                       max_polyphony=args.max_polyphony, pitch_range=pitch_range, allow_eos=args.allow_eos,
-                      tempo=args.tempo, program=args.program, max_note_length=args.max_note_length)
+                      tempo=args.tempo, program=args.program, max_note_length=args.max_note_length,
+                      key=getattr(args, "key", None))
     write_outputs(result, paths)
     events = sum(s["events"] for s in result.sidecars)
     for path, sidecar in zip(paths, result.sidecars):

@@ -1,11 +1,19 @@
 """The next-event model: Embedding → N × {LSTM | GRU | SimpleRNN} → Dense logits.
 
 This is the only module that reads ``ModelConfig.cell``. Layers are named so the numpy export is stable:
-``embedding``, ``rnn_0`` … ``rnn_{L-1}``, ``logits``.
+``embedding``, ``context_0`` … ``context_{F-1}`` (when ``cfg.context``), ``rnn_0`` … ``rnn_{L-1}``, ``logits``.
+
+Context (``cfg.context`` non-empty, see ``musicgen.context``): the model has a second int input ``context`` of shape
+(batch, time, F) beside ``tokens`` (batch, time), and the embedding of feature k (``context_k``) of each step is added
+to the token embedding (``add_context``). A second input rather than one packed (batch, time, 1 + F) array: the token
+input, and so every caller and bundle without context, stays exactly as before; features and ids never share a
+tensor, so nobody can mistake a feature column for an event. With ``cfg.context == ()`` the model, its layer names
+and its weights are exactly those of models built before context existed.
 
 Numpy weight export (``export_weights`` / ``weights.npz`` in a bundle), Keras gate orders kept as they are:
 
     embedding                 (V, E)
+    context_{k}               (cfg.context[k], E)    only with context
     rnn_{i}_kernel            (in, G*n)     G = 4 (LSTM: i, f, c, o), 3 (GRU: z, r, h), 1 (SimpleRNN)
     rnn_{i}_recurrent_kernel  (n, G*n)
     rnn_{i}_bias              (G*n,) for LSTM / SimpleRNN; (2, 3n) for GRU (reset_after=True: input, recurrent)
@@ -44,7 +52,8 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None, stateful: bool 
         stateful: carry each row's recurrent state from one call to the next (truncated BPTT across windows).
 
     Returns:
-        A ``keras.Model`` mapping int tokens of shape (batch, time) to float logits (batch, time, vocab_size).
+        A ``keras.Model`` mapping int tokens of shape (batch, time) to float logits (batch, time, vocab_size); with
+        ``cfg.context`` its inputs are ``[tokens, context]``, context int of shape (batch, time, F).
     """
     import keras
 
@@ -52,6 +61,12 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None, stateful: bool 
         raise ValueError(f"stateful models need a fixed batch_size, got {batch_size!r}")
     inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="tokens")
     x = keras.layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")(inputs)
+    if cfg.context:
+        context = keras.Input(batch_shape=(batch_size, None, len(cfg.context)), dtype="int32", name="context")
+        parts = [keras.layers.Embedding(size, cfg.embedding_dim, name=f"context_{k}")(context[:, :, k])
+                 for k, size in enumerate(cfg.context)]
+        x = keras.layers.Add(name="add_context")([x] + parts)
+        inputs = [inputs, context]
     for i in range(cfg.layers):
         x = _recurrent_layer(cfg, i, stateful)(x)
         if cfg.dropout > 0:
@@ -63,6 +78,8 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None, stateful: bool 
 def export_weights(model, cfg: ModelConfig) -> dict[str, np.ndarray]:
     """Weights of a model built by ``build_model`` as plain float32 arrays (see the module docstring for keys)."""
     out = {"embedding": np.asarray(model.get_layer("embedding").embeddings, dtype=np.float32)}
+    for k in range(len(cfg.context)):
+        out[f"context_{k}"] = np.asarray(model.get_layer(f"context_{k}").embeddings, dtype=np.float32)
     for i in range(cfg.layers):
         cell = model.get_layer(f"rnn_{i}").cell
         out[f"rnn_{i}_kernel"] = np.asarray(cell.kernel, dtype=np.float32)
@@ -78,6 +95,8 @@ def expected_weight_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The shape of every array ``export_weights`` writes for ``cfg``; used to check bundles on load."""
     g, n = GATES[cfg.cell], cfg.units
     shapes: dict[str, tuple[int, ...]] = {"embedding": (cfg.vocab_size, cfg.embedding_dim)}
+    for k, size in enumerate(cfg.context):
+        shapes[f"context_{k}"] = (size, cfg.embedding_dim)
     for i in range(cfg.layers):
         fan_in = cfg.embedding_dim if i == 0 else n
         shapes[f"rnn_{i}_kernel"] = (fan_in, g * n)

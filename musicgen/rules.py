@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from musicgen.context import ContextTracker, context_names
+
 NEG_INF = np.float32(-np.inf)
 
-_ON, _OFF, _SHIFT, _VEL, _PROG, _EOS, _VOICE, _OTHER = range(8)
+_ON, _OFF, _SHIFT, _VEL, _PROG, _EOS, _VOICE, _TSIG, _KEY, _BOS, _OTHER = range(11)
+_KINDS = 11
 DRUMS = 128
 
 
@@ -28,6 +31,11 @@ class EventRules:
     masks (decoding needs none: it ignores a NOTE_OFF of a silent pitch and ends a note at its repeated NOTE_ON),
     leaving the model's own choice among note events; the state is tracked all the same.
 
+    Meter and key (vocabularies with TIME_SIG / KEY, see ``musicgen.context``): the event right after BOS must be a
+    KEY (``key``: that KEY only) and KEY is forbidden anywhere else; a TIME_SIG is allowed only while the meter of
+    the piece is unknown or at a bar start of the current meter, and only before any other event of its grid step
+    (at most one per step, before the step's VOICE/PROGRAM/VELOCITY/note events, as the encoder writes them).
+
     Args:
         tokenizer: a ``Tokenizer`` (``ranges``, ``describe``, ``config``).
         batch: number of streams B.
@@ -38,11 +46,12 @@ class EventRules:
         well_formed: forbid a NOTE_OFF of a pitch not sounding and a NOTE_ON of a pitch already sounding.
         voice_polyphony: at most this many notes sounding at once in one voice (0: no cap); None takes the
             tokenizer config's ``voice_polyphony`` (1 when ingest found every part of the corpus monophonic).
+        key: the KEY value (0..23) every stream must take after BOS (None: any KEY; key-mode vocabularies only).
     """
 
     def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
                  allow_eos: bool = False, max_note_steps: int = 0, well_formed: bool = True,
-                 voice_polyphony: int | None = None):
+                 voice_polyphony: int | None = None, key: int | None = None):
         r = tokenizer.ranges
         self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
         self.max_note_steps, self.well_formed = max_note_steps, well_formed
@@ -61,7 +70,7 @@ class EventRules:
         self.kind = np.full(self.vocab_size, _OTHER, np.int64)
         self.value = np.zeros(self.vocab_size, np.int64)
         names = {"NOTE_ON": _ON, "NOTE_OFF": _OFF, "TIME_SHIFT": _SHIFT, "VELOCITY": _VEL, "PROGRAM": _PROG,
-                 "EOS": _EOS, "VOICE": _VOICE}
+                 "EOS": _EOS, "VOICE": _VOICE, "TIME_SIG": _TSIG, "KEY": _KEY, "BOS": _BOS}
         for name, (first, size) in r.items():
             if name in names:
                 self.kind[first:first + size] = names[name]
@@ -95,6 +104,21 @@ class EventRules:
         self.elapsed = np.zeros(batch, np.int64)                   # grid steps since reset_clock
         self.due = np.full(batch, np.iinfo(np.int64).max)           # no note can be overdue before this elapsed
         self.done = np.zeros(batch, bool)
+        self._init_meter_and_key(tokenizer, key)
+
+    def _init_meter_and_key(self, tokenizer, key: int | None) -> None:
+        r = tokenizer.ranges
+        self.key_ids = r["KEY"][0] + np.arange(r["KEY"][1]) if "KEY" in r else None
+        if key is not None and (self.key_ids is None or not 0 <= key < self.key_ids.size):
+            raise ValueError(f"key: expected None, or a KEY value in a key-mode vocabulary, got {key!r}")
+        if key is not None:
+            self.key_ids = self.key_ids[[key]]
+        self.key_block = (r["KEY"][0], r["KEY"][0] + r["KEY"][1]) if "KEY" in r else None
+        self.tsig_block = (r["TIME_SIG"][0], r["TIME_SIG"][0] + r["TIME_SIG"][1]) if "TIME_SIG" in r else None
+        self.after_bos = np.zeros(self.batch, bool)              # the last event was BOS: a KEY must follow
+        self.step_settled = np.zeros(self.batch, bool)           # an event other than a shift/KEY at this grid step
+        self.context = ContextTracker(tokenizer, self.batch) if self.tsig_block else None
+        self.bar_column = context_names(tokenizer.config).index("bar_start") if self.tsig_block else None
 
     def _slots(self, voices: np.ndarray, programs: np.ndarray) -> np.ndarray:
         """Slot ids of the ``(voices[i], programs[i])`` pairs, int64 like ``voices``; new pairs get new slots (the
@@ -134,6 +158,17 @@ class EventRules:
                 logits[full, self.on0:self.off0] = NEG_INF
         if self.max_note_steps:
             self._force_overdue_offs(logits)
+        if self.tsig_block is not None:
+            bar = self.context.features()[:, self.bar_column]               # 0 unknown, 1 off, 2 on a bar start
+            shut = self.step_settled | (bar == 1)
+            if shut.any():
+                logits[shut, self.tsig_block[0]:self.tsig_block[1]] = NEG_INF
+        if self.key_block is not None:
+            logits[~self.after_bos, self.key_block[0]:self.key_block[1]] = NEG_INF
+            if self.after_bos.any():
+                keep = np.full(self.vocab_size, NEG_INF, np.float32)
+                keep[self.key_ids] = 0
+                logits[self.after_bos] += keep
         return logits
 
     def _force_overdue_offs(self, logits: np.ndarray) -> None:
@@ -177,7 +212,7 @@ class EventRules:
         """
         tokens = np.where(self.done, self.pad_id, tokens)
         kind, value = self.kind[tokens], self.value[tokens]
-        present = np.bincount(kind, minlength=8)
+        present = np.bincount(kind, minlength=_KINDS)
         if present[_ON] or present[_OFF]:
             idx = np.flatnonzero((kind == _ON) | (kind == _OFF))
             slot, p = self.slot[idx], value[idx] - self.min_pitch
@@ -214,7 +249,17 @@ class EventRules:
             idx = np.flatnonzero(kind == _EOS)
             tokens[idx] = self.pad_id
             self.done[idx] = True
+        self._observe_meter_and_key(tokens, kind)
         return tokens
+
+    def _observe_meter_and_key(self, tokens: np.ndarray, kind: np.ndarray) -> None:
+        moved = tokens != self.pad_id
+        self.after_bos = np.where(moved, kind == _BOS, self.after_bos)
+        fresh = (kind == _SHIFT) | (kind == _BOS)
+        settles = moved & ~fresh & (kind != _KEY)
+        self.step_settled = (self.step_settled & ~fresh) | settles
+        if self.context is not None:
+            self.context.update(tokens)
 
     def _sounding(self, stream: int) -> list[tuple[int, int, int]]:
         slot, p = np.nonzero(self.note_add[stream, :, self.n_pitch:] == 0)

@@ -9,6 +9,10 @@ Speed (see benchmarks/sample.py): layer 0's input projection ``embedding @ kerne
 (V, G*n) table so it becomes a row lookup; the sigmoid gates' columns are pre-scaled by 0.5 so one ``tanh`` call
 covers every gate (``sigmoid(x) = 0.5 * tanh(x / 2) + 0.5``); a batch of B streams steps together.
 
+Context (``cfg.context``, see ``musicgen.context``): the embedding of each context feature goes through layer 0's
+input kernel like the token's, so each feature gets its own precomputed (size_k, G*n) table and ``step`` adds one row of
+each to the token's row; ``step`` then needs the context after the fed token, int (B, F).
+
 Example::
 
     model = StepModel(weights, cfg)
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from musicgen.context import ContextTracker
 from musicgen.rules import EventRules  # the validity masks (re-exported here)
 
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
@@ -31,13 +36,15 @@ class StepModel:
 
     Args:
         weights: dict of arrays in the ``models.export_weights`` layout.
-        cfg: the ``ModelConfig`` (``cell``, ``layers``, ``units`` are read).
+        cfg: the ``ModelConfig`` (``cell``, ``layers``, ``units``, ``context`` are read).
         dtype: compute dtype; float32 (default, fast) or float64.
+        tokenizer: the bundle's ``Tokenizer``; needed by ``features`` (callers that feed whole pieces, e.g.
+            ``scoring.score_pieces``) when the model has context inputs.
 
     State is a list with one tuple per layer: ``(h, c)`` for LSTM, ``(h,)`` otherwise; arrays of shape (B, units).
     """
 
-    def __init__(self, weights: dict, cfg, dtype=np.float32):
+    def __init__(self, weights: dict, cfg, dtype=np.float32, tokenizer=None):
         if cfg.cell not in GATES:
             raise ValueError(f"cell: expected one of {sorted(GATES)}, got {cfg.cell!r}")
         self.cell, self.layers, self.units, self.dtype = cfg.cell, cfg.layers, cfg.units, np.dtype(dtype)
@@ -55,6 +62,9 @@ class StepModel:
             self.recurrent_biases.append(rec_bias)
         # Layer 0: embedding lookup + input matmul + input bias collapse into one (V, G*n) table.
         self.table = w["embedding"] @ self.kernels[0] + self.biases[0]
+        self.context = tuple(getattr(cfg, "context", ()))
+        self.context_tables = [w[f"context_{k}"] @ self.kernels[0] for k in range(len(self.context))]
+        self.tokenizer = tokenizer
         self.kernels[0] = self.biases[0] = None
         self.out_kernel, self.out_bias = w["logits_kernel"], w["logits_bias"]
         self.vocab_size = self.out_bias.shape[0]
@@ -80,12 +90,24 @@ class StepModel:
         parts = 2 if self.cell == "lstm" else 1
         return [tuple(np.zeros((batch, self.units), self.dtype) for _ in range(parts)) for _ in range(self.layers)]
 
-    def step(self, state: list, tokens: np.ndarray) -> tuple[np.ndarray, list]:
+    def features(self, tokens) -> np.ndarray | None:
+        """``context.context_features(tokens, tokenizer)``, int32 (T, F), for a model with context; None without."""
+        if not self.context:
+            return None
+        if self.tokenizer is None:
+            raise ValueError("tokenizer: a model with context inputs needs StepModel(..., tokenizer=...) for features")
+        from musicgen.context import context_features
+
+        return context_features(tokens, self.tokenizer)
+
+    def step(self, state: list, tokens: np.ndarray, context: np.ndarray | None = None) -> tuple[np.ndarray, list]:
         """Advance every stream by one event.
 
         Args:
             state: from ``init_state`` or a previous ``step`` (not modified).
             tokens: int array, shape (B,): the event each stream just emitted (or was fed).
+            context: int array (B, F): the context after ``tokens`` (``context.ContextTracker.update``); required
+                when the model has context inputs, ignored otherwise.
 
         Returns:
             ``(logits, new_state)``: logits of shape (B, V) in ``dtype`` for the next event.
@@ -95,6 +117,12 @@ class StepModel:
         for i in range(self.layers):
             if i == 0:
                 z = self.table.take(tokens, axis=0)
+                if self.context:
+                    if context is None:
+                        raise ValueError(f"context: this model has context inputs {self.context}; pass the "
+                                         f"context after the tokens, shape (B, {len(self.context)})")
+                    for k, table in enumerate(self.context_tables):
+                        z += table.take(context[:, k], axis=0)
             else:
                 z = x @ self.kernels[i]
                 z += self.biases[i]
@@ -134,13 +162,15 @@ class StepModel:
         logits += self.out_bias
         return logits, new_state
 
-    def run(self, tokens: np.ndarray, state: list | None = None) -> tuple[np.ndarray, list]:
-        """Feed a (B, T) token array step by step; returns logits (B, T, V) and the final state."""
+    def run(self, tokens: np.ndarray, state: list | None = None, context: np.ndarray | None = None,
+            ) -> tuple[np.ndarray, list]:
+        """Feed a (B, T) token array step by step (with its (B, T, F) context when the model has context inputs);
+        returns logits (B, T, V) and the final state."""
         tokens = np.atleast_2d(np.asarray(tokens))
         state = self.init_state(tokens.shape[0]) if state is None else state
         out = np.empty(tokens.shape + (self.vocab_size,), self.dtype)
         for t in range(tokens.shape[1]):
-            out[:, t], state = self.step(state, tokens[:, t])
+            out[:, t], state = self.step(state, tokens[:, t], None if context is None else context[:, t])
         return out, state
 
 
@@ -149,9 +179,10 @@ def init_state(weights: dict | StepModel, cfg, batch: int) -> list:
     return _prepared(weights, cfg).init_state(batch)
 
 
-def step(weights: dict | StepModel, cfg, state: list, tokens: np.ndarray) -> tuple[np.ndarray, list]:
+def step(weights: dict | StepModel, cfg, state: list, tokens: np.ndarray, context: np.ndarray | None = None,
+         ) -> tuple[np.ndarray, list]:
     """One step; see ``StepModel.step``. Pass a ``StepModel`` (not a raw dict) in loops: preparing costs a matmul."""
-    return _prepared(weights, cfg).step(state, tokens)
+    return _prepared(weights, cfg).step(state, tokens, context)
 
 
 def _prepared(weights, cfg) -> StepModel:
@@ -239,7 +270,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_polyphony: int = 0,
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
                   limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0,
-                  well_formed: bool = True, start_state: list | None = None) -> np.ndarray:
+                  well_formed: bool = True, start_state: list | None = None, key: int | None = None) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
     Args:
@@ -255,6 +286,11 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         close: append NOTE_OFFs for the notes still sounding at the end.
         start_state: per layer a tuple of (units,) arrays the primer is fed from (a bundle's ``start_state``);
             None: the zero state.
+        key: key-mode vocabularies: the KEY value every stream takes after BOS (None: the model draws it). The KEY
+            is drawn like any event (from a mask that allows only it), so a stream with ``key=k`` equals, event for
+            event, the stream of the same seed in which the model drew KEY(k) itself.
+
+    A model with context inputs gets the context after each fed event from a ``context.ContextTracker``.
 
     Returns:
         int32 array (B, T): sampled events (primer not included), then closing events, padded with PAD.
@@ -266,10 +302,12 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
     if primer.size == 0:
         primer = np.array([tokenizer.bos_id])
     batch = num_samples
-    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed)
+    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed, key=key)
+    tracker = ContextTracker(tokenizer, batch) if model.context else None
     state = model.init_state(1, start_state)                    # the primer runs once, for one stream
     for token in primer:
-        logits, state = model.step(state, np.array([token]))
+        context = tracker.update(np.full(batch, token))[:1] if tracker is not None else None
+        logits, state = model.step(state, np.array([token]), context)
     logits = np.repeat(logits, batch, axis=0)
     state = [tuple(np.repeat(a, batch, axis=0) for a in layer) for layer in state]
     for token in primer:
@@ -286,7 +324,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         steps = t + 1
         if steps == length or rules.done.all():
             break
-        logits, state = model.step(state, tokens)
+        logits, state = model.step(state, tokens, tracker.update(tokens) if tracker is not None else None)
     out = out[:, :steps]
     if close:
         pad = tokenizer.pad_id

@@ -3,10 +3,12 @@
 The numpy step kernels of ``sampler.StepModel`` are the model: ``score_pieces`` feeds every piece from a start state
 (zero, like Keras, unless one is given), one event at a time with all pieces of a batch stepping together, and
 returns the negative log-probability of each next event. ``evaluate`` and the start-state checks are built on it.
+A model with context inputs gets each piece's context from ``step_model.features`` (so build the ``StepModel`` with
+the bundle's tokenizer).
 
 Example::
 
-    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64)
+    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64, tokenizer=bundle.tokenizer)
     scores = score_pieces(step, pieces)          # one PieceScore per piece
     nll = summarize(scores)["nll_nats"]          # mean over every target event
 """
@@ -52,14 +54,17 @@ def score_pieces(step_model, pieces: Sequence[np.ndarray], start_state: list | N
         if max_events is not None:
             steps = min(steps, max_events)
         tokens = np.zeros((len(idx), steps + 1), np.int64)
+        context = np.zeros((len(idx), steps + 1, len(step_model.context)), np.int64) if step_model.context else None
         for row, a in enumerate(arrays):
             tokens[row, :min(len(a), steps + 1)] = a[:steps + 1]
+            if context is not None:
+                context[row, :min(len(a), steps + 1)] = step_model.features(a[:steps + 1])
         nll = np.zeros((len(idx), steps))
         correct = np.zeros((len(idx), steps), bool)
         state = step_model.init_state(len(idx), start_state)
         rows = np.arange(len(idx))
         for t in range(steps):
-            logits, state = step_model.step(state, tokens[:, t])
+            logits, state = step_model.step(state, tokens[:, t], None if context is None else context[:, t])
             logits = np.asarray(logits, np.float64)
             top = logits.max(axis=1)
             lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))

@@ -81,11 +81,15 @@ def load_start_state(path: str | Path, cfg) -> list:
 
 
 def states_after(step_model, pieces: Sequence[np.ndarray], start_state: list | None = None,
-                 batch: int = 64) -> list:
+                 batch: int = 64, contexts: Sequence[np.ndarray] | None = None) -> list:
     """The state after feeding each whole piece (its last event included), from ``start_state`` (default zeros).
 
+    ``contexts``: for a model with context inputs, each piece's context (T_i, F) (default: ``step_model.features``
+    of the piece itself; pass them when the pieces are tails cut from longer ones).
     Returns per layer a tuple of arrays of shape (len(pieces), units).
     """
+    if step_model.context and contexts is None:
+        contexts = [step_model.features(p) for p in pieces]
     order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
     parts = 2 if step_model.cell == "lstm" else 1
     out = [tuple(np.zeros((len(pieces), step_model.units), step_model.dtype) for _ in range(parts))
@@ -96,11 +100,14 @@ def states_after(step_model, pieces: Sequence[np.ndarray], start_state: list | N
         lengths = np.array([len(a) for a in arrays])
         width = int(lengths.max())
         tokens = np.zeros((len(idx), width), np.int64)
+        context = np.zeros((len(idx), width, len(step_model.context)), np.int64) if step_model.context else None
         for row, a in enumerate(arrays):
             tokens[row, width - len(a):] = a  # right-aligned: every row ends on the last step
+            if context is not None:
+                context[row, width - len(a):] = contexts[idx[row]]
         state = step_model.init_state(len(idx), start_state)
         for t in range(width):
-            _, new = step_model.step(state, tokens[:, t])
+            _, new = step_model.step(state, tokens[:, t], None if context is None else context[:, t])
             live = (t >= width - lengths)[:, None]  # rows whose piece has begun
             state = [tuple(np.where(live, b, a) for a, b in zip(old, nxt)) for old, nxt in zip(state, new)]
         for layer, arrs in zip(out, state):
@@ -130,7 +137,8 @@ def compute_start_state(step_model, pieces: Sequence[np.ndarray], eos_id: int | 
         pieces = [pieces[i] for i in sorted(keep)]
     if eos_id is not None:
         pieces = [p if p[-1] == eos_id else np.append(p, eos_id) for p in pieces]
-    after = states_after(step_model, [p[-tail:] for p in pieces])
+    contexts = [step_model.features(p)[-tail:] for p in pieces] if step_model.context else None
+    after = states_after(step_model, [p[-tail:] for p in pieces], contexts=contexts)
     return [tuple(a.mean(axis=0) for a in layer) for layer in after]
 
 
@@ -151,7 +159,8 @@ def start_metrics(bundle, pieces: Sequence[np.ndarray], first: int = 32, scores:
     from musicgen.sampler import StepModel
     from musicgen.scoring import score_pieces, summarize
 
-    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64)
+    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64,
+                     tokenizer=getattr(bundle, "tokenizer", None))
     start = bundle_start_state(bundle)
     if scores is None:
         scores = score_pieces(step, pieces, start_state=start)

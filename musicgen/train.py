@@ -108,7 +108,9 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     augment = transposer(tokenizer, train_cfg.transpose) if tokenizer is not None else None
     if train_cfg.transpose and tokenizer is None:
         raise UsageError("transpose: augmentation needs the tokenizer")
-    batches = StreamBatches(train_pieces, train_cfg.batch_size, train_cfg.bptt, train_cfg.seed, augment, pad_id)
+    features = context_function(model_cfg, tokenizer)
+    batches = StreamBatches(train_pieces, train_cfg.batch_size, train_cfg.bptt, train_cfg.seed, augment, pad_id,
+                            features)
 
     keras.utils.set_random_seed(train_cfg.seed)
     checkpoint = _load_state(folder, model_cfg, train_cfg) if resume else None
@@ -134,7 +136,7 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     eval_model = None
     if val_pieces:
         eval_model = build_model(model_cfg, batch_size=min(EVAL_GROUP, len(val_pieces)), stateful=True)
-        callbacks.append(Validation(eval_model, val_pieces, pad_id, EVAL_CHUNK))
+        callbacks.append(Validation(eval_model, val_pieces, pad_id, EVAL_CHUNK, features))
     callbacks.append(Checkpoint(folder, state, patience=train_cfg.patience,
                                 lr_patience=max(1, train_cfg.patience // 2), min_lr=MIN_LR,
                                 events_per_epoch=batches.targets_per_epoch))
@@ -153,13 +155,29 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     best_logs = dict(state.get("best_logs", {}))
     if eval_model is not None and "val_loss" not in best_logs:
         eval_model.set_weights(model.get_weights())
-        best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK))
+        best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK, features))
     metrics = {**report(state, best_logs, batches, train_pieces, val_pieces, train_cfg), **split_metrics(split)}
     history = folder / HISTORY
     if state.get("history"):
         write_history(history, state["history"])  # a kill after the manifest may have left the previous CSV
     start = trained_start_state(best, model_cfg, train_pieces, tokenizer)
     return TrainResult(best, metrics, history if history.exists() else None, start)
+
+
+def context_function(model_cfg: ModelConfig, tokenizer):
+    """``tokens (T,) -> int32 context (T, F)`` for a model with context inputs (None without); the model's
+    ``context`` must be the tokenizer's ``context.context_sizes``."""
+    if not model_cfg.context:
+        return None
+    from functools import partial
+
+    from musicgen.context import context_features, context_sizes
+
+    wanted = context_sizes(tokenizer.config) if tokenizer is not None else None
+    if model_cfg.context != wanted:
+        raise UsageError(f"context: the model config has context {list(model_cfg.context)} but the tokenizer gives "
+                         f"{list(wanted) if wanted is not None else 'none (no tokenizer)'}")
+    return partial(context_features, tokenizer=tokenizer)
 
 
 def trained_start_state(model, model_cfg: ModelConfig, train_pieces, tokenizer=None) -> list:
@@ -169,7 +187,7 @@ def trained_start_state(model, model_cfg: ModelConfig, train_pieces, tokenizer=N
     from musicgen.sampler import StepModel
     from musicgen.start_state import compute_start_state
 
-    step = StepModel(export_weights(model, model_cfg), model_cfg)
+    step = StepModel(export_weights(model, model_cfg), model_cfg, tokenizer=tokenizer)
     eos_id = int(tokenizer.eos_id) if tokenizer is not None else None
     return compute_start_state(step, train_pieces, eos_id=eos_id, seed=0)
 
@@ -179,6 +197,8 @@ def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mode
               verbose: int | str = "auto", online: bool = False, update_every: int = 16) -> TrainResult:
     """The one training entry point: split with ``split_corpus``, then ``train_model`` (``algorithm == "bptt"``) or
     ``train_rtrl.fit_rtrl`` (``"rtrl"``; ``online`` and ``update_every`` apply to it only)."""
+    if train_cfg.algorithm == "rtrl" and model_cfg.context:
+        raise UsageError("--algorithm: rtrl does not train context inputs (meter/key); use --algorithm bptt")
     split = split_corpus(pieces, keys, train_cfg, tokenizer.config if tokenizer is not None else None)
     if train_cfg.algorithm == "rtrl":
         from musicgen.train_rtrl import fit_rtrl
@@ -250,9 +270,9 @@ def format_report(metrics: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------ CLI
-def configs_from_args(args, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
-    """``ModelConfig`` = preset (one layer, no dropout for RTRL), then explicit flags; ``TrainConfig`` from flags
-    (its defaults otherwise)."""
+def configs_from_args(args, vocab_size: int, context: tuple[int, ...] = ()) -> tuple[ModelConfig, TrainConfig]:
+    """``ModelConfig`` = preset (one layer, no dropout for RTRL), then explicit flags, with ``context`` (the token
+    cache's ``context.context_sizes``); ``TrainConfig`` from flags (its defaults otherwise)."""
     rtrl = getattr(args, "algorithm", "bptt") == "rtrl"
     preset = args.preset or ("tiny" if rtrl else "medium")
     model = dict(MODEL_PRESETS[preset])
@@ -261,7 +281,7 @@ def configs_from_args(args, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
     for name in ("embedding_dim", "units", "layers", "dropout"):
         if getattr(args, name, None) is not None:
             model[name] = getattr(args, name)
-    model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, **model)
+    model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, context=tuple(context), **model)
     train = {name: getattr(args, name) for name in ("epochs", "batch_size", "bptt", "stateful", "learning_rate",
                                                     "clipnorm", "val_fraction", "test_fraction", "transpose",
                                                     "patience", "seed", "algorithm")
@@ -297,7 +317,9 @@ def cli_train(args) -> int:
     else:
         tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
     tokenizer = Tokenizer(tokens.tokenizer_config)
-    model_cfg, train_cfg = configs_from_args(args, tokenizer.vocab_size)
+    from musicgen.context import context_sizes
+
+    model_cfg, train_cfg = configs_from_args(args, tokenizer.vocab_size, context_sizes(tokenizer.config))
     recover_interrupted_save(out)
     saved = out / "checkpoints" / STATE
     if args.resume and saved.exists():  # the checkpoint's settings win, so `--resume` alone is enough

@@ -24,7 +24,7 @@ import numpy as np
 
 import keras
 
-from musicgen.dataset import eval_groups
+from musicgen.dataset import cut_inputs, eval_groups
 from musicgen.safeio import atomic_path, atomic_write_text, sha256_file
 
 STATE = "state.json"  # the manifest, written last
@@ -120,24 +120,25 @@ class ResetStates(keras.callbacks.Callback):
             layer.reset_state()
 
 
-def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = 256) -> dict:
+def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = 256, features=None) -> dict:
     """Validation NLL per event (nats), perplexity and accuracy over whole pieces, each from a fresh state.
 
     ``eval_model`` is a stateful model with a fixed batch size; long pieces run in chunks of ``chunk`` events with
-    the state carried between chunks. Every event after a piece's first is one target.
+    the state carried between chunks. Every event after a piece's first is one target. ``features``: the context
+    function (``dataset.eval_groups``) of a model with context inputs.
     """
     group = int(eval_model.inputs[0].shape[0])
     total_nll, correct, count = 0.0, 0, 0
-    for inputs, targets, weights in eval_groups(pieces, group, pad_id, multiple=chunk):
+    for inputs, targets, weights in eval_groups(pieces, group, pad_id, multiple=chunk, features=features):
         for layer in stateful_layers(eval_model):
             layer.reset_state()
-        for start in range(0, inputs.shape[1], chunk):
+        for start in range(0, targets.shape[1], chunk):
             cut = slice(start, start + chunk)
             mask = weights[:, cut] > 0
             if not mask.any():
                 break
             # a direct call updates the stateful layers on every backend; predict_on_batch does not under JAX
-            logits = keras.ops.convert_to_numpy(eval_model(inputs[:, cut], training=False))
+            logits = keras.ops.convert_to_numpy(eval_model(cut_inputs(inputs, cut), training=False))
             logits = logits.astype(np.float64)[mask]
             target = targets[:, cut][mask]
             top = logits.max(axis=-1)
@@ -155,14 +156,15 @@ def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = 256) -> dict:
 class Validation(keras.callbacks.Callback):
     """After each epoch, copy the weights into ``eval_model`` and add validation metrics to the logs."""
 
-    def __init__(self, eval_model, pieces, pad_id: int, chunk: int = 256):
+    def __init__(self, eval_model, pieces, pad_id: int, chunk: int = 256, features=None):
         super().__init__()
         self.eval_model, self.pieces, self.pad_id, self.chunk = eval_model, pieces, pad_id, chunk
+        self.features = features
         self.last: dict = {}
 
     def on_epoch_end(self, epoch, logs=None):
         self.eval_model.set_weights(self.model.get_weights())
-        self.last = sequence_metrics(self.eval_model, self.pieces, self.pad_id, self.chunk)
+        self.last = sequence_metrics(self.eval_model, self.pieces, self.pad_id, self.chunk, self.features)
         logs.update({k: v for k, v in self.last.items() if k != "val_events"})
 
 

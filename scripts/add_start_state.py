@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     bundle = load_bundle(args.model)
     data, split = bundle_split(bundle, args.corpus_dir)
     train = split.pieces("train", data.pieces)
-    state = compute_start_state(StepModel(bundle.weights, bundle.model_config), train,
+    state = compute_start_state(StepModel(bundle.weights, bundle.model_config, tokenizer=bundle.tokenizer), train,
                                 eos_id=int(bundle.tokenizer.eos_id), seed=0)
     buffer = io.BytesIO()
     np.savez(buffer, **state_arrays(state))

@@ -63,7 +63,7 @@ def main():
         idx = rng.choice(len(x), min(128, len(x)), replace=False)
         step(x[idx], y[idx])
     fitted = [tuple(v.numpy()[0] for v in layer) for layer in state]
-    numpy_model = StepModel(bundle.weights, cfg, dtype=np.float64)
+    numpy_model = StepModel(bundle.weights, cfg, dtype=np.float64, tokenizer=bundle.tokenizer)
     report = {"model": args.model, "steps": args.steps, "first": FIRST, "heldout_pieces": len(heldout)}
     for name, start in (("mean_after_eos", bundle.start_state), ("fitted", fitted)):
         scores = score_pieces(numpy_model, heldout, start_state=start)

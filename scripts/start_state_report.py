@@ -79,9 +79,9 @@ def main() -> None:
     heldout = [data.pieces[i] for i in val_idx]
     shipped = bundle.start_state is not None
     with one_blas_thread():
-        step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64)
-        start = bundle.start_state if shipped else compute_start_state(StepModel(bundle.weights, bundle.model_config),
-                                                                        train, eos_id=tok.eos_id)
+        step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64, tokenizer=bundle.tokenizer)
+        fresh = StepModel(bundle.weights, bundle.model_config, tokenizer=bundle.tokenizer)
+        start = bundle.start_state if shipped else compute_start_state(fresh, train, eos_id=tok.eos_id)
         # carried: piece i is read after piece i-1 (a fixed random order of the held-out pieces) and its EOS
         order = np.random.default_rng(0).permutation(len(heldout))
         prev = [heldout[order[(k - 1) % len(order)]] for k in range(len(order))]

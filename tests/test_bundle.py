@@ -211,3 +211,23 @@ def test_ctrl_c_during_the_swap_keeps_the_runs_checkpoints(bundle_dir, parts, mo
     assert (bundle_dir / "checkpoints" / "state.json").read_text() == "{}"
     assert load_bundle(bundle_dir).metrics == {"val_nll": 1.5}
     assert [p.name for p in bundle_dir.parent.iterdir()] == ["b"]
+
+
+def test_a_model_context_that_does_not_match_the_tokenizer_is_refused(tmp_path):
+    from musicgen.context import context_sizes
+    from musicgen.models import build_model
+    from musicgen.tokenizer import Tokenizer
+
+    tok_cfg = TokenizerConfig(velocity_bins=4, programs=False, max_shift_steps=8, meter=True, key="token")
+    cfg = ModelConfig(vocab_size=Tokenizer(tok_cfg).vocab_size, cell="gru", embedding_dim=4, units=6, layers=1,
+                      dropout=0.0, context=context_sizes(tok_cfg))
+    path = save_bundle(tmp_path / "ctx", model=build_model(cfg), model_config=cfg, train_config=TrainConfig(),
+                       tokenizer_config=tok_cfg, metrics={})
+    bundle = load_bundle(path)
+    assert bundle.model_config.context == (25, 17, 3, 25) and bundle.weights["context_3"].shape == (25, 4)
+    assert json.loads((path / "model_config.json").read_text())["context"] == [25, 17, 3, 25]
+    (path / "tokenizer.json").write_text(tok_cfg.replace(steps_per_quarter=4).to_json())
+    _rehash(path)
+    with pytest.raises(BundleError, match=r"model context \[25, 17, 3, 25\] does not match the tokenizer's "
+                                          r"\[9, 17, 3, 25\]"):
+        load_bundle(path)

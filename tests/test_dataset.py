@@ -143,3 +143,67 @@ def test_eval_groups_whole_pieces_from_their_start():
 def test_eval_groups_pad_to_a_multiple():
     (x, y, w), = eval_groups([np.arange(1, 7)], group_size=1, multiple=4)
     assert x.tolist() == [[1, 2, 3, 4, 5, 0, 0, 0]] and w.sum() == 5
+
+
+# ------------------------------------------------------------------------------------------------------ context
+def _context_tokenizer():
+    from musicgen.config import TokenizerConfig
+    from musicgen.tokenizer import Tokenizer
+
+    return Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=12, velocity_bins=0,
+                                     programs=False, meter=True, key="token"))
+
+
+def _beat_piece(tok, i):
+    """Piece i: KEY(i), 3/4, four quarter notes of pitch 50 + i on beats 0, 1, 2, 0."""
+    from musicgen.tokenizer import time_signature_value
+
+    out = [tok.bos_id, tok.token("KEY", i), tok.token("TIME_SIG", time_signature_value(3, 4))]
+    for _ in range(4):
+        out += [tok.token("NOTE_ON", 50 + i), tok.token("TIME_SHIFT", 12), tok.token("NOTE_OFF", 50 + i)]
+    return np.array(out + [tok.eos_id], np.int32)
+
+
+def test_batches_carry_the_context_of_the_augmented_stream_cut_like_the_inputs():
+    from functools import partial
+
+    from musicgen.context import context_features
+
+    tok = _context_tokenizer()
+    key0 = tok.ranges["KEY"][0]
+
+    def raise_key(tokens, rng):  # stands in for a transposition that moves the KEY
+        return np.where((tokens >= key0) & (tokens < key0 + 24), tokens + 1, tokens)
+
+    pieces = [_beat_piece(tok, i) for i in range(3)]
+    batches = StreamBatches(pieces, batch_size=2, bptt=5, seed=0, augment=raise_key,
+                            features=partial(context_features, tokenizer=tok))
+    for epoch in range(4):
+        (x, ctx), y, w = batches.epoch_arrays(epoch)
+        assert ctx.shape == x.shape + (4,) and ctx.dtype == np.int32
+        assert not ctx[w == 0].any()  # padding: unknown
+        onsets = 0
+        for i in range(3):
+            on = (x == tok.token("NOTE_ON", 50 + i)) & (w > 0)
+            onsets += on.sum()  # every onset, also those of the piece the phase cut in two (but the stream's last)
+            assert (ctx[on][:, 3] == 1 + (i + 1)).all()  # key feature: 1 + the raised KEY value
+            beats = sorted(ctx[on][:, 1].tolist())  # beats 0, 0, 1, 2 of the bar (+1)
+            assert beats == [1, 1, 2, 3] or beats in ([1, 2, 3], [1, 1, 3], [1, 1, 2])
+        assert onsets >= 11
+        batch = next(batches.epoch(epoch))
+        assert isinstance(batch[0], tuple) and batch[0][1].shape == (2, 5, 4)
+        np.testing.assert_array_equal(batch[0][1], ctx[:, :5])
+
+
+def test_eval_groups_give_each_piece_its_own_context():
+    from functools import partial
+
+    from musicgen.context import context_features
+
+    tok = _context_tokenizer()
+    pieces = [_beat_piece(tok, 0), _beat_piece(tok, 1)[:6]]
+    (x, ctx), y, w = next(eval_groups(pieces, 3, multiple=4, features=partial(context_features, tokenizer=tok)))
+    assert x.shape == (3, 16) and ctx.shape == (3, 16, 4)
+    np.testing.assert_array_equal(ctx[0, :5], context_features(pieces[1], tok)[:-1])
+    np.testing.assert_array_equal(ctx[1, :15], context_features(pieces[0], tok)[:-1])
+    assert not ctx[0, 5:].any() and not ctx[2].any()

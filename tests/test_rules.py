@@ -149,3 +149,63 @@ def test_unmasked_voice_model_would_emit_orphans_and_rules_track_what_replay_tra
         assert set(rules.sounding_notes(0)) == replay(row)[1]
         closed = np.concatenate([row, rules.closing_tokens(0)])
         assert replay(closed)[:2] == (0, set())
+
+
+# ------------------------------------------------------------------------------------------------- meter and key
+METERKEY = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=4, meter=True,
+                                     key="token"))
+
+
+def mk(*events):
+    from musicgen.tokenizer import time_signature_value
+
+    return [METERKEY.token(n, time_signature_value(*v) if n == "TIME_SIG" else v) for n, v in events]
+
+
+def mk_allowed(rules, stream=0):
+    logits = rules.apply(np.zeros((rules.batch, rules.vocab_size), np.float32))
+    return {METERKEY.describe(i) for i in np.flatnonzero(np.isfinite(logits[stream]))}
+
+
+def mk_feed(rules, *events):
+    for t in mk(*events):
+        rules.observe(np.array([t] * rules.batch))
+
+
+def kinds(allowed_set, name):
+    return {v for n, v in allowed_set if n == name}
+
+
+def test_key_right_after_bos_and_nowhere_else():
+    rules = EventRules(METERKEY, 2)
+    mk_feed(rules, ("BOS", 0))
+    assert {n for n, _ in mk_allowed(rules)} == {"KEY"} and kinds(mk_allowed(rules), "KEY") == set(range(24))
+    mk_feed(rules, ("KEY", 3))
+    assert not kinds(mk_allowed(rules), "KEY") and kinds(mk_allowed(rules), "TIME_SIG") == set(range(64))
+    mk_feed(rules, ("NOTE_ON", 50), ("TIME_SHIFT", 4), ("BOS", 0))  # a new piece: a KEY again
+    assert {n for n, _ in mk_allowed(rules, 1)} == {"KEY"}
+    forced = EventRules(METERKEY, 1, key=14)
+    mk_feed(forced, ("BOS", 0))
+    assert mk_allowed(forced) == {("KEY", 14)}
+    with pytest.raises(ValueError, match="key"):
+        EventRules(TOK, 1, key=2)
+
+
+def test_time_signature_only_at_a_bar_start_or_while_the_meter_is_unknown_once_per_step():
+    rules = EventRules(METERKEY, 1)
+    mk_feed(rules, ("BOS", 0), ("KEY", 0), ("TIME_SHIFT", 5))
+    assert kinds(mk_allowed(rules), "TIME_SIG")  # meter unknown: anywhere
+    mk_feed(rules, ("TIME_SIG", (3, 4)))
+    assert not kinds(mk_allowed(rules), "TIME_SIG")  # one per step
+    mk_feed(rules, ("TIME_SHIFT", 8))
+    assert not kinds(mk_allowed(rules), "TIME_SIG")  # step 8 of a 36-step bar
+    mk_feed(rules, ("TIME_SHIFT", 8), ("TIME_SHIFT", 8), ("TIME_SHIFT", 8), ("TIME_SHIFT", 4))
+    assert kinds(mk_allowed(rules), "TIME_SIG") == set(range(64))  # bar start (a chained shift reached it)
+    mk_feed(rules, ("VELOCITY", 2))
+    assert not kinds(mk_allowed(rules), "TIME_SIG")  # after another event of the step
+    pickup = EventRules(METERKEY, 1)
+    mk_feed(pickup, ("BOS", 0), ("KEY", 0), ("TIME_SIG", (1, 4)), ("NOTE_ON", 50), ("TIME_SHIFT", 8),
+            ("TIME_SHIFT", 4))
+    assert kinds(mk_allowed(pickup), "TIME_SIG")  # the pickup bar ends: 4/4 may start here
+    plain = EventRules(TOK, 1)
+    assert "TIME_SIG" not in {n for n, _ in allowed(plain)} and "KEY" not in {n for n, _ in allowed(plain)}

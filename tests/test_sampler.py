@@ -50,6 +50,43 @@ def test_step_kernels_match_keras_logits(cell, layers):
     np.testing.assert_allclose(logits, got[:, -1], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_step_kernels_match_keras_logits_with_context(cell):
+    import keras
+
+    from musicgen.models import build_model, export_weights
+
+    cfg = ModelConfig(vocab_size=23, cell=cell, embedding_dim=8, units=16, layers=2, dropout=0.0, context=(5, 3, 7))
+    keras.utils.set_random_seed(3)
+    model = build_model(cfg)
+    assert [t.name for t in model.inputs] == ["tokens", "context"]
+    rng = np.random.default_rng(2)
+    for k, size in enumerate(cfg.context):  # embeddings start small: make each feature move the logits
+        emb = model.get_layer(f"context_{k}").embeddings
+        emb.assign(rng.normal(0, 1.0, emb.shape).astype("float32"))
+    weights = export_weights(model, cfg)
+    assert {k: v.shape for k, v in weights.items()} == expected_weight_shapes(cfg)
+    tokens = rng.integers(0, 23, (3, 20)).astype("int32")
+    context = np.stack([rng.integers(0, n, (3, 20)) for n in cfg.context], axis=-1).astype("int32")
+    expected = np.asarray(model((tokens, context)))
+    without = np.asarray(model((tokens, np.zeros_like(context))))
+    assert np.abs(expected - without).max() > 0.1  # the context is not ignored
+    got, _ = StepModel(weights, cfg).run(tokens, context=context)
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+    with pytest.raises(ValueError, match="context"):
+        StepModel(weights, cfg).step(StepModel(weights, cfg).init_state(3), tokens[:, 0])
+
+
+def test_without_context_the_model_is_the_one_built_before_context_existed():
+    from musicgen.models import build_model
+
+    cfg = ModelConfig(vocab_size=23, cell="gru", embedding_dim=8, units=16, layers=1, dropout=0.0)
+    model = build_model(cfg)
+    assert [layer.name for layer in model.layers] == ["tokens", "embedding", "rnn_0", "logits"]
+    assert [w.shape for w in model.get_weights()] == [(23, 8), (8, 48), (16, 48), (2, 48), (16, 23), (23,)]
+    assert "context" not in cfg.to_dict()
+
+
 def test_step_does_not_modify_the_state_it_is_given():
     cfg = ModelConfig(vocab_size=TOK.vocab_size, cell="lstm", embedding_dim=4, units=8, layers=2)
     model = StepModel(random_weights(cfg), cfg)
@@ -339,3 +376,60 @@ def test_without_well_formed_masks_the_model_chooses_note_events_itself():
     out = sample_tokens(offs_favoured_weights(), CFG, TOK, [TOK.bos_id], 300, 0, num_samples=4, well_formed=False)
     orphans = sum(replay(row, pitch_range=(48, 59))[0] for row in out)
     assert orphans > 50  # the model favours NOTE_OFFs and nothing stops it from ending silent pitches
+
+
+# ------------------------------------------------------------------------------------------ meter and key context
+def _meterkey_model():
+    from musicgen.context import context_sizes
+
+    tok = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=4, meter=True,
+                                    key="normalize"))
+    cfg = ModelConfig(vocab_size=tok.vocab_size, cell="gru", embedding_dim=8, units=16, layers=1,
+                      context=context_sizes(tok.config))
+    weights = random_weights(cfg, seed=4, scale=0.5)
+    first, size = tok.ranges["TIME_SIG"]
+    weights["logits_bias"][first:first + size] += 3.0  # make TIME_SIG likely, so its mask is exercised
+    return tok, cfg, weights
+
+
+def test_sampling_with_context_keeps_key_and_meter_rules_and_the_tracker_feeds_the_model():
+    from musicgen.context import context_features
+
+    tok, cfg, weights = _meterkey_model()
+    model = StepModel(weights, cfg, tokenizer=tok)
+    out = sample_tokens(model, cfg, tok, [], 300, 5, num_samples=6)
+    key0, sig0 = tok.ranges["KEY"][0], tok.ranges["TIME_SIG"][0]
+    signatures = 0
+    for row in out:
+        row = row[row != tok.pad_id]
+        full = np.concatenate([[tok.bos_id], row])
+        is_key = (full >= key0) & (full < key0 + 24)
+        assert is_key[1] and is_key.sum() == 1
+        ctx = context_features(full, tok)
+        for i in np.flatnonzero((full >= sig0) & (full < sig0 + 64)):
+            signatures += 1
+            assert ctx[i - 1, 2] in (0, 2)  # meter unknown or at a bar start
+            before = full[:i][::-1]
+            since_shift = before[:np.argmax([tok.describe(int(t))[0] in ("TIME_SHIFT", "BOS") for t in before])]
+            assert all(tok.describe(int(t))[0] == "KEY" for t in since_shift)  # first event of its step
+    assert signatures >= 6
+    # the numpy model stepped with the tracker's context gives the logits of the whole sequence run at once
+    full = np.concatenate([[tok.bos_id], out[0][out[0] != tok.pad_id]])
+    ctx = context_features(full, tok)
+    logits, _ = model.run(full[None], model.init_state(1), ctx[None])
+    zero, _ = model.run(full[None], model.init_state(1), np.zeros_like(ctx)[None])
+    assert np.abs(logits - zero).max() > 0.1
+
+
+def test_a_given_key_reproduces_the_stream_in_which_the_model_drew_that_key():
+    tok, cfg, weights = _meterkey_model()
+    model = StepModel(weights, cfg, tokenizer=tok)
+    free = sample_tokens(model, cfg, tok, [], 120, 11, num_samples=4)
+    key0 = tok.ranges["KEY"][0]
+    keys = free[:, 0] - key0
+    assert ((keys >= 0) & (keys < 24)).all() and len(set(keys.tolist())) > 1
+    forced = sample_tokens(model, cfg, tok, [], 120, 11, num_samples=4, key=int(keys[2]))
+    assert (forced[:, 0] == key0 + keys[2]).all()
+    np.testing.assert_array_equal(forced[2][forced[2] != tok.pad_id], free[2][free[2] != tok.pad_id])
+    other = int(np.flatnonzero(keys != keys[2])[0])
+    assert not np.array_equal(forced[other][:120], free[other][:120])

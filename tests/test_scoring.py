@@ -57,3 +57,32 @@ def test_batching_and_truncation_do_not_change_scores():
     assert total["events"] == 4 + 39 + 11 + 32
     assert np.isclose(total["nll_nats"], np.concatenate([s.nll for s in one]).mean())
     assert summarize(one, first=2)["events"] == 8
+
+
+def test_a_model_with_context_is_scored_with_each_piece_s_own_context():
+    from musicgen.config import TokenizerConfig
+    from musicgen.context import context_features, context_sizes
+    from musicgen.models import expected_weight_shapes
+    from musicgen.tokenizer import Tokenizer, time_signature_value
+
+    tok = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=0, programs=False,
+                                    meter=True, key="token"))
+    cfg = ModelConfig(vocab_size=tok.vocab_size, cell="gru", embedding_dim=4, units=5, layers=1, dropout=0.0,
+                      context=context_sizes(tok.config))
+    rng = np.random.default_rng(3)
+    weights = {k: rng.normal(0, 0.5, s) for k, s in expected_weight_shapes(cfg).items()}
+    step = StepModel(weights, cfg, dtype=np.float64, tokenizer=tok)
+    head = [tok.bos_id, tok.token("KEY", 7), tok.token("TIME_SIG", time_signature_value(3, 4))]
+    pieces = [np.array(head + list(rng.integers(3, 3 + 24 + 8, n)), np.int64) for n in (20, 6, 33)]
+    scores = score_pieces(step, pieces, batch=2)
+    for piece, score in zip(pieces, scores):
+        logits, _ = step.run(piece[None], context=context_features(piece, tok)[None])
+        logits = logits[0, :-1]
+        top = logits.max(1)
+        expected = top + np.log(np.exp(logits - top[:, None]).sum(1)) - logits[np.arange(len(piece) - 1), piece[1:]]
+        np.testing.assert_allclose(score.nll, expected, rtol=1e-12)
+    blind = score_pieces(StepModel({**weights, **{f"context_{k}": np.zeros_like(weights[f"context_{k}"])
+                                                  for k in range(4)}}, cfg, np.float64, tok), pieces)
+    assert not np.allclose(blind[0].nll, scores[0].nll)  # the context matters
+    with pytest.raises(ValueError, match="tokenizer"):
+        score_pieces(StepModel(weights, cfg, dtype=np.float64), pieces)

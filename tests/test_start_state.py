@@ -269,3 +269,24 @@ def test_rtrl_trains_from_zeros_and_keeps_the_zero_start():
     result = fit_rtrl(pieces, [f"k{i}" for i in range(4)], cfg, TrainConfig(epochs=1, val_fraction=0.25),
                       verbose=0)
     assert result.start_state is None
+
+
+def test_start_state_of_a_context_model_feeds_each_tail_the_context_of_its_whole_piece():
+    from musicgen.context import context_features, context_sizes
+    from musicgen.tokenizer import time_signature_value
+
+    tok = Tokenizer(TOK.config.replace(meter=True, key="normalize"))
+    cfg = ModelConfig(vocab_size=tok.vocab_size, cell="gru", embedding_dim=4, units=6, layers=1, dropout=0.0,
+                      context=context_sizes(tok.config))
+    step = StepModel(random_weights(cfg), cfg, dtype=np.float64, tokenizer=tok)
+    rng = np.random.default_rng(2)
+    head = [tok.bos_id, tok.token("KEY", 21), tok.token("TIME_SIG", time_signature_value(6, 8))]
+    pieces = [np.array(head + list(rng.integers(3, 3 + 48 + 12, n)) + [tok.eos_id]) for n in (9, 30, 14)]
+    mean = compute_start_state(step, pieces, eos_id=tok.eos_id, tail=6)
+    finals = []
+    for p in pieces:  # each tail from zeros, with the context its whole piece gives it
+        _, state = step.run(p[None, -6:], context=context_features(p, tok)[None, -6:])
+        finals.append(state[0][0][0])
+    np.testing.assert_allclose(mean[0][0], np.mean(finals, axis=0), rtol=1e-12)
+    _, alone = step.run(pieces[1][None, -6:], context=context_features(pieces[1][-6:], tok)[None])
+    assert not np.allclose(alone[0][0][0], finals[1])  # the tail alone would not know its key and meter

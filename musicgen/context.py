@@ -1,0 +1,232 @@
+"""Context features: the metric position and the key in force after each token, as small integers the model embeds.
+
+With ``TokenizerConfig.meter`` and/or ``TokenizerConfig.key`` the model gets, beside each token, the context *after*
+that token (where the next event happens); ``ModelConfig.context`` holds the feature sizes (``context_sizes``), and
+``models.build_model`` adds one embedding per feature to the token embedding. Value 0 of every feature is "unknown".
+
+Features, in this order (``context_names`` / ``context_sizes``)::
+
+    step_in_beat  meter on   size 1 + 2 * steps_per_quarter   1 + grid steps since the current beat began
+    beat_in_bar   meter on   size 17                          1 + index of the current beat in the bar (0..15)
+    bar_start     meter on   size 3                           1 off a bar start, 2 on a bar start
+    key           key on     size 25                          1 + the KEY value (tonic pitch class + 12 * minor)
+
+Metric position (the shared spec): the *origin* is the grid step of the latest TIME_SIG of the current piece and
+its value gives the meter ``num/den``; the position is ``p = step - origin`` (steps counted from the piece's BOS by its
+TIME_SHIFTs). A beat lasts ``Q / den`` steps with ``Q = 4 * steps_per_quarter`` (12 for /4, 6 for /8, 24 for /2, 3 for
+/16 at 12 steps per quarter). Then ``beats = (p * den) // Q``, beat-in-bar ``= beats % num``, step-in-beat ``= p -
+ceil(beats * Q / den)`` and bar start ``= (p * den) % (Q * num) == 0``; when ``Q / den`` is a whole number these are
+``(p // spb) % num``, ``p % spb`` and ``p % (num * spb) == 0`` (spb = steps per beat), and the integer form also
+covers a beat shorter than a step or not a whole number of steps (e.g. /16 at 2 steps per quarter: every step is a
+beat start). Before the first TIME_SIG of a piece, and before the first BOS of a token array that starts mid-piece
+without a TIME_SIG, the three meter features are 0. The key feature is 1 + the latest KEY value of the current piece,
+or 0. BOS resets everything (the features after BOS are all 0); EOS changes nothing (the next BOS resets). Choices
+the spec left open: EOS does not reset; a token array is its own clock (time 0 at its first token).
+
+Key names (``--key``): ``parse_key("D minor") == 14`` and ``key_name(14) == "D minor"`` (a mirrored pair).
+
+Example::
+
+    feats = context_features(tokens, tok)         # int32 (T, F), row t = the context after tokens[t]
+    tracker = ContextTracker(tok, batch=4)
+    row = tracker.update(np.full(4, tok.bos_id))  # int32 (4, F), equal to the vectorized rows
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from musicgen.config import TokenizerConfig
+from musicgen.errors import UsageError
+
+BEATS_SIZE = 17  # unknown + beat 0..15 (numerators 1..16)
+BAR_START_SIZE = 3  # unknown, off, on
+KEY_SIZE = 25  # unknown + the 24 KEY values
+TONICS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # pretty_midi's names
+_LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_KEY_FORM = re.compile(r"\s*([a-gA-G])([#b]?)(?:\s+(major|minor))?\s*", re.IGNORECASE)
+KEY_FORM = '"TONIC [major|minor]" with TONIC a letter A-G and an optional # or b, e.g. "D minor", "Bb major", "F#"'
+
+
+# ---------------------------------------------------------------------------------------------------- the layout
+def context_names(config: TokenizerConfig) -> tuple[str, ...]:
+    """Names of the context features of ``config``, in column order (``()`` when neither meter nor key)."""
+    return (("step_in_beat", "beat_in_bar", "bar_start") if config.meter else ()) + (("key",) if config.key else ())
+
+
+def context_sizes(config: TokenizerConfig) -> tuple[int, ...]:
+    """``ModelConfig.context`` for ``config``: the number of values of each feature, 0 (unknown) included."""
+    sizes = {"step_in_beat": 1 + 2 * config.steps_per_quarter, "beat_in_bar": BEATS_SIZE,
+             "bar_start": BAR_START_SIZE, "key": KEY_SIZE}
+    return tuple(sizes[name] for name in context_names(config))
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """Per-id tables of one vocabulary: shift steps (0 if not a TIME_SHIFT), TIME_SIG numerator/denominator (0: not
+    one), KEY value (-1: not one), BOS flag; all of shape (V,)."""
+
+    shift: np.ndarray
+    num: np.ndarray
+    den: np.ndarray
+    key: np.ndarray
+    bos: np.ndarray
+    whole: int  # grid steps per whole note (4 * steps_per_quarter)
+    meter: bool
+    has_key: bool
+
+
+@lru_cache(maxsize=32)
+def _lookup(config: TokenizerConfig) -> _Lookup:
+    from musicgen.tokenizer import Tokenizer, time_signature_of
+
+    tok = Tokenizer(config)
+    v = tok.vocab_size
+    shift, num, den = np.zeros(v, np.int64), np.zeros(v, np.int64), np.zeros(v, np.int64)
+    key, bos = np.full(v, -1, np.int64), np.zeros(v, bool)
+    first, size = tok.ranges["TIME_SHIFT"]
+    shift[first:first + size] = np.arange(1, size + 1)
+    if "TIME_SIG" in tok.ranges:
+        first, size = tok.ranges["TIME_SIG"]
+        meters = np.array([time_signature_of(value) for value in range(size)], np.int64)
+        num[first:first + size], den[first:first + size] = meters[:, 0], meters[:, 1]
+    if "KEY" in tok.ranges:
+        first, size = tok.ranges["KEY"]
+        key[first:first + size] = np.arange(size)
+    bos[tok.bos_id] = True
+    for a in (shift, num, den, key, bos):
+        a.setflags(write=False)
+    return _Lookup(shift, num, den, key, bos, 4 * config.steps_per_quarter, config.meter, bool(config.key))
+
+
+def _ids(tokens, vocab_size: int) -> np.ndarray:
+    t = np.asarray(tokens)
+    if t.size and not np.issubdtype(t.dtype, np.integer):
+        raise UsageError(f"tokens: expected integer ids, got dtype {t.dtype}")
+    t = t.astype(np.int64)
+    if t.size and (t.min() < 0 or t.max() >= vocab_size):
+        raise UsageError(f"tokens: id {int(t[(t < 0) | (t >= vocab_size)].ravel()[0])} is outside [0, {vocab_size})")
+    return t
+
+
+def _columns(lk: _Lookup, p, num, den, known, key) -> np.ndarray:
+    """Feature columns from the position ``p`` (steps since the origin), the meter ``num/den`` (valid where
+    ``known``) and the key feature; every argument has the same shape S; returns int32 (*S, F)."""
+    cols = []
+    if lk.meter:
+        d = np.where(known, den, 4)
+        n = np.where(known, num, 1)
+        beats = (p * d) // lk.whole
+        step_in_beat = p - (-(-beats * lk.whole // d))
+        bar_start = (p * d) % (lk.whole * n) == 0
+        cols += [np.where(known, 1 + step_in_beat, 0), np.where(known, 1 + beats % n, 0),
+                 np.where(known, 1 + bar_start, 0)]
+    if lk.has_key:
+        cols.append(key)
+    return np.stack(cols, axis=-1).astype(np.int32) if cols else np.zeros(np.shape(p) + (0,), np.int32)
+
+
+# ------------------------------------------------------------------------------------------------------- vectorized
+def context_features(tokens, tokenizer) -> np.ndarray:
+    """The context after each token, vectorized.
+
+    Args:
+        tokens: int ids, shape (T,): one or more pieces laid end to end (each from its BOS), or a part of one.
+        tokenizer: the ``Tokenizer`` the ids belong to.
+
+    Returns:
+        int32 (T, F), F = ``len(context_sizes(tokenizer.config))``; row t is the context after ``tokens[t]``, i.e.
+        where the event ``tokens[t + 1]`` happens (see the module docstring). F = 0 gives shape (T, 0).
+    """
+    lk = _lookup(tokenizer.config)
+    t = _ids(tokens, tokenizer.vocab_size).ravel()
+    if t.size == 0:
+        return np.zeros((0, len(context_sizes(tokenizer.config))), np.int32)
+    idx = np.arange(t.size)
+    last_bos = np.maximum.accumulate(np.where(lk.bos[t], idx, -1))
+    p = num = den = known = key = np.zeros(t.size, np.int64)
+    if lk.meter:
+        cum = np.cumsum(lk.shift[t])
+        last_ts = np.maximum.accumulate(np.where(lk.num[t] > 0, idx, -1))
+        origin = np.maximum(last_ts, 0)
+        known, p, num, den = last_ts > last_bos, cum - cum[origin], lk.num[t[origin]], lk.den[t[origin]]
+    if lk.has_key:
+        last_key = np.maximum.accumulate(np.where(lk.key[t] >= 0, idx, -1))
+        key = np.where(last_key > last_bos, 1 + lk.key[t[np.maximum(last_key, 0)]], 0)
+    return _columns(lk, p, num, den, known, key)
+
+
+# ------------------------------------------------------------------------------------------------------ incremental
+class ContextTracker:
+    """The context of ``batch`` streams, one event at a time (for the sampler); equals ``context_features`` row by row.
+
+    Args:
+        tokenizer: the ``Tokenizer`` of the streams.
+        batch: number of streams B.
+
+    Each stream starts as a fresh token array (everything unknown, clock at 0). State per stream: ``position``
+    (steps since the latest TIME_SIG), ``numerator``/``denominator`` (0 while the meter is unknown), ``key`` (the key
+    feature, 0 unknown).
+    """
+
+    def __init__(self, tokenizer, batch: int):
+        self._lk = _lookup(tokenizer.config)
+        self.vocab_size, self.batch = tokenizer.vocab_size, int(batch)
+        self.width = len(context_sizes(tokenizer.config))
+        self.position = np.zeros(self.batch, np.int64)
+        self.numerator = np.zeros(self.batch, np.int64)
+        self.denominator = np.zeros(self.batch, np.int64)
+        self.key = np.zeros(self.batch, np.int64)
+        self._features = self._compute()
+
+    def update(self, tokens) -> np.ndarray:
+        """Advance every stream by its event ``tokens`` (int, shape (B,)); returns the context after it, int32 (B, F).
+        PAD changes nothing."""
+        t = _ids(tokens, self.vocab_size).reshape(self.batch)
+        lk = self._lk
+        bos = lk.bos[t]
+        for a in (self.position, self.numerator, self.denominator, self.key):
+            a[bos] = 0
+        self.position += lk.shift[t]
+        sig = lk.num[t] > 0
+        self.numerator[sig], self.denominator[sig], self.position[sig] = lk.num[t[sig]], lk.den[t[sig]], 0
+        keyed = lk.key[t] >= 0
+        self.key[keyed] = 1 + lk.key[t[keyed]]
+        self._features = self._compute()
+        return self._features.copy()
+
+    def features(self) -> np.ndarray:
+        """The current context, int32 (B, F), without advancing (read only: the array is shared)."""
+        return self._features
+
+    def _compute(self) -> np.ndarray:
+        out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key)
+        out.setflags(write=False)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------------- key names
+def parse_key(name: str) -> int:
+    """A key name → its KEY value (tonic pitch class + 12 * minor), strictly.
+
+    Accepted: a letter A-G (either case), an optional ``#`` or ``b``, an optional ``major``/``minor`` (either case;
+    major when left out), e.g. ``"D minor"`` → 14, ``"d minor"`` → 14, ``"D"`` → 2, ``"Bb major"`` → 10,
+    ``"Cb"`` → 11. Raises ``UsageError`` naming ``--key`` and the accepted form otherwise.
+    """
+    match = _KEY_FORM.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        raise UsageError(f"--key: expected {KEY_FORM}, got {name!r}")
+    letter, accidental, mode = match.groups()
+    tonic = (_LETTERS[letter.lower()] + {"": 0, "#": 1, "b": -1}[accidental.lower()]) % 12
+    return tonic + (12 if mode and mode.lower() == "minor" else 0)
+
+
+def key_name(value: int) -> str:
+    """A KEY value (0..23) → ``"<tonic> major|minor"`` with pretty_midi's tonic names (``key_name(14) == "D minor"``)."""
+    if not (isinstance(value, (int, np.integer)) and 0 <= value < 24):
+        raise UsageError(f"key value: expected an integer in [0, 24), got {value!r}")
+    return f"{TONICS[int(value) % 12]} {'minor' if value >= 12 else 'major'}"

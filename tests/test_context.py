@@ -1,0 +1,247 @@
+"""Context features (metric position, key): hand-written sequences with hand-written answers, tracker == vectorized."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from musicgen.config import TokenizerConfig
+from musicgen.context import (ContextTracker, context_features, context_names, context_sizes, key_name,
+                              parse_key)
+from musicgen.errors import UsageError
+from musicgen.tokenizer import Tokenizer, time_signature_value
+
+TOK = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=0, programs=False,
+                                meter=True, key="token"))
+
+
+def ids(tok, *events):
+    out = []
+    for name, value in events:
+        if name == "TIME_SIG":
+            value = time_signature_value(*value)
+        out.append(tok.token(name, value))
+    return np.array(out)
+
+
+def tracked(tok, tokens):
+    """Tracker rows for one stream."""
+    tracker = ContextTracker(tok, 1)
+    return np.concatenate([tracker.update([t]) for t in tokens]) if len(tokens) else np.zeros((0, 0), np.int32)
+
+
+def test_sizes_and_names():
+    assert context_sizes(TokenizerConfig()) == () and context_names(TokenizerConfig()) == ()
+    assert context_sizes(TokenizerConfig(meter=True)) == (25, 17, 3)
+    assert context_sizes(TokenizerConfig(key="normalize")) == (25,)
+    assert context_sizes(TokenizerConfig(meter=True, key="token", steps_per_quarter=4)) == (9, 17, 3, 25)
+    assert context_names(TOK.config) == ("step_in_beat", "beat_in_bar", "bar_start", "key")
+
+
+# pickup bar of 1/4, then 4/4 (chained shifts across a bar), then 3/8, then a second piece
+PIECES = [("BOS", 0), ("KEY", 14), ("TIME_SIG", (1, 4)), ("NOTE_ON", 50), ("TIME_SHIFT", 8), ("TIME_SHIFT", 4),
+          ("TIME_SIG", (4, 4)), ("NOTE_OFF", 50), ("TIME_SHIFT", 6), ("NOTE_ON", 52), ("TIME_SHIFT", 6),
+          ("TIME_SHIFT", 8), ("TIME_SHIFT", 8), ("TIME_SHIFT", 8), ("TIME_SHIFT", 8), ("TIME_SHIFT", 4),
+          ("TIME_SIG", (3, 8)), ("TIME_SHIFT", 8), ("EOS", 0), ("BOS", 0), ("NOTE_ON", 50)]
+EXPECTED = [(0, 0, 0, 0), (0, 0, 0, 15), (1, 1, 2, 15), (1, 1, 2, 15), (9, 1, 1, 15), (1, 1, 2, 15),
+            (1, 1, 2, 15), (1, 1, 2, 15), (7, 1, 1, 15), (7, 1, 1, 15), (1, 2, 1, 15),
+            (9, 2, 1, 15), (5, 3, 1, 15), (1, 4, 1, 15), (9, 4, 1, 15), (1, 1, 2, 15),
+            (1, 1, 2, 15), (3, 2, 1, 15), (3, 2, 1, 15), (0, 0, 0, 0), (0, 0, 0, 0)]
+
+
+def test_hand_written_pieces_with_pickup_meter_changes_and_two_pieces():
+    tokens = ids(TOK, *PIECES)
+    got = context_features(tokens, TOK)
+    assert got.dtype == np.int32 and got.shape == (len(PIECES), 4)
+    assert got.tolist() == [list(row) for row in EXPECTED]
+    np.testing.assert_array_equal(tracked(TOK, tokens), got)
+
+
+def test_half_note_and_sixteenth_beats_and_a_beat_shorter_than_a_step():
+    tokens = ids(TOK, ("BOS", 0), ("TIME_SIG", (3, 2)), ("TIME_SHIFT", 8), ("TIME_SHIFT", 8), ("TIME_SHIFT", 8),
+                 ("TIME_SIG", (5, 16)), ("TIME_SHIFT", 4), ("TIME_SHIFT", 8), ("TIME_SHIFT", 3))
+    # 3/2: a beat is 24 steps; 5/16: a beat is 3 steps, a bar 15
+    assert context_features(tokens, TOK)[:, :3].tolist() == [
+        [0, 0, 0], [1, 1, 2], [9, 1, 1], [17, 1, 1], [1, 2, 1], [1, 1, 2], [2, 2, 1], [1, 5, 1], [1, 1, 2]]
+    tok = Tokenizer(TokenizerConfig(steps_per_quarter=2, max_shift_steps=4, meter=True))  # 3/16: beat = half a step
+    tokens = ids(tok, ("TIME_SIG", (3, 16)), ("TIME_SHIFT", 1), ("TIME_SHIFT", 1), ("TIME_SHIFT", 1))
+    assert context_features(tokens, tok).tolist() == [[1, 1, 2], [1, 3, 1], [1, 2, 1], [1, 1, 2]]
+    np.testing.assert_array_equal(tracked(tok, tokens), context_features(tokens, tok))
+
+
+def test_unknown_before_a_time_signature_and_key_only_vocabulary():
+    tokens = ids(TOK, ("TIME_SHIFT", 5), ("TIME_SIG", (2, 4)), ("TIME_SHIFT", 3), ("BOS", 0), ("TIME_SHIFT", 8),
+                 ("KEY", 3), ("TIME_SIG", (2, 4)))
+    assert context_features(tokens, TOK).tolist() == [
+        [0, 0, 0, 0], [1, 1, 2, 0], [4, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 4], [1, 1, 2, 4]]
+    tok = Tokenizer(TokenizerConfig(key="normalize"))
+    tokens = np.array([tok.bos_id, tok.token("KEY", 23), tok.token("NOTE_ON", 60), tok.eos_id, tok.bos_id])
+    assert context_features(tokens, tok).tolist() == [[0], [24], [24], [24], [0]]
+    plain = Tokenizer()
+    assert context_features([plain.bos_id, 5], plain).shape == (2, 0)
+    assert ContextTracker(plain, 3).update([1, 1, 1]).shape == (3, 0)
+    assert context_features([], TOK).shape == (0, 4)
+
+
+def test_bad_ids_are_usage_errors():
+    with pytest.raises(UsageError, match="outside"):
+        context_features([0, TOK.vocab_size], TOK)
+    with pytest.raises(UsageError, match="integer"):
+        context_features(np.array([0.5]), TOK)
+
+
+@st.composite
+def streams(draw):
+    """Token streams biased towards the events that move the context (BOS, TIME_SIG, KEY, shifts)."""
+    kinds = {"BOS": (TOK.bos_id, 1), "EOS": (TOK.eos_id, 1), "PAD": (TOK.pad_id, 1)}
+    for name in ("TIME_SHIFT", "TIME_SIG", "KEY", "NOTE_ON"):
+        kinds[name] = TOK.ranges[name]
+    names = sorted(kinds)
+    weights = {"BOS": 1, "EOS": 1, "PAD": 1, "TIME_SHIFT": 8, "TIME_SIG": 2, "KEY": 1, "NOTE_ON": 3}
+    pool = [n for n in names for _ in range(weights[n])]
+    events = draw(st.lists(st.tuples(st.sampled_from(pool), st.integers(0, 10**6)), min_size=0, max_size=120))
+    return np.array([kinds[n][0] + v % kinds[n][1] for n, v in events], np.int64)
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), st.integers(1, 4))
+def test_tracker_equals_vectorized_on_random_streams(tokens, batch):
+    expected = context_features(tokens, TOK)
+    np.testing.assert_array_equal(tracked(TOK, tokens).reshape(expected.shape), expected)
+    # B streams side by side: stream b is tokens rolled by b, each tracked independently of the others
+    rows = np.stack([np.roll(tokens, b) for b in range(batch)])
+    tracker = ContextTracker(TOK, batch)
+    got = np.stack([tracker.update(rows[:, t]) for t in range(rows.shape[1])], axis=1) if tokens.size else None
+    for b in range(batch if tokens.size else 0):
+        np.testing.assert_array_equal(got[b], context_features(rows[b], TOK))
+
+
+@pytest.mark.parametrize("name, value", [("D minor", 14), ("d minor", 14), ("D", 2), ("Bb major", 10),
+                                         ("F# MINOR", 18), ("  Cb  ", 11), ("e#", 5), ("A minor", 21)])
+def test_parse_key(name, value):
+    assert parse_key(name) == value
+
+
+@pytest.mark.parametrize("name", ["H", "D dorian", "Dbb", "", "D  minor extra", "minor", "D-"])
+def test_parse_key_is_strict(name):
+    with pytest.raises(UsageError, match=r"^--key: expected .*TONIC.*got"):
+        parse_key(name)
+
+
+def test_key_names_round_trip():
+    assert key_name(14) == "D minor" and key_name(10) == "Bb major" and key_name(6) == "F# major"
+    assert [parse_key(key_name(v)) for v in range(24)] == list(range(24))
+    with pytest.raises(UsageError):
+        key_name(24)
+
+
+# ------------------------------------------------------------------------------------------------------ end to end
+CACHE_CONFIG = TokenizerConfig(velocity_bins=0, programs=False, max_shift_steps=12, meter=True, key="token")
+
+
+def write_meter_key_cache(folder, n=8):
+    """A token cache written by hand: ``conftest.write_scale_corpus``'s climbing major scales from C4 + k, encoded
+    without meter and key (their ids are the same in the meter/key vocabulary: TIME_SIG and KEY come last), then
+    KEY(k major) and TIME_SIG (4/4 for even k, 3/4 for odd) put right after BOS, as the spec places them."""
+    plain = Tokenizer(CACHE_CONFIG.replace(meter=False, key=""))
+    tok = Tokenizer(CACHE_CONFIG)
+    pieces = []
+    for k in range(n):
+        length = np.where(np.arange(40) % 8 == k % 8, 1.0, 0.5)
+        start = np.concatenate([[0.0], np.cumsum(length)[:-1]])
+        pitch = 60 + k + np.array([0, 2, 4, 5, 7, 9, 11, 12])[np.arange(40) % 8]
+        body = plain.encode_arrays(pitch, start, start + length, np.full(40, 80), np.zeros(40, int))
+        meter = tok.token("TIME_SIG", time_signature_value(4 if k % 2 == 0 else 3, 4))
+        pieces.append(np.concatenate([body[:1], [tok.token("KEY", k % 12), meter], body[1:]]).astype(np.int32))
+    folder.mkdir(parents=True)
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
+    np.savez(folder / "tokens.npz", tokens=np.concatenate(pieces), offsets=offsets, qpm=np.full(n, 120.0),
+             keys=np.array([f"{k:064x}" for k in range(n)]), paths=np.array([f"scale{k}.mid" for k in range(n)]),
+             indices=np.zeros(n, np.int64))
+    CACHE_CONFIG.save(folder / "tokenizer.json")
+    return folder, pieces
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from musicgen.cli import main
+
+    tmp = tmp_path_factory.mktemp("context")
+    cache, pieces = write_meter_key_cache(tmp / "cache")
+    out = tmp / "bundle"
+    assert main(["train", str(cache), "--out", str(out), "--cell", "gru", "--preset", "tiny", "--epochs", "2",
+                 "--batch-size", "4", "--bptt", "16", "--val-fraction", "0.25", "--test-fraction", "0.25",
+                 "--no-tensorboard", "--verbose", "0"]) == 0
+    return out, cache, pieces
+
+
+def test_train_sample_with_key_and_evaluate_end_to_end(trained, tmp_path):
+    import json
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from musicgen import evaluate as ev
+    from musicgen.bundle import load_bundle
+    from musicgen.generate import generate
+
+    out, cache, pieces = trained
+    bundle = load_bundle(out)
+    assert bundle.model_config.context == (25, 17, 3, 25) and bundle.start_state is not None
+    assert {f"context_{k}" for k in range(4)} <= set(bundle.weights)
+    # musicgen sample --key, in a fresh process that must not import TensorFlow
+    code = ("import sys\nfrom musicgen.cli import main\n"
+            f"rc = main(['sample', '--model', {str(out)!r}, '--key', 'D minor', '-n', '2', '--length', '60', "
+            f"'--seed', '3', '-o', {str(tmp_path / 'samples')!r}])\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\nsys.exit(rc)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert run.returncode == 0, run.stderr[-2000:]
+    sidecar = json.loads((tmp_path / "samples" / "sample-01.json").read_text())
+    assert sidecar["key"] == "D minor" and sidecar["settings"]["key"] == "D minor"
+    assert sidecar["meter"] is None or sidecar["meter"].count("/") == 1
+    assert "--key 'D minor'" in sidecar["regenerate"]
+    # default: the model draws the key; the sidecar's --key reproduces the sample it is recorded in
+    free = generate(out, length=60, seed=7, num_samples=3)
+    tok = bundle.tokenizer
+    assert all(t[1] == tok.token("KEY", parse_key(s["key"])) for t, s in zip(free.tokens, free.sidecars))
+    again = generate(out, length=60, seed=7, num_samples=3, key=free.sidecars[1]["key"])
+    np.testing.assert_array_equal(again.tokens[1], free.tokens[1])
+    command = shlex.split(free.sidecars[1]["regenerate"])
+    assert command[command.index("--key") + 1] == free.sidecars[1]["key"]
+    # evaluate scores with the context (the numpy scores equal Keras' on the same pieces)
+    result = ev.evaluate(out, cache, num_samples=2, sample_length=60, max_order=2, copy_n=10, excerpt_length=16)
+    assert np.isfinite(result["scores"]["model"]["nll_nats"])
+    from musicgen.sampler import StepModel
+    from musicgen.scoring import score_pieces
+
+    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64, tokenizer=tok)
+    numpy_nll = np.concatenate([s.nll for s in score_pieces(step, pieces[:2])])
+    model = bundle.keras_model()
+    keras_nll = []
+    for p in pieces[:2]:
+        logits = np.asarray(model((p[None, :-1], context_features(p, tok)[None, :-1])), np.float64)[0]
+        logz = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+        keras_nll.append(logz - logits[np.arange(len(p) - 1), p[1:]])
+    np.testing.assert_allclose(numpy_nll, np.concatenate(keras_nll), atol=1e-4)
+
+
+def test_usage_errors_for_key_options_and_rtrl(trained, tmp_path, capsys):
+    from musicgen.cli import main
+
+    out, cache, _ = trained
+    for flags, message in [(["--key", "H minor"], "--key: expected"), (["--program", "5"], "--program: the bundle"),
+                           (["--key", "D", "--primer", str(tmp_path / "x.mid")], "--key: not with --primer")]:
+        (tmp_path / "x.mid").write_bytes(b"")
+        assert main(["sample", "--model", str(out), *flags, "-o", str(tmp_path / "s.mid")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    plain = Path(__file__).resolve().parents[1] / "trained" / "default"
+    if plain.exists():  # a bundle from before context: loads, and has no key mode
+        assert main(["sample", "--model", str(plain), "--key", "D", "-o", str(tmp_path / "s.mid")]) == 2
+        assert "trained without a key mode" in capsys.readouterr().err
+    assert main(["train", str(cache), "--out", str(tmp_path / "r"), "--algorithm", "rtrl", "--epochs", "1"]) == 2
+    assert "rtrl does not train context inputs" in capsys.readouterr().err

@@ -229,6 +229,10 @@ class Responder:
         from musicgen.sampler import StepModel
 
         self.settings, self.tokenizer, self.model_config = settings, bundle.tokenizer, bundle.model_config
+        if bundle.model_config.context:
+            raise UsageError("--model: this bundle reads meter/key context inputs, which `musicgen live` does not "
+                             "track yet (a played phrase has no bars or key); use a bundle trained without --meter "
+                             "and --key-mode")
         self.model = StepModel(bundle.weights, bundle.model_config)
         self.start_state = self.state = bundle.start_state
         self.exchanges, self.since = 0, None

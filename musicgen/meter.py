@@ -144,6 +144,38 @@ def meter_events(meters, to_steps, steps_per_quarter: int) -> tuple[np.ndarray, 
     return tuple(np.array(col, np.int64) for col in zip(*rows))
 
 
+def with_meter_events(events: tuple, meter: tuple, note_seg: np.ndarray, note_end: np.ndarray, n_pieces: int):
+    """The tokenizer's event columns ``(seg, time, on, inst, pitch, bin, voice, is_note)`` with the TIME_SIG events
+    ``meter`` = ``(piece, step, value)`` (``meter_events``) appended: value in ``pitch``, ``is_note`` False, the
+    rest 0. Those at or after their piece's last note end (``note_seg``, ``note_end``: int64 (n,)) are dropped."""
+    m_seg, m_step, m_value = meter
+    piece_end = np.full(n_pieces, -1, np.int64)
+    np.maximum.at(piece_end, note_seg, note_end)
+    fits = m_step < piece_end[m_seg]
+    zeros = np.zeros(int(fits.sum()), np.int64)
+    extra = (m_seg[fits], m_step[fits], zeros.astype(bool), zeros, m_value[fits], zeros, zeros, zeros.astype(bool))
+    return tuple(np.concatenate([a, b.astype(a.dtype)]) for a, b in zip(events, extra))
+
+
+def normalized_bounds(stored_min: int, stored_max: int, key: int | None, min_pitch: int,
+                      max_pitch: int) -> tuple[int, int]:
+    """``Tokenizer.transpose_bounds`` in ``key="normalize"``: notes stored on C (lowest/highest ``stored_min``/
+    ``stored_max``) decode moved to the key, so a shift of the KEY by x is safe when they then stay in
+    [min_pitch, max_pitch]; the widest run of safe shifts around 0, ``±(max_pitch - min_pitch)`` when all are
+    (or ``key`` is None: nothing moves)."""
+    full = max_pitch - min_pitch
+    if key is None:
+        return -full, full
+    back = -normalize_shift((key + np.arange(12)) % 12)  # decoded pitch = stored + back[x % 12]
+    safe = (stored_min + back >= min_pitch) & (stored_max + back <= max_pitch)
+    if safe.all():
+        return -full, full
+    if not safe[0]:
+        return 0, 0
+    hi = next(x for x in range(1, 13) if not safe[x % 12]) - 1
+    return -(next(x for x in range(1, 13) if not safe[-x % 12]) - 1), hi
+
+
 # ---- keys --------------------------------------------------------------------------------------------------------
 def key_number(sharps: int, minor: bool) -> int:
     """pretty_midi's key number of a key signature with ``sharps`` (negative: flats) in major or minor."""

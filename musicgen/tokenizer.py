@@ -39,6 +39,14 @@ the previous note event's, PROGRAM when its program differs (the first note alwa
 has them), VELOCITY (NOTE_ON only) when its bin differs from the last NOTE_ON's (the first NOTE_ON always gets one).
 Voice and program are independent registers: a VOICE event does not change the program.
 
+Meter and key (``musicgen.meter``): with ``meter`` a TIME_SIG event stands at each step where a bar of its meter
+starts, after the TIME_SHIFTs that reach the step and before its note events: the first bar (4/4 at step 0 when the
+piece has no time signature), then wherever the meter changes or a bar starts off the last meter's bar grid (a pickup
+is a short bar of its own meter, 1/4 before 4/4); none at or after the piece's last step. With ``key`` one KEY event
+follows BOS: the file's key signature when it has a mode, else ``musicgen.keys``'s analysis; in ``"normalize"`` the
+notes are stored moved by ``normalize_shift(tonic)`` (tonic to C) and decoded moved back by the first KEY's tonic
+(notes that would leave the pitch range are dropped either way). ``transpose_tokens`` shifts KEY tonics too.
+
 Decoding is total: any sequence of valid ids decodes. PAD/BOS are ignored, decoding stops at the first EOS, the state
 starts as voice 0, program 0 at ``default_velocity`` (the centre of its bin), a NOTE_OFF with no sounding note (of
 that voice, program and pitch) is ignored, a NOTE_ON of a pitch already sounding ends the earlier note there, a note
@@ -56,9 +64,10 @@ import numpy as np
 
 from musicgen.config import TokenizerConfig
 from musicgen.errors import IngestError, UsageError
+from musicgen.event_arrays import _forward_fill, _lex_order, emit_tokens, velocity_tables  # noqa: F401
 from musicgen.keys import piece_key
-from musicgen.meter import (TS_DENOMINATORS, meter_events, normalize_shift, time_signature_of,  # noqa: F401
-                            time_signature_value)
+from musicgen.meter import (TS_DENOMINATORS, meter_events, normalize_shift, normalized_bounds,  # noqa: F401
+                            time_signature_of, time_signature_value, with_meter_events)
 from musicgen.midi_io import Note, NoteArrays, Piece, arrays_to_pretty_midi, read_piece
 
 DRUMS = 128  # PROGRAM value (and internal instrument id) of the percussion channel
@@ -70,38 +79,6 @@ KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "
 TS_VALUES = 16 * len(TS_DENOMINATORS)
 KEY_VALUES = 24
 DEFAULT_MAX_TOKENS = 20_000_000
-
-
-def velocity_tables(bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(to_bin, to_velocity)``: int64 arrays of shape (128,) (velocity → bin, 0 → bin 1) and (bins + 1,)."""
-    v = np.arange(128)
-    to_bin = 1 + (np.maximum(v - 1, 0) * bins) // 127  # 127 velocities 1..127 share the bins
-    to_velocity = np.zeros(bins + 1, dtype=np.int64)
-    for b in range(1, bins + 1):
-        members = v[1:][to_bin[1:] == b]
-        to_velocity[b] = (members[0] + members[-1]) // 2
-    return to_bin.astype(np.int64), to_velocity
-
-
-def _lex_order(*keys: np.ndarray) -> np.ndarray:
-    """``np.lexsort(keys)`` (the last key primary, stable) for non-negative integer keys: packed into one int64 and
-    argsorted when their bit widths fit in 63 bits (about 10x faster than lexsort), else lexsort itself."""
-    keys = tuple(np.asarray(k, dtype=np.int64) for k in keys)
-    widths = [int(k.max()).bit_length() if k.size else 0 for k in keys]
-    if sum(widths) > 63 or any(k.size and k.min() < 0 for k in keys):
-        return np.lexsort(keys)
-    packed, shift = np.zeros(keys[0].shape, np.int64), 0
-    for k, width in zip(keys, widths):
-        if width:
-            packed |= k << shift
-        shift += width
-    return np.argsort(packed, kind="stable")
-
-
-def _forward_fill(mask: np.ndarray, values: np.ndarray, default: int) -> np.ndarray:
-    """At each position, ``values`` at the latest position <= it where ``mask`` is set, else ``default``."""
-    last = np.maximum.accumulate(np.where(mask, np.arange(mask.size), -1)) if mask.size else mask.astype(np.int64)
-    return np.where(last >= 0, values[np.maximum(last, 0)], default)
 
 
 class Tokenizer:
@@ -298,80 +275,14 @@ class Tokenizer:
         n = pitch.size  # events: OFFs (kind 0) sort before ONs (kind 1) at the same step
         ev_time, ev_on = np.concatenate([e, s]), np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
         ev_inst, ev_pitch, ev_bin, ev_seg = np.tile(inst, 2), np.tile(pitch, 2), np.tile(vbin, 2), np.tile(seg, 2)
-        ev_voice, ev_note = np.tile(voice, 2), np.ones(2 * n, bool)
-        if c.meter:  # TIME_SIG pseudo-events (value in ev_pitch) sort before the notes of their step
-            m_seg, m_step, m_value = meter_events(meters, self.to_steps, c.steps_per_quarter)
-            piece_end = np.full(n_segments, -1, np.int64)
-            np.maximum.at(piece_end, seg, e)
-            fits = m_step < piece_end[m_seg]
-            m = int(fits.sum())
-            ev_seg, ev_time = np.concatenate([ev_seg, m_seg[fits]]), np.concatenate([ev_time, m_step[fits]])
-            ev_pitch = np.concatenate([ev_pitch, m_value[fits]])
-            ev_on, ev_note = np.concatenate([ev_on, np.zeros(m, bool)]), np.concatenate([ev_note, np.zeros(m, bool)])
-            ev_inst, ev_bin, ev_voice = (np.concatenate([a, np.zeros(m, np.int64)]) for a in (ev_inst, ev_bin,
-                                                                                              ev_voice))
+        events = (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, np.tile(voice, 2), np.ones(2 * n, bool))
+        if c.meter:  # TIME_SIG pseudo-events (value in ev_pitch, ev_note False) sort before the notes of their step
+            events = with_meter_events(events, meter_events(meters, self.to_steps, c.steps_per_quarter), seg, e,
+                                       n_segments)
+        ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, ev_voice, ev_note = events
         order = _lex_order(ev_pitch, ev_inst, ev_on, ev_voice, ev_note, ev_time, ev_seg)
-        return self._emit(*(a[order] for a in (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, ev_voice,
-                                               ev_note)), n_segments, keys)
-
-    def _emit(self, seg, time, on, inst, pitch, vbin, voice, note, n_segments: int, keys=None):
-        """Sorted events → ``(tokens, offsets, too_long)`` (see ``_encode_segments``); state resets at each piece.
-        ``note``: False for a TIME_SIG pseudo-event (its value in ``pitch``)."""
-        c, m = self.config, self.config.max_shift_steps
-        first = np.ones(time.size, bool)  # the first event of its piece: shift from 0
-        first[1:] = seg[1:] != seg[:-1]
-        dt = np.where(first, time, np.diff(time, prepend=0))
-        n_shift = (dt + m - 1) // m
-        note_idx = np.flatnonzero(note)  # VOICE and PROGRAM registers change between note events only
-        first_note = np.ones(note_idx.size, bool)
-        first_note[1:] = seg[note_idx][1:] != seg[note_idx][:-1]
-        prog = np.zeros(time.size, bool)
-        if c.programs:
-            prog[note_idx[1:]] = inst[note_idx][1:] != inst[note_idx][:-1]
-            prog[note_idx] |= first_note
-        vox = np.zeros(time.size, bool)
-        if c.voices:
-            vox[note_idx[1:]] = voice[note_idx][1:] != voice[note_idx][:-1]
-            vox[note_idx] |= first_note
-        vel = np.zeros(time.size, bool)
-        if c.velocity_bins > 0:
-            on_idx = np.flatnonzero(on)
-            on_bin, on_seg = vbin[on_idx], seg[on_idx]
-            change = np.ones(on_idx.size, bool)
-            change[1:] = (on_bin[1:] != on_bin[:-1]) | (on_seg[1:] != on_seg[:-1])
-            vel[on_idx] = change
-        counts = n_shift + vox + prog + vel + 1
-        head = 1 + bool(c.key)  # BOS, and KEY
-        sizes = np.bincount(seg, weights=counts, minlength=n_segments).astype(np.int64) + head + 1
-        too_long = np.where(sizes > self.max_tokens, sizes, 0)
-        if too_long.any():  # refuse those pieces before allocating their tokens
-            fits = too_long[seg] == 0
-            seg, time, on, inst, pitch, vbin, voice, note, dt, n_shift, vox, prog, vel, counts = (
-                a[fits] for a in (seg, time, on, inst, pitch, vbin, voice, note, dt, n_shift, vox, prog, vel,
-                                  counts))
-            sizes = np.where(too_long > 0, head + 1, sizes)
-        offsets = np.zeros(n_segments + 1, np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        out = np.empty(int(offsets[-1]), dtype=np.int32)
-        out[offsets[:-1]], out[offsets[1:] - 1] = self.bos_id, self.eos_id
-        if c.key:
-            out[offsets[:-1] + 1] = self.ranges["KEY"][0] + np.asarray(keys, np.int64)
-        end = head + (head + 1) * seg + np.cumsum(counts)  # each earlier piece adds its head and EOS
-        begin = end - counts
-        event = np.where(on, self.ranges["NOTE_ON"][0], self.ranges["NOTE_OFF"][0]) + pitch - c.min_pitch
-        out[end - 1] = np.where(note, event, self.ranges["TIME_SIG"][0] + pitch) if c.meter else event
-        if c.velocity_bins > 0:
-            out[(end - 2)[vel]] = self.ranges["VELOCITY"][0] + vbin[vel] - 1
-        if c.programs:
-            out[(end - 2 - vel)[prog]] = self.ranges["PROGRAM"][0] + inst[prog]
-        if c.voices:
-            out[(end - 2 - vel - prog)[vox]] = self.ranges["VOICE"][0] + voice[vox]
-        shift0 = self.ranges["TIME_SHIFT"][0]
-        group_start = np.repeat(np.cumsum(n_shift) - n_shift, n_shift)
-        out[np.repeat(begin, n_shift) + np.arange(group_start.size) - group_start] = shift0 + m - 1
-        has = n_shift > 0
-        out[(begin + n_shift - 1)[has]] = shift0 + (dt - (n_shift - 1) * m)[has] - 1
-        return out, offsets, too_long
+        return emit_tokens(self, *(a[order] for a in (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, ev_voice,
+                                                      ev_note)), n_segments, keys)
 
     # ---- decode --------------------------------------------------------------------------------------------
     def _check_ids(self, tokens) -> np.ndarray:
@@ -501,18 +412,8 @@ class Tokenizer:
             return -full, full
         if c.key != "normalize":
             return c.min_pitch - int(values.min()), c.max_pitch - int(values.max())
-        key = self._first_key(self._kind[t], self._value[t])
-        if key is None:  # nothing to move: the notes stay on C
-            return -full, full
-        back = -normalize_shift((key + np.arange(12)) % 12)  # decoded pitch = stored + back[shift % 12]
-        safe = (values.min() + back >= c.min_pitch) & (values.max() + back <= c.max_pitch)
-        if safe.all():
-            return -full, full
-        if not safe[0]:
-            return 0, 0
-        hi = next(x for x in range(1, 13) if not safe[x % 12]) - 1
-        lo = -(next(x for x in range(1, 13) if not safe[-x % 12]) - 1)
-        return lo, hi
+        return normalized_bounds(int(values.min()), int(values.max()), self._first_key(self._kind[t], self._value[t]),
+                                 c.min_pitch, c.max_pitch)
 
     def transpose_tokens(self, tokens, semitones: int) -> np.ndarray:
         """Shift every non-drum NOTE_ON/NOTE_OFF by ``semitones``, and every KEY's tonic (mod 12, mode kept); same

@@ -279,13 +279,14 @@ def _parse_midi(data: bytes):
     return core.ScoreTick.from_midi(data, False)
 
 
-def resample_midi(data: bytes, ticks_per_quarter: int = FILE_TICKS_PER_QUARTER) -> bytes:
+def resample_midi(data: bytes, ticks_per_quarter: int = FILE_TICKS_PER_QUARTER, time_signatures=None) -> bytes:
     """MIDI bytes rewritten at a conventional resolution (symusic: notes, tempos, meters, keys, controls kept).
 
     music21 writes 10,080 ticks per quarter; at that resolution a piece of ~1,000 quarter notes passes tick 1e7,
     past which pretty_midi refuses a file as "likely corrupt". The resolution is lowered further (and the file's
     last tick kept under ``MAX_FILE_TICK``) only for a piece too long for ``ticks_per_quarter``. Bytes already at
-    the target resolution are returned unchanged.
+    the target resolution are returned unchanged unless ``time_signatures`` (``(quarter notes, numerator,
+    denominator)`` tuples) are given: then they replace the file's time signatures.
 
     Raises:
         IngestError: ``data`` is not a MIDI file symusic can read.
@@ -299,9 +300,17 @@ def resample_midi(data: bytes, ticks_per_quarter: int = FILE_TICKS_PER_QUARTER) 
         raise IngestError(f"unreadable MIDI: ticks per quarter is {tpq}")
     quarters = score.end() / tpq
     target = max(1, min(int(ticks_per_quarter), int(MAX_FILE_TICK / quarters) if quarters > 0 else ticks_per_quarter))
-    if target == tpq:
+    if target == tpq and time_signatures is None:
         return data
-    return bytes(score.resample(target, min_dur=1).dumps_midi())
+    if target != tpq:
+        score = score.resample(target, min_dur=1)
+    if time_signatures is not None:
+        import symusic.core as core
+
+        score.time_signatures.clear()
+        for t, num, den in time_signatures:
+            score.time_signatures.append(core.TimeSignatureTick(round(t * target), int(num), int(den)))
+    return bytes(score.dumps_midi())
 
 
 def _check_size(path: Path, limit: int) -> None:

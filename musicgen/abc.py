@@ -25,7 +25,7 @@ import numpy as np
 
 from musicgen.errors import IngestError
 from musicgen.midi_io import (DEFAULT_MAX_NOTES, MUSIC21_DEFAULT_VELOCITY, Piece, _build_piece, _parse_midi, _tempo_map,
-                              beats_to_seconds)
+                              beats_to_seconds, symusic_meta)
 
 ABC2MIDI_TIMEOUT_S = 60
 ABC2MIDI_FLAGS = ("-NGUI", "-NGRA", "-NFER", "-silent")  # no guitar-chord accompaniment, grace notes, fermatas
@@ -205,5 +205,6 @@ def read_abc_fast(text: str, time_mode: str = "beat", max_notes: int = DEFAULT_M
     if time_mode == "seconds":
         start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
     n = pitch.size
+    meters, key = symusic_meta(score, time_mode, change_beats, change_qpm)
     return _build_piece(pitch, start, end, np.full(n, MUSIC21_DEFAULT_VELOCITY), np.zeros(n, np.int64),
-                        np.zeros(n, bool), float(change_qpm[0]), time_mode, max_notes)
+                        np.zeros(n, bool), float(change_qpm[0]), time_mode, max_notes, meters=meters, key=key)

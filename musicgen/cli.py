@@ -40,7 +40,18 @@ def _add_ingest(sub) -> None:
                    help="VOICE events that keep each track/part apart: N voices (parts from N on share the last), "
                         "auto = as many as the piece with the most parts, 0 = off (parts of one program merge); "
                         "also records how many notes one voice sounds at once (1: monophonic parts; README, Events)")
+    _add_meter_key(p, "")
     p.set_defaults(func=_cmd_ingest)
+
+
+def _add_meter_key(p, when: str) -> None:
+    p.add_argument("--meter", action="store_true", default=None,
+                   help=f"{when}TIME_SIG events where bars of each meter start, pickups as short bars (beat mode; "
+                        "default: off" + (", or the cache's own)" if when else ")"))
+    p.add_argument("--key-mode", choices=["token", "normalize"], default=None,
+                   help=f"{when}a KEY event after BOS (the file's key signature, else an analysis): token = notes as "
+                        "written, normalize = notes moved so the tonic is C (default: off"
+                        + (", or the cache's own)" if when else ")"))
 
 
 def _cmd_ingest(args) -> int:
@@ -134,6 +145,7 @@ def _add_train(sub) -> None:
     p.add_argument("--voices", default=None, metavar="N|auto",
                    help="when CORPUS_DIR holds music files: VOICE events, as `musicgen ingest --voices` (default: "
                         "off, or the cache's own)")
+    _add_meter_key(p, "when CORPUS_DIR holds music files: ")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed run from OUT/checkpoints with its saved settings")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,

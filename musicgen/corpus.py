@@ -172,7 +172,7 @@ def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: To
     out.mkdir(parents=True, exist_ok=True)
     with CacheLock(out):
         run = _Run(corpus, out, config, workers, progress, time_limit_s)
-        return _ingest_locked(run, Tokenizer(config).vocab_size, rebuild)
+        return _ingest_locked(run, Tokenizer(config), rebuild)
 
 
 @dataclass
@@ -185,7 +185,7 @@ class _Run:
     time_limit_s: int
 
 
-_PIECE_FIELDS = ("key", "index", "title", "reader", "reason", "events")
+_PIECE_FIELDS = ("key", "index", "title", "reader", "reason", "events", "tonality", "meter")
 
 
 def _trusted_rows(prev_rows: list[dict] | None, fkey: str) -> list[dict] | None:
@@ -196,8 +196,8 @@ def _trusted_rows(prev_rows: list[dict] | None, fkey: str) -> list[dict] | None:
     return [{k: r[k] for k in _PIECE_FIELDS if k in r} for r in prev_rows]
 
 
-def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
-    corpus, out, config = run.corpus, run.out, run.config
+def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
+    corpus, out, config, vocab_size = run.corpus, run.out, run.config, tokenizer.vocab_size
     chash = config_hash(config)
     entries = out / "entries" / chash
     entries.mkdir(parents=True, exist_ok=True)
@@ -239,7 +239,7 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
     todo = [k for k in first_with_key if k not in outcome]
     tokenized = _tokenize(run, entries, results.missing_files(todo), first_with_key, results)
     for fkey in todo:
-        outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]))
+        outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]), tokenizer)
 
     def kept_pieces() -> list[tuple[str, str, int]]:  # (piece key, path, index) in path order
         return [(row["key"], rec["path"], row.get("index", 0)) for rec in files if "status" not in rec
@@ -253,7 +253,7 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
             results.files.pop(fkey, None)
         tokenized += _tokenize(run, entries, redo, first_with_key, results)
         for fkey in redo:
-            outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]))
+            outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]), tokenizer)
         kept = kept_pieces()
         if kept:
             _write_tokens(out, [k for k, _, _ in kept], results, [p for _, p, _ in kept], [i for _, _, i in kept])
@@ -297,7 +297,8 @@ def _ingest_locked(run: _Run, vocab_size: int, rebuild: bool) -> IngestReport:
     return report
 
 
-_ROW_ORDER = ("path", "index", "title", "key", "size", "mtime_ns", "status", "reader", "reason", "events")
+_ROW_ORDER = ("path", "index", "title", "key", "size", "mtime_ns", "status", "reader", "reason", "events", "tonality",
+              "meter")
 
 
 def _ordered(row: dict) -> dict:

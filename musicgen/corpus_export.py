@@ -2,7 +2,8 @@
 
 Each piece is parsed by music21 in a worker process and written as ``DIR/<safe name>.mid`` at 480 ticks per quarter
 (music21 writes 10,080, which puts a long mass movement past tick 1e7, where pretty_midi refuses the file;
-``midi_io.resample_midi``). An ABC file holding several
+``midi_io.resample_midi``), with the score's bars as time signatures (a pickup is a short bar of its own, so reading
+the MIDI gives the bars music21 reads in the score; ``scores.score_bars``). An ABC file holding several
 tunes is split at its ``X:`` lines, each tune becoming ``<file stem>-<nnnn>.mid`` (nnnn counts tunes from 1), so names
 are deterministic. Pieces music21 cannot parse or write are counted and skipped, never fatal. music21's own pickle
 cache is bypassed (``forceSource=True, storePickle=False``).
@@ -88,12 +89,17 @@ def _pieces(files: list[Path]) -> list[tuple[str, str, str | None]]:
 
 
 def score_to_midi(score) -> bytes:
-    """A music21 stream as MIDI file bytes at 480 ticks per quarter (music21 writes 10,080; resampled by symusic)."""
+    """A music21 stream as MIDI file bytes at 480 ticks per quarter (music21 writes 10,080; resampled by symusic),
+    with the score's real bars as time signatures (``scores.score_bars`` of the score with repeats played out, as
+    music21's MIDI has them): a pickup is a short bar (1/4 at 0, then 4/4), where music21 writes 4/4 from 0."""
     import music21
 
     from musicgen.midi_io import resample_midi
+    from musicgen.scores import _expanded, score_bars
 
-    return resample_midi(music21.midi.translate.music21ObjectToMidiFile(score).writestr())
+    bars = score_bars(_expanded(score)[0])
+    return resample_midi(music21.midi.translate.music21ObjectToMidiFile(score).writestr(),
+                         time_signatures=bars or None)
 
 
 def _export_chunk(items: list[tuple[str, str, str | None]]) -> list[tuple[bytes | None, str]]:

@@ -75,8 +75,11 @@ def _encode_one(tokenizer, piece):
 
 
 
-def piece_rows(pieces: list[PieceResult], score_format: bool) -> list[dict]:
-    """Manifest fields of each piece (path, size and status are added by the caller)."""
+def piece_rows(pieces: list[PieceResult], score_format: bool, tokenizer=None) -> list[dict]:
+    """Manifest fields of each piece (path, size and status are added by the caller). With a ``tokenizer`` whose
+    config has ``key`` / ``meter``, a kept piece's row also names its key (``"tonality": "F major"``, its KEY event)
+    and its main meter (``"meter": "4/4"``, of its TIME_SIG events the one in force for the most steps; a pickup's
+    short bar rarely is)."""
     rows = []
     for p in pieces:
         row = {"key": p.key}
@@ -84,8 +87,28 @@ def piece_rows(pieces: list[PieceResult], score_format: bool) -> list[dict]:
             row["index"] = p.index
             row.update({k: v for k, v in (("title", p.title), ("reader", p.reader)) if v})
         row.update(reason=p.reason) if p.reason else row.update(events=int(p.tokens.size))
+        if tokenizer is not None and not p.reason:
+            row.update(meter_and_key(tokenizer, p.tokens))
         rows.append(row)
     return rows
+
+
+def meter_and_key(tokenizer, tokens: np.ndarray) -> dict:
+    """``{"tonality": …, "meter": …}`` of one piece's tokens, each only when the tokenizer encodes it (see
+    ``piece_rows``)."""
+    from musicgen.meter import key_name
+
+    c, out = tokenizer.config, {}
+    if not (c.key or c.meter):
+        return out
+    key, meters = tokenizer.decode_meta(tokens)
+    if c.key and key is not None:
+        out["tonality"] = key_name(key)
+    if c.meter and meters:
+        ends = [s for s, _, _ in meters[1:]] + [int(tokenizer.decode_arrays(tokens)["end"].max(initial=0))]
+        longest = max(range(len(meters)), key=lambda i: (ends[i] - meters[i][0], -i))
+        out["meter"] = f"{meters[longest][1]}/{meters[longest][2]}"
+    return out
 
 
 def expected_pieces(path: str) -> int:

@@ -112,21 +112,29 @@ class NoteArrays(NamedTuple):
 
 
 class Piece:
-    """The notes of one file, sorted by (start, pitch), with the first tempo in quarter notes per minute.
+    """The notes of one file, sorted by (start, pitch), with the first tempo in quarter notes per minute, its bars
+    and its key.
 
     ``qpm`` lets beat-mode tokens be turned back into seconds; in seconds mode it is informational. Build it from
     ``notes`` (a list of ``Note``) or, on the fast path ``read_piece`` takes, from ``arrays`` (``NoteArrays``,
     already valid and sorted): then ``.notes`` is made on first use, and the tokenizer reads ``.arrays`` without it.
-    Immutable; equal when notes, qpm and time mode are equal.
+    ``meters``: the file's time signatures as ``(time, numerator, denominator)`` tuples sorted by time (time in the
+    piece's unit; a score's pickup is a short bar of its own meter, see ``musicgen.meter``; empty: none in the
+    file). ``key``: the file's first key signature as pretty_midi's key number (tonic + 12 * minor), or None when
+    the file has none, or none with a mode. Immutable; equal when notes, qpm, time mode, meters and key are equal.
     """
 
-    __slots__ = ("_notes", "_arrays", "qpm", "time_mode")
+    __slots__ = ("_notes", "_arrays", "qpm", "time_mode", "meters", "key")
 
     def __init__(self, notes: list[Note] | None = None, qpm: float = DEFAULT_QPM, time_mode: str = "beat", *,
-                 arrays: NoteArrays | None = None) -> None:
+                 arrays: NoteArrays | None = None, meters=(), key: int | None = None) -> None:
         if (notes is None) == (arrays is None):
             raise UsageError("Piece: expected exactly one of notes or arrays")
-        for name, value in (("_notes", notes), ("_arrays", arrays), ("qpm", qpm), ("time_mode", time_mode)):
+        if key is not None and not (isinstance(key, (int, np.integer)) and 0 <= key < 24):
+            raise UsageError(f"Piece.key: expected a key number in [0, 24) or None, got {key!r}")
+        meters = tuple((float(t), int(n), int(d)) for t, n, d in meters)
+        for name, value in (("_notes", notes), ("_arrays", arrays), ("qpm", qpm), ("time_mode", time_mode),
+                            ("meters", meters), ("key", None if key is None else int(key))):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name, value):
@@ -148,13 +156,15 @@ class Piece:
         return len(self._notes) if self._notes is not None else int(self._arrays.pitch.size)
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Piece) and (self.qpm, self.time_mode) == (other.qpm, other.time_mode)
-                and self.notes == other.notes)
+        return (isinstance(other, Piece) and (self.qpm, self.time_mode, self.meters, self.key)
+                == (other.qpm, other.time_mode, other.meters, other.key) and self.notes == other.notes)
 
     __hash__ = None
 
     def __repr__(self) -> str:
-        return f"Piece({len(self)} notes, qpm={self.qpm!r}, time_mode={self.time_mode!r})"
+        extra = (f", meters={self.meters!r}" if self.meters else "") + (f", key={self.key}" if self.key is not None
+                                                                         else "")
+        return f"Piece({len(self)} notes, qpm={self.qpm!r}, time_mode={self.time_mode!r}{extra})"
 
 
 def _check_time_mode(time_mode: str) -> None:
@@ -199,9 +209,10 @@ def _tempo_map(beats: list[float], qpms: list[float]) -> tuple[np.ndarray, np.nd
 
 
 def _build_piece(pitch, start, end, velocity, program, is_drum, qpm: float, time_mode: str, max_notes: int,
-                 voice=None) -> Piece:
+                 voice=None, meters=(), key: int | None = None) -> Piece:
     """Validate raw arrays (times already in the piece's unit) and make a ``Piece`` sorted by (start, pitch, voice)
-    (no ``Note`` objects). ``voice``: int array (n,), the part of each note (None: all 0)."""
+    (no ``Note`` objects). ``voice``: int array (n,), the part of each note (None: all 0); ``meters``, ``key``: as
+    ``Piece``."""
     pitch = np.asarray(pitch, dtype=np.int64)
     if pitch.size == 0:
         raise IngestError("no notes")
@@ -223,7 +234,7 @@ def _build_piece(pitch, start, end, velocity, program, is_drum, qpm: float, time
                         np.minimum(np.maximum(program[order], 0), 127), is_drum[order], voice[order])
     if not (math.isfinite(qpm) and qpm > 0):
         qpm = DEFAULT_QPM
-    return Piece(arrays=arrays, qpm=float(qpm), time_mode=time_mode)
+    return Piece(arrays=arrays, qpm=float(qpm), time_mode=time_mode, meters=meters, key=key)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -268,13 +279,14 @@ def _parse_midi(data: bytes):
     return core.ScoreTick.from_midi(data, False)
 
 
-def resample_midi(data: bytes, ticks_per_quarter: int = FILE_TICKS_PER_QUARTER) -> bytes:
+def resample_midi(data: bytes, ticks_per_quarter: int = FILE_TICKS_PER_QUARTER, time_signatures=None) -> bytes:
     """MIDI bytes rewritten at a conventional resolution (symusic: notes, tempos, meters, keys, controls kept).
 
     music21 writes 10,080 ticks per quarter; at that resolution a piece of ~1,000 quarter notes passes tick 1e7,
     past which pretty_midi refuses a file as "likely corrupt". The resolution is lowered further (and the file's
     last tick kept under ``MAX_FILE_TICK``) only for a piece too long for ``ticks_per_quarter``. Bytes already at
-    the target resolution are returned unchanged.
+    the target resolution are returned unchanged unless ``time_signatures`` (``(quarter notes, numerator,
+    denominator)`` tuples) are given: then they replace the file's time signatures.
 
     Raises:
         IngestError: ``data`` is not a MIDI file symusic can read.
@@ -288,9 +300,17 @@ def resample_midi(data: bytes, ticks_per_quarter: int = FILE_TICKS_PER_QUARTER) 
         raise IngestError(f"unreadable MIDI: ticks per quarter is {tpq}")
     quarters = score.end() / tpq
     target = max(1, min(int(ticks_per_quarter), int(MAX_FILE_TICK / quarters) if quarters > 0 else ticks_per_quarter))
-    if target == tpq:
+    if target == tpq and time_signatures is None:
         return data
-    return bytes(score.resample(target, min_dur=1).dumps_midi())
+    if target != tpq:
+        score = score.resample(target, min_dur=1)
+    if time_signatures is not None:
+        import symusic.core as core
+
+        score.time_signatures.clear()
+        for t, num, den in time_signatures:
+            score.time_signatures.append(core.TimeSignatureTick(round(t * target), int(num), int(den)))
+    return bytes(score.dumps_midi())
 
 
 def _check_size(path: Path, limit: int) -> None:
@@ -300,6 +320,27 @@ def _check_size(path: Path, limit: int) -> None:
         raise IngestError(f"not a music file: {str(path)!r} is not a readable file") from None
     if size > limit:
         raise IngestError(f"too large: {size} bytes > {limit} (a cap that bounds the memory of one file)")
+
+
+def symusic_meta(score, time_mode: str, change_beats, change_qpm) -> tuple[list[tuple[float, int, int]], int | None]:
+    """``(meters, key)`` of a symusic tick-time score, as ``Piece`` holds them: every time signature
+    ``(time, numerator, denominator)`` sorted by time (the last of one tick wins; time in quarter notes, or seconds
+    through the tempo map), and the first key signature's key number (None when the file has none)."""
+    from musicgen.meter import key_number
+
+    tpq = float(score.ticks_per_quarter)
+    by_tick = {int(ts.time): (int(ts.numerator), int(ts.denominator)) for ts in score.time_signatures}
+    ticks = sorted(by_tick)
+    times = np.array(ticks, np.float64) / tpq
+    if time_mode == "seconds" and ticks:
+        times = beats_to_seconds(times, change_beats, change_qpm)
+    meters = [(t, *by_tick[k]) for t, k in zip(times.tolist(), ticks) if by_tick[k][0] > 0 and by_tick[k][1] > 0]
+    keys = score.key_signatures
+    key = None
+    if len(keys):
+        first = min(keys, key=lambda k: k.time)
+        key = key_number(int(first.key), bool(first.tonality)) if -7 <= first.key <= 7 else None
+    return meters, key
 
 
 def _read_midi(path: Path, time_mode: str, max_notes: int, data: bytes | None) -> Piece:
@@ -337,8 +378,10 @@ def _read_midi(path: Path, time_mode: str, max_notes: int, data: bytes | None) -
     start, end = time / tpq, (time + np.maximum(duration, 1)) / tpq
     if time_mode == "seconds":
         start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
+    meters, key = symusic_meta(score, time_mode, change_beats, change_qpm)
     return _build_piece(pitch, start, end, velocity, np.repeat(programs, counts), np.repeat(drums, counts),
-                        float(change_qpm[0]), time_mode, max_notes, voice=np.repeat(np.arange(len(counts)), counts))
+                        float(change_qpm[0]), time_mode, max_notes, voice=np.repeat(np.arange(len(counts)), counts),
+                        meters=meters, key=key)
 
 
 def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES,
@@ -380,7 +423,8 @@ def read_notes(path: str | Path, time_mode: str = "beat") -> list[Note]:
 
 
 def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = DEFAULT_QPM,
-                          time_mode: str = "beat", resolution: int = 480, voice=None):
+                          time_mode: str = "beat", resolution: int = 480, voice=None, time_signatures=(),
+                          key: int | None = None):
     """Build a ``pretty_midi.PrettyMIDI`` from note arrays (fast path used by the tokenizer's decoder).
 
     Args:
@@ -393,6 +437,9 @@ def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = 
         resolution: MIDI ticks per quarter note of the written file; lowered (and then the written tempo) when the
             last note would lie past tick 1e7, which pretty_midi refuses to read back. Times in seconds are kept.
         voice: int array, shape (n,), the part of each note, or None (one part).
+        time_signatures: ``(time, numerator, denominator)`` tuples (time in the notes' unit), written as time
+            signature changes.
+        key: a key number (tonic + 12 * minor) written as a key signature at time 0, or None.
     Returns:
         PrettyMIDI with one instrument per distinct ``instrument`` value (ascending; drums last), or with ``voice``
         one per distinct ``(voice, instrument)`` (ascending; named "<program name> (voice k)").
@@ -412,6 +459,11 @@ def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = 
         resolution = max(1, int(MAX_FILE_TICK / (last * file_qpm / 60.0)))
         file_qpm = max(MIN_FILE_QPM, min(file_qpm, MAX_FILE_TICK * 60.0 / (last * resolution)))
     pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=file_qpm)
+    for t, num, den in time_signatures:
+        pm.time_signature_changes.append(pretty_midi.TimeSignature(int(num), int(den), float(t) * (
+            60.0 / file_qpm if time_mode == "beat" else 1.0)))
+    if key is not None:
+        pm.key_signature_changes.append(pretty_midi.KeySignature(int(key), 0.0))
     instrument = np.asarray(instrument, dtype=np.int64)
     pitch, velocity = np.asarray(pitch, dtype=np.int64), np.asarray(velocity, dtype=np.int64)
     voices = np.zeros_like(instrument) if voice is None else np.asarray(voice, dtype=np.int64)

@@ -244,7 +244,8 @@ def plot_piano_roll(midi, path=None, time_unit: str = "beats", width: int = 1200
     Args:
         midi: ``pretty_midi.PrettyMIDI`` or path to a MIDI file.
         path: PNG output path, or None to only return the figure.
-        time_unit: "beats" (quarter notes, following tempo changes; bar lines dotted) or "seconds".
+        time_unit: "beats" (quarter notes, following tempo changes) or "seconds"; either way thin lines across
+            the roll mark the bars of the MIDI's time signatures (a 1/4 pickup, then 4/4: lines at 0, 1, 5, 9, …).
         width, height: image size in pixels; dpi: dots per inch (scales the text).
         title: figure title (default: the MIDI file name when ``midi`` is a path).
     """
@@ -280,10 +281,9 @@ def plot_piano_roll(midi, path=None, time_unit: str = "beats", width: int = 1200
     bottom.set_xlabel("time (quarter notes)" if time_unit == "beats" else "time (seconds)")
     end = float(to_x(pm.get_end_time())) if pm.get_end_time() > 0 else 1.0
     bottom.set_xlim(0, end)
-    if time_unit == "beats":
-        for ax in {ax_notes, ax_drums}:
-            for bar in to_x(pm.get_downbeats()):
-                ax.axvline(bar, color="0.6", linewidth=0.5, linestyle=":", zorder=0)
+    for ax in {ax_notes, ax_drums}:  # bar lines from the time signatures (none in the file: 4/4 from 0)
+        for bar in to_x(pm.get_downbeats()):
+            ax.axvline(bar, color="0.55", linewidth=0.6, zorder=0)
     if not pitched and not drums:
         ax_notes.text(0.5, 0.5, "no notes", ha="center", va="center", transform=ax_notes.transAxes)
     if title:

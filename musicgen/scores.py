@@ -99,9 +99,56 @@ def music21_piece(score, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_N
     pitch, start, end, vel, program, drum, voice = (np.array(col) for col in zip(*rows))
     if time_mode == "seconds":
         start, end = beats_to_seconds(start, change_beats, change_qpm), beats_to_seconds(end, change_beats, change_qpm)
+    bars = score_bars(score)
+    bar_times = np.array([t for t, _, _ in bars], np.float64)
+    if time_mode == "seconds" and bars:
+        bar_times = beats_to_seconds(bar_times, change_beats, change_qpm)
     piece = _build_piece(pitch, start, end, vel, program, drum, float(change_qpm[0]), time_mode, max_notes,
-                         voice=voice)
+                         voice=voice, meters=[(t, n, d) for t, (_, n, d) in zip(bar_times.tolist(), bars)],
+                         key=score_key(score))
     return piece, reader
+
+
+def score_bars(score) -> list[tuple[float, int, int]]:
+    """The bars of a music21 score (repeats as in ``score``) as ``meter.meter_changes`` entries ``(quarter notes,
+    numerator, denominator)``: the measures of its first part with measures, each a bar of its notated meter, or
+    of its own length when shorter or longer (a pickup, a bar split at a line break, a short last bar:
+    ``meter.short_bar_meter``). Empty when the score has no measures."""
+    import music21
+
+    from musicgen.meter import meter_changes, short_bar_meter
+
+    parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
+    for part in parts:
+        measures = list(part.getElementsByClass(music21.stream.Measure))
+        if measures:
+            break
+    else:
+        return []
+    bars, meter = [], (4, 4)
+    for i, m in enumerate(measures):
+        if m.timeSignature is not None:
+            meter = (int(m.timeSignature.numerator), int(m.timeSignature.denominator))
+        start = float(m.offset)
+        length = float(measures[i + 1].offset) - start if i + 1 < len(measures) else float(m.duration.quarterLength)
+        if length > 0:
+            bars.append((start, *short_bar_meter(length, *meter)))
+    return meter_changes(bars)
+
+
+def score_key(score) -> int | None:
+    """Key number (tonic + 12 * minor) of the first key signature of a music21 score when it names its mode (a
+    ``music21.key.Key``, MusicXML's ``<mode>``), else None."""
+    import music21
+
+    from musicgen.meter import key_number
+
+    for ks in score.recurse().getElementsByClass(music21.key.KeySignature):
+        mode = getattr(ks, "mode", None)
+        if mode in ("major", "minor") and -7 <= ks.sharps <= 7:
+            return key_number(ks.sharps, mode == "minor")
+        return None
+    return None
 
 
 def _title(score) -> str:

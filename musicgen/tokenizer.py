@@ -39,6 +39,14 @@ the previous note event's, PROGRAM when its program differs (the first note alwa
 has them), VELOCITY (NOTE_ON only) when its bin differs from the last NOTE_ON's (the first NOTE_ON always gets one).
 Voice and program are independent registers: a VOICE event does not change the program.
 
+Meter and key (``musicgen.meter``): with ``meter`` a TIME_SIG event stands at each step where a bar of its meter
+starts, after the TIME_SHIFTs that reach the step and before its note events: the first bar (4/4 at step 0 when the
+piece has no time signature), then wherever the meter changes or a bar starts off the last meter's bar grid (a pickup
+is a short bar of its own meter, 1/4 before 4/4); none at or after the piece's last step. With ``key`` one KEY event
+follows BOS: the file's key signature when it has a mode, else ``musicgen.keys``'s analysis; in ``"normalize"`` the
+notes are stored moved by ``normalize_shift(tonic)`` (tonic to C) and decoded moved back by the first KEY's tonic
+(notes that would leave the pitch range are dropped either way). ``transpose_tokens`` shifts KEY tonics too.
+
 Decoding is total: any sequence of valid ids decodes. PAD/BOS are ignored, decoding stops at the first EOS, the state
 starts as voice 0, program 0 at ``default_velocity`` (the centre of its bin), a NOTE_OFF with no sounding note (of
 that voice, program and pitch) is ignored, a NOTE_ON of a pitch already sounding ends the earlier note there, a note
@@ -56,61 +64,21 @@ import numpy as np
 
 from musicgen.config import TokenizerConfig
 from musicgen.errors import IngestError, UsageError
-from musicgen.midi_io import Note, Piece, arrays_to_pretty_midi, read_piece
+from musicgen.event_arrays import _forward_fill, _lex_order, emit_tokens, velocity_tables  # noqa: F401
+from musicgen.keys import piece_key
+from musicgen.meter import (TS_DENOMINATORS, meter_events, normalize_shift, normalized_bounds,  # noqa: F401
+                            time_signature_of, time_signature_value, with_meter_events)
+from musicgen.midi_io import Note, NoteArrays, Piece, arrays_to_pretty_midi, read_piece
 
 DRUMS = 128  # PROGRAM value (and internal instrument id) of the percussion channel
 N_PROGRAMS = 129
 PITCHES = 128  # MIDI pitch numbers, for (instrument, pitch) keys
 _PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG, _VOICE, _TSIG, _KEY = range(11)
 KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM", "VOICE", "TIME_SIG", "KEY")
-TS_DENOMINATORS = (2, 4, 8, 16)  # TIME_SIG value = (numerator - 1) * 4 + index of the denominator; numerators 1..16
+# TIME_SIG value = (numerator - 1) * 4 + index of the denominator in TS_DENOMINATORS = (2, 4, 8, 16); numerators 1..16
 TS_VALUES = 16 * len(TS_DENOMINATORS)
 KEY_VALUES = 24
-
-
-def time_signature_value(numerator: int, denominator: int) -> int | None:
-    """The TIME_SIG value of ``numerator/denominator``, or None when the table has no such meter."""
-    if 1 <= numerator <= 16 and denominator in TS_DENOMINATORS:
-        return (numerator - 1) * len(TS_DENOMINATORS) + TS_DENOMINATORS.index(denominator)
-    return None
-
-
-def time_signature_of(value: int) -> tuple[int, int]:
-    """``(numerator, denominator)`` of a TIME_SIG value (inverse of ``time_signature_value``)."""
-    return value // len(TS_DENOMINATORS) + 1, TS_DENOMINATORS[value % len(TS_DENOMINATORS)]
 DEFAULT_MAX_TOKENS = 20_000_000
-
-
-def velocity_tables(bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(to_bin, to_velocity)``: int64 arrays of shape (128,) (velocity → bin, 0 → bin 1) and (bins + 1,)."""
-    v = np.arange(128)
-    to_bin = 1 + (np.maximum(v - 1, 0) * bins) // 127  # 127 velocities 1..127 share the bins
-    to_velocity = np.zeros(bins + 1, dtype=np.int64)
-    for b in range(1, bins + 1):
-        members = v[1:][to_bin[1:] == b]
-        to_velocity[b] = (members[0] + members[-1]) // 2
-    return to_bin.astype(np.int64), to_velocity
-
-
-def _lex_order(*keys: np.ndarray) -> np.ndarray:
-    """``np.lexsort(keys)`` (the last key primary, stable) for non-negative integer keys: packed into one int64 and
-    argsorted when their bit widths fit in 63 bits (about 10x faster than lexsort), else lexsort itself."""
-    keys = tuple(np.asarray(k, dtype=np.int64) for k in keys)
-    widths = [int(k.max()).bit_length() if k.size else 0 for k in keys]
-    if sum(widths) > 63 or any(k.size and k.min() < 0 for k in keys):
-        return np.lexsort(keys)
-    packed, shift = np.zeros(keys[0].shape, np.int64), 0
-    for k, width in zip(keys, widths):
-        if width:
-            packed |= k << shift
-        shift += width
-    return np.argsort(packed, kind="stable")
-
-
-def _forward_fill(mask: np.ndarray, values: np.ndarray, default: int) -> np.ndarray:
-    """At each position, ``values`` at the latest position <= it where ``mask`` is set, else ``default``."""
-    last = np.maximum.accumulate(np.where(mask, np.arange(mask.size), -1)) if mask.size else mask.astype(np.int64)
-    return np.where(last >= 0, values[np.maximum(last, 0)], default)
 
 
 class Tokenizer:
@@ -226,36 +194,52 @@ class Tokenizer:
         seg = np.repeat(np.arange(len(arrays)), [a.pitch.size for a in arrays])
         cols = [np.concatenate([getattr(a, name) for a in arrays]) if arrays else np.zeros(0)
                 for name in ("pitch", "start", "end", "velocity", "instrument", "voice")]
-        tokens, offsets, too_long = self._encode_segments(seg, *cols, n_segments=len(arrays))
+        keys = np.array([piece_key(p)[0] for p in pieces], np.int64) if self.config.key else None
+        meters = [p.meters for p in pieces] if self.config.meter else None
+        tokens, offsets, too_long = self._encode_segments(seg, *cols, n_segments=len(arrays), keys=keys,
+                                                          meters=meters)
         out: list[np.ndarray | IngestError] = []
         for i in range(len(arrays)):
             if too_long[i]:
                 out.append(IngestError(f"too long: {too_long[i]} tokens > max_tokens={self.max_tokens}"))
-            elif offsets[i + 1] - offsets[i] <= 2:
+            elif offsets[i + 1] - offsets[i] <= 2 + bool(self.config.key):
                 out.append(IngestError(f"no notes in pitch range [{self.config.min_pitch}, {self.config.max_pitch}]"))
             else:
                 out.append(tokens[offsets[i]:offsets[i + 1]])
         return out
 
-    def encode_notes(self, notes: list[Note]) -> np.ndarray:
-        """Notes (times in this tokenizer's unit) → int32 tokens ``[BOS, …, EOS]``, shape (T,)."""
+    def encode_notes(self, notes: list[Note], key: int | None = None, meters=()) -> np.ndarray:
+        """Notes (times in this tokenizer's unit) → int32 tokens ``[BOS, …, EOS]``, shape (T,); ``key`` and
+        ``meters`` as ``encode_arrays``."""
         return self.encode_arrays([n.pitch for n in notes], [n.start for n in notes], [n.end for n in notes],
                                   [n.velocity for n in notes], [DRUMS if n.is_drum else n.program for n in notes],
-                                  [n.voice for n in notes])
+                                  [n.voice for n in notes], key=key, meters=meters)
 
-    def encode_arrays(self, pitch, start, end, velocity, instrument, voice=None) -> np.ndarray:
+    def encode_arrays(self, pitch, start, end, velocity, instrument, voice=None, key: int | None = None,
+                      meters=()) -> np.ndarray:
         """Vectorized ``encode_notes``: arrays of shape (n,); ``instrument`` is the program, or 128 for drums;
-        ``voice`` the part of each note (>= 0; None: all 0; ignored when the config has no voices)."""
+        ``voice`` the part of each note (>= 0; None: all 0; ignored when the config has no voices). ``key`` (key
+        number; None: analysed, ``musicgen.keys``) and ``meters`` (``Piece.meters``) are used when the config has
+        them."""
         pitch = np.asarray(pitch, dtype=np.int64).ravel()
         voice = np.zeros(pitch.size, np.int64) if voice is None else voice
+        if self.config.key and key is None:
+            key = piece_key(Piece(arrays=NoteArrays(pitch, np.asarray(start, np.float64).ravel(),
+                                                    np.asarray(end, np.float64).ravel(), pitch, pitch,
+                                                    np.asarray(instrument).ravel() == DRUMS, pitch)))[0]
         tokens, _, too_long = self._encode_segments(np.zeros(pitch.size, np.int64), pitch, start, end, velocity,
-                                                    instrument, voice, n_segments=1)
+                                                    instrument, voice, n_segments=1,
+                                                    keys=np.array([key], np.int64) if self.config.key else None,
+                                                    meters=[meters] if self.config.meter else None)
         if too_long[0]:
             raise IngestError(f"too long: {too_long[0]} tokens > max_tokens={self.max_tokens}")
         return tokens
 
-    def _encode_segments(self, seg, pitch, start, end, velocity, instrument, voice, n_segments: int):
-        """Encode the notes of ``n_segments`` pieces at once; ``seg`` (n,) says whose each note is (non-decreasing).
+    def _encode_segments(self, seg, pitch, start, end, velocity, instrument, voice, n_segments: int, keys=None,
+                         meters=None):
+        """Encode the notes of ``n_segments`` pieces at once; ``seg`` (n,) says whose each note is (non-decreasing);
+        ``keys`` int64 (n_segments,) key numbers (with ``config.key``), ``meters`` a ``Piece.meters`` per piece (with
+        ``config.meter``).
 
         Returns ``(tokens, offsets, too_long)``: int32 tokens of all pieces concatenated, int64 offsets (pieces + 1),
         and int64 (pieces,) the token count of each piece refused for exceeding ``max_tokens`` (0 otherwise; such a
@@ -269,6 +253,8 @@ class Tokenizer:
                           or not np.all(np.isfinite(end)) or voice.min() < 0):
             raise UsageError("notes: expected instrument in [0, 128], voice >= 0 and finite times with start >= 0")
         s, e = self.to_steps(start), self.to_steps(end)
+        if c.key == "normalize":  # notes on C: each piece's tonic moves to C by the shorter way
+            pitch = pitch + np.where(inst == DRUMS, 0, normalize_shift(np.asarray(keys, np.int64) % 12)[seg])
         keep = (pitch >= c.min_pitch) & (pitch <= c.max_pitch)
         if not c.programs:
             keep &= inst != DRUMS
@@ -289,60 +275,14 @@ class Tokenizer:
         n = pitch.size  # events: OFFs (kind 0) sort before ONs (kind 1) at the same step
         ev_time, ev_on = np.concatenate([e, s]), np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
         ev_inst, ev_pitch, ev_bin, ev_seg = np.tile(inst, 2), np.tile(pitch, 2), np.tile(vbin, 2), np.tile(seg, 2)
-        ev_voice = np.tile(voice, 2)
-        order = _lex_order(ev_pitch, ev_inst, ev_on, ev_voice, ev_time, ev_seg)
-        return self._emit(*(a[order] for a in (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, ev_voice)),
-                          n_segments)
-
-    def _emit(self, seg, time, on, inst, pitch, vbin, voice, n_segments: int):
-        """Sorted events → ``(tokens, offsets, too_long)`` (see ``_encode_segments``); state resets at each piece."""
-        c, m = self.config, self.config.max_shift_steps
-        first = np.ones(time.size, bool)  # the first event of its piece: shift from 0, VOICE, PROGRAM, VELOCITY
-        first[1:] = seg[1:] != seg[:-1]
-        dt = np.where(first, time, np.diff(time, prepend=0))
-        n_shift = (dt + m - 1) // m
-        prog = np.zeros(time.size, bool)
-        if c.programs:
-            prog[1:] = inst[1:] != inst[:-1]
-            prog |= first
-        vox = np.zeros(time.size, bool)
-        if c.voices:
-            vox[1:] = voice[1:] != voice[:-1]
-            vox |= first
-        vel = np.zeros(time.size, bool)
-        if c.velocity_bins > 0:
-            on_idx = np.flatnonzero(on)
-            on_bin, on_seg = vbin[on_idx], seg[on_idx]
-            change = np.ones(on_idx.size, bool)
-            change[1:] = (on_bin[1:] != on_bin[:-1]) | (on_seg[1:] != on_seg[:-1])
-            vel[on_idx] = change
-        counts = n_shift + vox + prog + vel + 1
-        sizes = np.bincount(seg, weights=counts, minlength=n_segments).astype(np.int64) + 2
-        too_long = np.where(sizes > self.max_tokens, sizes, 0)
-        if too_long.any():  # refuse those pieces before allocating their tokens
-            fits = too_long[seg] == 0
-            seg, time, on, inst, pitch, vbin, voice, dt, n_shift, vox, prog, vel, counts = (
-                a[fits] for a in (seg, time, on, inst, pitch, vbin, voice, dt, n_shift, vox, prog, vel, counts))
-            sizes = np.where(too_long > 0, 2, sizes)
-        offsets = np.zeros(n_segments + 1, np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        out = np.empty(int(offsets[-1]), dtype=np.int32)
-        out[offsets[:-1]], out[offsets[1:] - 1] = self.bos_id, self.eos_id
-        end = 1 + 2 * seg + np.cumsum(counts)  # each earlier piece adds its BOS and EOS
-        begin = end - counts
-        out[end - 1] = np.where(on, self.ranges["NOTE_ON"][0], self.ranges["NOTE_OFF"][0]) + pitch - c.min_pitch
-        if c.velocity_bins > 0:
-            out[(end - 2)[vel]] = self.ranges["VELOCITY"][0] + vbin[vel] - 1
-        if c.programs:
-            out[(end - 2 - vel)[prog]] = self.ranges["PROGRAM"][0] + inst[prog]
-        if c.voices:
-            out[(end - 2 - vel - prog)[vox]] = self.ranges["VOICE"][0] + voice[vox]
-        shift0 = self.ranges["TIME_SHIFT"][0]
-        group_start = np.repeat(np.cumsum(n_shift) - n_shift, n_shift)
-        out[np.repeat(begin, n_shift) + np.arange(group_start.size) - group_start] = shift0 + m - 1
-        has = n_shift > 0
-        out[(begin + n_shift - 1)[has]] = shift0 + (dt - (n_shift - 1) * m)[has] - 1
-        return out, offsets, too_long
+        events = (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, np.tile(voice, 2), np.ones(2 * n, bool))
+        if c.meter:  # TIME_SIG pseudo-events (value in ev_pitch, ev_note False) sort before the notes of their step
+            events = with_meter_events(events, meter_events(meters, self.to_steps, c.steps_per_quarter), seg, e,
+                                       n_segments)
+        ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, ev_voice, ev_note = events
+        order = _lex_order(ev_pitch, ev_inst, ev_on, ev_voice, ev_note, ev_time, ev_seg)
+        return emit_tokens(self, *(a[order] for a in (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, ev_voice,
+                                                      ev_note)), n_segments, keys)
 
     # ---- decode --------------------------------------------------------------------------------------------
     def _check_ids(self, tokens) -> np.ndarray:
@@ -385,9 +325,40 @@ class Tokenizer:
         keep = is_on & ~(zero & next_same)
         end = np.where(zero, tm + 1, end)
         pos, start, end = pos[keep], tm[keep], end[keep]
-        out = dict(pitch=value[pos], start=start, end=end, velocity=vel[pos], instrument=inst[pos], voice=voice[pos])
+        pitch = value[pos]
+        if self.config.key == "normalize":  # back from C to the key of the first KEY event (none: C)
+            key = self._first_key(kind, value)
+            pitch = pitch - np.where(inst[pos] == DRUMS, 0, normalize_shift(0 if key is None else key % 12))
+            fits = (pitch >= self.config.min_pitch) & (pitch <= self.config.max_pitch)
+            pos, start, end, pitch = pos[fits], start[fits], end[fits], pitch[fits]
+        out = dict(pitch=pitch, start=start, end=end, velocity=vel[pos], instrument=inst[pos], voice=voice[pos])
         order = np.lexsort((out["voice"], out["instrument"], out["pitch"], out["start"]))
         return {k: v[order] for k, v in out.items()}
+
+    @staticmethod
+    def _first_key(kind: np.ndarray, value: np.ndarray) -> int | None:
+        at = np.flatnonzero(kind == _KEY)
+        return int(value[at[0]]) if at.size else None
+
+    def decode_meta(self, tokens) -> tuple[int | None, list[tuple[int, int, int]]]:
+        """``(key, meters)`` of tokens (up to the first EOS): the first KEY value (None without one; later KEY
+        events are ignored, a well-formed piece has one) and every TIME_SIG as ``(grid step, numerator,
+        denominator)`` in order. Total."""
+        t = self._check_ids(tokens)
+        eos = np.flatnonzero(t == self.eos_id)
+        t = t[:eos[0]] if eos.size else t
+        kind, value = self._kind[t], self._value[t]
+        step = np.cumsum(np.where(kind == _SHIFT, value, 0))
+        at = np.flatnonzero(kind == _TSIG)
+        return self._first_key(kind, value), [(int(step[i]), *time_signature_of(int(value[i]))) for i in at]
+
+    def decode_piece(self, tokens, qpm: float = 120.0) -> Piece:
+        """Tokens → ``Piece`` with notes (``decode_notes``), meters (TIME_SIG events, times in this tokenizer's
+        unit) and key (the first KEY event, else None); ``encode`` of it gives back well-formed tokens. Total."""
+        key, meters = self.decode_meta(tokens)
+        times = self.from_steps([m[0] for m in meters]).tolist()
+        return Piece(self.decode_notes(tokens), qpm, self.config.time_mode, key=key,
+                     meters=[(t, n, d) for t, (_, n, d) in zip(times, meters)])
 
     def decode_notes(self, tokens) -> list[Note]:
         """Tokens → ``Note`` list (times in quarter notes or seconds), sorted by (start, pitch, instrument, voice).
@@ -401,9 +372,11 @@ class Tokenizer:
     def decode(self, tokens, qpm: float = 120.0):
         """Tokens → ``pretty_midi.PrettyMIDI``; beat-mode steps are converted to seconds at ``qpm``. Total.
 
-        One instrument per program, or with voices per (voice, program) (named "<program name> (voice k)").
+        One instrument per program, or with voices per (voice, program) (named "<program name> (voice k)"); each
+        TIME_SIG event becomes a time signature change, the first KEY event a key signature at time 0.
         """
         a = self.decode_arrays(tokens)
+        key, meters = self.decode_meta(tokens)
         c = self.config
         if c.time_mode == "beat":
             resolution = c.steps_per_quarter * max(1, round(480 / c.steps_per_quarter))
@@ -412,7 +385,9 @@ class Tokenizer:
             resolution = per_quarter * max(1, math.ceil(480 / per_quarter))
         return arrays_to_pretty_midi(a["pitch"], self.from_steps(a["start"]), self.from_steps(a["end"]),
                                      a["velocity"], a["instrument"], qpm=qpm, time_mode=c.time_mode,
-                                     resolution=resolution, voice=a["voice"] if c.voices else None)
+                                     resolution=resolution, voice=a["voice"] if c.voices else None,
+                                     time_signatures=[(float(self.from_steps(s)), n, d) for s, n, d in meters],
+                                     key=key)
 
     # ---- augmentation --------------------------------------------------------------------------------------
     def _pitched_notes(self, t: np.ndarray) -> np.ndarray:
@@ -425,17 +400,24 @@ class Tokenizer:
     def transpose_bounds(self, tokens) -> tuple[int, int]:
         """``(lo, hi)``: every shift in ``lo..hi`` semitones keeps all non-drum pitches in range (lo <= 0 <= hi).
 
-        Without pitched notes any shift is safe and the bounds are ``±(max_pitch - min_pitch)``.
+        Without pitched notes any shift is safe and the bounds are ``±(max_pitch - min_pitch)``. In ``key="normalize"``
+        the stored notes do not move, but their decoded pitches (moved from C to the shifted key) must stay in range:
+        the widest run of safe shifts around 0 (all of ``±(max_pitch - min_pitch)`` when every key is safe).
         """
         t = self._check_ids(tokens)
         c = self.config
         values = self._value[t][self._pitched_notes(t)]
+        full = c.max_pitch - c.min_pitch
         if values.size == 0:
-            return -(c.max_pitch - c.min_pitch), c.max_pitch - c.min_pitch
-        return c.min_pitch - int(values.min()), c.max_pitch - int(values.max())
+            return -full, full
+        if c.key != "normalize":
+            return c.min_pitch - int(values.min()), c.max_pitch - int(values.max())
+        return normalized_bounds(int(values.min()), int(values.max()), self._first_key(self._kind[t], self._value[t]),
+                                 c.min_pitch, c.max_pitch)
 
     def transpose_tokens(self, tokens, semitones: int) -> np.ndarray:
-        """Shift every non-drum NOTE_ON/NOTE_OFF by ``semitones``; same shape and dtype as ``tokens``.
+        """Shift every non-drum NOTE_ON/NOTE_OFF by ``semitones``, and every KEY's tonic (mod 12, mode kept); same
+        shape and dtype as ``tokens``. With ``key="normalize"`` only the KEY events change (the notes stay on C).
 
         Vectorized: the instrument at each position is the last PROGRAM before it (program 0 before any), so pass
         whole pieces (a window cut after a PROGRAM 128 would treat its leading drum notes as pitched).
@@ -444,16 +426,21 @@ class Tokenizer:
         arr = np.asarray(tokens)
         t = self._check_ids(arr)
         semitones = int(semitones)
-        mask = self._pitched_notes(t)
-        if semitones == 0 or not mask.any():
+        c = self.config
+        lo, hi = self.transpose_bounds(t) if c.key == "normalize" else (None, None)
+        mask = self._pitched_notes(t) if c.key != "normalize" else np.zeros(t.size, bool)
+        keys = self._kind[t] == _KEY
+        if semitones == 0 or not (mask.any() or keys.any()):
             return arr.copy()
         values = self._value[t][mask] + semitones
-        c = self.config
-        if values.min() < c.min_pitch or values.max() > c.max_pitch:
+        if (values.size and (values.min() < c.min_pitch or values.max() > c.max_pitch)) or \
+                (lo is not None and not lo <= semitones <= hi):
             lo, hi = self.transpose_bounds(t)
             raise UsageError(f"semitones: {semitones} moves pitches outside [{c.min_pitch}, {c.max_pitch}]; "
                              f"allowed {lo}..{hi}")
         t[mask] += semitones
+        v = self._value[t[keys]]
+        t[keys] += (v % 12 + semitones) % 12 - v % 12
         return t.astype(arr.dtype).reshape(arr.shape)
 
     @staticmethod

@@ -310,6 +310,9 @@ def cli_train(args) -> int:
     tokenizer_cfg = None
     if args.time_mode is not None:
         tokenizer_cfg = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
+    from musicgen.corpus_cli import with_meter_and_key
+
+    tokenizer_cfg = with_meter_and_key(tokenizer_cfg, args, args.corpus_dir)
     if getattr(args, "voices", None) is not None:
         from musicgen.voices import tokens_with_voices
 

@@ -9,8 +9,8 @@ travels into the bundle, where ``EventRules`` caps each voice at it: 1 means the
 have monophonic parts, so 1. ``auto`` is the most voices any piece uses, at most ``MAX_VOICES`` (15 for the chorales).
 
 How: the corpus is first ingested with ``voices = N`` (``auto``: ``MAX_VOICES``) and no polyphony recorded; when the
-measured config differs, the entry packs are shared with it (the tokens are the same ids: VOICE is the last range of
-the table and a smaller N only drops ids no piece uses) and ingest runs again with it, reusing every pack, so each
+measured config differs, the entry packs are shared with it (the same ids: a smaller N only drops VOICE ids no
+piece uses; with meter or key, whose ranges follow VOICE, the packs are rewritten with the new ids) and ingest runs again with it, reusing every pack, so each
 file is parsed once. A rerun parses nothing but rewrites tokens.npz and the manifest twice.
 """
 
@@ -68,18 +68,47 @@ def polyphony_cap(polyphony: np.ndarray, share: float = POLYPHONY_SHARE) -> int:
     return max(1, int(values[max(0, int(np.ceil(share * values.size)) - 1)]))
 
 
+def _id_map(source: TokenizerConfig, target: TokenizerConfig) -> np.ndarray | None:
+    """int64 (source vocab,): each id of ``source``'s vocabulary as ``target``'s id of the same event (a VOICE
+    beyond target's last shares it, as encoding does), or None when the ids are the same (the ranges after VOICE,
+    TIME_SIG and KEY, move when the number of voices does)."""
+    from musicgen.tokenizer import Tokenizer
+
+    a, b = Tokenizer(source), Tokenizer(target)
+    if not (source.meter or source.key) or a.ranges == b.ranges:
+        return None
+    out = np.zeros(a.vocab_size, np.int64)
+    for i in range(a.vocab_size):
+        name, value = a.describe(i)
+        out[i] = b.token(name, min(value, target.voices - 1) if name == "VOICE" else value)
+    return out
+
+
 def _share_packs(out: Path, source: TokenizerConfig, target: TokenizerConfig) -> None:
-    """Make the entry packs of ``source`` those of ``target`` too (hard links where possible, else copies)."""
+    """Make the entry packs of ``source`` those of ``target`` too (hard links where possible, else copies; rewritten
+    with ``target``'s ids when they differ)."""
     from musicgen.cache import config_hash
+    from musicgen.safeio import save_npz
 
     src, dst = out / "entries" / config_hash(source), out / "entries" / config_hash(target)
     dst.mkdir(parents=True, exist_ok=True)
+    remap = _id_map(source, target)
     for pack in src.glob("*.npz"):
-        if not (dst / pack.name).exists():
+        if (dst / pack.name).exists():
+            continue
+        if remap is not None:
             try:
-                os.link(pack, dst / pack.name)
-            except OSError:
-                shutil.copyfile(pack, dst / pack.name)
+                with np.load(pack, allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+                arrays["values"] = remap[arrays["values"]].astype(np.int32)
+            except Exception:  # a damaged pack: left out, its files are tokenized again
+                continue
+            save_npz(dst / pack.name, **arrays)
+            continue
+        try:
+            os.link(pack, dst / pack.name)
+        except OSError:
+            shutil.copyfile(pack, dst / pack.name)
 
 
 def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = None, voices: int | str = AUTO,

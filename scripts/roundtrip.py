@@ -1,5 +1,5 @@
 """How many notes survive ``decode(encode(piece))``: python scripts/roundtrip.py DIR [--time-mode beat|seconds]
-[--voices N|auto]
+[--voices N|auto] [--meter] [--key-mode token|normalize]
 
 For every music file under DIR (recursive), read with ``musicgen.midi_io.read_piece`` and encoded by the default
 ``Tokenizer`` of that time mode (with ``--voices``: ``TokenizerConfig(voices=N)``; ``auto`` = the most parts of any
@@ -17,6 +17,11 @@ Reported: notes in, notes out, notes kept exactly (multiset intersection of in a
 out durations / sum of in durations), whether *out* equals the documented rule applied to *in* (of two notes of
 the same pitch and instrument, the earlier ends at the later's onset; at one onset the longer is kept; see
 ``musicgen.tokenizer``), and the events it took. Files that cannot be read are counted and skipped.
+
+With ``--meter`` / ``--key-mode`` (``TokenizerConfig.meter`` / ``.key``) it also reports the TIME_SIG and KEY events
+and whether they come back: a file's meters are kept when ``decode_meta`` gives exactly the TIME_SIG events its
+``Piece.meters`` call for (``musicgen.meter.meter_events``, those before the last step), its key when the KEY event
+is the file's key signature or, without one, the analysis (``musicgen.keys.piece_key``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import numpy as np
 from musicgen.config import MAX_VOICES, TokenizerConfig
 from musicgen.corpus import find_music_files
 from musicgen.errors import IngestError
+from musicgen.keys import piece_key
+from musicgen.meter import meter_events, time_signature_of
 from musicgen.midi_io import read_piece
 from musicgen.tokenizer import Tokenizer
 
@@ -113,9 +120,29 @@ def measure(files: list[Path], tok: Tokenizer, per_file: list | None = None) -> 
         totals["off_grid"] += off_grid(tok, piece)
         totals["read"] += len(piece.arrays.pitch)
         totals["tokens"] += tokens.size
+        if tok.config.meter or tok.config.key:
+            meta(tok, piece, tokens, notes_out, totals)
         if per_file is not None:
             per_file.append((path, len(notes_in), len(notes_out), sum((cin & cout).values())))
     return dict(totals)
+
+
+def meta(tok: Tokenizer, piece, tokens, notes_out: list[tuple], totals: Counter) -> None:
+    """Count the TIME_SIG / KEY events of one piece and whether they are what its meters and key call for."""
+    key, meters = tok.decode_meta(tokens)
+    if tok.config.meter:
+        _, step, value = meter_events([piece.meters], tok.to_steps, tok.config.steps_per_quarter)
+        last = max((e for *_, e in notes_out), default=0)
+        want = [(s, *time_signature_of(int(v))) for s, v in zip(step.tolist(), value.tolist()) if s < last]
+        totals["time_sig"] += len(meters)
+        totals["meters_ok"] += meters == want
+        bars = [n * 4 * tok.config.steps_per_quarter / d for _, n, d in meters[:2]]
+        totals["pickup"] += len(meters) > 1 and meters[1][0] == bars[0] < bars[1]
+    if tok.config.key:
+        want_key, source = piece_key(piece)
+        totals["key_events"] += 1
+        totals["key_ok"] += key == want_key
+        totals[f"key_{source}"] += 1
 
 
 def report(t: dict, where: str, tok: Tokenizer) -> str:
@@ -127,7 +154,18 @@ def report(t: dict, where: str, tok: Tokenizer) -> str:
 
     n_in = t.get("in", 0)
     c = tok.config
-    settings = f"TokenizerConfig(voices={c.voices})" if c.voices else "default TokenizerConfig"
+    fields = [f"voices={c.voices}"] * bool(c.voices) + ["meter=True"] * c.meter + [f"key={c.key!r}"] * bool(c.key)
+    settings = f"TokenizerConfig({', '.join(fields)})" if fields else "default TokenizerConfig"
+    files = t.get("files", 0)
+    extra = []
+    if c.meter:
+        extra.append(f"TIME_SIG events: {t.get('time_sig', 0)} ({t.get('time_sig', 0) / max(files, 1):.2f} per piece); "
+                     f"files opening with a bar shorter than the next (a pickup): {t.get('pickup', 0)}; files whose TIME_SIG "
+                     f"events are exactly their meters: {t.get('meters_ok', 0)}/{files}")
+    if c.key:
+        extra.append(f"KEY events: {t.get('key_events', 0)} (1 per piece; {t.get('key_signature', 0)} from the file's "
+                     f"key signature, {t.get('key_analysis', 0)} analysed); files whose KEY is that key: "
+                     f"{t.get('key_ok', 0)}/{files}")
     return "\n".join([
         f"round trip encode -> decode_arrays, {where}, time_mode={c.time_mode}, {settings}",
         f"files: {t.get('files', 0)} read, {t.get('skipped', 0)} skipped (unreadable or no notes)",
@@ -142,7 +180,7 @@ def report(t: dict, where: str, tok: Tokenizer) -> str:
         f"sounding time kept: {pct(t.get('time_out', 0), t.get('time_in', 0))}",
         f"files whose output equals the documented merge rule: {t.get('rule_ok', 0)}/{t.get('files', 0)}",
         f"events (tokens with BOS and EOS): {t.get('tokens', 0)}",
-    ])
+    ] + extra)
 
 
 def main(argv=None) -> int:
@@ -153,10 +191,13 @@ def main(argv=None) -> int:
     parser.add_argument("--per-file", action="store_true", help="also list every file that loses a note")
     parser.add_argument("--voices", default="0",
                         help="VOICE events: N voices (0 = off), or auto = the most parts of any file")
+    parser.add_argument("--meter", action="store_true", help="TIME_SIG events (TokenizerConfig.meter)")
+    parser.add_argument("--key-mode", choices=("token", "normalize"), default="", help="KEY event (TokenizerConfig.key)")
     args = parser.parse_args(argv)
     files = find_music_files(args.dir)
     voices = most_voices(files, args.time_mode) if args.voices == "auto" else int(args.voices)
     config = TokenizerConfig(voices=voices) if args.time_mode == "beat" else TokenizerConfig.seconds(voices=voices)
+    config = config.replace(meter=args.meter, key=args.key_mode)
     tok = Tokenizer(config)
     rows: list = []
     print(report(measure(files, tok, rows), f"{len(files)} music files under {args.dir}", tok))

@@ -15,6 +15,7 @@ from musicgen.config import TokenizerConfig
 from musicgen.corpus import CRASH_REASON, find_music_files, ingest, is_token_cache, load_tokens, tokens_for
 from musicgen.corpus_export import split_abc
 from musicgen.errors import MusicgenError, UsageError
+from musicgen.midi_io import read_piece
 from musicgen.safeio import save_npz
 from musicgen.tokenizer import Tokenizer
 
@@ -204,6 +205,22 @@ def test_cli_ingest_prints_summary(tmp_path, capsys):
     assert out.startswith("ingested 4 files, 4 pieces: 4 kept, 0 skipped, ") and "4 files tokenized" in out
 
 
+def test_cli_ingest_meter_and_key_flags_and_manifest_rows(tmp_path, capsys):
+    src = small_corpus(tmp_path / "music", ["tempo_1200bpm.mid"])
+    assert main(["ingest", str(src), "--out", str(tmp_path / "cache"), "--meter", "--key-mode", "token"]) == 0
+    config = TokenizerConfig.load(tmp_path / "cache" / "tokenizer.json")
+    assert (config.meter, config.key) == (True, "token")
+    row = manifest(tmp_path / "cache")["tempo_1200bpm.mid"]
+    assert row["meter"] == "4/4" and row["tonality"].endswith(("major", "minor"))  # no signatures: 4/4, analysed
+    assert main(["ingest", str(src), "--out", str(tmp_path / "plain")]) == 0
+    assert not {"meter", "tonality"} & set(manifest(tmp_path / "plain")["tempo_1200bpm.mid"])
+    # a cache keeps what it was made with: train refuses flags that disagree with it before building anything
+    assert main(["train", str(tmp_path / "cache"), "--key-mode", "normalize", "--out", str(tmp_path / "m")]) == 2
+    assert "--key-mode: token cache" in capsys.readouterr().err and not (tmp_path / "m").exists()
+    assert main(["ingest", str(src), "--out", str(tmp_path / "sec"), "--meter", "--time-mode", "seconds"]) == 2
+    assert "meter:" in capsys.readouterr().err
+
+
 def test_split_abc_keeps_header_with_each_tune():
     text = "% header\nM:4/4\n\nX:1\nT:One\nK:C\nCDEF|\n\nX:2\nT:Two\nK:G\nGABc|\n"
     assert split_abc(text) == ["% header\nM:4/4\n\nX:1\nT:One\nK:C\nCDEF|\n\n",
@@ -218,10 +235,16 @@ def test_export_bach_chorales_then_ingest(tmp_path, capsys):
     assert main(["corpus", "export", "bach", str(tmp_path / "bach"), "--limit", "3"]) == 0
     assert "exported 3 pieces of 'bach'" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "bach").iterdir()) == ["bwv1.6.mid", "bwv10.7.mid", "bwv101.7.mid"]
-    report = ingest(tmp_path / "bach", tmp_path / "cache", progress=False)
-    assert (report.kept, report.skipped) == (3, 0)
     import music21
 
+    from musicgen.scores import music21_piece
+
+    # bwv1.6 opens with a one-beat pickup and ends on a three-beat bar: the MIDI holds the bars music21 reads
+    exported = read_piece(tmp_path / "bach" / "bwv1.6.mid")
+    assert exported.meters == ((0.0, 1, 4), (1.0, 4, 4), (77.0, 3, 4)) and exported.key == 5  # F major
+    assert exported.meters == music21_piece(music21.corpus.parse("bach/bwv1.6"))[0].meters
+    report = ingest(tmp_path / "bach", tmp_path / "cache", progress=False)
+    assert (report.kept, report.skipped) == (3, 0)
     score = music21.corpus.parse("bach/bwv10.7")
     notes = [(p.midi, float(n.offset)) for part in score.parts for n in part.flatten().stripTies().notes
              for p in n.pitches]

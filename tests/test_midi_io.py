@@ -271,3 +271,37 @@ def test_notes_to_pretty_midi_keeps_voices_apart():
         ("Acoustic Grand Piano (voice 0)", [60]), ("Acoustic Grand Piano (voice 1)", [60, 64])]
     with pytest.raises(ValueError, match="voice"):
         Note(60, 0.0, 1.0, 80, voice=-1)
+
+
+def _time_signature(tick: int, num: int, den: int) -> tuple[int, bytes]:
+    return tick, b"\xff\x58\x04" + bytes([num, den.bit_length() - 1, 24, 8])
+
+
+def _key_signature(tick: int, sharps: int, minor: bool) -> tuple[int, bytes]:
+    return tick, b"\xff\x59\x02" + bytes([sharps & 0xFF, int(minor)])
+
+
+def test_meters_and_key_from_midi(tmp_path):
+    # a one-quarter pickup bar (1/4), 4/4 from beat 1, 3/4 from beat 5; G minor (2 flats); 120 then 60 bpm at beat 3
+    meta = [_tempo(0, 500_000), _tempo(3 * 480, 1_000_000), _time_signature(0, 1, 4), _time_signature(480, 4, 4),
+            _time_signature(2400, 3, 4), _key_signature(0, -2, True), _key_signature(960, 0, False)]
+    path = _write(tmp_path, "meter.mid", _midi([meta, _note(0, 8 * 480, 67)], 480))
+    beat = read_piece(path)
+    assert beat.meters == ((0.0, 1, 4), (1.0, 4, 4), (5.0, 3, 4)) and beat.key == 19
+    # seconds: beat 1 = 0.5 s, beat 5 = 3 beats at 0.5 s + 2 at 1 s = 3.5 s
+    assert read_piece(path, "seconds").meters == ((0.0, 1, 4), (0.5, 4, 4), (3.5, 3, 4))
+    plain = read_piece(_write(tmp_path, "plain.mid", _midi([_note(0, 480, 60)], 480)))
+    assert plain.meters == () and plain.key is None
+    assert Piece(plain.notes) != Piece(plain.notes, key=0) and Piece(plain.notes, meters=[(0, 3, 4)]).meters == \
+        ((0.0, 3, 4),)
+    with pytest.raises(UsageError, match="Piece.key"):
+        Piece(plain.notes, key=24)
+
+
+def test_notes_to_pretty_midi_writes_meters_and_key():
+    from musicgen.midi_io import arrays_to_pretty_midi
+
+    pm = arrays_to_pretty_midi([60], [0.0], [2.0], [80], [0], qpm=60.0, time_signatures=[(0.0, 1, 4), (1.0, 4, 4)],
+                               key=14)
+    assert [(t.numerator, t.denominator, t.time) for t in pm.time_signature_changes] == [(1, 4, 0.0), (4, 4, 1.0)]
+    assert [k.key_number for k in pm.key_signature_changes] == [14]

@@ -316,3 +316,17 @@ def test_a_2000_quarter_piece_exports_renders_and_opens_in_pretty_midi(tmp_path,
         audio, sr = read_wav(tmp_path / f"{name}.wav")
         assert sr == 8000 and len(audio) / sr == pytest.approx(200.0, abs=0.6)
     assert render.load_midi(tmp_path / "raw.mid").get_end_time() == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize("unit, scale", [("beats", 1.0), ("seconds", 0.5)])
+def test_bar_lines_follow_the_time_signatures(unit, scale):
+    # 120 bpm; a one-quarter pickup bar (1/4), then 4/4, then 3/4 from beat 9: bars at 0, 1, 5, 9, 12
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    inst = pretty_midi.Instrument(0)
+    inst.notes.append(pretty_midi.Note(80, 60, 0.0, 7.5))
+    pm.instruments.append(inst)
+    pm.time_signature_changes = [pretty_midi.TimeSignature(1, 4, 0.0), pretty_midi.TimeSignature(4, 4, 0.5),
+                                 pretty_midi.TimeSignature(3, 4, 4.5)]
+    fig = render.plot_piano_roll(pm, time_unit=unit)
+    bars = sorted({round(float(line.get_xdata()[0]), 6) for ax in fig.axes for line in ax.lines})
+    assert bars == [x * scale for x in (0, 1, 5, 9, 12)]

@@ -76,3 +76,24 @@ def test_unreadable_files_raise_one_line(tmp_path):
     bad.write_text("<score-partwise><part")
     with pytest.raises(IngestError, match="unreadable musicxml file"):
         read_score_pieces(bad)
+
+
+@pytest.mark.parametrize("fast, meters", [(False, ((0.0, 1, 4), (1.0, 4, 4))), (True, ((0.0, 4, 4),))],
+                         ids=["music21", "symusic"])
+def test_pickup_bar_and_key_of_an_abc_tune(tmp_path, fast, meters):
+    # music21 reads the measures: the pickup is a bar of 1/4; abc2midi's MIDI holds only the tune's M:4/4
+    path = tmp_path / "pickup.abc"
+    path.write_text("X:1\nT:pickup\nM:4/4\nL:1/4\nK:Dm\nA|d2 f2|a4|]\n")
+    piece = read_score_pieces(path, fast_abc=fast)[0].piece
+    assert piece.meters == meters and piece.key == 14  # D minor
+
+
+def test_score_bars_of_a_chorale_with_pickup_and_split_bar():
+    import music21
+
+    from musicgen.scores import score_bars
+
+    # bwv108.6: a one-beat pickup; repeats played out; a bar split 1 + 3 at beat 33 (a line break in the source)
+    bars = score_bars(music21.corpus.parse("bach/bwv108.6").expandRepeats())
+    assert bars == [(0.0, 1, 4), (1.0, 4, 4), (13.0, 3, 4), (16.0, 1, 4), (17.0, 4, 4), (33.0, 1, 4), (34.0, 3, 4),
+                    (37.0, 4, 4), (49.0, 3, 4)]

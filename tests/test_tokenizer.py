@@ -500,3 +500,113 @@ def test_voices_config_json_and_old_files(tmp_path):
     for bad in (dict(voices=-1), dict(voices=65), dict(voices=True), dict(voice_polyphony=1)):
         with pytest.raises(ConfigError, match="voice"):
             TokenizerConfig(**bad)
+
+
+# ---- meter and key ---------------------------------------------------------------------------------------------
+METER_KEY = Tokenizer(TokenizerConfig(meter=True, key="token", velocity_bins=0, programs=False))
+NORMALIZE = Tokenizer(TokenizerConfig(meter=True, key="normalize", velocity_bins=0, programs=False))
+PICKUP = Piece([Note(72, 0.0, 1.0, 80), Note(65, 1.0, 5.0, 80)], 100.0, "beat", meters=[(0.0, 1, 4), (1.0, 4, 4)],
+               key=5)
+
+
+def test_range_table_with_meter_and_key():
+    tok = Tokenizer(TokenizerConfig(voices=2, meter=True, key="token"))
+    assert tok.vocab_size == 468 + 2 + 64 + 24
+    assert tok.ranges["TIME_SIG"] == (470, 64) and tok.ranges["KEY"] == (534, 24)
+
+
+def test_pickup_and_key_by_hand():
+    # KEY after BOS; TIME_SIG(1/4) at step 0, TIME_SIG(4/4) one quarter later, after the shift, before the notes
+    assert METER_KEY.encode(PICKUP).tolist() == ids(METER_KEY, ("KEY", 5), ("TIME_SIG", 1), ("NOTE_ON", 72),
+                                                    ("TIME_SHIFT", 12), ("TIME_SIG", 13), ("NOTE_OFF", 72),
+                                                    ("NOTE_ON", 65), ("TIME_SHIFT", 48), ("NOTE_OFF", 65))
+    # normalize: F major moves down 5 semitones to C; decoding moves the notes back
+    got = NORMALIZE.encode(PICKUP)
+    assert got.tolist() == ids(NORMALIZE, ("KEY", 5), ("TIME_SIG", 1), ("NOTE_ON", 67), ("TIME_SHIFT", 12),
+                               ("TIME_SIG", 13), ("NOTE_OFF", 67), ("NOTE_ON", 60), ("TIME_SHIFT", 48),
+                               ("NOTE_OFF", 60))
+    assert NORMALIZE.decode_piece(got, 100.0) == PICKUP == METER_KEY.decode_piece(METER_KEY.encode(PICKUP), 100.0)
+    assert NORMALIZE.decode_meta(got) == (5, [(0, 1, 4), (12, 4, 4)])
+
+
+def test_no_time_signature_is_four_four_and_the_last_step_has_none():
+    piece = Piece([Note(60, 0.0, 8.0, 80)], 120.0, "beat", meters=[(8.0, 3, 4)])
+    got = Tokenizer(TokenizerConfig(meter=True, velocity_bins=0, programs=False)).encode(piece)
+    tok = Tokenizer(TokenizerConfig(meter=True, velocity_bins=0, programs=False))
+    assert got.tolist() == ids(tok, ("TIME_SIG", 13), ("NOTE_ON", 60), ("TIME_SHIFT", 48), ("TIME_SHIFT", 48),
+                               ("NOTE_OFF", 60))
+
+
+def test_key_is_analysed_when_the_file_has_none():
+    notes = [Note(p, i, i + 1.0, 80) for i, p in enumerate([67, 71, 74, 79, 74, 71, 67, 66, 67])]  # G major
+    assert METER_KEY.decode_meta(METER_KEY.encode(Piece(notes)))[0] == 7
+    assert METER_KEY.decode_meta(METER_KEY.encode_notes(notes))[0] == 7
+    assert METER_KEY.decode_meta(METER_KEY.encode_notes(notes, key=2))[0] == 2
+
+
+def test_transpose_moves_the_key_tonic():
+    t = METER_KEY.encode(Piece(PICKUP.notes, key=23))  # B minor
+    up = METER_KEY.transpose_tokens(t, 3)
+    assert METER_KEY.decode_meta(up)[0] == 14 and METER_KEY.decode_notes(up)[0].pitch == 75  # D minor, notes too
+    assert METER_KEY.decode_meta(METER_KEY.transpose_tokens(METER_KEY.encode(Piece(PICKUP.notes, key=11)), 1))[0] == 0
+    n = NORMALIZE.encode(PICKUP)
+    moved = NORMALIZE.transpose_tokens(n, 2)  # F major → G major: stored notes stay on C, the decoded ones move
+    assert [NORMALIZE.describe(int(i)) for i in moved if NORMALIZE.describe(int(i))[0] == "NOTE_ON"] == \
+        [("NOTE_ON", 67), ("NOTE_ON", 60)]
+    # G's tonic reaches C by +5, so the stored C4 decodes to G3 (each key sits within a tritone of C)
+    assert NORMALIZE.decode_meta(moved)[0] == 7 and [x.pitch for x in NORMALIZE.decode_notes(moved)] == [62, 55]
+    assert NORMALIZE.transpose_bounds(n) == (-127, 127)
+    assert METER_KEY.transpose_bounds(METER_KEY.encode(PICKUP)) == (-65, 55)
+
+
+def test_decoded_midi_carries_meters_and_key(tmp_path):
+    tokens = METER_KEY.encode(PICKUP)
+    pm = METER_KEY.decode(tokens, qpm=100.0)
+    assert [(ts.numerator, ts.denominator, round(ts.time, 6)) for ts in pm.time_signature_changes] == \
+        [(1, 4, 0.0), (4, 4, 0.6)]
+    assert [k.key_number for k in pm.key_signature_changes] == [5]
+    pm.write(str(tmp_path / "p.mid"))
+    back = read_piece(tmp_path / "p.mid")
+    assert back.meters == PICKUP.meters and back.key == 5
+    assert METER_KEY.encode(back).tolist() == tokens.tolist()
+
+
+_METER = st.tuples(st.integers(0, 80), st.integers(1, 20), st.sampled_from([1, 2, 4, 8, 16, 32])).map(
+    lambda r: (r[0] / 2, r[1], r[2]))
+_META_TOKENIZERS = [Tokenizer(TokenizerConfig(meter=True, key="token", max_shift_steps=8, voices=3)),
+                    Tokenizer(TokenizerConfig(meter=True, key="normalize", max_shift_steps=8, velocity_bins=4,
+                                              min_pitch=50, max_pitch=80)),
+                    Tokenizer(TokenizerConfig(meter=True, steps_per_quarter=4, programs=False))]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(st.tuples(st.lists(_NOTE, max_size=20), st.lists(_METER, max_size=5),
+                                 st.one_of(st.none(), st.integers(0, 23))), max_size=5),
+       which=st.integers(0, 2))
+def test_meter_and_key_batch_equals_one_by_one_and_decode_encode_is_stable(pieces, which):
+    tok = _META_TOKENIZERS[which]
+    made = [Piece(notes, 120.0, "beat", meters=sorted(meters), key=key) for notes, meters, key in pieces]
+    batch = tok.encode_pieces(made)
+    for piece, got in zip(made, batch):
+        try:
+            want = tok.encode(piece)
+        except IngestError as exc:
+            assert isinstance(got, IngestError) and str(got) == str(exc)
+            continue
+        assert got.tolist() == want.tolist()
+        assert tok.encode(tok.decode_piece(got)).tolist() == got.tolist()  # well-formed tokens come back the same
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), which=st.integers(0, 2))
+def test_decoding_is_total_with_meter_and_key(data, which):
+    tok = _META_TOKENIZERS[which]
+    tokens = data.draw(st.lists(st.integers(0, tok.vocab_size - 1), max_size=300))
+    piece = tok.decode_piece(tokens)
+    key = 0 if tok.config.key and piece.key is None else piece.key  # no KEY decodes on C
+    again = tok.encode_notes(piece.notes, key=key, meters=piece.meters)
+    assert vtuples(tok.decode_notes(again)) == vtuples(piece.notes)
+    buf = io.BytesIO()
+    tok.decode(np.array(tokens, dtype=np.int64), qpm=97.0).write(buf)
+    back = pretty_midi.PrettyMIDI(io.BytesIO(buf.getvalue()))
+    assert sum(len(i.notes) for i in back.instruments) == len(piece.notes)

@@ -122,3 +122,21 @@ def test_train_and_sample_with_voices_end_to_end(tmp_path, monkeypatch, capsys):
     for inst in midi.instruments:  # monophonic parts: one note at a time in each voice
         notes = sorted(inst.notes, key=lambda n: n.start)
         assert all(a.end <= b.start + 1e-6 for a, b in zip(notes, notes[1:]))
+
+
+def test_auto_voices_with_meter_and_key_rewrite_the_shared_packs(tmp_path):
+    # TIME_SIG and KEY follow VOICE in the table: the packs of the 64-voice probe hold other ids than the final
+    # 3-voice config's, so they are rewritten; the cache must equal a direct encoding
+    from musicgen.config import TokenizerConfig
+    from musicgen.midi_io import read_piece
+
+    src = write_parts_corpus(tmp_path / "music")
+    base = TokenizerConfig(meter=True, key="normalize")
+    _, config, _ = ingest_voices(src, tmp_path / "cache", config=base, voices="auto", progress=False)
+    assert (config.voices, config.meter, config.key) == (3, True, "normalize")
+    tokens = tokens_with_voices(tmp_path / "cache", None, "auto")
+    tok = Tokenizer(config)
+    for path, got in zip(tokens.paths, tokens.pieces):
+        assert got.tolist() == tok.encode(read_piece(src / path)).tolist()
+    rows = json.loads((tmp_path / "cache" / "manifest.json").read_text())["files"]
+    assert all(r["meter"] == "4/4" and r["tonality"].endswith(("major", "minor")) for r in rows)

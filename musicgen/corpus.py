@@ -28,7 +28,8 @@ from musicgen.config import TokenizerConfig
 from musicgen.dedup import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.ingest_worker import _NO_TOKENS, cost, expected_pieces, piece_rows, tokenize_chunk
-from musicgen.midi_io import MIDI_SUFFIXES, MUSIC_SUFFIXES
+from musicgen.midi_io import MIDI_SUFFIXES
+from musicgen.reader import MUSIC_SUFFIXES
 from musicgen.safeio import (CacheLock, atomic_write_text, check_output_dir, resolve_workers, run_isolated,
                              sha256_file)
 

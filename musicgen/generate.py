@@ -97,7 +97,7 @@ def load_primer(primer, tokenizer) -> tuple[np.ndarray, float | None, str | None
     if primer is None:
         return np.array([tokenizer.bos_id], np.int64), None, None
     if isinstance(primer, (str, os.PathLike)):
-        from musicgen.midi_io import read_piece
+        from musicgen.reader import read_piece
 
         path = Path(primer)
         _usage(path.is_file(), f"--primer: no such file {str(path)!r}")

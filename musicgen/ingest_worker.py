@@ -29,7 +29,7 @@ def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str
     Returns a ``PieceResult`` list per item (a file that cannot be read at all: one entry, index 0, with the
     reason). Any failure of one file or tune (IngestError, a parser bug, the time limit) skips that one only.
     """
-    from musicgen import midi_io, scores
+    from musicgen import midi_io, reader
     from musicgen.errors import IngestError
     from musicgen.tokenizer import Tokenizer
 
@@ -39,12 +39,12 @@ def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str
     tokenizer = _TOKENIZERS[config_json]
     read: list[list] = []  # per item: ScorePiece list
     for path, _ in items:
-        try:  # scores.read_pieces looked up now: tests replace it; score formats get time_limit_s per tune/parse
-            read.append(scores.read_pieces(path, tokenizer.config.time_mode, time_limit_s))
+        try:  # reader.read_pieces looked up now: tests replace it; score formats get time_limit_s per tune/parse
+            read.append(reader.read_pieces(path, tokenizer.config.time_mode, time_limit_s))
         except IngestError as exc:
-            read.append([scores.ScorePiece(0, "", "", None, str(exc) or "unreadable")])
+            read.append([reader.ScorePiece(0, "", "", None, str(exc) or "unreadable")])
         except Exception as exc:  # a parser bug on one odd file must not stop the run
-            read.append([scores.ScorePiece(0, "", "", None,
+            read.append([reader.ScorePiece(0, "", "", None,
                                            f"parser error: {type(exc).__name__}: {str(exc)[:160]}")])
     pieces = [sp.piece for file_pieces in read for sp in file_pieces if sp.piece is not None]
     try:

@@ -56,7 +56,8 @@ import numpy as np
 
 from musicgen.config import TokenizerConfig
 from musicgen.errors import IngestError, UsageError
-from musicgen.midi_io import Note, Piece, arrays_to_pretty_midi, read_piece
+from musicgen.midi_io import Note, Piece, arrays_to_pretty_midi
+from musicgen.reader import read_piece
 
 DRUMS = 128  # PROGRAM value (and internal instrument id) of the percussion channel
 N_PROGRAMS = 129

@@ -1,7 +1,7 @@
 """How many notes survive ``decode(encode(piece))``: python scripts/roundtrip.py DIR [--time-mode beat|seconds]
 [--voices N|auto]
 
-For every music file under DIR (recursive), read with ``musicgen.midi_io.read_piece`` and encoded by the default
+For every music file under DIR (recursive), read with ``musicgen.reader.read_piece`` and encoded by the default
 ``Tokenizer`` of that time mode (with ``--voices``: ``TokenizerConfig(voices=N)``; ``auto`` = the most parts of any
 file, at most ``MAX_VOICES``), the notes are compared **on the grid** as multisets of
 ``(instrument, pitch, start step, end step)``, instrument = GM program or 128 for drums, velocity ignored; with
@@ -31,7 +31,7 @@ import numpy as np
 from musicgen.config import MAX_VOICES, TokenizerConfig
 from musicgen.corpus import find_music_files
 from musicgen.errors import IngestError
-from musicgen.midi_io import read_piece
+from musicgen.reader import read_piece
 from musicgen.tokenizer import Tokenizer
 
 

@@ -162,9 +162,9 @@ def test_tokens_for_takes_a_cache_or_a_music_folder(tmp_path):
 
 
 def test_a_crashing_worker_skips_only_its_file(tmp_path, monkeypatch):
-    import musicgen.midi_io as midi_io
+    import musicgen.reader as reader
 
-    real = midi_io.read_piece
+    real = reader.read_piece
 
     def read_or_segfault(path, *args, **kwargs):
         if Path(path).name == "crash.mid":
@@ -174,7 +174,7 @@ def test_a_crashing_worker_skips_only_its_file(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGSEGV)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(midi_io, "read_piece", read_or_segfault)
+    monkeypatch.setattr(reader, "read_piece", read_or_segfault)
     src = small_corpus(tmp_path / "music")
     shutil.copy(BROKEN / "type2.mid", src / "crash.mid")
     report = ingest(src, tmp_path / "cache", workers=2, progress=False)

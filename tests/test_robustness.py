@@ -29,8 +29,9 @@ from musicgen.cli import main
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.corpus import ingest, load_tokens
 from musicgen.errors import BundleError, IngestError, MusicgenError
-from musicgen.midi_io import MAX_MIDI_BYTES, read_piece
+from musicgen.midi_io import MAX_MIDI_BYTES
 from musicgen.models import expected_weight_shapes
+from musicgen.reader import read_piece
 from musicgen.tokenizer import Tokenizer
 
 BROKEN = Path(__file__).parent / "data" / "broken"
@@ -301,7 +302,7 @@ def test_reading_a_huge_file_keeps_memory_bounded(tmp_path):
         f.truncate(1 << 30)
     code = textwrap.dedent(f"""
         from musicgen.errors import IngestError
-        from musicgen.midi_io import read_piece
+        from musicgen.reader import read_piece
         try:
             read_piece({str(tmp_path / 'huge.mid')!r})
         except IngestError as exc:
@@ -317,13 +318,13 @@ def test_reading_a_huge_file_keeps_memory_bounded(tmp_path):
 # ------------------------------------------------------------------------------------------------ interruptions
 KILLED_INGEST = """
 import sys, time
-from musicgen import midi_io, safeio
+from musicgen import reader, safeio
 from musicgen.corpus import ingest
-real = midi_io.read_piece
+real = reader.read_piece
 def slow(*a, **k):
     time.sleep(0.02)
     return real(*a, **k)
-midi_io.read_piece = slow
+reader.read_piece = slow
 safeio._start_method = lambda: "fork"
 ingest(sys.argv[1], sys.argv[2], workers=1, progress=False)
 """

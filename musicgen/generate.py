@@ -34,10 +34,10 @@ import numpy as np
 from musicgen import __version__
 from musicgen.config import SampleConfig
 from musicgen.errors import BundleError, IngestError, UsageError
+from musicgen.midi_io import MIDI_SUFFIXES
 from musicgen.safeio import atomic_paths, check_output_dir
 
 DEFAULT_MODEL = "trained/default"
-MIDI_SUFFIXES = (".mid", ".midi")
 EVENTS_PER_STEP_CAP = 8  # with --seconds and no --length: at most this many events per grid step
 # bounds that keep one call's memory and time finite (the sampler holds about 100 kB per sample and 4 B per event)
 MAX_LENGTH = 1_000_000  # events per sample

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.cache import PieceResult, _write_pack, piece_key
+from musicgen.cache import PieceResult, piece_key, write_pack
 from musicgen.config import TokenizerConfig
 from musicgen.midi_io import MAX_SCORE_BYTES, MIDI_SUFFIXES
 
@@ -19,7 +19,6 @@ SCORE_COST = 100  # a MusicXML/kern file through music21 costs about as much as 
 ABC_TUNE_COST = 5  # an ABC tune through symusic's reader (abc2midi process + parse)
 _X_LINES = re.compile(rb"^[ \t]*X:", re.MULTILINE)
 _TOKENIZERS: dict[str, object] = {}
-_NO_TOKENS = np.zeros(0, np.int32)
 
 
 def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str,
@@ -60,10 +59,9 @@ def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str
             if isinstance(tokens, np.ndarray):
                 out.append(PieceResult(key, sp.index, sp.title, sp.reader, "", tokens, float(sp.piece.qpm)))
             else:
-                out.append(PieceResult(key, sp.index, sp.title, sp.reader, str(tokens) or "unreadable", _NO_TOKENS,
-                                       0.0))
+                out.append(PieceResult.skipped(key, str(tokens) or "unreadable", sp.index, sp.title, sp.reader))
         results.append(out)
-    _write_pack(Path(pack_dir), [p for out in results for p in out])
+    write_pack(Path(pack_dir), [p for out in results for p in out])
     return results
 
 

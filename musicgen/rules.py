@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from musicgen.midi_io import DRUMS
+
 NEG_INF = np.float32(-np.inf)
 
 _ON, _OFF, _SHIFT, _VEL, _PROG, _EOS, _VOICE, _OTHER = range(8)
-DRUMS = 128
 
 
 class EventRules:

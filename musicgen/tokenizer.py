@@ -56,10 +56,9 @@ import numpy as np
 
 from musicgen.config import TokenizerConfig
 from musicgen.errors import IngestError, UsageError
-from musicgen.midi_io import Note, Piece, arrays_to_pretty_midi
+from musicgen.midi_io import DRUMS, Note, Piece, arrays_to_pretty_midi
 from musicgen.reader import read_piece
 
-DRUMS = 128  # PROGRAM value (and internal instrument id) of the percussion channel
 N_PROGRAMS = 129
 PITCHES = 128  # MIDI pitch numbers, for (instrument, pitch) keys
 _PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG, _VOICE, _TSIG, _KEY = range(11)

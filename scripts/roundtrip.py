@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.config import MAX_VOICES, TokenizerConfig
+from musicgen.config import MAX_VOICES, TIME_MODES, TokenizerConfig
 from musicgen.corpus import find_music_files
 from musicgen.errors import IngestError
 from musicgen.reader import read_piece
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("dir", help="folder of music files (searched recursively)")
-    parser.add_argument("--time-mode", choices=("beat", "seconds"), default="beat")
+    parser.add_argument("--time-mode", choices=TIME_MODES, default="beat")
     parser.add_argument("--per-file", action="store_true", help="also list every file that loses a note")
     parser.add_argument("--voices", default="0",
                         help="VOICE events: N voices (0 = off), or auto = the most parts of any file")

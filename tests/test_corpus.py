@@ -1,4 +1,4 @@
-"""Ingest (scan, parallel tokenize, manifest, cache reuse, damage recovery), load_tokens, and music21 export."""
+"""Ingest (scan, parallel tokenize, manifest, cache reuse, damage recovery), load_tokens, and a music21 export ingested."""
 
 import json
 import os
@@ -13,7 +13,6 @@ from musicgen import safeio
 from musicgen.cli import main
 from musicgen.config import TokenizerConfig
 from musicgen.corpus import CRASH_REASON, find_music_files, ingest, is_token_cache, load_tokens, tokens_for
-from musicgen.corpus_export import split_abc
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.safeio import save_npz
 from musicgen.tokenizer import Tokenizer
@@ -202,13 +201,6 @@ def test_cli_ingest_prints_summary(tmp_path, capsys):
     assert main(["ingest", str(src), "--out", str(tmp_path / "cache"), "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ingested 4 files, 4 pieces: 4 kept, 0 skipped, ") and "4 files tokenized" in out
-
-
-def test_split_abc_keeps_header_with_each_tune():
-    text = "% header\nM:4/4\n\nX:1\nT:One\nK:C\nCDEF|\n\nX:2\nT:Two\nK:G\nGABc|\n"
-    assert split_abc(text) == ["% header\nM:4/4\n\nX:1\nT:One\nK:C\nCDEF|\n\n",
-                               "% header\nM:4/4\n\nX:2\nT:Two\nK:G\nGABc|\n"]
-    assert split_abc("no tunes here") == ["no tunes here"]
 
 
 def test_export_bach_chorales_then_ingest(tmp_path, capsys):

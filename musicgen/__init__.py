@@ -16,7 +16,7 @@ _LAZY = {
     "TrainConfig": "musicgen.config",
     "SampleConfig": "musicgen.config",
     "Note": "musicgen.midi_io",
-    "read_notes": "musicgen.midi_io",
+    "read_notes": "musicgen.reader",
     "ingest": "musicgen.corpus",
     "build_model": "musicgen.models",
     "train_model": "musicgen.train",

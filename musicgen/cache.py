@@ -35,6 +35,11 @@ from musicgen.safeio import load_pack, save_npz, save_pack
 
 MANIFEST_FORMAT = 3  # 2: entries packed per worker chunk; 3: one row per piece (a file may hold many)
 CRASH_REASON = "parser crashed (worker process died)"
+_NO_TOKENS = np.zeros(0, np.int32)
+
+__all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "KnownPieces", "PieceResult", "TokenSet", "config_hash", "file_key_of",
+           "is_token_cache", "load_manifest", "load_tokens", "manifest_text", "piece_key", "tokens_current",
+           "write_pack", "write_tokens"]
 
 
 @dataclass
@@ -83,6 +88,11 @@ class PieceResult(NamedTuple):
     tokens: np.ndarray
     qpm: float
 
+    @classmethod
+    def skipped(cls, key: str, reason: str, index: int = 0, title: str = "", reader: str = "") -> PieceResult:
+        """A piece that is not kept, for ``reason``: no tokens, qpm 0."""
+        return cls(key, index, title, reader, reason, _NO_TOKENS, 0.0)
+
 
 def piece_key(file_key: str, index: int) -> str:
     """The cache key of piece ``index`` of the file whose content hash is ``file_key``: the hash itself for the first
@@ -95,7 +105,7 @@ def file_key_of(key: str) -> str:
     return key.split("#", 1)[0]
 
 
-def _write_pack(folder: Path, pieces: list[PieceResult]) -> None:
+def write_pack(folder: Path, pieces: list[PieceResult]) -> None:
     """One pack holding every piece of a chunk of files (all pieces of a file always go into the same pack)."""
     keys = [p.key for p in pieces]
     save_pack(folder / f"{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}.npz", keys,
@@ -131,7 +141,7 @@ def _read_packs(folder: Path, vocab_size: int) -> dict[str, list[PieceResult]]:
     return found
 
 
-class _Results:
+class KnownPieces:
     """This run's knowledge of files and pieces, filled on demand: ``files`` (file key -> its ``PieceResult`` list,
     from the entry packs or this run's workers) and ``tokens`` (piece key -> (tokens, qpm) of kept pieces, from the
     last run's tokens.npz when its config matches and it is trusted, then the packs). Each source is read at most
@@ -184,7 +194,8 @@ def _kept_in_cache(out: Path, config: TokenizerConfig) -> dict[str, tuple[np.nda
     return {k: (piece, float(q)) for k, piece, q in zip(tokens.keys, tokens.pieces, tokens.qpms.tolist())}
 
 
-def _load_manifest(path: Path) -> dict:
+def load_manifest(path: Path) -> dict:
+    """The manifest at ``path`` (manifest.json), or ``{}`` when it is missing, unreadable or of another format."""
     try:
         data = json.loads(path.read_text())
         return data if data.get("format") == MANIFEST_FORMAT else {}
@@ -192,7 +203,7 @@ def _load_manifest(path: Path) -> dict:
         return {}
 
 
-def _manifest_text(manifest: dict) -> str:
+def manifest_text(manifest: dict) -> str:
     """JSON with one line per top-level field and per list item: readable, and written by the C encoder (an
     ``indent`` makes ``json`` use its pure-Python encoder, 5x slower on a large corpus)."""
     def value(v):
@@ -202,7 +213,7 @@ def _manifest_text(manifest: dict) -> str:
     return "{\n" + ",\n".join(f" {json.dumps(k)}: {value(v)}" for k, v in manifest.items()) + "\n}\n"
 
 
-def _tokens_current(out: Path, old: dict, chash: str, kept_keys: list[str]) -> bool:
+def tokens_current(out: Path, old: dict, chash: str, kept_keys: list[str]) -> bool:
     """True when the last manifest's tokens.npz holds exactly ``kept_keys`` with this config and is untouched."""
     rec = old.get("tokens_npz") or {}
     try:
@@ -213,7 +224,9 @@ def _tokens_current(out: Path, old: dict, chash: str, kept_keys: list[str]) -> b
             and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns)
 
 
-def _write_tokens(out: Path, kept_keys: list[str], results: _Results, paths: list[str], indices: list[int]) -> None:
+def write_tokens(out: Path, kept_keys: list[str], results: KnownPieces, paths: list[str], indices: list[int]) -> None:
+    """Write ``out/tokens.npz`` (layout in the module docstring): the kept pieces ``kept_keys`` in that order, their
+    tokens and qpm from ``results.tokens``, ``paths[i]`` / ``indices[i]`` the file and position of piece i."""
     pieces = [results.tokens[k][0] for k in kept_keys]
     offsets = np.zeros(len(pieces) + 1, np.int64)
     np.cumsum([p.size for p in pieces], out=offsets[1:])

@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, PieceResult, TokenSet, _load_manifest, _manifest_text,
-                            _Results, _tokens_current, _write_tokens, config_hash, file_key_of, is_token_cache,
-                            load_tokens)
+from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceResult, TokenSet, config_hash,
+                            file_key_of, is_token_cache, load_manifest, load_tokens, manifest_text, tokens_current,
+                            write_tokens)
 from musicgen.config import TokenizerConfig
 from musicgen.dedup import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
-from musicgen.ingest_worker import _NO_TOKENS, cost, expected_pieces, piece_rows, tokenize_chunk
-from musicgen.midi_io import MIDI_SUFFIXES, MUSIC_SUFFIXES
+from musicgen.ingest_worker import cost, expected_pieces, piece_rows, tokenize_chunk
+from musicgen.midi_io import MIDI_SUFFIXES
+from musicgen.reader import MUSIC_SUFFIXES
 from musicgen.safeio import (CacheLock, atomic_write_text, check_output_dir, resolve_workers, run_isolated,
                              sha256_file)
 
@@ -201,7 +202,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
     chash = config_hash(config)
     entries = out / "entries" / chash
     entries.mkdir(parents=True, exist_ok=True)
-    old = _load_manifest(out / "manifest.json")
+    old = load_manifest(out / "manifest.json")
     same_config = old.get("config_hash") == chash
     old_rows: dict[str, list[dict]] = {}
     for row in old.get("files", []):
@@ -235,7 +236,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
                 outcome[fkey] = rows
         files.append(rec)
 
-    results = _Results(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild)
+    results = KnownPieces(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild)
     todo = [k for k in first_with_key if k not in outcome]
     tokenized = _tokenize(run, entries, results.missing_files(todo), first_with_key, results)
     for fkey in todo:
@@ -246,7 +247,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
                 for row in outcome[rec["key"]] if "reason" not in row]
 
     kept = kept_pieces()
-    if kept and (rebuild or not _tokens_current(out, old, chash, [k for k, _, _ in kept])):
+    if kept and (rebuild or not tokens_current(out, old, chash, [k for k, _, _ in kept])):
         lost = results.missing_tokens([k for k, _, _ in kept])  # damaged entries: read those files again
         redo = list(dict.fromkeys(file_key_of(k) for k in lost))
         for fkey in redo:
@@ -256,7 +257,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
             outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]), tokenizer)
         kept = kept_pieces()
         if kept:
-            _write_tokens(out, [k for k, _, _ in kept], results, [p for _, p, _ in kept], [i for _, _, i in kept])
+            write_tokens(out, [k for k, _, _ in kept], results, [p for _, p, _ in kept], [i for _, _, i in kept])
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
                           reused=len(first_with_key) - tokenized, files=len(music))
@@ -290,7 +291,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
                 else None, "clusters": clusters, "files": rows}
     if manifest != old or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
         atomic_write_text(out / "tokenizer.json", config.to_json() + "\n")
-        atomic_write_text(out / "manifest.json", _manifest_text(manifest))
+        atomic_write_text(out / "manifest.json", manifest_text(manifest))
     if report.kept == 0:
         raise UsageError(f"corpus_dir: no usable music file in {str(corpus)!r}: {report.summary()}; "
                          f"see {out / 'manifest.json'}")
@@ -320,7 +321,7 @@ def _idle_cores() -> int:
         return cores
 
 
-def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, results: _Results) -> int:
+def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, results: KnownPieces) -> int:
     """Read and tokenize every piece of the files with these content keys in worker processes (largest first);
     fills ``results``; returns how many files."""
     if not keys:
@@ -340,7 +341,7 @@ def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, r
         for (path, key), result in run_isolated(tokenize_chunk, items, workers, run.config.to_json(), str(entries),
                                                 run.time_limit_s, chunk=CHUNK_FILES):
             if result is None:
-                result = [PieceResult(key, 0, "", "", CRASH_REASON, _NO_TOKENS, 0.0)]
+                result = [PieceResult.skipped(key, CRASH_REASON)]
             results.add(key, result)
             if bar is not None:
                 bar.total = max(bar.total, bar.n + len(result))

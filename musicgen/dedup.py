@@ -33,6 +33,7 @@ import numpy as np
 
 from musicgen.config import TokenizerConfig
 from musicgen.errors import UsageError
+from musicgen.midi_io import DRUMS
 
 DEFAULT_NGRAM = 8
 DEFAULT_THRESHOLD = 0.5
@@ -109,7 +110,7 @@ def fingerprint(tokens: np.ndarray, tokenizer, ngram: int = DEFAULT_NGRAM) -> Fi
         features, anchors = np.asarray(tokens, np.int64), np.zeros(len(tokens), np.int64)
     else:
         a = tokenizer.decode_arrays(tokens)  # sorted by (start, pitch, ...)
-        pitch, start = a["pitch"][a["instrument"] != 128], a["start"][a["instrument"] != 128]
+        pitch, start = a["pitch"][a["instrument"] != DRUMS], a["start"][a["instrument"] != DRUMS]
         first = np.ones(pitch.size, bool)
         first[1:] = (pitch[1:] != pitch[:-1]) | (start[1:] != start[:-1])
         features, anchors = note_features(pitch[first], start[first])

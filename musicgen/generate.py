@@ -35,10 +35,10 @@ from musicgen import __version__
 from musicgen.config import SampleConfig
 from musicgen.context import key_name, parse_key
 from musicgen.errors import BundleError, IngestError, UsageError
+from musicgen.midi_io import MIDI_SUFFIXES
 from musicgen.safeio import atomic_paths, check_output_dir
 
 DEFAULT_MODEL = "trained/default"
-MIDI_SUFFIXES = (".mid", ".midi")
 EVENTS_PER_STEP_CAP = 8  # with --seconds and no --length: at most this many events per grid step
 # bounds that keep one call's memory and time finite (the sampler holds about 100 kB per sample and 4 B per event)
 MAX_LENGTH = 1_000_000  # events per sample
@@ -98,7 +98,7 @@ def load_primer(primer, tokenizer) -> tuple[np.ndarray, float | None, str | None
     if primer is None:
         return np.array([tokenizer.bos_id], np.int64), None, None
     if isinstance(primer, (str, os.PathLike)):
-        from musicgen.midi_io import read_piece
+        from musicgen.reader import read_piece
 
         path = Path(primer)
         _usage(path.is_file(), f"--primer: no such file {str(path)!r}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.cache import PieceResult, _write_pack, piece_key
+from musicgen.cache import PieceResult, piece_key, write_pack
 from musicgen.config import TokenizerConfig
 from musicgen.midi_io import MAX_SCORE_BYTES, MIDI_SUFFIXES
 
@@ -19,7 +19,6 @@ SCORE_COST = 100  # a MusicXML/kern file through music21 costs about as much as 
 ABC_TUNE_COST = 5  # an ABC tune through symusic's reader (abc2midi process + parse)
 _X_LINES = re.compile(rb"^[ \t]*X:", re.MULTILINE)
 _TOKENIZERS: dict[str, object] = {}
-_NO_TOKENS = np.zeros(0, np.int32)
 
 
 def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str,
@@ -29,7 +28,7 @@ def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str
     Returns a ``PieceResult`` list per item (a file that cannot be read at all: one entry, index 0, with the
     reason). Any failure of one file or tune (IngestError, a parser bug, the time limit) skips that one only.
     """
-    from musicgen import midi_io, scores
+    from musicgen import midi_io, reader
     from musicgen.errors import IngestError
     from musicgen.tokenizer import Tokenizer
 
@@ -39,12 +38,12 @@ def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str
     tokenizer = _TOKENIZERS[config_json]
     read: list[list] = []  # per item: ScorePiece list
     for path, _ in items:
-        try:  # scores.read_pieces looked up now: tests replace it; score formats get time_limit_s per tune/parse
-            read.append(scores.read_pieces(path, tokenizer.config.time_mode, time_limit_s))
+        try:  # reader.read_pieces looked up now: tests replace it; score formats get time_limit_s per tune/parse
+            read.append(reader.read_pieces(path, tokenizer.config.time_mode, time_limit_s))
         except IngestError as exc:
-            read.append([scores.ScorePiece(0, "", "", None, str(exc) or "unreadable")])
+            read.append([reader.ScorePiece(0, "", "", None, str(exc) or "unreadable")])
         except Exception as exc:  # a parser bug on one odd file must not stop the run
-            read.append([scores.ScorePiece(0, "", "", None,
+            read.append([reader.ScorePiece(0, "", "", None,
                                            f"parser error: {type(exc).__name__}: {str(exc)[:160]}")])
     pieces = [sp.piece for file_pieces in read for sp in file_pieces if sp.piece is not None]
     try:
@@ -60,10 +59,9 @@ def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str
             if isinstance(tokens, np.ndarray):
                 out.append(PieceResult(key, sp.index, sp.title, sp.reader, "", tokens, float(sp.piece.qpm)))
             else:
-                out.append(PieceResult(key, sp.index, sp.title, sp.reader, str(tokens) or "unreadable", _NO_TOKENS,
-                                       0.0))
+                out.append(PieceResult.skipped(key, str(tokens) or "unreadable", sp.index, sp.title, sp.reader))
         results.append(out)
-    _write_pack(Path(pack_dir), [p for out in results for p in out])
+    write_pack(Path(pack_dir), [p for out in results for p in out])
     return results
 
 

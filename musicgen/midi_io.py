@@ -1,12 +1,8 @@
 """Files → notes, and notes → ``pretty_midi``.
 
-Reading:
-    * MIDI (``.mid`` / ``.midi``, any case) through symusic, read in ticks and converted here in float64
-      (beats = ticks / ticks_per_quarter; seconds through the file's whole tempo map).
-    * MusicXML / ABC / Humdrum kern (``.mxl .musicxml .xml .abc .krn``) through ``musicgen.scores`` (music21, and
-      symusic's ABC reader for ABC tunes where it is faithful). A file may hold many pieces (an ABC book, an opus):
-      ``read_piece`` gives the first that reads, ``musicgen.scores.read_score_pieces`` all of them (what ingest
-      uses).
+Reading: MIDI (``.mid`` / ``.midi``, any case) through symusic (``read_midi``), read in ticks and converted here in
+float64 (beats = ticks / ticks_per_quarter; seconds through the file's whole tempo map). Score formats are read by
+``musicgen.scores`` into the same ``Piece``; ``musicgen.reader.read_piece`` picks the reader by suffix.
 
 Times are **quarter notes** in ``time_mode="beat"`` and **seconds** in ``time_mode="seconds"``. A note of zero length
 in the file is given one tick (MIDI) so that ``Note`` can insist on ``end > start``; the tokenizer's grid decides
@@ -25,11 +21,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from musicgen.config import TIME_MODES
 from musicgen.errors import IngestError, UsageError
 
 MIDI_SUFFIXES = (".mid", ".midi")
-MUSIC21_SUFFIXES = (".mxl", ".musicxml", ".xml", ".abc", ".krn")
-MUSIC_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES
 DEFAULT_QPM = 120.0
 DEFAULT_MAX_NOTES = 200_000
 # memory bounds: a larger file is refused before it is read ("too large: …"), so one huge or hostile file in a
@@ -42,7 +37,7 @@ MIN_FILE_QPM, MAX_FILE_QPM = 60e6 / 0xFFFFFF * 1.0001, 60e6
 MAX_FILE_TICK = 9_999_000
 FILE_TICKS_PER_QUARTER = 480  # what every MIDI file musicgen writes uses (pretty_midi's and most tools' default)
 MUSIC21_DEFAULT_VELOCITY = 90
-TIME_MODES = ("beat", "seconds")
+DRUMS = 128  # the instrument id of the percussion channel (programs are 0..127): NoteArrays.instrument, PROGRAM(128)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +100,7 @@ class NoteArrays(NamedTuple):
     @property
     def instrument(self) -> np.ndarray:
         """int64 (n,): the program, or 128 for drums (the tokenizer's instrument id)."""
-        return np.where(self.is_drum, 128, self.program)
+        return np.where(self.is_drum, DRUMS, self.program)
 
     def to_notes(self) -> list[Note]:
         return [Note(*row) for row in zip(*(c.tolist() for c in self))]
@@ -167,7 +162,8 @@ class Piece:
         return f"Piece({len(self)} notes, qpm={self.qpm!r}, time_mode={self.time_mode!r}{extra})"
 
 
-def _check_time_mode(time_mode: str) -> None:
+def check_time_mode(time_mode: str) -> None:
+    """Raise ``UsageError`` naming ``time_mode`` unless it is one of ``TIME_MODES``."""
     if time_mode not in TIME_MODES:
         raise UsageError(f"time_mode: expected one of {TIME_MODES}, got {time_mode!r}")
 
@@ -183,6 +179,31 @@ def beats_to_seconds(beats: np.ndarray, change_beats: np.ndarray, change_qpm: np
         float64 array of seconds, same shape as ``beats``.
     """
     beats = np.asarray(beats, dtype=np.float64)
+    cb, spb, at_change = _tempo_segments(change_beats, change_qpm)
+    idx = np.clip(np.searchsorted(cb, beats, side="right") - 1, 0, cb.size - 1)
+    return at_change[idx] + (beats - cb[idx]) * spb[idx]
+
+
+def seconds_to_beats(seconds: np.ndarray, change_beats: np.ndarray, change_qpm: np.ndarray) -> np.ndarray:
+    """Map times in seconds to beat positions through a piecewise-constant tempo map (inverse of
+    ``beats_to_seconds``, same tempo map arguments).
+
+    Args:
+        seconds: float array of times in seconds.
+        change_beats: sorted float array, where each tempo starts, in quarter notes (the first should be 0).
+        change_qpm: quarter notes per minute from each change on (positive).
+    Returns:
+        float64 array of quarter notes, same shape as ``seconds``.
+    """
+    seconds = np.asarray(seconds, dtype=np.float64)
+    cb, spb, at_change = _tempo_segments(change_beats, change_qpm)
+    idx = np.clip(np.searchsorted(at_change, seconds, side="right") - 1, 0, cb.size - 1)
+    return cb[idx] + (seconds - at_change[idx]) / spb[idx]
+
+
+def _tempo_segments(change_beats, change_qpm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(beat, seconds per beat, second)`` at the start of each tempo segment, each float64 (k,); an empty map is
+    120 qpm, and the first tempo also holds before the first change."""
     cb = np.asarray(change_beats, dtype=np.float64)
     qpm = np.asarray(change_qpm, dtype=np.float64)
     if cb.size == 0:
@@ -191,9 +212,7 @@ def beats_to_seconds(beats: np.ndarray, change_beats: np.ndarray, change_qpm: np
         cb = np.concatenate([[0.0], cb])
         qpm = np.concatenate([qpm[:1], qpm])
     spb = 60.0 / qpm
-    at_change = np.concatenate([[0.0], np.cumsum(np.diff(cb) * spb[:-1])])
-    idx = np.clip(np.searchsorted(cb, beats, side="right") - 1, 0, cb.size - 1)
-    return at_change[idx] + (beats - cb[idx]) * spb[idx]
+    return cb, spb, np.concatenate([[0.0], np.cumsum(np.diff(cb) * spb[:-1])])
 
 
 def _tempo_map(beats: list[float], qpms: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +362,13 @@ def symusic_meta(score, time_mode: str, change_beats, change_qpm) -> tuple[list[
     return meters, key
 
 
-def _read_midi(path: Path, time_mode: str, max_notes: int, data: bytes | None) -> Piece:
+def read_midi(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES,
+              data: bytes | None = None) -> Piece:
+    """Read one MIDI file (symusic) into a ``Piece``: one voice per track with notes, times in quarter notes (beat
+    mode) or seconds through the tempo map; ``data`` is the file's bytes when the caller has read them already.
+    Arguments, result and errors as ``musicgen.reader.read_piece`` (which calls this for ``.mid/.midi``)."""
+    check_time_mode(time_mode)
+    path = Path(path)
     try:
         if data is None:
             _check_size(path, MAX_MIDI_BYTES)
@@ -384,44 +409,6 @@ def _read_midi(path: Path, time_mode: str, max_notes: int, data: bytes | None) -
                         meters=meters, key=key)
 
 
-def read_piece(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES,
-               data: bytes | None = None) -> Piece:
-    """Read one music file into a ``Piece``.
-
-    Args:
-        path: a ``.mid/.midi`` file (symusic) or ``.mxl/.musicxml/.xml/.abc/.krn`` file (``musicgen.scores``: the
-            first piece that reads of an ABC book or opus; ``scores.read_score_pieces`` gives them all).
-        time_mode: ``"beat"`` (times in quarter notes) or ``"seconds"``.
-        max_notes: guard against enormous inputs; a file with more notes is refused (default 200,000).
-        data: the file's bytes when the caller has read them already (MIDI only; saves reading the file again).
-    Returns:
-        ``Piece`` with notes sorted by (start, pitch) and ``qpm`` the first tempo (120 when the file has none).
-    Raises:
-        IngestError: ``"not a music file: …"``, ``"unreadable MIDI: …"``, ``"no notes"``, ``"too many notes: …"``,
-            ``"too large: …"`` (over ``MAX_MIDI_BYTES`` / ``MAX_SCORE_BYTES``, refused before reading).
-        UsageError: ``time_mode`` is not one of ``("beat", "seconds")``.
-    """
-    _check_time_mode(time_mode)
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in MUSIC_SUFFIXES:
-        raise IngestError(f"not a music file: suffix {path.suffix!r} is not one of {' '.join(MUSIC_SUFFIXES)}")
-    if suffix in MIDI_SUFFIXES:  # an unreadable path is reported by _read_midi (one stat call fewer)
-        return _read_midi(path, time_mode, max_notes, data)
-    from musicgen.scores import read_score_pieces
-
-    pieces = read_score_pieces(path, time_mode, max_notes, first_only=True)
-    for sp in pieces:
-        if sp.piece is not None:
-            return sp.piece
-    raise IngestError(pieces[0].reason)
-
-
-def read_notes(path: str | Path, time_mode: str = "beat") -> list[Note]:
-    """The notes of ``read_piece(path, time_mode)``."""
-    return read_piece(path, time_mode).notes
-
-
 def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = DEFAULT_QPM,
                           time_mode: str = "beat", resolution: int = 480, voice=None, time_signatures=(),
                           key: int | None = None):
@@ -446,7 +433,7 @@ def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = 
     """
     import pretty_midi
 
-    _check_time_mode(time_mode)
+    check_time_mode(time_mode)
     if not (math.isfinite(qpm) and qpm > 0):
         raise UsageError(f"qpm: expected a positive number, got {qpm!r}")
     start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
@@ -469,7 +456,7 @@ def arrays_to_pretty_midi(pitch, start, end, velocity, instrument, qpm: float = 
     voices = np.zeros_like(instrument) if voice is None else np.asarray(voice, dtype=np.int64)
     for v, inst in sorted(set(zip(voices.tolist(), instrument.tolist()))):
         sel = np.flatnonzero((instrument == inst) & (voices == v))
-        drum = inst == 128
+        drum = inst == DRUMS
         name = "Drums" if drum else pretty_midi.program_to_instrument_name(inst)
         track = pretty_midi.Instrument(program=0 if drum else inst, is_drum=drum,
                                        name=name if voice is None else f"{name} (voice {v})")
@@ -484,5 +471,5 @@ def notes_to_pretty_midi(notes: list[Note], qpm: float = DEFAULT_QPM, time_mode:
     when some note has a voice other than 0; beat times converted at ``qpm``."""
     voice = [n.voice for n in notes] if any(n.voice for n in notes) else None
     return arrays_to_pretty_midi([n.pitch for n in notes], [n.start for n in notes], [n.end for n in notes],
-                                 [n.velocity for n in notes], [128 if n.is_drum else n.program for n in notes],
+                                 [n.velocity for n in notes], [DRUMS if n.is_drum else n.program for n in notes],
                                  qpm=qpm, time_mode=time_mode, voice=voice)

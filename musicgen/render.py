@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.errors import MusicgenError, UsageError
+from musicgen.midi_io import seconds_to_beats
 from musicgen.safeio import atomic_path
 
 SOUNDFONT_ENV = "MUSICGEN_SOUNDFONT"
@@ -226,15 +227,12 @@ def write_wav(path, audio: np.ndarray, sample_rate: int) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------- piano roll
-def seconds_to_beats(pm, times) -> np.ndarray:
-    """Quarter notes elapsed at each time in seconds, following ``pm``'s tempo changes (120 qpm if none)."""
+def pm_tempo_map(pm) -> tuple[np.ndarray, np.ndarray]:
+    """``pm``'s tempo map in the form ``midi_io.seconds_to_beats`` takes: where each tempo starts, in quarter notes,
+    and its quarter notes per minute, each float64 (k,) (empty when ``pm`` has no tempo: then 120 qpm applies)."""
     change_times, qpms = pm.get_tempo_changes()
-    if len(change_times) == 0:
-        change_times, qpms = np.zeros(1), np.full(1, 120.0)
-    change_beats = np.concatenate([[0.0], np.cumsum(np.diff(change_times) * qpms[:-1] / 60.0)])
-    times = np.asarray(times, dtype=np.float64)
-    i = np.clip(np.searchsorted(change_times, times, side="right") - 1, 0, None)
-    return change_beats[i] + (times - change_times[i]) * qpms[i] / 60.0
+    beats = [pm.time_to_tick(t) / pm.resolution for t in change_times]
+    return np.asarray(beats, dtype=np.float64), np.asarray(qpms, dtype=np.float64)
 
 
 def plot_piano_roll(midi, path=None, time_unit: str = "beats", width: int = 1200, height: int = 600,
@@ -262,7 +260,7 @@ def plot_piano_roll(midi, path=None, time_unit: str = "beats", width: int = 1200
         title = Path(midi).name
 
     def to_x(seconds):
-        return seconds_to_beats(pm, seconds) if time_unit == "beats" else np.asarray(seconds, dtype=np.float64)
+        return seconds_to_beats(seconds, *pm_tempo_map(pm)) if time_unit == "beats" else np.asarray(seconds, np.float64)
 
     pitched = [inst for inst in pm.instruments if not inst.is_drum and inst.notes]
     drums = [inst for inst in pm.instruments if inst.is_drum and inst.notes]

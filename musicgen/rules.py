@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from musicgen.context import ContextTracker, context_names
+from musicgen.midi_io import DRUMS
 
 NEG_INF = np.float32(-np.inf)
 
 _ON, _OFF, _SHIFT, _VEL, _PROG, _EOS, _VOICE, _TSIG, _KEY, _BOS, _OTHER = range(11)
 _KINDS = 11
-DRUMS = 128
 
 
 class EventRules:

@@ -25,10 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from musicgen.context import ContextTracker
-from musicgen.rules import EventRules  # the validity masks (re-exported here)
-
-GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
-NEG_INF = np.float32(-np.inf)
+from musicgen.models import GATES
+from musicgen.rules import NEG_INF, EventRules  # the validity masks (re-exported here)
 
 
 class StepModel:

@@ -23,10 +23,11 @@ from typing import NamedTuple
 import numpy as np
 
 from musicgen.errors import IngestError
-from musicgen.midi_io import (DEFAULT_MAX_NOTES, MAX_SCORE_BYTES, MUSIC21_DEFAULT_VELOCITY, MUSIC21_SUFFIXES, Piece,
+from musicgen.midi_io import (DEFAULT_MAX_NOTES, MAX_SCORE_BYTES, MUSIC21_DEFAULT_VELOCITY, Piece,
                               _build_piece, _check_size, _first_line, _tempo_map, beats_to_seconds)
 from musicgen.safeio import TimeLimitExceeded, time_limit
 
+MUSIC21_SUFFIXES = (".mxl", ".musicxml", ".xml", ".abc", ".krn")
 READERS = ("symusic", "music21", "music21 (repeats as written)")
 
 
@@ -302,7 +303,7 @@ def read_score_pieces(path: str | Path, time_mode: str = "beat", max_notes: int 
         max_notes: a piece with more notes is skipped ("too many notes: …").
         time_limit_s: seconds allowed per ABC tune, and per music21 parse of another file (0 = none; SIGALRM, so
             only in a process's main thread).
-        first_only: stop after the first piece that reads (what ``midi_io.read_piece`` wants).
+        first_only: stop after the first piece that reads (what ``reader.read_piece`` wants).
         fast_abc: use symusic's ABC reader where faithful (False: music21 for every tune).
     Returns:
         ``ScorePiece`` list, at least one entry.
@@ -322,16 +323,3 @@ def read_score_pieces(path: str | Path, time_mode: str = "beat", max_notes: int 
             raise IngestError(f"not a music file: {str(path)!r} is not readable ({exc.strerror})") from None
     return _read_music21_file(path, time_mode, max_notes, time_limit_s)
 
-
-def read_pieces(path: str | Path, time_mode: str = "beat", time_limit_s: int = 0) -> list[ScorePiece]:
-    """Every piece of any music file: a MIDI file is one piece (``midi_io.read_piece``, reader ``""``, no time
-    limit: it parses in milliseconds), a score file is ``read_score_pieces(path, time_mode, time_limit_s=…)``.
-
-    Raises:
-        IngestError: the file as a whole cannot be read (see ``read_piece`` / ``read_score_pieces``).
-    """
-    from musicgen import midi_io
-
-    if str(path).lower().endswith(midi_io.MIDI_SUFFIXES):
-        return [ScorePiece(0, "", "", midi_io.read_piece(path, time_mode), "")]  # looked up now: tests replace it
-    return read_score_pieces(path, time_mode, time_limit_s=time_limit_s)

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from musicgen.errors import BundleError
+from musicgen.midi_io import DRUMS
 
 START_STATE = "start_state.npz"
 TAIL_EVENTS = 512  # events of each piece fed before its EOS: enough to forget the zero state they start from
@@ -177,7 +178,7 @@ def corpus_pitch_range(tokenizer, pieces: Sequence[np.ndarray], low: float = 0.1
     """``(lo, hi)`` MIDI pitches: the ``low`` and ``high`` percentiles (linear interpolation, rounded to the nearest
     pitch) of the pitched (non-drum) notes of ``pieces`` (int token arrays), e.g. the training pieces."""
     pitches = [tokenizer.decode_arrays(p) for p in pieces]
-    values = np.concatenate([a["pitch"][a["instrument"] != 128] for a in pitches] or [np.zeros(0, np.int64)])
+    values = np.concatenate([a["pitch"][a["instrument"] != DRUMS] for a in pitches] or [np.zeros(0, np.int64)])
     if values.size == 0:
         raise ValueError("pieces: expected at least one pitched note, got none")
     lo, hi = np.percentile(values, [low, high])
@@ -200,7 +201,7 @@ def first_beats_out_of_range(tokenizer, samples: Sequence[np.ndarray], pitch_lo:
     per_beat = 1.0 if tokenizer.config.time_mode == "beat" else qpm / 60.0
     for s in samples:
         a = tokenizer.decode_arrays(s)
-        pitched = a["instrument"] != 128
+        pitched = a["instrument"] != DRUMS
         start = tokenizer.from_steps(a["start"][pitched]) * per_beat
         out = (a["pitch"][pitched] < pitch_lo) | (a["pitch"][pitched] > pitch_hi)
         early = start < beats

@@ -170,7 +170,7 @@ def _primer_worker(conn, suffix: str, data: bytes, tokenizer_json: str, max_even
     (raw bytes, no pickle: the parent never unpickles what parsed an upload)."""
     try:
         from musicgen.config import TokenizerConfig
-        from musicgen.midi_io import read_piece
+        from musicgen.reader import read_piece
         from musicgen.tokenizer import Tokenizer
 
         tokenizer = Tokenizer(TokenizerConfig.from_json(tokenizer_json))

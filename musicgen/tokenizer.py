@@ -68,9 +68,9 @@ from musicgen.event_arrays import _forward_fill, _lex_order, emit_tokens, veloci
 from musicgen.keys import piece_key
 from musicgen.meter import (TS_DENOMINATORS, meter_events, normalize_shift, normalized_bounds,  # noqa: F401
                             time_signature_of, time_signature_value, with_meter_events)
-from musicgen.midi_io import Note, NoteArrays, Piece, arrays_to_pretty_midi, read_piece
+from musicgen.midi_io import DRUMS, Note, NoteArrays, Piece, arrays_to_pretty_midi
+from musicgen.reader import read_piece
 
-DRUMS = 128  # PROGRAM value (and internal instrument id) of the percussion channel
 N_PROGRAMS = 129
 PITCHES = 128  # MIDI pitch numbers, for (instrument, pitch) keys
 _PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG, _VOICE, _TSIG, _KEY = range(11)

@@ -35,8 +35,6 @@ from musicgen.safeio import check_output_dir
 from musicgen.split import Split, split_corpus
 from musicgen.train_result import TrainResult, split_metrics
 
-EVAL_CHUNK = 256  # validation runs whole pieces in chunks of this many events, state carried
-EVAL_GROUP = 16  # validation pieces per batch
 MIN_LR = 1e-5
 
 
@@ -91,8 +89,9 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
 
     from musicgen.bundle import recover_interrupted_save
     from musicgen.models import build_model
-    from musicgen.train_callbacks import (HISTORY, Checkpoint, ReseedDropout, ResetStates, Validation,
-                                          prune_checkpoints, read_checkpoint, sequence_metrics, write_history)
+    from musicgen.train_callbacks import (EVAL_CHUNK, EVAL_GROUP, HISTORY, Checkpoint, ReseedDropout, ResetStates,
+                                          Validation, prune_checkpoints, read_checkpoint, sequence_metrics,
+                                          write_history)
 
     out_dir = Path(out_dir)
     folder = out_dir / "checkpoints"

@@ -30,6 +30,8 @@ from musicgen.safeio import atomic_path, atomic_write_text, sha256_file
 STATE = "state.json"  # the manifest, written last
 HISTORY = "history.csv"  # derived from the state, rewritten after it
 LEGACY_FILES = {"last": "last.keras", "best": "best.weights.h5"}  # checkpoints written before the manifest
+EVAL_CHUNK = 256  # validation runs whole pieces in chunks of this many events, state carried
+EVAL_GROUP = 16  # validation pieces per batch
 
 
 def checkpoint_names(epoch: int, best_epoch: int) -> dict[str, str]:
@@ -120,7 +122,7 @@ class ResetStates(keras.callbacks.Callback):
             layer.reset_state()
 
 
-def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = 256, features=None) -> dict:
+def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = EVAL_CHUNK, features=None) -> dict:
     """Validation NLL per event (nats), perplexity and accuracy over whole pieces, each from a fresh state.
 
     ``eval_model`` is a stateful model with a fixed batch size; long pieces run in chunks of ``chunk`` events with
@@ -156,7 +158,7 @@ def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = 256, features
 class Validation(keras.callbacks.Callback):
     """After each epoch, copy the weights into ``eval_model`` and add validation metrics to the logs."""
 
-    def __init__(self, eval_model, pieces, pad_id: int, chunk: int = 256, features=None):
+    def __init__(self, eval_model, pieces, pad_id: int, chunk: int = EVAL_CHUNK, features=None):
         super().__init__()
         self.eval_model, self.pieces, self.pad_id, self.chunk = eval_model, pieces, pad_id, chunk
         self.features = features

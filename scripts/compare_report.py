@@ -12,8 +12,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from musicgen.config import CELLS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1] / "docs" / "compare"
-CELLS = ["lstm", "gru", "simple_rnn"]
 STATS = ["pitch_range", "pitch_classes_used", "pitch_class_entropy", "polyphony", "notes_per_beat",
          "pitch_in_scale_rate"]
 

@@ -32,7 +32,7 @@ def one(item: tuple[str, str, str]) -> dict:
     """The comparisons for one chorale: ``(name, score path, MIDI folder)`` → a row (see the module doc)."""
     import music21
 
-    from musicgen.midi_io import read_piece
+    from musicgen.reader import read_piece
     from musicgen.scores import _parse_music21, music21_piece
 
     name, source, midi_dir = item

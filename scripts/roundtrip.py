@@ -1,7 +1,7 @@
 """How many notes survive ``decode(encode(piece))``: python scripts/roundtrip.py DIR [--time-mode beat|seconds]
 [--voices N|auto] [--meter] [--key-mode token|normalize]
 
-For every music file under DIR (recursive), read with ``musicgen.midi_io.read_piece`` and encoded by the default
+For every music file under DIR (recursive), read with ``musicgen.reader.read_piece`` and encoded by the default
 ``Tokenizer`` of that time mode (with ``--voices``: ``TokenizerConfig(voices=N)``; ``auto`` = the most parts of any
 file, at most ``MAX_VOICES``), the notes are compared **on the grid** as multisets of
 ``(instrument, pitch, start step, end step)``, instrument = GM program or 128 for drums, velocity ignored; with
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.config import MAX_VOICES, TokenizerConfig
+from musicgen.config import MAX_VOICES, TIME_MODES, TokenizerConfig
 from musicgen.corpus import find_music_files
 from musicgen.errors import IngestError
 from musicgen.keys import piece_key
 from musicgen.meter import meter_events, time_signature_of
-from musicgen.midi_io import read_piece
+from musicgen.reader import read_piece
 from musicgen.tokenizer import Tokenizer
 
 
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("dir", help="folder of music files (searched recursively)")
-    parser.add_argument("--time-mode", choices=("beat", "seconds"), default="beat")
+    parser.add_argument("--time-mode", choices=TIME_MODES, default="beat")
     parser.add_argument("--per-file", action="store_true", help="also list every file that loses a note")
     parser.add_argument("--voices", default="0",
                         help="VOICE events: N voices (0 = off), or auto = the most parts of any file")

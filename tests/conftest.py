@@ -1,5 +1,7 @@
 """Shared fixtures. Tests run on tiny hand-made music and tiny models so the suite stays fast on 2 cores."""
 
+import hashlib
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -62,3 +64,67 @@ def numpy_bundle(cell: str = "gru", seed: int = 0, **tokenizer_options):
     bias[[tok.token("TIME_SHIFT", 6), tok.token("TIME_SHIFT", 12)]] = 3.0
     weights["logits_bias"] = bias
     return Bundle(Path("numpy-bundle"), {}, cfg, TrainConfig(), tc, weights, {})
+
+
+def rehash(path: Path, info: dict | None = None) -> None:
+    """Rewrite ``path/bundle.json`` so its sha256 entries match the files as they are now (what a sender who edits a
+    bundle by hand does). ``info``: the bundle.json fields to write (default: the file's own)."""
+    from musicgen.bundle import OPTIONAL, REQUIRED
+
+    info = info or json.loads((path / "bundle.json").read_text())
+    info["files"] = {n: hashlib.sha256((path / n).read_bytes()).hexdigest() for n in REQUIRED + OPTIONAL
+                     if (path / n).exists()}
+    (path / "bundle.json").write_text(json.dumps(info))
+
+
+def make_bundle(path: Path, tokenizer_config, cell: str = "gru", *, embedding_dim: int = 4, units: int = 8,
+                layers: int = 1, seed: int = 0, note_bias: float = 0.0, with_keras: bool = True, train_config=None,
+                metrics: dict | None = None) -> Path:
+    """An untrained bundle at ``path`` (the one way tests make one; tests/test_bundle.py tests ``save_bundle`` itself).
+
+    ``with_keras``: a Keras model built after ``keras.utils.set_random_seed(seed)`` and written by ``save_bundle``;
+    else no TensorFlow at all: weights drawn from N(0, 0.5) by ``numpy.random.default_rng(seed)`` in the export layout
+    and a placeholder model.keras (sampling and evaluation read weights.npz only). ``note_bias``: added to the logit
+    bias of every NOTE_ON and NOTE_OFF id (0 elsewhere), so samples hold notes rather than 129 PROGRAM ids.
+    """
+    import numpy as np
+
+    from musicgen.bundle import FORMAT_VERSION
+    from musicgen.config import ModelConfig, TrainConfig
+    from musicgen.models import expected_weight_shapes
+    from musicgen.tokenizer import Tokenizer
+
+    tok = Tokenizer(tokenizer_config)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, cell=cell, embedding_dim=embedding_dim, units=units, layers=layers,
+                      dropout=0.0)
+    train_config = train_config or TrainConfig()
+    metrics = {"val_nll": 1.0} if metrics is None else metrics
+    bias = np.zeros(cfg.vocab_size, np.float32)
+    for kind in ("NOTE_ON", "NOTE_OFF"):
+        first, size = tok.ranges[kind]
+        bias[first:first + size] = note_bias
+    if with_keras:
+        import keras
+
+        from musicgen.bundle import save_bundle
+        from musicgen.models import build_model
+
+        keras.utils.set_random_seed(seed)
+        model = build_model(cfg)
+        if note_bias:
+            model.get_layer("logits").bias.assign(bias)
+        return save_bundle(path, model=model, model_config=cfg, train_config=train_config,
+                           tokenizer_config=tokenizer_config, metrics=metrics)
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    weights = {k: rng.normal(0, 0.5, s).astype(np.float32) for k, s in expected_weight_shapes(cfg).items()}
+    if note_bias:
+        weights["logits_bias"] = bias
+    np.savez(path / "weights.npz", **weights)
+    (path / "model.keras").write_bytes(b"placeholder: sampling reads weights.npz only")
+    tokenizer_config.save(path / "tokenizer.json")
+    cfg.save(path / "model_config.json")
+    train_config.save(path / "train_config.json")
+    (path / "metrics.json").write_text(json.dumps(metrics) + "\n")
+    rehash(path, {"format_version": FORMAT_VERSION, "cell": cell, "vocab_size": cfg.vocab_size})
+    return path

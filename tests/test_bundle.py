@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import rehash
 from musicgen.bundle import load_bundle, save_bundle
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.errors import BundleError
@@ -26,12 +27,6 @@ def parts():
 @pytest.fixture
 def bundle_dir(tmp_path, parts):
     return save_bundle(tmp_path / "b", **parts)
-
-
-def _rehash(path):
-    info = json.loads((path / "bundle.json").read_text())
-    info["files"] = {name: sha256_file(path / name) for name in info["files"]}
-    (path / "bundle.json").write_text(json.dumps(info))
 
 
 def test_round_trip(bundle_dir, parts):
@@ -71,7 +66,7 @@ def test_tampered_file_is_detected(bundle_dir):
 
 def test_vocab_mismatch_is_refused(bundle_dir):
     (bundle_dir / "tokenizer.json").write_text(TokenizerConfig(velocity_bins=8, programs=False).to_json())
-    _rehash(bundle_dir)
+    rehash(bundle_dir)
     with pytest.raises(BundleError, match="output classes but the tokenizer has"):
         load_bundle(bundle_dir)
 
@@ -81,7 +76,7 @@ def test_pickled_array_is_refused(bundle_dir):
         arrays = {k: npz[k] for k in npz.files}
     arrays["embedding"] = np.array([object()], dtype=object)
     np.savez(bundle_dir / "weights.npz", **arrays)
-    _rehash(bundle_dir)
+    rehash(bundle_dir)
     with pytest.raises(BundleError, match="refused"):
         load_bundle(bundle_dir)
 
@@ -93,7 +88,7 @@ def test_lambda_layer_is_refused(tmp_path, parts):
     outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
     path = save_bundle(tmp_path / "lam", **parts)
     keras.Model(inputs, outputs).save(path / "model.keras")
-    _rehash(path)
+    rehash(path)
     with pytest.raises(BundleError, match="cannot be loaded safely"):
         load_bundle(path).keras_model()
 

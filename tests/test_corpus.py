@@ -1,4 +1,4 @@
-"""Ingest (scan, parallel tokenize, manifest, cache reuse, damage recovery), load_tokens, and music21 export."""
+"""Ingest (scan, parallel tokenize, manifest, cache reuse, damage recovery), load_tokens, and a music21 export ingested."""
 
 import json
 import os
@@ -13,9 +13,8 @@ from musicgen import safeio
 from musicgen.cli import main
 from musicgen.config import TokenizerConfig
 from musicgen.corpus import CRASH_REASON, find_music_files, ingest, is_token_cache, load_tokens, tokens_for
-from musicgen.corpus_export import split_abc
 from musicgen.errors import MusicgenError, UsageError
-from musicgen.midi_io import read_piece
+from musicgen.reader import read_piece
 from musicgen.safeio import save_npz
 from musicgen.tokenizer import Tokenizer
 
@@ -163,9 +162,9 @@ def test_tokens_for_takes_a_cache_or_a_music_folder(tmp_path):
 
 
 def test_a_crashing_worker_skips_only_its_file(tmp_path, monkeypatch):
-    import musicgen.midi_io as midi_io
+    import musicgen.reader as reader
 
-    real = midi_io.read_piece
+    real = reader.read_piece
 
     def read_or_segfault(path, *args, **kwargs):
         if Path(path).name == "crash.mid":
@@ -175,7 +174,7 @@ def test_a_crashing_worker_skips_only_its_file(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGSEGV)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(midi_io, "read_piece", read_or_segfault)
+    monkeypatch.setattr(reader, "read_piece", read_or_segfault)
     src = small_corpus(tmp_path / "music")
     shutil.copy(BROKEN / "type2.mid", src / "crash.mid")
     report = ingest(src, tmp_path / "cache", workers=2, progress=False)
@@ -219,13 +218,6 @@ def test_cli_ingest_meter_and_key_flags_and_manifest_rows(tmp_path, capsys):
     assert "--key-mode: token cache" in capsys.readouterr().err and not (tmp_path / "m").exists()
     assert main(["ingest", str(src), "--out", str(tmp_path / "sec"), "--meter", "--time-mode", "seconds"]) == 2
     assert "meter:" in capsys.readouterr().err
-
-
-def test_split_abc_keeps_header_with_each_tune():
-    text = "% header\nM:4/4\n\nX:1\nT:One\nK:C\nCDEF|\n\nX:2\nT:Two\nK:G\nGABc|\n"
-    assert split_abc(text) == ["% header\nM:4/4\n\nX:1\nT:One\nK:C\nCDEF|\n\n",
-                               "% header\nM:4/4\n\nX:2\nT:Two\nK:G\nGABc|\n"]
-    assert split_abc("no tunes here") == ["no tunes here"]
 
 
 def test_export_bach_chorales_then_ingest(tmp_path, capsys):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import make_bundle
 from musicgen import evaluate as ev
 from musicgen import stats
 from musicgen.baselines import score_row
@@ -179,7 +180,6 @@ def _write_corpus(folder, n_pieces=8):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """(bundle folder, token cache folder, tokenizer) for an untrained GRU on eight small MIDI files."""
-    from musicgen.bundle import save_bundle
     from musicgen.corpus import ingest
     from musicgen.tokenizer import Tokenizer
 
@@ -188,10 +188,9 @@ def saved(tmp_path_factory):
     tcfg = TokenizerConfig(velocity_bins=0, programs=False, max_shift_steps=12)
     cache = ingest(tmp / "music", tmp / "cache", tcfg, workers=1, progress=False).out_dir
     tok = Tokenizer(tcfg)
-    model, mcfg = _tiny_model("gru", vocab=tok.vocab_size)
-    bundle = save_bundle(tmp / "bundle", model=model, model_config=mcfg,
+    bundle = make_bundle(tmp / "bundle", tcfg, "gru", units=5, layers=2,
                          train_config=TrainConfig.from_dict({"val_fraction": 0.3, "seed": 0, "transpose": 2}),
-                         tokenizer_config=tcfg, metrics={"val_nll": None})  # a train_config of before the 3-way split
+                         metrics={"val_nll": None})  # a train_config of before the 3-way split
     return bundle, cache, tok
 
 

@@ -10,37 +10,24 @@ import numpy as np
 import pretty_midi
 import pytest
 
+from conftest import make_bundle
 from musicgen.cli import main
-from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
+from musicgen.config import TokenizerConfig
 from musicgen.errors import UsageError
 from musicgen.generate import generate, output_paths, sample
 
 
-def make_bundle(path, tokenizer_config, cell):
-    import keras
-
-    from musicgen.bundle import save_bundle
-    from musicgen.models import build_model
-    from musicgen.tokenizer import Tokenizer
-
-    cfg = ModelConfig(vocab_size=Tokenizer(tokenizer_config).vocab_size, cell=cell, embedding_dim=8, units=16,
-                      layers=2, dropout=0.0)
-    keras.utils.set_random_seed(3)
-    model = build_model(cfg)
-    dense = model.get_layer("logits")  # favour notes over the 129 PROGRAM ids so samples have music in them
-    bias = np.zeros(cfg.vocab_size, np.float32)
-    bias[3:3 + 2 * (tokenizer_config.max_pitch - tokenizer_config.min_pitch + 1)] = 2.5
-    dense.bias.assign(bias)
-    return save_bundle(path, model=model, model_config=cfg, train_config=TrainConfig(),
-                       tokenizer_config=tokenizer_config, metrics={"val_nll": 1.0})
+def _bundle(path, tokenizer_config, cell):
+    """Favour notes over the 129 PROGRAM ids so samples have music in them."""
+    return make_bundle(path, tokenizer_config, cell, embedding_dim=8, units=16, layers=2, seed=3, note_bias=2.5)
 
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
-    full = make_bundle(root / "full", TokenizerConfig(min_pitch=36, max_pitch=84, velocity_bins=8), "lstm")
-    plain = make_bundle(root / "plain", TokenizerConfig(min_pitch=48, max_pitch=72, velocity_bins=0,
-                                                        programs=False), "simple_rnn")
+    full = _bundle(root / "full", TokenizerConfig(min_pitch=36, max_pitch=84, velocity_bins=8), "lstm")
+    plain = _bundle(root / "plain", TokenizerConfig(min_pitch=48, max_pitch=72, velocity_bins=0, programs=False),
+                    "simple_rnn")
     return {"full": full, "plain": plain}
 
 

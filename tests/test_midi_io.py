@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from data.make_broken import vlq  # tests/data/make_broken.py: the MIDI byte helpers
 from musicgen.errors import IngestError, UsageError
-from musicgen.midi_io import Note, Piece, beats_to_seconds, notes_to_pretty_midi, read_notes, read_piece
+from musicgen.midi_io import Note, Piece, beats_to_seconds, notes_to_pretty_midi, seconds_to_beats
+from musicgen.reader import read_notes, read_piece
 
 
 def _track(events: list[tuple[int, bytes]]) -> bytes:
@@ -217,6 +218,24 @@ def test_beats_to_seconds_piecewise():
     assert beats_to_seconds(np.array([3.0]), np.array([]), np.array([])).tolist() == [1.5]
 
 
+def test_seconds_to_beats_piecewise():
+    # 120 qpm for beats 0-4 (2 s), then 60 qpm; no map is 120 qpm; a first change at beat 2 also holds before it
+    got = seconds_to_beats(np.array([0.0, 1.0, 2.0, 4.0]), np.array([0.0, 4.0]), np.array([120.0, 60.0]))
+    assert got.tolist() == [0.0, 2.0, 4.0, 6.0]
+    assert seconds_to_beats(np.array([1.5]), np.array([]), np.array([])).tolist() == [3.0]
+    assert seconds_to_beats(np.array([1.0, 3.0]), np.array([2.0]), np.array([90.0])).tolist() == [1.5, 4.5]
+
+
+@settings(max_examples=200, deadline=None)
+@given(beats=st.lists(st.floats(0, 1e4), min_size=1, max_size=20),
+       tempo=st.lists(st.tuples(st.floats(0, 1e3), st.floats(1, 1e3)), min_size=0, max_size=6))
+def test_beats_and_seconds_are_inverses(beats, tempo):
+    change_beats = np.array(sorted({b for b, _ in tempo}))
+    change_qpm = np.array([dict(tempo)[b] for b in change_beats])
+    seconds = beats_to_seconds(np.array(beats), change_beats, change_qpm)
+    np.testing.assert_allclose(seconds_to_beats(seconds, change_beats, change_qpm), beats, rtol=1e-9, atol=1e-6)
+
+
 def test_piece_from_arrays_and_from_notes_agree(tmp_path):
     path = _write(tmp_path, "two.mid", _VALID)
     piece = read_piece(path)
@@ -243,7 +262,7 @@ def test_ingest_workers_load_only_symusic_core(tmp_path):
 
     path = _write(tmp_path, "two.mid", _VALID)
     code = ("import sys; from musicgen import midi_io; midi_io.load_symusic_core_only(); "
-            f"p = midi_io.read_piece({str(path)!r}); "
+            f"p = midi_io.read_midi({str(path)!r}); "
             "print('symusic' in sys.modules, [(n.pitch, n.start, n.end) for n in p.notes])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
     assert out[0] == "False"  # the package (and its SoundFont downloader's urllib/http/ssl imports) never loaded

@@ -17,7 +17,8 @@ import pytest
 from musicgen import render
 from musicgen.cli import main
 from musicgen.errors import UsageError
-from musicgen.render import plot_piano_roll, render_outputs, render_wav, seconds_to_beats, trim_tail
+from musicgen.midi_io import seconds_to_beats
+from musicgen.render import plot_piano_roll, pm_tempo_map, render_outputs, render_wav, trim_tail
 
 TIM = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # 6 MB: fast to load; any GM SoundFont would pass these tests
 SOUNDFONT = next((p for p in (TIM, *render.SOUNDFONT_PATHS) if render.is_soundfont(p)), None)
@@ -151,8 +152,10 @@ def test_empty_midi_renders_a_short_silent_wav(tmp_path, monkeypatch):
     assert len(audio) <= 4000 and not audio.any()
 
 
-def test_seconds_to_beats_follows_tempo_changes(tmp_path):
-    assert seconds_to_beats(pretty_midi.PrettyMIDI(initial_tempo=120), [0.0, 1.0, 2.5]).tolist() == [0.0, 2.0, 5.0]
+def test_pm_tempo_map_follows_tempo_changes(tmp_path):
+    beats, qpm = pm_tempo_map(pretty_midi.PrettyMIDI(initial_tempo=120))
+    assert (beats.tolist(), qpm.tolist()) == ([0.0], [120.0])
+    assert seconds_to_beats([0.0, 1.0, 2.5], beats, qpm).tolist() == [0.0, 2.0, 5.0]
     import mido  # 120 qpm for 4 quarter notes (2 s), then 60 qpm
 
     mid = mido.MidiFile(ticks_per_beat=480)
@@ -162,7 +165,9 @@ def test_seconds_to_beats_follows_tempo_changes(tmp_path):
                                       mido.Message("note_off", note=60, velocity=0, time=480)]))
     mid.save(str(tmp_path / "tempo.mid"))
     pm = pretty_midi.PrettyMIDI(str(tmp_path / "tempo.mid"))
-    assert seconds_to_beats(pm, [1.0, 2.0, 3.0]).tolist() == pytest.approx([2.0, 4.0, 5.0])
+    beats, qpm = pm_tempo_map(pm)
+    assert (beats.tolist(), qpm.tolist()) == ([0.0, 4.0], pytest.approx([120.0, 60.0]))
+    assert seconds_to_beats([1.0, 2.0, 3.0], beats, qpm).tolist() == pytest.approx([2.0, 4.0, 5.0])
 
 
 def png_pixels(path):

@@ -7,7 +7,6 @@ crashing worker, damaged cache), tests/test_train.py (kill -9 then --resume), te
 tampered part, Lambda layer), tests/test_midi_io.py / test_tokenizer.py (hypothesis fuzzing).
 """
 
-import hashlib
 import io
 import json
 import os
@@ -23,14 +22,17 @@ import numpy as np
 import pretty_midi
 import pytest
 
+from conftest import make_bundle, rehash
+from musicgen import bundle as bundle_mod
 from musicgen import safeio
-from musicgen.bundle import FORMAT_VERSION, load_bundle
+from musicgen.bundle import Bundle, load_bundle, save_bundle
 from musicgen.cli import main
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.corpus import ingest, load_tokens
 from musicgen.errors import BundleError, IngestError, MusicgenError
-from musicgen.midi_io import MAX_MIDI_BYTES, read_piece
-from musicgen.models import expected_weight_shapes
+from musicgen.midi_io import MAX_MIDI_BYTES
+from musicgen.models import build_model
+from musicgen.reader import read_piece
 from musicgen.tokenizer import Tokenizer
 
 BROKEN = Path(__file__).parent / "data" / "broken"
@@ -41,30 +43,6 @@ SMALL = TokenizerConfig(min_pitch=36, max_pitch=84, velocity_bins=0, programs=Fa
 @pytest.fixture(autouse=True)
 def _fork_workers(monkeypatch):
     monkeypatch.setattr(safeio, "_start_method", lambda: "fork")
-
-
-def numpy_bundle(path: Path, tokenizer_config: TokenizerConfig = SMALL, cell: str = "gru") -> Path:
-    """A bundle folder written without Keras: random weights in the export layout, a placeholder model.keras."""
-    path.mkdir(parents=True)
-    cfg = ModelConfig(vocab_size=Tokenizer(tokenizer_config).vocab_size, cell=cell, embedding_dim=4, units=8,
-                      layers=1, dropout=0.0)
-    rng = np.random.default_rng(0)
-    np.savez(path / "weights.npz", **{k: rng.normal(0, 0.5, s).astype(np.float32)
-                                      for k, s in expected_weight_shapes(cfg).items()})
-    (path / "model.keras").write_bytes(b"placeholder: sampling reads weights.npz only")
-    tokenizer_config.save(path / "tokenizer.json")
-    cfg.save(path / "model_config.json")
-    TrainConfig().save(path / "train_config.json")
-    (path / "metrics.json").write_text('{"val_nll": 1.0}\n')
-    _rehash(path, {"format_version": FORMAT_VERSION, "cell": cell, "vocab_size": cfg.vocab_size})
-    return path
-
-
-def _rehash(path: Path, info: dict | None = None) -> None:
-    info = info or json.loads((path / "bundle.json").read_text())
-    names = ["model.keras", "weights.npz", "tokenizer.json", "model_config.json", "train_config.json", "metrics.json"]
-    info["files"] = {n: hashlib.sha256((path / n).read_bytes()).hexdigest() for n in names if (path / n).exists()}
-    (path / "bundle.json").write_text(json.dumps(info))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +59,7 @@ def world(tmp_path_factory):
         ingest(music, root / "cache", progress=False, workers=1)
     finally:
         safeio._start_method = safeio_fork
-    bundle = numpy_bundle(root / "bundle")
+    bundle = make_bundle(root / "bundle", SMALL, with_keras=False)  # no TensorFlow in this file's CLI table
     tampered = root / "tampered"
     shutil.copytree(bundle, tampered)
     (tampered / "metrics.json").write_text('{"val_nll": 0.001}\n')
@@ -301,7 +279,7 @@ def test_reading_a_huge_file_keeps_memory_bounded(tmp_path):
         f.truncate(1 << 30)
     code = textwrap.dedent(f"""
         from musicgen.errors import IngestError
-        from musicgen.midi_io import read_piece
+        from musicgen.reader import read_piece
         try:
             read_piece({str(tmp_path / 'huge.mid')!r})
         except IngestError as exc:
@@ -317,13 +295,13 @@ def test_reading_a_huge_file_keeps_memory_bounded(tmp_path):
 # ------------------------------------------------------------------------------------------------ interruptions
 KILLED_INGEST = """
 import sys, time
-from musicgen import midi_io, safeio
+from musicgen import reader, safeio
 from musicgen.corpus import ingest
-real = midi_io.read_piece
+real = reader.read_piece
 def slow(*a, **k):
     time.sleep(0.02)
     return real(*a, **k)
-midi_io.read_piece = slow
+reader.read_piece = slow
 safeio._start_method = lambda: "fork"
 ingest(sys.argv[1], sys.argv[2], workers=1, progress=False)
 """
@@ -412,10 +390,6 @@ def test_sample_killed_while_writing_leaves_the_good_file(world, tmp_path):
 def test_bundle_swap_never_leaves_the_folder_missing(tmp_path, monkeypatch):
     """Saving over a bundle: at every rename the folder holds a whole bundle (old or new), so kill -9 anywhere
     leaves a loadable model."""
-    from musicgen import bundle as bundle_mod
-    from musicgen.bundle import save_bundle
-    from musicgen.models import build_model
-
     cfg = ModelConfig(vocab_size=Tokenizer(SMALL).vocab_size, cell="simple_rnn", embedding_dim=4, units=4, layers=1,
                       dropout=0.0)
     parts = dict(model=build_model(cfg), model_config=cfg, train_config=TrainConfig(), tokenizer_config=SMALL)
@@ -540,7 +514,7 @@ def test_a_pickled_array_in_a_bundle_is_refused_and_runs_nothing(world, tmp_path
     with np.load(bundle / "weights.npz") as z:
         arrays = {k: z[k] for k in z.files}
     np.savez(bundle / "weights.npz", **{**arrays, "embedding": _pickled(tmp_path / "ran")})
-    _rehash(bundle)  # a consistent bundle.json: the sender rehashed it
+    rehash(bundle)  # a consistent bundle.json: the sender rehashed it
     assert main(["sample", "--model", str(bundle), "-o", str(tmp_path / "x.mid")]) == 2
     err = capsys.readouterr().err
     assert "weights.npz: refused" in err and "allow_pickle" in err and err.count("\n") == 1
@@ -569,16 +543,12 @@ def test_a_pickled_array_in_a_token_cache_or_pack_runs_nothing(world, tmp_path):
 def test_sample_never_opens_model_keras(world, tmp_path, monkeypatch):
     """Only ``--resume`` deserializes a .keras file; sampling reads weights.npz (the world bundle's model.keras is a
     placeholder that Keras could not load)."""
-    from musicgen.bundle import Bundle
-
     monkeypatch.setattr(Bundle, "keras_model", lambda self: pytest.fail("sample opened model.keras"))
     assert main(["sample", "--model", str(world["BUNDLE"]), "-o", str(tmp_path / "s.mid"), "--length", "16"]) == 0
     assert (tmp_path / "s.mid").exists()
 
 
 def test_evaluate_never_opens_model_keras(world, tmp_path, monkeypatch):
-    from musicgen.bundle import Bundle
-
     monkeypatch.setattr(Bundle, "keras_model", lambda self: pytest.fail("evaluate opened model.keras"))
     argv = ["evaluate", str(world["BUNDLE"]), str(world["MUSIC"]), "--num-samples", "0",
             "--json", str(tmp_path / "r.json")]

@@ -128,7 +128,7 @@ def test_auto_voices_with_meter_and_key_rewrite_the_shared_packs(tmp_path):
     # TIME_SIG and KEY follow VOICE in the table: the packs of the 64-voice probe hold other ids than the final
     # 3-voice config's, so they are rewritten; the cache must equal a direct encoding
     from musicgen.config import TokenizerConfig
-    from musicgen.midi_io import read_piece
+    from musicgen.reader import read_piece
 
     src = write_parts_corpus(tmp_path / "music")
     base = TokenizerConfig(meter=True, key="normalize")

@@ -42,6 +42,14 @@ def test_auto_lengths_follow_the_music():
         quality.auto_lengths(voiced, [np.zeros(4)], 6)
 
 
+def test_nll_per_note_over_a_common_count():
+    merged = {"nll_event": 1.0, "events": 950, "notes": 95}  # an encoding that loses 5 of 100 notes
+    voiced = {"nll_event": 0.5, "events": 2000, "notes": 100}
+    quality.add_common_note_nll([merged, voiced])
+    assert merged["common_notes"] == voiced["common_notes"] == 100
+    assert merged["nll_note_common"] == pytest.approx(9.5) and voiced["nll_note_common"] == pytest.approx(10.0)
+
+
 def _row(name, overlap=0.8, scale=(0.93, 0.94), on_beat=(0.75, 0.80), long=(0.003, 0.003), acc=(0.6, 0.5, 0.68),
          copy=(0.1, 0.4), nll=2.0):
     shares = {"on_beat_onset_share": on_beat, "long_note_share": long, "chord_onset_share": (0.8, 0.8)}
@@ -49,7 +57,7 @@ def _row(name, overlap=0.8, scale=(0.93, 0.94), on_beat=(0.75, 0.80), long=(0.00
             "spread": {"pitch_in_scale_rate": {"samples": [scale[0], 0, 1], "test": [scale[1], 0, 1]}},
             "pooled": {k: {"samples": v[0], "test": v[1]} for k, v in shares.items()},
             "two_sample": {"accuracy": acc[0], "ci_low": acc[1], "ci_high": acc[2]},
-            "copy_rate": copy[0], "heldout_copy_rate": copy[1], "nll_note": nll}
+            "copy_rate": copy[0], "heldout_copy_rate": copy[1], "nll_note": nll + 0.25, "nll_note_common": nll}
 
 
 def test_goals_pass_and_fail_by_hand():
@@ -137,6 +145,7 @@ def test_run_and_main_on_two_tiny_bundles(two_bundles, tmp_path, capsys):
     assert a["encoding"] == "GRU 1x5, 3 ep, no voices/meter/key" and a["events"] == b["events"]
     assert a["nll_event"] != b["nll_event"] and a["notes"] == b["notes"] > 0
     assert a["nll_note"] == pytest.approx(a["nll_event"] * a["events"] / a["notes"])
+    assert a["common_notes"] == a["notes"] and a["nll_note_common"] == pytest.approx(a["nll_note"])
     assert lengths == [a["sample_length"], b["sample_length"]]
     assert "error" in a["two_sample"] and a["goals"]["two_sample"][0] is False  # too few pieces for 5 folds
     assert a["goals"]["nll_vs_today"][0] is None and b["goals"]["nll_vs_today"][0] == (b["nll_note"] < a["nll_note"])

@@ -23,6 +23,7 @@ import argparse
 import math
 import shlex
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -177,6 +178,10 @@ def _f(x, spec: str) -> str:
     return format(x, spec) if _finite(x, None) is not None else "-"
 
 
+def _wrap(text: str, indent: str = "") -> str:
+    return textwrap.fill(text, 118, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False)
+
+
 def _mi(q: list, spec: str) -> str:
     return f"{_f(q[0], spec)} [{_f(q[1], spec)}–{_f(q[2], spec)}]"
 
@@ -187,17 +192,18 @@ def markdown(report: dict) -> str:
     split = report["split"]
     lines = [f"Command ({s['date']}, {s['wall_seconds']:.0f} s on a shared 2-core CPU):", "", "```bash",
              s["command"], "```", "",
-             f"Settings: the test split of each bundle (its own `train_config`: near-duplicate clusters, seed "
+             _wrap(f"Settings: the test split of each bundle (its own `train_config`: near-duplicate clusters, seed "
              f"{s['split_seed']}); samples at the `musicgen sample` defaults ({s['sampling']}), {s['num_samples']} "
              f"per bundle, seed {s['seed']}, as many events as the bundle's median test piece; two-sample excerpts of "
              f"{s['excerpt_notes']} notes on average (events per note of its test pieces); copy = >= {s['copy_n']} "
              f"consecutive events shared with a training piece (at every trained transposition), test pieces cut to "
-             f"the samples' length. Today's model: `{report['reference']}`.", ""]
+             f"the samples' length. Today's model: `{report['reference']}`."), ""]
     if split["same"]:
-        lines.append(f"Test split: all bundles hold the same {split['pieces']} test pieces (compared by content key).")
+        lines.append(_wrap(f"Test split: all bundles hold the same {split['pieces']} test pieces (compared by content "
+                           f"key)."))
     else:
-        lines.append(f"**Test split differs** from `{rows[0]['name']}`'s {split['pieces']} pieces: " + ", ".join(
-            f"`{n}` misses {a}, adds {b}" for n, (a, b) in split["differ"].items()) + ". Rows do not compare.")
+        lines.append(_wrap(f"**Test split differs** from `{rows[0]['name']}`'s {split['pieces']} pieces: " + ", ".join(
+            f"`{n}` misses {a}, adds {b}" for n, (a, b) in split["differ"].items()) + ". Rows do not compare."))
     lines += ["", "| bundle | encoding | events/note | NLL nats/event | nats/note | nats/note (common) | "
               "two-sample acc [95%] | copy (test) | " + " | ".join(SHORT[k] for k in STATISTICS) + " |",
               "|" + "---|" * (8 + len(STATISTICS))]
@@ -207,12 +213,12 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['name']} | {r['encoding']} | {r['events_per_note']:.2f} | {r['nll_event']:.4f} | "
                      f"{r['nll_note']:.4f} | {r['nll_note_common']:.4f} | {acc} | {100 * r['copy_rate']:.0f}% ({100 * r['heldout_copy_rate']:.0f}%)"
                      f" | " + " | ".join(_f(r["overlap"][k], ".2f") for k in STATISTICS) + " |")
-    lines += ["", f"NLL: of every test event after the first of each piece, from the bundle's start state. nats/note = "
+    lines += ["", _wrap(f"NLL: of every test event after the first of each piece, from the bundle's start state. nats/note = "
               f"the total over the notes the bundle's own encoding keeps; (common) = the total over "
               f"{rows[0]['common_notes']} notes, the most any encoding keeps of these pieces, for every row (an "
-              f"encoding that merges notes has fewer to predict, so the common count compares total information).",
-              "", "Statistic columns: overlap of the samples' per-piece values with the test pieces' (KDE overlapped "
-              "area; histograms: pooled-histogram overlap), 1 = the same distribution.", "",
+              f"encoding that merges notes has fewer to predict, so the common count compares total information)."),
+              "", _wrap("Statistic columns: overlap of the samples' per-piece values with the test pieces' (KDE "
+                        "overlapped area; histograms: pooled-histogram overlap), 1 = the same distribution."), "",
               "### Goals (issue 13)", "", "| goal | " + " | ".join(r["name"] for r in rows) + " |",
               "|---|" + "---|" * len(rows)]
     for key, text in GOAL_TEXT.items():
@@ -226,11 +232,11 @@ def markdown(report: dict) -> str:
     for key in stats.SHARE_FEATURES:
         lines.append(f"| {key}, pooled over all notes | {_f(rows[0]['pooled'][key]['test'], '.3f')} | "
                      + " | ".join(_f(r["pooled"][key]["samples"], ".3f") for r in rows) + " |")
-    lines += ["", "Per bundle:", ""] + [
+    lines += ["", "Per bundle:", ""] + [_wrap(
         f"- `{r['name']}` = `{r['path']}`: {r['events']} test events, {r['notes']} notes; samples of "
         f"{r['sample_length']} events ({_f(r['samples_events'], '.0f')} on average), two-sample excerpts of "
         f"{r['excerpt_length']} events ({r['two_sample'].get('n_generated', '-')} generated, "
-        f"{r['two_sample'].get('n_real', '-')} real)" for r in rows]
+        f"{r['two_sample'].get('n_real', '-')} real)", "  ") for r in rows]
     return "\n".join(lines)
 
 

@@ -5,10 +5,12 @@ its samples look like. Runs on numpy: TensorFlow and Keras are never imported.
    (``test`` by default). A bundle trained before the three-way split has a *legacy* split whose valid and test
    parts are the same held-out pieces; the report says so.
 2. **Likelihood** of every event after the first of each evaluated piece, from the bundle's start state, through
-   the float64 numpy step kernels (``scoring.score_pieces``): NLL in nats and bits, perplexity, next-event accuracy.
+   the float64 numpy step kernels (``scoring.score_pieces``): NLL in nats and bits, perplexity, next-event accuracy;
+   and per note (the pieces' total NLL over their decoded notes), which compares encodings with different events.
 3. **Baselines** (``musicgen.baselines``): add-one unigram and interpolated Kneser-Ney, fit on the training pieces at
-   every transposition the model trained on; the Kneser-Ney order and discount are chosen on the valid part.
-4. **Samples**, drawn twice and labelled (``SAMPLING``): ``raw`` is the model's own distribution (temperature 1, no
+   every transposition the model trained on; the Kneser-Ney order and discount are chosen on the valid part
+   (``baselines=False`` skips them).
+4. **Samples**, drawn once per set in ``sets`` (default both, ``SAMPLING``): ``raw`` is the model's own distribution (temperature 1, no
    top-k/top-p, EOS allowed, no note-consistency masks, no forced NOTE_OFF; only PAD and BOS are never drawn) and
    ``rules`` the default ``musicgen sample`` settings. Each is compared with the evaluated pieces: musical statistics
    (``musicgen.stats``), memorization (``musicgen.memorization``) and a two-sample classifier (``musicgen.twosample``).
@@ -72,6 +74,19 @@ def model_scores(bundle, pieces: Sequence[np.ndarray], scores: Sequence | None =
     return summarize(piece_scores(bundle, pieces) if scores is None else scores)
 
 
+def per_note(tokenizer, pieces: Sequence[np.ndarray], scores: Sequence) -> dict:
+    """The pieces' total NLL (every scored event, ``scores`` from ``piece_scores``) over their notes
+    (``tokenizer.decode_notes``): ``notes``, ``nll_nats_per_note``, ``nll_bits_per_note``, ``events_per_note``
+    (scored events per note); ``nan`` without notes. Unlike the per-event mean it does not reward an encoding for
+    spending more (easy) events on each note."""
+    notes = sum(len(tokenizer.decode_notes(p)) for p in pieces)
+    total = float(sum(s.nll.sum() for s in scores))
+    events = sum(s.nll.size for s in scores)
+    nats = total / notes if notes else math.nan
+    return {"notes": int(notes), "nll_nats_per_note": nats, "nll_bits_per_note": nats / math.log(2),
+            "events_per_note": events / notes if notes else math.nan}
+
+
 # --------------------------------------------------------------------------------------------------------- samples
 def _generate(bundle, num_samples: int, length: int, seed: int, **settings) -> list[np.ndarray]:
     from musicgen.generate import generate
@@ -100,7 +115,8 @@ def sample_report(tokenizer, samples: Sequence[np.ndarray], real: Sequence[np.nd
 # ------------------------------------------------------------------------------------------------------ the report
 def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_samples: int = 64,
              sample_length: int = 512, seed: int = 0, max_order: int = 8, copy_n: int = 32, excerpt_length: int = 256,
-             sample_fn: SampleFn | None = None, log: Callable[[str], None] = lambda _msg: None) -> dict:
+             sample_fn: SampleFn | None = None, log: Callable[[str], None] = lambda _msg: None,
+             sets: Sequence[str] = tuple(SAMPLING), baselines: bool = True) -> dict:
     """Score a bundle (see the module docstring) and return a JSON-ready dict (``nan`` written as null by
     ``write_json``).
 
@@ -117,6 +133,8 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         sample_fn: ``(bundle, num_samples, length, seed, **SAMPLING[name]) -> list of int token arrays``; default
             ``generate.generate``.
         log: called with one line per stage (progress).
+        sets: the sample sets drawn, names of ``SAMPLING`` (``("rules",)``: only the ``musicgen sample`` defaults).
+        baselines: fit and score the unigram and Kneser-Ney baselines (the slowest part on a large corpus).
     """
     from musicgen.bundle import Bundle, load_bundle
     from musicgen.split import bundle_split
@@ -126,6 +144,8 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
                              ("max_order", max_order, 1), ("copy_n", copy_n, 1), ("excerpt_length", excerpt_length, 2)):
         if not (isinstance(value, int) and value >= low):
             raise UsageError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if not sets or any(name not in SAMPLING for name in sets):
+        raise UsageError(f"sets: expected names from {list(SAMPLING)}, got {list(sets)!r}")
     if split not in ("valid", "test"):
         raise UsageError(f"split: expected 'valid' or 'test', got {split!r}")
     started = time.perf_counter()
@@ -147,16 +167,18 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
     }
     log(f"scoring the model on {len(evaluated)} {split} pieces ({sum(len(p) - 1 for p in evaluated)} events)")
     per_piece = piece_scores(bundle, evaluated)  # scored once: the table's NLL and the start-of-piece figures
-    scores = {"model": model_scores(bundle, evaluated, per_piece)}
+    scores = {"model": {**model_scores(bundle, evaluated, per_piece), **per_note(tok, evaluated, per_piece)}}
     result["start"] = start_metrics(bundle, evaluated, first=START_EVENTS, scores=per_piece)
     seen = all_transpositions(tok, train, tcfg.transpose)
-    log(f"fitting baselines on {len(seen)} training pieces (transpositions within ±{tcfg.transpose}), Kneser-Ney "
-        f"orders 2..{max_order} chosen on {len(valid)} valid pieces")
-    base = baseline_scores(seen, valid, evaluated, tok.vocab_size, max_order)
-    scores.update({k: v for k, v in base.items() if k in ("unigram", "kneser_ney")})
+    if baselines:
+        log(f"fitting baselines on {len(seen)} training pieces (transpositions within ±{tcfg.transpose}), "
+            f"Kneser-Ney orders 2..{max_order} chosen on {len(valid)} valid pieces")
+        base = baseline_scores(seen, valid, evaluated, tok.vocab_size, max_order)
+        scores.update({k: v for k, v in base.items() if k in ("unigram", "kneser_ney")})
+        result["baselines"] = {"transpose": tcfg.transpose, "train_pieces": len(seen),
+                               "train_events": int(sum(len(p) - 1 for p in seen)),
+                               "selection": base.get("kn_selection")}
     result["scores"] = scores
-    result["baselines"] = {"transpose": tcfg.transpose, "train_pieces": len(seen),
-                           "train_events": int(sum(len(p) - 1 for p in seen)), "selection": base.get("kn_selection")}
     if "kneser_ney" in scores:
         result["margin"] = 1.0 - scores["model"]["nll_nats"] / scores["kneser_ney"]["nll_nats"]
     if num_samples:
@@ -164,7 +186,7 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         pitch_range = corpus_pitch_range(tok, train)
         result["samples"] = {"num_samples": num_samples, "length": sample_length, "seed": seed, "copy_n": copy_n,
                              "excerpt_length": excerpt_length, "pitch_range": list(pitch_range), "sets": {}}
-        for name, settings in SAMPLING.items():
+        for name, settings in ((name, SAMPLING[name]) for name in sets):
             log(f"sampling {num_samples} x {sample_length} events ({name}, seed {seed}) and comparing")
             samples = [np.asarray(s, dtype=np.int64) for s in
                        (sample_fn or _generate)(bundle, num_samples, sample_length, seed, **settings)]
@@ -179,7 +201,9 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
 _FEATURE_NAMES = {"pitch_range": "pitch range (semitones)", "pitch_classes_used": "pitch classes used",
                   "pitch_class_entropy": "pitch-class entropy (bits)", "polyphony": "polyphony (notes)",
                   "notes_per_beat": "notes per beat", "pitch_in_scale_rate": "pitch-in-scale rate",
-                  "pitch_class_histogram": "pitch-class histogram", "ioi_histogram": "inter-onset histogram"}
+                  "pitch_class_histogram": "pitch-class histogram", "ioi_histogram": "inter-onset histogram",
+                  "on_beat_onset_share": "on-beat onset share", "long_note_share": "notes >= 4 beats (share)",
+                  "chord_onset_share": "notes in 3+ note onsets"}
 
 
 def _num(value, spec: str) -> str:
@@ -193,7 +217,14 @@ def _score_lines(result: dict) -> list[str]:
             f"Kneser-Ney {row['order']}-gram, D {row['discount']:g}"
         lines.append(f"{name:28}{_num(row['nll_nats'], '.4f'):>11}{_num(row['nll_bits'], '.4f'):>11}"
                      f"{_num(row['perplexity'], '.2f'):>11}{_num(row['accuracy'], '.3f'):>10}")
-    b, sp = result["baselines"], result["split"]
+    model = result["scores"]["model"]
+    if "nll_nats_per_note" in model:
+        lines.append(f"model per note: {_num(model['nll_nats_per_note'], '.4f')} nats, "
+                     f"{_num(model['nll_bits_per_note'], '.4f')} bits over {model['notes']} notes "
+                     f"({_num(model['events_per_note'], '.2f')} scored events per note)")
+    b, sp = result.get("baselines"), result["split"]
+    if b is None:
+        return lines + ["baselines not fitted"]
     lines.append(f"baselines fit on the {sp['train']} training pieces at every transposition within "
                  f"±{b['transpose']} semitones the pitch range allows ({b['train_pieces']} pieces, "
                  f"{b['train_events']} events)")

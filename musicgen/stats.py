@@ -26,6 +26,11 @@ IOI_CENTERS = (1 / 12, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 1.5, 2.0, 
 IOI_LABELS = ("1/12", "1/6", "1/4", "1/3", "1/2", "2/3", "3/4", "1", "3/2", "2", "3", "4+")
 SCALAR_FEATURES = ("pitch_range", "pitch_classes_used", "pitch_class_entropy", "polyphony", "notes_per_beat",
                    "pitch_in_scale_rate")
+#: Meter and texture shares (issue 13), each with the count it is a share of: pooled over a set of pieces, a share
+#: is weighted by that count (``pooled_share``).
+SHARE_FEATURES = {"on_beat_onset_share": "notes", "long_note_share": "pitched_notes",
+                  "chord_onset_share": "pitched_notes"}
+LONG_NOTE_BEATS = 4.0
 
 
 def _pitched(notes: Iterable) -> list:
@@ -136,15 +141,57 @@ def ioi_histogram(notes) -> np.ndarray:
     return counts / counts.sum() if counts.sum() else counts
 
 
+def on_beat_onset_share(notes) -> float:
+    """Share of notes (drums included) whose onset falls on a beat, a whole number of beats from the start (within
+    1e-6); 0..1, ``nan`` if no notes. Every note counts, so a chord on the beat counts as many times as it has notes
+    (issue 13's "onsets on a beat", 80% of the chorales' notes). In beat mode a beat is a quarter note."""
+    starts = np.array([n.start for n in notes], dtype=np.float64)
+    if not starts.size:
+        return math.nan
+    frac = starts % 1.0
+    return float(np.mean(np.minimum(frac, 1.0 - frac) < 1e-6))
+
+
+def long_note_share(notes, beats: float = LONG_NOTE_BEATS) -> float:
+    """Share of pitched notes lasting at least ``beats`` beats (default 4, a whole note); 0..1, ``nan`` if none."""
+    pitched = _pitched(notes)
+    if not pitched:
+        return math.nan
+    return float(np.mean([n.end - n.start >= beats - 1e-9 for n in pitched]))
+
+
+def chord_onset_share(notes) -> float:
+    """Share of pitched notes that start together with at least two other pitched notes (block-chord texture);
+    0..1, ``nan`` if none. Onsets are compared to 1e-9."""
+    starts = np.round([n.start for n in _pitched(notes)], 9)
+    if not starts.size:
+        return math.nan
+    _, inverse, counts = np.unique(starts, return_inverse=True, return_counts=True)
+    return float(np.mean(counts[inverse] >= 3))
+
+
 def piece_features(notes) -> dict:
-    """Every statistic of one piece: the ``SCALAR_FEATURES`` (floats) plus ``pitch_class_histogram`` and
-    ``ioi_histogram`` (lists of 12 floats) and ``notes`` (count)."""
+    """Every statistic of one piece: the ``SCALAR_FEATURES`` and ``SHARE_FEATURES`` (floats) plus
+    ``pitch_class_histogram`` and ``ioi_histogram`` (lists of 12 floats) and the counts ``notes`` (all notes) and
+    ``pitched_notes``."""
     notes = list(notes)
-    out = {name: float(globals()[name](notes)) for name in SCALAR_FEATURES}
+    out = {name: float(globals()[name](notes)) for name in SCALAR_FEATURES + tuple(SHARE_FEATURES)}
     out["pitch_class_histogram"] = pitch_class_histogram(notes).tolist()
     out["ioi_histogram"] = ioi_histogram(notes).tolist()
-    out["notes"] = len(notes)
+    out.update(notes=len(notes), pitched_notes=len(_pitched(notes)))
     return out
+
+
+def pooled_share(features: Sequence[dict], name: str) -> float:
+    """A ``SHARE_FEATURES`` share over a whole set of pieces (``piece_features`` dicts): each piece's share weighted
+    by the count it is a share of, so it equals the share among all the set's (pitched) notes; ``nan`` if the
+    count is 0 everywhere."""
+    if name not in SHARE_FEATURES:
+        raise UsageError(f"name: expected one of {list(SHARE_FEATURES)}, got {name!r}")
+    weights = np.array([f[SHARE_FEATURES[name]] for f in features], dtype=np.float64)
+    values = np.array([f[name] for f in features], dtype=np.float64)
+    keep = weights > 0
+    return float((values[keep] * weights[keep]).sum() / weights[keep].sum()) if keep.any() else math.nan
 
 
 # ------------------------------------------------------------------------------------------------ comparing two sets
@@ -195,18 +242,21 @@ def compare_feature_sets(generated: Sequence[dict], real: Sequence[dict]) -> dic
     """Summarize two lists of ``piece_features`` dicts and how much they overlap.
 
     Returns ``{feature: {"generated_mean", "generated_std", "real_mean", "real_std", "overlap", "generated_values",
-    "real_values"}}`` for each scalar feature (KDE overlap of the per-piece values, which are listed), and for the
-    two histograms the pooled histograms (``generated``, ``real``: means of the per-piece histograms weighted by
-    each piece's note count) and their overlap.
+    "real_values"}}`` for each scalar and share feature (KDE overlap of the per-piece values, which are listed; the
+    shares also get ``generated_pooled`` and ``real_pooled``, see ``pooled_share``), and for the two histograms the
+    pooled histograms (``generated``, ``real``: means of the per-piece histograms weighted by each piece's note
+    count) and their overlap.
     """
     out: dict = {}
-    for name in SCALAR_FEATURES:
+    for name in SCALAR_FEATURES + tuple(SHARE_FEATURES):
         g = np.array([f[name] for f in generated], dtype=np.float64)
         r = np.array([f[name] for f in real], dtype=np.float64)
         out[name] = {"generated_mean": _nanstat(np.nanmean, g), "generated_std": _nanstat(np.nanstd, g),
                      "real_mean": _nanstat(np.nanmean, r), "real_std": _nanstat(np.nanstd, r),
                      "overlap": overlapped_area(g, r),
                      "generated_values": g.tolist(), "real_values": r.tolist()}
+        if name in SHARE_FEATURES:
+            out[name].update(generated_pooled=pooled_share(generated, name), real_pooled=pooled_share(real, name))
     for name in ("pitch_class_histogram", "ioi_histogram"):
         g = _pooled(generated, name)
         r = _pooled(real, name)

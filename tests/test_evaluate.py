@@ -54,6 +54,16 @@ def test_nll_of_a_model_with_known_logits():
     assert row["accuracy"] == pytest.approx(3 / 4) and row["events"] == 4  # argmax is always 1
     with pytest.raises(UsageError, match="nothing to score"):
         ev.model_scores(bundle, [np.array([1])])
+    scores = ev.piece_scores(bundle, pieces)
+    two_notes_per_piece = types.SimpleNamespace(decode_notes=lambda p: ["note"] * 2 if len(p) > 1 else [])
+    row = ev.per_note(two_notes_per_piece, pieces, scores)  # 4 events of nats/event each, over 2 + 2 + 0 notes
+    assert row["notes"] == 4 and row["events_per_note"] == 1.0
+    assert row["nll_nats_per_note"] == pytest.approx(nats, rel=1e-7)
+    assert row["nll_bits_per_note"] == pytest.approx(nats / math.log(2), rel=1e-7)
+    one_note = types.SimpleNamespace(decode_notes=lambda p: ["note"])
+    assert ev.per_note(one_note, pieces, scores)["nll_nats_per_note"] == pytest.approx(4 * nats / 3, rel=1e-7)
+    assert math.isnan(ev.per_note(types.SimpleNamespace(decode_notes=lambda p: []), pieces, scores)
+                      ["nll_nats_per_note"])
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
@@ -251,6 +261,32 @@ def test_end_to_end_with_a_saved_bundle(saved):
         ev.evaluate(bundle, cache, num_samples=-1)
     with pytest.raises(UsageError, match="split: expected 'valid' or 'test', got 'train'"):
         ev.evaluate(bundle, cache, split="train")
+
+
+def test_one_sample_set_without_baselines(saved):
+    bundle, cache, tok = saved
+    calls = []
+
+    def fake_sampler(b, num_samples, length, seed, **settings):
+        calls.append(settings)
+        return [np.array([tok.bos_id, tok.eos_id])] * num_samples
+
+    result = ev.evaluate(bundle, cache, num_samples=2, sample_length=20, excerpt_length=4, sets=("rules",),
+                         baselines=False, sample_fn=fake_sampler)
+    assert calls == [ev.SAMPLING["rules"]] and list(result["samples"]["sets"]) == ["rules"]
+    assert list(result["scores"]) == ["model"] and "baselines" not in result and "margin" not in result
+    model = result["scores"]["model"]
+    from musicgen.split import bundle_split
+    from musicgen.bundle import load_bundle
+
+    data, parts = bundle_split(load_bundle(bundle), cache)
+    notes = sum(len(tok.decode_notes(p)) for p in parts.pieces("test", data.pieces))
+    assert model["notes"] == notes > 0
+    assert model["nll_nats_per_note"] == pytest.approx(model["nll_nats"] * model["events"] / notes)
+    table = ev.format_table(result)
+    assert "baselines not fitted" in table and "model per note:" in table and "on-beat onset share" in table
+    with pytest.raises(UsageError, match=r"sets: expected names from \['raw', 'rules'\], got \['greedy'\]"):
+        ev.evaluate(bundle, cache, num_samples=1, sets=("greedy",))
 
 
 def _digests(folder: Path) -> dict:

@@ -112,3 +112,43 @@ def test_compare_feature_sets():
     # pitch classes {1,2,3,5,6,8} vs {0,1,2,4,5,7}: shared 1, 2, 5 → 3 × 1/6
     assert diff["pitch_class_histogram"]["overlap"] == pytest.approx(0.5)
     assert diff["ioi_histogram"]["overlap"] == pytest.approx(1.0)
+
+
+def test_meter_and_texture_shares_by_hand():
+    # PIECE: every note (the drum too) starts on beat 0, 1, 2 or 3; the notes starting at 0 are C, E, G (+ drum)
+    assert stats.on_beat_onset_share(PIECE) == 1.0
+    assert stats.chord_onset_share(PIECE) == pytest.approx(3 / 6)  # C E G start together; the drum does not count
+    assert stats.long_note_share(PIECE) == 0.0  # the longest pitched note, G, lasts 2 beats
+    assert stats.long_note_share(PIECE, beats=2) == pytest.approx(1 / 6)
+    offbeat = [N(60, 0, 4), N(62, 0.5, 1), N(64, 1 + 1 / 3, 2), N(65, 2.0000000001, 6.5), N(67, 3.75, 4)]
+    assert stats.on_beat_onset_share(offbeat) == pytest.approx(2 / 5)  # 0 and 2 (to 1e-6); not 1/2, 4/3, 15/4
+    chord_then_passing = [N(p, 1, 2) for p in (48, 60, 64, 67)] + [N(62, 1.5, 2)]
+    assert stats.on_beat_onset_share(chord_then_passing) == pytest.approx(4 / 5)  # per note, not per onset (1/2)
+    assert stats.long_note_share(offbeat) == pytest.approx(2 / 5)  # 4 beats exactly, and 4.5
+    assert stats.chord_onset_share(offbeat) == 0.0
+    two_chords = [N(p, 0, 1) for p in (48, 60, 64, 67)] + [N(p, 1, 2) for p in (50, 62)]
+    assert stats.chord_onset_share(two_chords) == pytest.approx(4 / 6)  # a dyad is not a chord
+    for fn in (stats.on_beat_onset_share, stats.long_note_share, stats.chord_onset_share):
+        assert math.isnan(fn([]))
+    drums = [N(36, 0.5, 5, is_drum=True)]
+    assert stats.on_beat_onset_share(drums) == 0.0 and math.isnan(stats.long_note_share(drums))
+
+
+def test_piece_features_counts_and_pooled_shares():
+    feats = stats.piece_features(PIECE)
+    assert (feats["notes"], feats["pitched_notes"]) == (7, 6)
+    assert feats["chord_onset_share"] == pytest.approx(0.5) and feats["on_beat_onset_share"] == 1.0
+    # one piece of 6 pitched notes with 3 in a chord, one of 4 notes in one chord: 7 of 10 notes, not (1/2 + 1)/2
+    chord = stats.piece_features([N(p, 0, 4) for p in (48, 60, 64, 67)])
+    assert stats.pooled_share([feats, chord], "chord_onset_share") == pytest.approx(7 / 10)
+    assert stats.pooled_share([feats, chord], "long_note_share") == pytest.approx(4 / 10)
+    # on the beat: all 7 notes of PIECE (drum included), the 4 of the chord; an off-beat piece adds 2 notes off it
+    off = stats.piece_features([N(60, 0.5, 1), N(62, 1.5, 2)])
+    assert stats.pooled_share([feats, chord, off], "on_beat_onset_share") == pytest.approx(11 / 13)
+    assert math.isnan(stats.pooled_share([stats.piece_features([])], "long_note_share"))
+    with pytest.raises(UsageError, match="name: expected one of .*, got 'pitch_range'"):
+        stats.pooled_share([feats], "pitch_range")
+    compared = stats.compare_feature_sets([chord], [feats, off])
+    row = compared["long_note_share"]
+    assert row["generated_pooled"] == 1.0 and row["real_pooled"] == 0.0 and row["real_values"] == [0.0, 0.0]
+    assert compared["on_beat_onset_share"]["real_pooled"] == pytest.approx(7 / 9)

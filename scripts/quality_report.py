@@ -62,10 +62,18 @@ def parse_bundle_arg(text: str) -> tuple[str, str]:
 
 def split_keys(bundle, corpus) -> tuple[list[str], list]:
     """The content keys of the bundle's test pieces (sorted) and the pieces themselves, in its own encoding."""
+    keys, _, pieces = split_keys_and_paths(bundle, corpus)
+    return keys, pieces
+
+
+def split_keys_and_paths(bundle, corpus) -> tuple[list[str], list[str], list]:
+    """``split_keys`` plus the test pieces' file paths (sorted): two exports of one corpus differ in bytes (so in
+    content keys and in the split, which hashes them) but share file names."""
     from musicgen.split import bundle_split
 
     data, parts = bundle_split(bundle, corpus)
-    return sorted(data.keys[i] for i in parts.test), parts.pieces("test", data.pieces)
+    return (sorted(data.keys[i] for i in parts.test), sorted(str(data.paths[i]) for i in parts.test),
+            parts.pieces("test", data.pieces))
 
 
 def same_test_pieces(keys: dict[str, list[str]]) -> dict:
@@ -202,8 +210,15 @@ def markdown(report: dict) -> str:
         lines.append(_wrap(f"Test split: all bundles hold the same {split['pieces']} test pieces (compared by content "
                            f"key)."))
     else:
+        by_path = split.get("by_path", {"differ": {}})
         lines.append(_wrap(f"**Test split differs** from `{rows[0]['name']}`'s {split['pieces']} pieces: " + ", ".join(
-            f"`{n}` misses {a}, adds {b}" for n, (a, b) in split["differ"].items()) + ". Rows do not compare."))
+            f"`{n}` misses {a}, adds {b}" for n, (a, b) in split["differ"].items()) + " (content keys); by file "
+            "name: " + (", ".join(f"`{n}` misses {a}, adds {b}" for n, (a, b) in by_path["differ"].items()) or
+                         "the same pieces") + ". Such rows are each scored on their own unseen test pieces, but not "
+            "on the same ones: their NLL differences include the difference between test sets."))
+    if len(set(split.get("corpora", {}).values())) > 1:
+        lines.append("")
+        lines.append(_wrap("Corpora: " + ", ".join(f"`{n}` {c}" for n, c in split["corpora"].items()) + "."))
     lines += ["", "| bundle | encoding | events/note | NLL nats/event | nats/note | nats/note (common) | "
               "two-sample acc [95%] | copy (test) | " + " | ".join(SHORT[k] for k in STATISTICS) + " |",
               "|" + "---|" * (8 + len(STATISTICS))]
@@ -265,14 +280,15 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
     reference = reference or names[0]
     if reference not in names:
         raise UsageError(f"--reference: expected one of {names}, got {reference!r}")
-    started, rows, keys = time.perf_counter(), [], {}
-    loaded = {n: load_bundle(p) for n, p in bundles}
+    started, rows, keys, paths = time.perf_counter(), [], {}, {}
+    corpora = {n: (p.partition("@")[2] or corpus) for n, p in bundles}  # NAME=PATH@CORPUS: a bundle's own corpus
+    loaded = {n: load_bundle(p.partition("@")[0]) for n, p in bundles}
     for name, bundle in loaded.items():
-        keys[name], pieces = split_keys(bundle, corpus)
+        keys[name], paths[name], pieces = split_keys_and_paths(bundle, corpora[name])
         sample_length, excerpt_length = auto_lengths(bundle.tokenizer, pieces, excerpt_notes)
         sample_length = length or sample_length
         log(f"{name}: {len(pieces)} test pieces, samples of {sample_length} events, excerpts of {excerpt_length}")
-        result = evaluate(bundle, corpus, num_samples=num_samples, sample_length=sample_length, seed=seed,
+        result = evaluate(bundle, corpora[name], num_samples=num_samples, sample_length=sample_length, seed=seed,
                           copy_n=copy_n, excerpt_length=excerpt_length, sets=("rules",), baselines=False,
                           sample_fn=sample_fn, log=lambda m, name=name: log(f"{name}: {m}"))
         rows.append({**summarize(name, result), "encoding": encoding(bundle), "sample_length": sample_length,
@@ -286,7 +302,10 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
                 "length": length or "auto", "sampling": SAMPLING_TEXT, "split_seed": first.train_config.seed,
                 "settings": SAMPLING["rules"], "date": time.strftime("%Y-%m-%d"),
                 "wall_seconds": time.perf_counter() - started}
-    return {"rows": rows, "split": same_test_pieces(keys), "reference": reference, "settings": settings}
+    split = same_test_pieces(keys)
+    split["by_path"] = same_test_pieces(paths)
+    split["corpora"] = corpora
+    return {"rows": rows, "split": split, "reference": reference, "settings": settings}
 
 
 SAMPLING_TEXT = ("temperature 1, no top-k/top-p, EOS off, note-consistency masks, NOTE_OFF forced after 8 quarter "
@@ -307,7 +326,8 @@ def write_doc(path: Path, body: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--bundle", action="append", required=True, metavar="NAME=PATH", help="repeat per bundle")
+    parser.add_argument("--bundle", action="append", required=True, metavar="NAME=PATH[@CORPUS]",
+                        help="repeat per bundle; @CORPUS: this bundle's own corpus (default: --corpus)")
     parser.add_argument("--corpus", required=True, help="music folder (or token cache) the bundles trained on")
     parser.add_argument("--reference", default=None, help="today's model, for the goals (default: the first)")
     parser.add_argument("--num-samples", type=int, default=64)

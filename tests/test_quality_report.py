@@ -142,6 +142,7 @@ def test_run_and_main_on_two_tiny_bundles(two_bundles, tmp_path, capsys):
     report = quality.run([("a", f"{paths[0]}@{cache}"), ("b", f"{paths[1]}@{cache}")], str(tmp_path / "not-read"),
                          reference="a", num_samples=3, excerpt_notes=4, sample_fn=copycat)
     assert report["split"]["corpora"] == {"a": str(cache), "b": str(cache)} and report["split"]["same"]
+    lengths.clear()
     report = quality.run([("a", str(paths[0])), ("b", str(paths[1]))], str(cache), reference="a", num_samples=3,
                          excerpt_notes=4, sample_fn=copycat)
     a, b = report["rows"]

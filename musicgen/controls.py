@@ -4,10 +4,11 @@
 top-k/top-p) for B streams at once; ``sampler.sample_tokens`` calls ``apply`` before each draw and ``observe`` after.
 Instrument choice is a mask, not a bias: ``EventRules(programs=...)``. Pure numpy, no I/O.
 
-Density: each stream's running rate is ``notes / max(seconds, DENSITY_WARMUP)`` (NOTE_ONs and grid steps since the
-primer; seconds = steps × ``step_seconds``). A proportional-integral controller on the log ratio of the range's
-geometric middle to that rate sets a bias ``b``, added as ``+b/2`` to every NOTE_ON and ``-b/2`` to every TIME_SHIFT:
-too few notes raise it, too many lower it. So the rate of a whole sample is pulled into the range as it goes.
+Density: each stream's note deficit is ``target × (seconds + DENSITY_LEAD) - notes`` (NOTE_ONs and seconds since the
+primer, seconds = grid steps × ``step_seconds``; ``target`` the geometric middle of the range). A proportional-integral
+controller on it sets a bias ``b``, added as ``+b/2`` to every NOTE_ON and ``-b/2`` to every TIME_SHIFT: too few notes
+so far raise it, too many lower it. Holding the deficit near 0 holds the sample's notes per second, counted from its
+start, near the target as it goes.
 
 Key: ``key_strength`` nats are taken from the NOTE_ON of every pitch class outside the key's scale (major, or natural
 minor with the raised 7th, the leading tone), for pitched programs (drums keep theirs).
@@ -21,7 +22,6 @@ Example::
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
@@ -30,11 +30,10 @@ from musicgen.midi_io import DRUMS
 
 DEFAULT_KEY_STRENGTH = 2.0  # nats against each out-of-scale NOTE_ON, when --key-strength is not given
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10, 11)}  # minor: natural + leading tone
-DENSITY_WARMUP = 1.0  # seconds: the rate's denominator is at least this (a chord at time 0 is not "infinitely dense")
-DENSITY_GAIN_P = 1.0  # nats of bias per unit of log-rate error
-DENSITY_GAIN_I = 0.05  # nats added to the integral per event, per unit of log-rate error
+DENSITY_LEAD = 0.25  # seconds of notes allowed ahead of the clock (so the opening chord is not held back)
+DENSITY_GAIN_P = 0.5  # nats of bias per note of deficit
+DENSITY_GAIN_I = 0.01  # nats added to the integral per event, per note of deficit
 DENSITY_MAX_BIAS = 12.0  # nats: the controller's bias is clipped to ±this
-_DENSITY_FORM = re.compile(r"\s*([0-9.eE+-]+)\s*\.\.\s*([0-9.eE+-]+)\s*")
 
 
 def scale_pitch_classes(key: int) -> np.ndarray:
@@ -65,9 +64,9 @@ def parse_instruments(text: str) -> tuple[int, ...]:
 
 def parse_density(text: str) -> tuple[float, float]:
     """``"2..4"`` → ``(2.0, 4.0)`` notes per second; ``UsageError`` naming ``--density`` otherwise."""
-    match = _DENSITY_FORM.fullmatch(text) if isinstance(text, str) else None
+    parts = text.split("..") if isinstance(text, str) else []
     try:
-        low, high = (float(match.group(1)), float(match.group(2))) if match else (math.nan, math.nan)
+        low, high = (float(parts[0]), float(parts[1])) if len(parts) == 2 else (math.nan, math.nan)
     except ValueError:
         low = high = math.nan
     if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
@@ -107,9 +106,9 @@ class Steering:
         self.notes = np.zeros(batch, np.int64)
         self.integral = np.zeros(batch, np.float64)
 
-    def rate(self, elapsed_steps: np.ndarray) -> np.ndarray:
-        """Running notes per second of each stream, float (B,), given its grid steps since the primer."""
-        return self.notes / np.maximum(elapsed_steps * self.step_seconds, DENSITY_WARMUP)
+    def deficit(self, elapsed_steps: np.ndarray) -> np.ndarray:
+        """Notes each stream is short of the target rate, float (B,), given its grid steps since the primer."""
+        return self.target * (elapsed_steps * self.step_seconds + DENSITY_LEAD) - self.notes
 
     def apply(self, logits: np.ndarray, rules) -> np.ndarray:
         """Add the biases to ``logits`` (B, V) in place (``rules``: the ``EventRules`` of the same streams, for the
@@ -118,7 +117,7 @@ class Steering:
             pitched = rules.program != DRUMS
             logits[pitched, self.on0:self.on1] += self.key_add
         if self.density is not None:
-            error = np.clip(np.log(self.target / np.maximum(self.rate(rules.elapsed), 1e-3)), -2.0, 2.0)
+            error = self.deficit(rules.elapsed)
             self.integral = np.clip(self.integral + DENSITY_GAIN_I * error, -DENSITY_MAX_BIAS, DENSITY_MAX_BIAS)
             bias = np.clip(self.integral + DENSITY_GAIN_P * error, -DENSITY_MAX_BIAS, DENSITY_MAX_BIAS)
             half = (0.5 * bias).astype(logits.dtype)[:, None]

@@ -48,8 +48,8 @@ class EventRules:
             tokenizer config's ``voice_polyphony`` (1 when ingest found every part of the corpus monophonic).
         key: the KEY value (0..23) every stream must take after BOS (None: any KEY; key-mode vocabularies only).
         programs: the programs (0..127, 128 = drums) that may start notes (None: all; PROGRAM vocabularies only):
-            a PROGRAM switch to another is forbidden (unless it reaches an overdue note), and so is a NOTE_ON while
-            the current program is another (the start program 0 included, until a switch).
+            a PROGRAM switch to another is forbidden (unless it reaches an overdue note); while the current program
+            is another (the start program 0 included), NOTE_ON and TIME_SHIFT are, so the stream switches first.
     """
 
     def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
@@ -66,7 +66,7 @@ class EventRules:
         if self.off0 != self.on0 + self.n_pitch:
             raise ValueError("tokenizer: NOTE_OFF ids must follow the NOTE_ON ids")
         self.min_pitch = tokenizer.describe(self.on0)[1]
-        self.shift0 = r["TIME_SHIFT"][0]
+        self.shift0, self.n_shift = r["TIME_SHIFT"]
         self.prog0 = r["PROGRAM"][0] if "PROGRAM" in r else None
         self.vel0 = r["VELOCITY"][0] if "VELOCITY" in r else None
         self.voice0 = r["VOICE"][0] if "VOICE" in r else None
@@ -167,7 +167,10 @@ class EventRules:
             if full.any():
                 logits[full, self.on0:self.off0] = NEG_INF
         if self.programs_allowed is not None:
-            logits[~self.programs_allowed[self.program], self.on0:self.off0] = NEG_INF
+            outside = ~self.programs_allowed[self.program]
+            if outside.any():
+                logits[outside, self.on0:self.off0] = NEG_INF
+                logits[outside, self.shift0:self.shift0 + self.n_shift] = NEG_INF
         if self.max_note_steps:
             self._force_overdue_offs(logits)
         if self.tsig_block is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from musicgen.errors import ConfigError
+from musicgen.errors import ConfigError, UsageError
 
 T = TypeVar("T")
 
@@ -372,7 +372,10 @@ class SampleConfig(_JsonConfig):
         if self.key is not None:
             from musicgen.context import parse_key
 
-            parse_key(self.key)  # raises naming --key and the accepted form
+            try:
+                parse_key(self.key)
+            except UsageError as exc:  # its message names --key and the accepted form
+                raise ConfigError(str(exc)) from None
         _check(self.key_strength is None or _is_number(self.key_strength) and 0 <= self.key_strength <= 100,
                "key_strength", "a number of nats in [0, 100]", self.key_strength)
         _check(self.instruments is None or len(self.instruments) > 0 and all(map(_is_int, self.instruments))

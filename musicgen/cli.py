@@ -64,7 +64,7 @@ def _add_corpus(sub) -> None:
                        description="Real music with no download: write music21's bundled corpora as MIDI files.")
     csub = p.add_subparsers(dest="corpus_cmd", metavar="{list,export,duplicates}")
     csub.required = True
-    lp = csub.add_parser("list", help="list the corpora that can be exported")
+    csub.add_parser("list", help="list the corpora that can be exported")
     ep = csub.add_parser("export", formatter_class=Formatter, help="write a bundled corpus as MIDI files")
     ep.add_argument("name", help="corpus name, from `musicgen corpus list`")
     ep.add_argument("out_dir", help="folder to write the MIDI files into")

@@ -65,7 +65,7 @@ def add_sample_options(parser) -> None:
                         help="output .mid file, or a folder; several samples get numbered names (NAME-01.mid …)")
     from musicgen.render import add_render_options  # light: numpy only at import time
 
-    add_render_options(parser.add_argument_group("audio and piano roll (default names: beside each MIDI file)"))
+    add_render_options(parser.add_argument_group("audio and piano roll"))
 
 
 def sample_config(args):

@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgen import __version__
-from musicgen.config import (DEFAULT_MAX_NOTE_LENGTH, MAX_LENGTH, MAX_NUM_SAMPLES, MAX_SECONDS,  # noqa: F401
-                             MAX_TEMPO, SampleConfig)
+from musicgen.config import MAX_LENGTH, SampleConfig
 from musicgen.context import key_name, parse_key
 from musicgen.errors import BundleError, IngestError, UsageError
 from musicgen.midi_io import DRUMS, MIDI_SUFFIXES
@@ -282,9 +281,7 @@ def written_tempo(midi) -> float:
     return round(60e6 / int(60e6 / qpm), 3)
 
 
-# flags of `musicgen sample` for SampleConfig fields whose flag is not --FIELD-NAME, or that have none
-_FLAG = {"keep_primer": "--no-keep-primer", "well_formed": "--no-well-formed"}
-_ALWAYS = ("seed", "length", "temperature", "top_k", "top_p", "num_samples", "tempo")
+_ALWAYS = ("seed", "length", "temperature", "top_k", "top_p", "num_samples", "tempo")  # written even at defaults
 
 
 def regenerate_command(model_path, config: SampleConfig, primer: str | None = None) -> str:
@@ -302,7 +299,7 @@ def regenerate_command(model_path, config: SampleConfig, primer: str | None = No
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
-            parts.append(flag if value else _FLAG.get(f.name, "--no-" + flag[2:]))
+            parts.append(flag if value else "--no-" + flag[2:])
         elif f.name == "pitch_range":
             parts += [flag, str(value[0]), str(value[1])]
         elif f.name == "instruments":

@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 
-import importlib
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -355,7 +354,7 @@ def run(args) -> int:
     if verb.keras:
         _import_keras_quietly(args)
     module, function = args.run.split(":")
-    handler = getattr(importlib.import_module(module), function)
+    handler = getattr(__import__(module, fromlist=[function]), function)  # an import statement's path (-X importtime)
     return int((handler(args, verb.config(args)) if verb.config else handler(args)) or 0)
 
 

@@ -11,7 +11,11 @@ import argparse
 import os
 import sys
 
+from pathlib import Path
+from typing import Callable, NamedTuple
+
 from musicgen import __version__
+from musicgen.config import ALGORITHMS, CELLS, MODEL_PRESETS, TIME_MODES
 from musicgen.errors import MusicgenError
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -32,7 +36,7 @@ def _add_ingest(sub) -> None:
                                    "a token cache (.npz) and a manifest (JSON) of kept and skipped files.")
     p.add_argument("corpus_dir", help="folder of music files (searched recursively)")
     p.add_argument("--out", default=None, help="cache folder (default: data/tokens/<corpus folder name>)")
-    p.add_argument("--time-mode", choices=["beat", "seconds"], default="beat",
+    p.add_argument("--time-mode", choices=TIME_MODES, default="beat",
                    help="beat: grid steps per quarter note; seconds: 10 ms steps (Performance RNN)")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes (0 = automatic: one per 200 files to tokenize, at most one per idle core)")
@@ -41,7 +45,6 @@ def _add_ingest(sub) -> None:
                         "auto = as many as the piece with the most parts, 0 = off (parts of one program merge); "
                         "also records how many notes one voice sounds at once (1: monophonic parts; README, Events)")
     _add_meter_key(p, "")
-    p.set_defaults(func=_cmd_ingest)
 
 
 def _add_meter_key(p, when: str) -> None:
@@ -54,25 +57,18 @@ def _add_meter_key(p, when: str) -> None:
                         + (", or the cache's own)" if when else ")"))
 
 
-def _cmd_ingest(args) -> int:
-    from musicgen.corpus_cli import cli_ingest
-
-    return cli_ingest(args)
-
 
 def _add_corpus(sub) -> None:
     p = sub.add_parser("corpus", formatter_class=Formatter, help="list or export music21's bundled corpora",
                        description="Real music with no download: write music21's bundled corpora as MIDI files.")
     csub = p.add_subparsers(dest="corpus_cmd", metavar="{list,export,duplicates}")
     csub.required = True
-    lp = csub.add_parser("list", help="list the corpora that can be exported")
-    lp.set_defaults(func=_cmd_corpus)
+    csub.add_parser("list", help="list the corpora that can be exported")
     ep = csub.add_parser("export", formatter_class=Formatter, help="write a bundled corpus as MIDI files")
     ep.add_argument("name", help="corpus name, from `musicgen corpus list`")
     ep.add_argument("out_dir", help="folder to write the MIDI files into")
     ep.add_argument("--limit", type=int, default=0, help="export at most this many pieces (0 = all)")
     ep.add_argument("--workers", type=int, default=0, help="parallel processes (0 = one per core)")
-    ep.set_defaults(func=_cmd_corpus)
     dp = csub.add_parser("duplicates", formatter_class=Formatter,
                          help="list near-duplicate pieces (transposed, re-tempoed or edited copies, excerpts)",
                          description="Fingerprint every piece of DIR (transposition-, tempo- and velocity-invariant "
@@ -80,21 +76,11 @@ def _add_corpus(sub) -> None:
                                      "members, transposition (semitones) and similarity to the first member. "
                                      "Training keeps each group on one side of the train/valid/test split.")
     dp.add_argument("dir", help="folder of music files, or a token cache written by `musicgen ingest`")
+    dp.set_defaults(run="musicgen.corpus_cli:cli_duplicates")
     dp.add_argument("--threshold", type=float, default=0.5,
                     help="least shingle containment |A∩B|/min(|A|,|B|) that joins two pieces; lower merges more")
-    dp.set_defaults(func=_cmd_duplicates)
 
 
-def _cmd_duplicates(args) -> int:
-    from musicgen.corpus_cli import cli_duplicates
-
-    return cli_duplicates(args)
-
-
-def _cmd_corpus(args) -> int:
-    from musicgen.corpus_cli import cli_corpus
-
-    return cli_corpus(args)
 
 
 # ------------------------------------------------------------------------------------------------------------ train
@@ -108,9 +94,9 @@ def _add_train(sub) -> None:
     p.add_argument("corpus_dir", help="folder of music files, or a token cache written by `musicgen ingest`")
     p.add_argument("--out", default=None, help="bundle folder (default: trained/<corpus name>-<cell>); checkpoints "
                                                "and TensorBoard logs go to OUT/checkpoints and OUT/logs")
-    p.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], default="gru",
+    p.add_argument("--cell", choices=CELLS, default="gru",
                    help="recurrent cell (GRU scored best on the Bach chorales, see docs/compare)")
-    p.add_argument("--preset", choices=["tiny", "small", "medium", "large"], default=None,
+    p.add_argument("--preset", choices=list(MODEL_PRESETS), default=None,
                    help="model size; tiny 1x32, small 2x128, medium 2x256, large 3x512 units (default: medium; "
                         "tiny with --algorithm rtrl, which takes one layer and no dropout from any preset)")
     p.add_argument("--units", type=int, default=None, help="hidden units per layer (overrides the preset)")
@@ -140,7 +126,7 @@ def _add_train(sub) -> None:
                    help="augment by a random transposition in [-N, N] semitones per piece and epoch (0 disables)")
     p.add_argument("--patience", type=int, default=d.patience, help="stop after this many epochs without improvement")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order, augmentation and weights")
-    p.add_argument("--time-mode", choices=["beat", "seconds"], default=None,
+    p.add_argument("--time-mode", choices=TIME_MODES, default=None,
                    help="tokenizer time grid when CORPUS_DIR holds music files (default: beat, or the cache's own)")
     p.add_argument("--voices", default=None, metavar="N|auto",
                    help="when CORPUS_DIR holds music files: VOICE events, as `musicgen ingest --voices` (default: "
@@ -152,7 +138,7 @@ def _add_train(sub) -> None:
                    help="write TensorBoard logs to OUT/logs")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                    help="0 silent, 1 progress bar, 2 one line per epoch")
-    p.add_argument("--algorithm", choices=["bptt", "rtrl"], default="bptt",
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="bptt",
                    help="bptt: truncated backpropagation through time (Keras); rtrl: exact real-time recurrent "
                         "learning (numpy, one small recurrent layer, O(n^4) per event)")
     p.add_argument("--online", action="store_true",
@@ -160,7 +146,6 @@ def _add_train(sub) -> None:
                         "reporting the running NLL")
     p.add_argument("--update-every", dest="update_every", type=int, default=16,
                    help="rtrl only: apply the accumulated gradient every K events")
-    p.set_defaults(func=_cmd_train)
 
 
 def _import_keras_quietly(args) -> None:
@@ -178,12 +163,34 @@ def _import_keras_quietly(args) -> None:
         os.close(devnull)
 
 
-def _cmd_train(args) -> int:
-    from musicgen.train import cli_train
 
-    _import_keras_quietly(args)
+def configs_from_args(args, vocab_size: int, context: tuple[int, ...] = ()):
+    """``musicgen train``'s flags → ``(ModelConfig, TrainConfig)``. ``ModelConfig`` = preset (one layer, no dropout
+    for RTRL), then explicit flags, with ``context`` (the token cache's ``context.context_sizes``); ``TrainConfig``
+    from flags (its defaults otherwise)."""
+    from musicgen.config import ModelConfig, TrainConfig
 
-    return cli_train(args)
+    rtrl = getattr(args, "algorithm", "bptt") == "rtrl"
+    preset = args.preset or ("tiny" if rtrl else "medium")
+    model = dict(MODEL_PRESETS[preset])
+    if rtrl:  # RTRL trains one layer without dropout: a preset's sizes apply, its depth and dropout do not
+        model.update(layers=1, dropout=0.0)
+    for name in ("embedding_dim", "units", "layers", "dropout"):
+        if getattr(args, name, None) is not None:
+            model[name] = getattr(args, name)
+    model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, context=tuple(context), **model)
+    train = {name: getattr(args, name) for name in ("epochs", "batch_size", "bptt", "stateful", "learning_rate",
+                                                    "clipnorm", "val_fraction", "test_fraction", "transpose",
+                                                    "patience", "seed", "algorithm")
+             if getattr(args, name, None) is not None}
+    if getattr(args, "clipnorm", None) == 0:
+        train["clipnorm"] = None
+    return model_cfg, TrainConfig(**train)
+
+
+def default_out(corpus_dir: str, cell: str) -> Path:
+    """``musicgen train``'s bundle folder when ``--out`` is not given: ``trained/<corpus folder name>-<cell>``."""
+    return Path("trained") / f"{Path(corpus_dir).resolve().name}-{cell}"
 
 
 # ----------------------------------------------------------------------------------------------------------- sample
@@ -192,55 +199,9 @@ def _add_sample(sub) -> None:
                        description="Generate events from a trained bundle and write MIDI (and WAV/PNG on request). "
                                    "Runs on numpy alone: TensorFlow is not imported. Each MIDI file gets a JSON "
                                    "sidecar with the model, seed and settings that regenerate it.")
-    p.add_argument("--model", default="trained/default", help="bundle folder")
-    p.add_argument("--length", type=int, default=None,
-                   help="events to generate per sample, primer not counted (default 512; with --seconds an upper "
-                        "bound, default 8 events per grid step)")
-    p.add_argument("--seconds", type=float, default=None, help="stop each sample after this much music instead")
-    p.add_argument("--temperature", type=float, default=1.0,
-                   help="> 0; < 1 is more conservative (likely events), > 1 more adventurous")
-    p.add_argument("--top-k", type=int, default=0, help="sample only among the K most likely events (0 = all)")
-    p.add_argument("--top-p", type=float, default=1.0,
-                   help="nucleus sampling: only the most likely events up to probability P, in (0, 1]; "
-                        "smaller is safer")
-    p.add_argument("--seed", type=int, default=None,
-                   help="random seed: the same seed and settings give the same files (default: random, recorded "
-                        "in the sidecar)")
-    p.add_argument("-n", "--num-samples", type=int, default=1, help="samples generated together as one batch")
-    p.add_argument("--primer", default=None, metavar="FILE",
-                   help="MIDI or score file (MusicXML/ABC/kern) to continue")
-    p.add_argument("--keep-primer", action=argparse.BooleanOptionalAction, default=True,
-                   help="start the written file with the primer (--no-keep-primer: the continuation only)")
-    p.add_argument("--max-polyphony", type=int, default=0, help="at most this many notes at once (0 = no cap)")
-    p.add_argument("--max-note-length", type=float, default=8.0, metavar="BEATS",
-                   help="force a note's end after this many quarter notes at the written tempo (0 = no limit); "
-                        "stops a missed NOTE_OFF from holding a note to the end")
-    p.add_argument("--pitch-range", type=int, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="MIDI pitches allowed for new (non-drum) notes, inclusive")
-    p.add_argument("--allow-eos", action="store_true", help="let the model end a sample before --length")
-    p.add_argument("--tempo", type=float, default=None,
-                   help="quarter notes per minute written to the file (default: the primer's, else 120)")
-    p.add_argument("--program", type=int, default=None,
-                   help="General MIDI program (0-127) where the model does not choose instruments; with PROGRAM "
-                        "events in the vocabulary, the sample starts in it")
-    p.add_argument("--key", default=None, metavar="NAME",
-                   help='key of every sample, e.g. "D minor", "Bb major", "F#" (major when no mode is given); '
-                        'bundles trained with a key mode only. Default: the model draws each key itself, as its '
-                        'corpus\'s keys are distributed. The sidecar records each sample\'s key')
-    p.add_argument("-o", "--output", default="sample.mid",
-                   help="output .mid file, or a folder; several samples get numbered names (NAME-01.mid …)")
-    p.add_argument("--wav", nargs="?", const=True, default=None, metavar="OUT.wav",
-                   help="also write WAV audio (default name: beside each MIDI file)")
-    p.add_argument("--png", nargs="?", const=True, default=None, metavar="OUT.png",
-                   help="also write a piano-roll image (default name: beside each MIDI file)")
-    p.add_argument("--soundfont", default=None, metavar="PATH", help="General MIDI .sf2 SoundFont for --wav")
-    p.set_defaults(func=_cmd_sample)
+    from musicgen.cli_sample import add_sample_options  # light: argparse only
 
-
-def _cmd_sample(args) -> int:
-    from musicgen.generate import cli_sample
-
-    return cli_sample(args)
+    add_sample_options(p)
 
 
 # --------------------------------------------------------------------------------------------------------- evaluate
@@ -266,13 +227,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--save", action="store_true",
                    help="write MODEL/evaluation.json and record its checksum in MODEL/bundle.json")
     p.add_argument("--plot", default=None, metavar="DIR", help="also write histogram PNGs into this folder")
-    p.set_defaults(func=_cmd_evaluate)
 
-
-def _cmd_evaluate(args) -> int:
-    from musicgen.evaluate import cli_evaluate
-
-    return cli_evaluate(args)
 
 
 # ----------------------------------------------------------------------------------------------------------- render
@@ -285,13 +240,7 @@ def _add_render(sub) -> None:
     from musicgen.render import add_render_options  # light: numpy only at import time
 
     add_render_options(p)
-    p.set_defaults(func=_cmd_render)
 
-
-def _cmd_render(args) -> int:
-    from musicgen.render import cli_render
-
-    return cli_render(args)
 
 
 # ------------------------------------------------------------------------------------------------------------- live
@@ -329,13 +278,7 @@ def _add_live(sub) -> None:
     p.add_argument("--channel", type=int, default=1, help="MIDI channel 1-16 of the answer (drums on 10)")
     p.add_argument("--max-note-length", type=float, default=8.0, metavar="BEATS",
                    help="force a sampled note's end after this many beats (0 = no limit)")
-    p.set_defaults(func=_cmd_live)
 
-
-def _cmd_live(args) -> int:
-    from musicgen.live_ports import cli_live
-
-    return cli_live(args)
 # ------------------------------------------------------------------------------------------------------------ serve
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", formatter_class=Formatter, help="a local web page to generate, hear and see music",
@@ -350,13 +293,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="generations run at once (more helps only with free cores)")
     p.add_argument("--queue", type=int, default=8, help="generations that may wait; beyond, the API answers 503")
     p.add_argument("--quiet", action="store_true", help="do not log each request")
-    p.set_defaults(func=_cmd_serve)
 
-
-def _cmd_serve(args) -> int:
-    from musicgen.serve import cli_serve
-
-    return cli_serve(args)
 
 
 # ------------------------------------------------------------------------------------------------------------- main
@@ -365,6 +302,35 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _sample_config(args):
+    from musicgen.cli_sample import sample_config
+
+    return sample_config(args)
+
+
+class Verb(NamedTuple):
+    """One ``musicgen VERB``: ``add`` declares its parser; ``run`` ("module:function", imported only when the verb
+    runs) gets the parsed args, and the config ``config(args)`` builds when ``config`` is given."""
+
+    name: str
+    add: Callable
+    run: str
+    config: Callable | None = None
+    keras: bool = False  # import Keras with its start-up chatter silenced first
+
+
+VERBS = (
+    Verb("ingest", _add_ingest, "musicgen.corpus_cli:cli_ingest"),
+    Verb("corpus", _add_corpus, "musicgen.corpus_cli:cli_corpus"),  # `corpus duplicates` names its own run
+    Verb("train", _add_train, "musicgen.train:cli_train", keras=True),
+    Verb("sample", _add_sample, "musicgen.generate:cli_sample", config=_sample_config),
+    Verb("evaluate", _add_evaluate, "musicgen.evaluate:cli_evaluate"),
+    Verb("render", _add_render, "musicgen.render:cli_render"),
+    Verb("serve", _add_serve, "musicgen.serve:cli_serve"),
+    Verb("live", _add_live, "musicgen.live_ports:cli_live"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -376,10 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
-    for add in (_add_ingest, _add_corpus, _add_train, _add_sample, _add_evaluate, _add_render, _add_serve,
-                _add_live):
-        add(sub)
+    for verb in VERBS:
+        verb.add(sub)
+        sub.choices[verb.name].set_defaults(run=verb.run)
     return parser
+
+
+def run(args) -> int:
+    """Call the verb's ``run`` function (with its config, if the verb builds one)."""
+    verb = next(v for v in VERBS if v.name == args.verb)
+    if verb.keras:
+        _import_keras_quietly(args)
+    module, function = args.run.split(":")
+    handler = getattr(__import__(module, fromlist=[function]), function)  # an import statement's path (-X importtime)
+    return int((handler(args, verb.config(args)) if verb.config else handler(args)) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:  # TensorFlow's start-up chatter (CUDA probing, oneDNN notes) is noise to a user
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        return int(args.func(args) or 0)
+        return run(args)
     except MusicgenError as exc:
         if args.debug:
             raise

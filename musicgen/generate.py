@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -32,20 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from musicgen import __version__
-from musicgen.config import SampleConfig
+from musicgen.config import MAX_LENGTH, SampleConfig
 from musicgen.context import key_name, parse_key
 from musicgen.errors import BundleError, IngestError, UsageError
-from musicgen.midi_io import MIDI_SUFFIXES
+from musicgen.midi_io import DRUMS, MIDI_SUFFIXES
 from musicgen.safeio import atomic_paths, check_output_dir
 
 DEFAULT_MODEL = "trained/default"
 EVENTS_PER_STEP_CAP = 8  # with --seconds and no --length: at most this many events per grid step
-# bounds that keep one call's memory and time finite (the sampler holds about 100 kB per sample and 4 B per event)
-MAX_LENGTH = 1_000_000  # events per sample
-MAX_NUM_SAMPLES = 1024
-MAX_SECONDS = 24 * 3600.0
-DEFAULT_MAX_NOTE_LENGTH = 8.0  # quarter notes; a fermata'd chorale whole note is 4–6
-MAX_TEMPO = 60_000_000.0  # quarter notes per minute: 1 microsecond per quarter, the fastest tempo MIDI can write
 
 
 @dataclass
@@ -144,101 +139,120 @@ def _context_tokens(primer: np.ndarray, tokenizer) -> list[int]:
     return out
 
 
-def _check_bounds(length, num_samples) -> None:
-    _usage(length is None or not isinstance(length, int) or length <= MAX_LENGTH,
-           f"length: expected at most {MAX_LENGTH} events per sample, got {length!r}")
-    _usage(not isinstance(num_samples, int) or num_samples <= MAX_NUM_SAMPLES,
-           f"num_samples: expected at most {MAX_NUM_SAMPLES} samples per call, got {num_samples!r}")
+def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=None, **settings) -> SampleResult:
+    """Sample ``config.num_samples`` pieces (``config``: a ``SampleConfig``, or its fields as keywords).
 
-
-def generate(bundle_or_path=None, length: int | None = None, temperature: float = 1.0, top_k: int = 0,
-             top_p: float = 1.0, seed: int | None = None, primer=None, num_samples: int = 1, *,
-             seconds: float | None = None, keep_primer: bool = True, max_polyphony: int = 0,
-             pitch_range: tuple[int, int] | None = None, allow_eos: bool = False, tempo: float | None = None,
-             program: int | None = None, max_note_length: float = DEFAULT_MAX_NOTE_LENGTH,
-             well_formed: bool = True, key: str | None = None) -> SampleResult:
-    """Sample ``num_samples`` pieces; see ``sample`` for the arguments. Returns tokens, MIDI and sidecars."""
+    Returns tokens, MIDI and sidecars; each sidecar's ``settings`` is the config as used (seed, length, tempo and key
+    resolved) plus the primer's facts, and its ``regenerate`` line is ``regenerate_command`` of that config.
+    """
     from musicgen.sampler import StepModel, sample_tokens
 
-    seed = secrets.randbits(31) if seed is None else seed
-    _check_bounds(length, num_samples)
-    SampleConfig(length=length if length is not None else 1, temperature=temperature, top_k=top_k, top_p=top_p,
-                 seed=seed, num_samples=num_samples, max_polyphony=max_polyphony)  # validates, names the field
-    _usage(seed >= 0, f"seed: expected an integer >= 0, got {seed!r}")
-    _usage(math.isfinite(temperature), f"temperature: expected a finite number > 0, got {temperature!r}")
-    _usage(seconds is None or (isinstance(seconds, (int, float)) and 0 < seconds <= MAX_SECONDS),
-           f"seconds: expected a positive number up to {MAX_SECONDS:.0f}, got {seconds!r}")
-    _usage(tempo is None or (isinstance(tempo, (int, float)) and 0 < tempo <= MAX_TEMPO),
-           f"tempo: expected a positive number of quarter notes per minute up to {MAX_TEMPO:.0f}, got {tempo!r}")
-    _usage(program is None or (isinstance(program, int) and 0 <= program <= 127),
-           f"program: expected a General MIDI program in [0, 127], got {program!r}")
-    _usage(isinstance(max_note_length, (int, float)) and 0 <= max_note_length <= MAX_SECONDS,
-           f"max_note_length: expected a number of quarter notes >= 0 (0 = no limit), got {max_note_length!r}")
-    if pitch_range is not None:
-        lo, hi = pitch_range
-        _usage(0 <= lo <= hi <= 127, f"pitch_range: expected 0 <= LO <= HI <= 127, got {lo} {hi}")
+    _usage(config is None or isinstance(config, SampleConfig), f"config: expected a SampleConfig, got {config!r} "
+                                                                 f"(pass length=... as a keyword)")
+    config = SampleConfig(**settings) if config is None else config.replace(**settings)
     bundle = load_model(bundle_or_path)
     tok = bundle.tokenizer
-    key_value = _key_setting(key, tok, bundle.path, primer, program)
+    key_value = _key_setting(config, tok, bundle.path, primer)
+    programs = _program_setting(config, tok, bundle.path)
     primer_tokens, primer_qpm, primer_sha = load_primer(primer, tok)
-    if program is not None and "PROGRAM" in tok.ranges and primer is None:
-        primer_tokens = np.append(primer_tokens, tok.token("PROGRAM", program))
-    qpm = float(tempo or primer_qpm or 120.0)
+    if config.program is not None and "PROGRAM" in tok.ranges and primer is None:
+        primer_tokens = np.append(primer_tokens, tok.token("PROGRAM", config.program))
+    qpm = float(config.tempo or primer_qpm or 120.0)
     cfg = tok.config
     step_seconds = cfg.step_seconds if cfg.time_mode == "seconds" else 60.0 / (qpm * cfg.steps_per_quarter)
-    limit_steps = None if seconds is None else max(1, math.ceil(seconds / step_seconds - 1e-9))
-    max_note_steps = max(1, round(max_note_length * 60.0 / qpm / step_seconds)) if max_note_length else 0
+    limit_steps = None if config.seconds is None else max(1, math.ceil(config.seconds / step_seconds - 1e-9))
+    max_note_steps = max(1, round(config.max_note_length * 60.0 / qpm / step_seconds)) if config.max_note_length \
+        else 0
+    length = config.length
     if length is None:
         length = 512 if limit_steps is None else min(MAX_LENGTH, max(512, EVENTS_PER_STEP_CAP * limit_steps))
+    used = config.replace(length=length, tempo=qpm, seed=secrets.randbits(31) if config.seed is None else config.seed,
+                          key=None if config.key is None else key_name(parse_key(config.key)))
+    steering = _steering(used, tok, step_seconds, key_value)
 
     started = time.perf_counter()
     with one_blas_thread():
         model = StepModel(bundle.weights, bundle.model_config, tokenizer=tok)
-        events = sample_tokens(model, bundle.model_config, tok, primer_tokens, length, seed, key=key_value,
-                               num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p,
-                               max_polyphony=max_polyphony, pitch_range=pitch_range, allow_eos=allow_eos,
-                               limit_steps=limit_steps, max_note_steps=max_note_steps, well_formed=well_formed,
-                               start_state=bundle.start_state)
-    head = primer_tokens if keep_primer else np.array(_context_tokens(primer_tokens, tok))
-    settings = dict(length=length, seconds=seconds, temperature=temperature, top_k=top_k, top_p=top_p,
-                    num_samples=num_samples, max_polyphony=max_polyphony,
-                    pitch_range=list(pitch_range) if pitch_range else None, allow_eos=allow_eos,
-                    primer=str(Path(primer).resolve()) if isinstance(primer, (str, os.PathLike)) else None, primer_sha256=primer_sha,
-                    primer_events=int(primer_tokens.size - 1), keep_primer=keep_primer, tempo=qpm, program=program,
-                    max_note_length=max_note_length, well_formed=well_formed,
-                    key=None if key_value is None else key_name(key_value))
+        events = sample_tokens(model, bundle.model_config, tok, primer_tokens, length, used.seed,
+                               key=key_value if "KEY" in tok.ranges else None, num_samples=used.num_samples,
+                               temperature=used.temperature, top_k=used.top_k, top_p=used.top_p,
+                               max_polyphony=used.max_polyphony, pitch_range=used.pitch_range,
+                               allow_eos=used.allow_eos, limit_steps=limit_steps, max_note_steps=max_note_steps,
+                               well_formed=used.well_formed, start_state=bundle.start_state, programs=programs,
+                               steering=steering)
+    head = primer_tokens if used.keep_primer else np.array(_context_tokens(primer_tokens, tok))
+    primer_path = str(Path(primer).resolve()) if isinstance(primer, (str, os.PathLike)) else None
+    settings = dict(used.to_dict(), primer=primer_path, primer_sha256=primer_sha,
+                    primer_events=int(primer_tokens.size - 1))
+    decode_program = used.program if used.program is not None else (
+        used.instruments[0] if used.instruments and "PROGRAM" not in tok.ranges else None)
     result = SampleResult([], [], [], settings=settings)
     for i, row in enumerate(events):
         full = np.concatenate([head, row[row != tok.pad_id], [tok.eos_id]]).astype(np.int32)
         midi = tok.decode(full, qpm=qpm)
-        if program is not None and "PROGRAM" not in tok.ranges:
+        if decode_program is not None and "PROGRAM" not in tok.ranges:
             for inst in midi.instruments:
-                inst.program = program if not inst.is_drum else inst.program
+                inst.program = decode_program if not inst.is_drum else inst.program
         result.tokens.append(full)
         result.midis.append(midi)
         found = _key_and_meter(full, tok)
+        drawn = used.replace(key=found.get("key")) if "KEY" in tok.ranges and primer is None else used
         result.sidecars.append(dict(**found,
             musicgen_version=__version__, model=str(Path(bundle.path).resolve()),
             model_weights_sha256=bundle.info.get("files", {}).get("weights.npz"),
-            model_start_state_sha256=bundle.info.get("files", {}).get("start_state.npz"), seed=seed, sample_index=i,
-            settings=settings, events=int((row != tok.pad_id).sum()),
+            model_start_state_sha256=bundle.info.get("files", {}).get("start_state.npz"), seed=used.seed,
+            sample_index=i, settings=settings, events=int((row != tok.pad_id).sum()),
             notes=sum(len(inst.notes) for inst in midi.instruments), duration_seconds=round(midi.get_end_time(), 6),
             tempo_written=written_tempo(midi),
-            regenerate=_command(bundle.path, seed, dict(settings, key=found.get("key") if primer is None else None))))
+            regenerate=regenerate_command(bundle.path, drawn, primer_path)))
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _key_setting(key, tok, path, primer, program) -> int | None:
-    """``--key`` checked against the bundle and the other options → its KEY value (None: the model draws it)."""
-    if "KEY" in tok.ranges and program is not None and primer is None:
-        raise UsageError(f"--program: the bundle {str(path)!r} has a key mode, where the event after BOS is a KEY; "
-                         f"leave --program out (the model chooses its programs)")
-    if key is None:
+def _key_setting(config: SampleConfig, tok, path, primer) -> int | None:
+    """``--key`` checked against the bundle and the other options → its KEY value (None: no key asked). Key-mode
+    bundles take it as their KEY event; others as a pitch-class bias of ``key_strength``."""
+    if "KEY" in tok.ranges:
+        if config.program is not None and primer is None:
+            raise UsageError(f"--program: the bundle {str(path)!r} has a key mode, where the event after BOS is a "
+                             f"KEY; leave --program out (the model chooses its programs)")
+        _usage(config.key_strength is None, f"--key-strength: the bundle {str(path)!r} has KEY events, so --key "
+                                            f"picks its KEY event; leave --key-strength out")
+        _usage(config.key is None or primer is None, "--key: not with --primer (the primer's own KEY event names "
+                                                     "its key)")
+    elif config.key_strength is not None:
+        _usage(config.key is not None, f"--key-strength: needs --key (got {config.key_strength!r} without a key)")
+    return None if config.key is None else parse_key(config.key)
+
+
+def _program_setting(config: SampleConfig, tok, path) -> list[int] | None:
+    """``--instruments``/``--drums`` → the programs (128 = drums) that may start notes, for ``EventRules``; None: all.
+    A vocabulary without PROGRAM events takes one instrument (the program its notes are written with)."""
+    if config.instruments is None and config.drums is not False:
         return None
-    _usage("KEY" in tok.ranges, f"--key: the bundle {str(path)!r} was trained without a key mode (no KEY events)")
-    _usage(primer is None, "--key: not with --primer (the primer's own KEY event names its key)")
-    return parse_key(key)
+    if "PROGRAM" not in tok.ranges:
+        _usage(config.instruments is None or len(config.instruments) == 1,
+               f"--instruments: the bundle {str(path)!r} has no PROGRAM events, so its notes take one program; "
+               f"got {','.join(map(str, config.instruments or ()))}")
+        _usage(config.program is None or config.instruments in (None, (config.program,)),
+               f"--program: {config.program} is not the program of --instruments {config.instruments}")
+        return None
+    allowed = list(config.instruments) if config.instruments is not None else list(range(128))
+    _usage(config.program is None or config.program in allowed,
+           f"--program: {config.program} is not among --instruments {','.join(map(str, allowed))}")
+    return allowed + ([DRUMS] if config.drums or (config.drums is None and config.instruments is None) else [])
+
+
+def _steering(config: SampleConfig, tok, step_seconds: float, key_value: int | None):
+    """The density controller and key bias of ``config`` (``controls.Steering``), or None when neither is asked."""
+    bias_key = key_value is not None and "KEY" not in tok.ranges
+    if config.density is None and not bias_key:
+        return None
+    from musicgen.controls import DEFAULT_KEY_STRENGTH, Steering
+
+    strength = DEFAULT_KEY_STRENGTH if config.key_strength is None else config.key_strength
+    return Steering(tok, config.num_samples, density=config.density, step_seconds=step_seconds,
+                    key=key_value if bias_key else None, key_strength=strength)
 
 
 def _key_and_meter(tokens: np.ndarray, tok) -> dict:
@@ -267,33 +281,44 @@ def written_tempo(midi) -> float:
     return round(60e6 / int(60e6 / qpm), 3)
 
 
-def _command(model_path, seed: int, s: dict) -> str:
-    """The ``musicgen sample`` command line that regenerates a sample (pick it by index from a batch)."""
-    parts = ["musicgen", "sample", "--model", str(model_path), "--seed", str(seed), "--length", str(s["length"]),
-             "--temperature", repr(s["temperature"]), "--top-k", str(s["top_k"]), "--top-p", repr(s["top_p"]),
-             "--num-samples", str(s["num_samples"]), "--tempo", repr(s["tempo"])]
-    if s["seconds"] is not None:
-        parts += ["--seconds", repr(s["seconds"])]
-    if s["max_polyphony"]:
-        parts += ["--max-polyphony", str(s["max_polyphony"])]
-    if s["max_note_length"] != DEFAULT_MAX_NOTE_LENGTH:
-        parts += ["--max-note-length", repr(s["max_note_length"])]
-    if s["pitch_range"]:
-        parts += ["--pitch-range", str(s["pitch_range"][0]), str(s["pitch_range"][1])]
-    if s["allow_eos"]:
-        parts.append("--allow-eos")
-    if s["primer"]:
-        parts += ["--primer", s["primer"]] + ([] if s["keep_primer"] else ["--no-keep-primer"])
-    if s["program"] is not None:
-        parts += ["--program", str(s["program"])]
-    if s.get("key"):  # this sample's key, given or drawn: with the same seed it draws the same events
-        parts += ["--key", s["key"]]
+_ALWAYS = ("seed", "length", "temperature", "top_k", "top_p", "num_samples", "tempo")  # written even at defaults
+
+
+def regenerate_command(model_path, config: SampleConfig, primer: str | None = None) -> str:
+    """The ``musicgen sample`` command line that makes ``config``'s samples again (pick one by index from a batch).
+
+    ``config`` should be the config as used (seed, length and tempo resolved; for a key-mode bundle, ``key`` the
+    sample's own key: with the same seed it draws the same events). Fields at their defaults are left out, except
+    the seed, length, temperature, top-k/top-p, sample count and tempo.
+    """
+    default = SampleConfig()
+    parts = ["musicgen", "sample", "--model", str(model_path)]
+    for f in dataclasses.fields(SampleConfig):
+        value = getattr(config, f.name)
+        if f.name not in _ALWAYS and value == getattr(default, f.name) or value is None:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + flag[2:])
+        elif f.name == "pitch_range":
+            parts += [flag, str(value[0]), str(value[1])]
+        elif f.name == "instruments":
+            parts += [flag, ",".join(map(str, value))]
+        elif f.name == "density":
+            parts += [flag, f"{value[0]!r}..{value[1]!r}"]
+        else:
+            parts += [flag, repr(value) if isinstance(value, float) else str(value)]
+    if primer:
+        parts += ["--primer", primer]
     return shlex.join(parts)
 
 
 def sample(bundle_or_path=None, length: int | None = None, temperature: float = 1.0, top_k: int = 0,
            top_p: float = 1.0, seed: int | None = None, primer=None, num_samples: int = 1, **options) -> list:
     """Sample new music from a trained bundle (numpy only; usable from notebooks).
+
+    The arguments become a ``SampleConfig`` (its docstring describes every field); pass ``config=SampleConfig(...)``
+    instead to reuse one (keywords given beside it replace its fields).
 
     Args:
         bundle_or_path: a ``Bundle`` or a bundle folder (default ``trained/default``).
@@ -310,9 +335,12 @@ def sample(bundle_or_path=None, length: int | None = None, temperature: float = 
             ``allow_eos`` (let the model end a sample early), ``max_note_length`` (quarter notes a note may sound
             before its end is forced, default 8; 0: no limit), ``tempo`` (quarter notes per minute written to the
             file, default the primer's or 120), ``program`` (GM program where the model does not choose one),
-            ``well_formed`` (False: no NOTE_ON/NOTE_OFF consistency masks, see ``sampler.EventRules``; library only,
-            the sidecar's ``regenerate`` line cannot express it), ``key`` (a key name such as ``"D minor"`` for
-            every sample of a key-mode bundle; default: the model draws each key; the sidecar records it).
+            ``well_formed`` (False: no NOTE_ON/NOTE_OFF consistency masks, see ``rules.EventRules``), ``key`` (a
+            key name such as ``"D minor"``: every sample's KEY event in a key-mode bundle, default the model draws
+            each; in other bundles a bias of ``key_strength`` nats, default 2, against out-of-scale notes),
+            ``instruments`` (GM programs that may start notes, e.g. ``(0, 40, 73)``), ``drums`` (drum notes allowed;
+            default: unless ``instruments`` is given), ``density`` (``(low, high)`` notes per second the sample is
+            steered into), ``config`` (a whole ``SampleConfig``).
 
     Returns:
         ``list[pretty_midi.PrettyMIDI]``, one per sample.
@@ -320,8 +348,13 @@ def sample(bundle_or_path=None, length: int | None = None, temperature: float = 
     Raises:
         UsageError: an invalid value (naming it), a missing or inconsistent bundle, an unreadable primer.
     """
-    return generate(bundle_or_path, length, temperature, top_k, top_p, seed, primer, num_samples,
-                    **options).midis
+    config = options.pop("config", None)
+    given = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                 num_samples=num_samples, **options)
+    if config is not None:  # only what the caller changed from the signature's defaults replaces the config's
+        defaults = dict(length=None, temperature=1.0, top_k=0, top_p=1.0, seed=None, num_samples=1)
+        given = {k: v for k, v in given.items() if k not in defaults or v != defaults[k]}
+    return generate(bundle_or_path, config, primer=primer, **given).midis
 
 
 # ------------------------------------------------------------------------------------------------------------ CLI
@@ -352,20 +385,14 @@ def write_outputs(result: SampleResult, paths: list[Path]) -> None:
             tmp_json.write_text(json.dumps(dict(sidecar, midi=path.name), indent=2, sort_keys=True) + "\n")
 
 
-def cli_sample(args) -> int:
-    """``musicgen sample``: validate, sample, then write MIDI + JSON sidecars (and WAV/PNG on request)."""
-    pitch_range = tuple(args.pitch_range) if args.pitch_range else None
-    _check_bounds(args.length, args.num_samples)
-    SampleConfig(num_samples=args.num_samples)  # validated before the output names are made from it
-    paths = output_paths(args.output, args.num_samples)
+def cli_sample(args, config: SampleConfig) -> int:
+    """``musicgen sample``: ``config`` (from ``cli.sample_config``) → samples → MIDI + JSON sidecars (and WAV/PNG on
+    request). ``args`` gives the model, primer, output and render options."""
+    paths = output_paths(args.output, config.num_samples)
     for flag in ("wav", "png"):  # a bad place for them fails now, not after sampling
         if isinstance(getattr(args, flag, None), str):
             check_output_dir(Path(getattr(args, flag)).parent, f"--{flag}")
-    result = generate(args.model, args.length, args.temperature, args.top_k, args.top_p, args.seed, args.primer,
-                      args.num_samples, seconds=args.seconds, keep_primer=args.keep_primer,
-                      max_polyphony=args.max_polyphony, pitch_range=pitch_range, allow_eos=args.allow_eos,
-                      tempo=args.tempo, program=args.program, max_note_length=args.max_note_length,
-                      key=getattr(args, "key", None))
+    result = generate(args.model, config, primer=args.primer)
     write_outputs(result, paths)
     events = sum(s["events"] for s in result.sidecars)
     for path, sidecar in zip(paths, result.sidecars):

@@ -47,11 +47,14 @@ class EventRules:
         voice_polyphony: at most this many notes sounding at once in one voice (0: no cap); None takes the
             tokenizer config's ``voice_polyphony`` (1 when ingest found every part of the corpus monophonic).
         key: the KEY value (0..23) every stream must take after BOS (None: any KEY; key-mode vocabularies only).
+        programs: the programs (0..127, 128 = drums) that may start notes (None: all; PROGRAM vocabularies only):
+            a PROGRAM switch to another is forbidden (unless it reaches an overdue note); while the current program
+            is another (the start program 0 included), NOTE_ON and TIME_SHIFT are, so the stream switches first.
     """
 
     def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
                  allow_eos: bool = False, max_note_steps: int = 0, well_formed: bool = True,
-                 voice_polyphony: int | None = None, key: int | None = None):
+                 voice_polyphony: int | None = None, key: int | None = None, programs=None):
         r = tokenizer.ranges
         self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
         self.max_note_steps, self.well_formed = max_note_steps, well_formed
@@ -63,7 +66,7 @@ class EventRules:
         if self.off0 != self.on0 + self.n_pitch:
             raise ValueError("tokenizer: NOTE_OFF ids must follow the NOTE_ON ids")
         self.min_pitch = tokenizer.describe(self.on0)[1]
-        self.shift0 = r["TIME_SHIFT"][0]
+        self.shift0, self.n_shift = r["TIME_SHIFT"]
         self.prog0 = r["PROGRAM"][0] if "PROGRAM" in r else None
         self.vel0 = r["VELOCITY"][0] if "VELOCITY" in r else None
         self.voice0 = r["VOICE"][0] if "VOICE" in r else None
@@ -105,6 +108,13 @@ class EventRules:
         self.due = np.full(batch, np.iinfo(np.int64).max)           # no note can be overdue before this elapsed
         self.done = np.zeros(batch, bool)
         self._init_meter_and_key(tokenizer, key)
+        self.programs_allowed = None
+        if programs is not None:
+            if self.prog0 is None:
+                raise ValueError("programs: the vocabulary has no PROGRAM events to choose among")
+            self.programs_allowed = np.zeros(129, bool)
+            self.programs_allowed[list(programs)] = True
+            self.static[self.prog0:self.prog0 + 129][~self.programs_allowed] = NEG_INF
 
     def _init_meter_and_key(self, tokenizer, key: int | None) -> None:
         r = tokenizer.ranges
@@ -156,6 +166,11 @@ class EventRules:
             full = self.voice_sounding[self.rows, self.voice] >= self.voice_polyphony
             if full.any():
                 logits[full, self.on0:self.off0] = NEG_INF
+        if self.programs_allowed is not None:
+            outside = ~self.programs_allowed[self.program]
+            if outside.any():
+                logits[outside, self.on0:self.off0] = NEG_INF
+                logits[outside, self.shift0:self.shift0 + self.n_shift] = NEG_INF
         if self.max_note_steps:
             self._force_overdue_offs(logits)
         if self.tsig_block is not None:
@@ -200,7 +215,9 @@ class EventRules:
             switch = np.where(by_program[e], (self.prog0 or 0) + self.slot_program[s],
                               (self.voice0 or 0) + self.slot_voice[s])
             forced[elsewhere[e], switch] = 0
-        logits[rows] += forced
+        allowed = logits[rows] + forced
+        stuck = np.isneginf(allowed).all(axis=1)     # the switch is to a program --instruments left out (a primer's)
+        logits[rows] = np.where(stuck[:, None], forced, allowed)
 
     def observe(self, tokens: np.ndarray, limit_steps: int | None = None) -> np.ndarray:
         """Update the state with the events just emitted, shape (B,); returns the tokens actually kept.

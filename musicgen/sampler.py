@@ -268,7 +268,8 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_polyphony: int = 0,
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
                   limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0,
-                  well_formed: bool = True, start_state: list | None = None, key: int | None = None) -> np.ndarray:
+                  well_formed: bool = True, start_state: list | None = None, key: int | None = None,
+                  programs=None, steering=None) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
     Args:
@@ -279,7 +280,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         length: events to sample per stream (an upper bound when ``limit_steps`` or ``allow_eos`` ends a stream).
         rng: int seed (stream i draws from ``SeedSequence(seed).spawn(B)[i]``) or a ``numpy.random.Generator``.
         temperature, top_k, top_p: see ``filter_logits``.
-        max_polyphony, pitch_range, allow_eos, max_note_steps, well_formed: see ``EventRules``.
+        max_polyphony, pitch_range, allow_eos, max_note_steps, well_formed, programs: see ``EventRules``.
         limit_steps: stop a stream once its TIME_SHIFTs reach this many grid steps (``--seconds``).
         close: append NOTE_OFFs for the notes still sounding at the end.
         start_state: per layer a tuple of (units,) arrays the primer is fed from (a bundle's ``start_state``);
@@ -287,6 +288,8 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         key: key-mode vocabularies: the KEY value every stream takes after BOS (None: the model draws it). The KEY
             is drawn like any event (from a mask that allows only it), so a stream with ``key=k`` equals, event for
             event, the stream of the same seed in which the model drew KEY(k) itself.
+        steering: a ``controls.Steering`` (density controller, key bias) whose biases are added after the masks and
+            before temperature/top-k/top-p; None: none.
 
     A model with context inputs gets the context after each fed event from a ``context.ContextTracker``.
 
@@ -300,7 +303,8 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
     if primer.size == 0:
         primer = np.array([tokenizer.bos_id])
     batch = num_samples
-    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed, key=key)
+    rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed, key=key,
+                       programs=programs)
     tracker = ContextTracker(tokenizer, batch) if model.context else None
     state = model.init_state(1, start_state)                    # the primer runs once, for one stream
     for token in primer:
@@ -316,8 +320,12 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
     steps = 0
     for t in range(length):
         rules.apply(logits)
+        if steering is not None:
+            steering.apply(logits, rules)
         filter_logits(logits, temperature, top_k, top_p)
         tokens = rules.observe(draw(logits, uniforms.next()), limit_steps)
+        if steering is not None:
+            steering.observe(tokens)
         out[:, t] = tokens
         steps = t + 1
         if steps == length or rules.done.all():

@@ -50,7 +50,7 @@ RESULT_FILES = {"sample.mid": "audio/midi", "sample.json": "application/json", "
 MAX_RESULTS = 64  # finished jobs kept; the oldest folder is deleted beyond this
 WAV_RATE = 22050  # frames per second of the page's audio (half of CD: a 25 s sample is about 2 MB)
 FIELDS = ("model", "length", "seconds", "temperature", "top_p", "top_k", "seed", "program", "tempo", "primer",
-          "keep_primer", "audio", "roll")
+          "keep_primer", "audio", "roll", "key", "instruments", "density")
 RESULT_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -72,6 +72,17 @@ class Request:
     keep_primer: bool = True
     audio: bool = True
     roll: bool = True
+    key: str | None = None
+    instruments: tuple[int, ...] | None = None
+    density: tuple[float, float] | None = None
+
+    def sample_config(self, tempo: float | None = None):
+        """The ``SampleConfig`` of this request (``tempo``: the request's, else the primer's), one sample."""
+        from musicgen.config import SampleConfig
+
+        return SampleConfig(length=self.length, seconds=self.seconds, temperature=self.temperature, top_p=self.top_p,
+                            top_k=self.top_k, seed=self.seed, keep_primer=self.keep_primer, tempo=tempo,
+                            key=self.key, instruments=self.instruments, density=self.density)
 
 
 @dataclass
@@ -119,7 +130,9 @@ def check_request(data, models: list[str]) -> Request:
     ``top_p`` ((0, 1]), ``top_k`` (0: all), ``seed`` ([0, 2**31 - 1], null: random), ``program`` (GM 0..127 every
     non-drum part is played with, after sampling; the sidecar's ``play_as_program``), ``tempo`` (quarter notes per
     minute, (0, 1000]), ``primer`` ({"name": FILE NAME, "data": BASE64}), ``keep_primer``, ``audio``, ``roll``
-    (booleans: keep the primer, render the WAV, draw the piano roll).
+    (booleans: keep the primer, render the WAV, draw the piano roll), and the controls of ``SampleConfig`` as the
+    command line writes them: ``key`` ("D minor"), ``instruments`` ("0,40,73"), ``density`` ("2..4" notes per
+    second); null or "" for none.
     """
     _need(isinstance(data, dict), f"request: expected a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - set(FIELDS))
@@ -134,6 +147,7 @@ def check_request(data, models: list[str]) -> Request:
         flags[name] = data.get(name, True)
         _need(isinstance(flags[name], bool), f"{name}: expected true or false, got {flags[name]!r}")
     primer, primer_name = _check_primer(data.get("primer"))
+    controls = _check_controls(data)
     return Request(
         model=model, length=MAX_LENGTH if seconds and length is None else length, seconds=seconds,
         temperature=_number(data, "temperature", 1.0, 0, 10, low_open=True),
@@ -142,7 +156,25 @@ def check_request(data, models: list[str]) -> Request:
         seed=_number(data, "seed", None, 0, 2 ** 31 - 1, integer=True, optional=True),
         program=_number(data, "program", None, 0, 127, integer=True, optional=True),
         tempo=_number(data, "tempo", None, 0, 1000, low_open=True, optional=True),
-        primer=primer, primer_name=primer_name, **flags)
+        primer=primer, primer_name=primer_name, **flags, **controls)
+
+
+def _check_controls(data: dict) -> dict:
+    """``key``, ``instruments``, ``density`` (strings as on the command line; null or "" for none) → their values."""
+    from musicgen.context import parse_key
+    from musicgen.controls import parse_density, parse_instruments
+
+    out = {}
+    for name, parse in (("key", parse_key), ("instruments", parse_instruments), ("density", parse_density)):
+        value = data.get(name)
+        _need(value is None or isinstance(value, str), f"{name}: expected a string or null, got {value!r}")
+        value = (value or "").strip()
+        try:
+            parsed = parse(value) if value else None
+        except UsageError as exc:  # the parsers name the flag (--key); the page names the field
+            raise UsageError(f"{name}: {str(exc).split(': ', 1)[1]}") from None
+        out[name] = value if name == "key" and value else parsed
+    return out
 
 
 def _check_primer(primer) -> tuple[tuple[str, bytes] | None, str | None]:
@@ -296,8 +328,7 @@ class Studio:
             tempo = tempo or qpm
             primer_info = dict(name=req.primer_name, sha256=hashlib.sha256(req.primer[1]).hexdigest(),
                                events=int(primer.size))
-        result = generate(bundle, req.length, req.temperature, req.top_k, req.top_p, req.seed, primer, 1,
-                          seconds=req.seconds, keep_primer=req.keep_primer, tempo=tempo)
+        result = generate(bundle, req.sample_config(tempo), primer=primer)
         midi = result.midis[0]
         if req.program is not None:  # "play as": generate's `program` only opens a PROGRAM vocabulary's sample
             for inst in midi.instruments:

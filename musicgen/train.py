@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from musicgen.config import MODEL_PRESETS, ModelConfig, TokenizerConfig, TrainConfig
+from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.dataset import StreamBatches, transposer
 from musicgen.errors import UsageError
 from musicgen.safeio import check_output_dir
@@ -269,34 +269,10 @@ def format_report(metrics: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------ CLI
-def configs_from_args(args, vocab_size: int, context: tuple[int, ...] = ()) -> tuple[ModelConfig, TrainConfig]:
-    """``ModelConfig`` = preset (one layer, no dropout for RTRL), then explicit flags, with ``context`` (the token
-    cache's ``context.context_sizes``); ``TrainConfig`` from flags (its defaults otherwise)."""
-    rtrl = getattr(args, "algorithm", "bptt") == "rtrl"
-    preset = args.preset or ("tiny" if rtrl else "medium")
-    model = dict(MODEL_PRESETS[preset])
-    if rtrl:  # RTRL trains one layer without dropout: a preset's sizes apply, its depth and dropout do not
-        model.update(layers=1, dropout=0.0)
-    for name in ("embedding_dim", "units", "layers", "dropout"):
-        if getattr(args, name, None) is not None:
-            model[name] = getattr(args, name)
-    model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, context=tuple(context), **model)
-    train = {name: getattr(args, name) for name in ("epochs", "batch_size", "bptt", "stateful", "learning_rate",
-                                                    "clipnorm", "val_fraction", "test_fraction", "transpose",
-                                                    "patience", "seed", "algorithm")
-             if getattr(args, name, None) is not None}
-    if getattr(args, "clipnorm", None) == 0:
-        train["clipnorm"] = None
-    return model_cfg, TrainConfig(**train)
-
-
-def default_out(corpus_dir: str, cell: str) -> Path:
-    return Path("trained") / f"{Path(corpus_dir).resolve().name}-{cell}"
-
-
 def cli_train(args) -> int:
     """``musicgen train CORPUS_DIR``: tokens (cached) → train (or resume) → bundle; prints the final report."""
     from musicgen.bundle import recover_interrupted_save, save_bundle
+    from musicgen.cli import configs_from_args, default_out  # argparse stays in cli.py
     from musicgen.corpus import tokens_for
     from musicgen.tokenizer import Tokenizer
     from musicgen.train_callbacks import STATE

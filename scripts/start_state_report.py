@@ -111,7 +111,7 @@ def main() -> None:
     report["sampling"] = {"samples": args.samples, "length": args.length, "seed": args.seed}
     for name, state in (("zero", None), ("start", start)):
         bundle.start_state = state
-        result = generate(bundle, args.length, seed=args.seed, num_samples=args.samples)
+        result = generate(bundle, length=args.length, seed=args.seed, num_samples=args.samples)
         report["sampling"][name] = first_beats_out_of_range(tok, result.tokens, lo, hi, beats=4)
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -36,3 +36,25 @@ def test_every_public_name_resolves():
 
     for name in musicgen.__all__:
         assert getattr(musicgen, name) is not None, name
+
+
+def test_the_verb_table_names_a_callable_for_every_verb_and_subverb():
+    import importlib
+
+    from musicgen.cli import VERBS
+
+    parser = build_parser()
+    assert [v.name for v in VERBS] == list(parser._subparsers._group_actions[0].choices)
+    for verb in VERBS:
+        module, function = verb.run.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), verb
+    assert parser.parse_args(["corpus", "duplicates", "x"]).run == "musicgen.corpus_cli:cli_duplicates"
+    assert parser.parse_args(["corpus", "list"]).run == "musicgen.corpus_cli:cli_corpus"
+
+
+def test_choice_lists_come_from_the_constants():
+    from musicgen.config import CELLS, MODEL_PRESETS, TIME_MODES
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = {a.dest: tuple(a.choices) for a in train._actions if a.choices}
+    assert choices["cell"] == CELLS and choices["preset"] == tuple(MODEL_PRESETS) and choices["time_mode"] == TIME_MODES

@@ -234,14 +234,15 @@ def test_usage_errors_for_key_options_and_rtrl(trained, tmp_path, capsys):
 
     out, cache, _ = trained
     for flags, message in [(["--key", "H minor"], "--key: expected"), (["--program", "5"], "--program: the bundle"),
-                           (["--key", "D", "--primer", str(tmp_path / "x.mid")], "--key: not with --primer")]:
+                           (["--key", "D", "--primer", str(tmp_path / "x.mid")], "--key: not with --primer"),
+                           (["--key", "D", "--key-strength", "3"], "--key-strength: the bundle")]:
         (tmp_path / "x.mid").write_bytes(b"")
         assert main(["sample", "--model", str(out), *flags, "-o", str(tmp_path / "s.mid")]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     plain = Path(__file__).resolve().parents[1] / "trained" / "default"
-    if plain.exists():  # a bundle from before context: loads, and has no key mode
-        assert main(["sample", "--model", str(plain), "--key", "D", "-o", str(tmp_path / "s.mid")]) == 2
-        assert "trained without a key mode" in capsys.readouterr().err
+    if plain.exists():  # a bundle from before context: loads; without a key mode --key is a pitch-class bias
+        assert main(["sample", "--model", str(plain), "--key-strength", "2", "-o", str(tmp_path / "s.mid")]) == 2
+        assert "--key-strength: needs --key" in capsys.readouterr().err
     assert main(["train", str(cache), "--out", str(tmp_path / "r"), "--algorithm", "rtrl", "--epochs", "1"]) == 2
     assert "rtrl does not train context inputs" in capsys.readouterr().err

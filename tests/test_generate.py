@@ -206,3 +206,40 @@ def test_a_continuation_without_its_primer_starts_in_the_primer_s_voice():
                                                                     ("NOTE_ON", 60), ("VOICE", 0))])
     assert _context_tokens(primer, tok) == [tok.bos_id, tok.token("VOICE", 0), tok.token("PROGRAM", 5),
                                             tok.token("VELOCITY", 3)]
+
+
+# ------------------------------------------------------------------------------------------------------ controls
+def test_instruments_40_makes_every_note_program_40_and_regenerates(bundles, tmp_path, capsys):
+    out = tmp_path / "v.mid"
+    code, _, _ = run_cli(["--model", bundles["full"], "--length", 200, "--seed", 3, "-n", 4, "--instruments", "40",
+                          "-o", out], capsys)
+    assert code == 0
+    files = sorted(tmp_path.glob("v-*.mid"))
+    programs = [(i.program, i.is_drum) for f in files for i in pretty_midi.PrettyMIDI(str(f)).instruments if i.notes]
+    assert programs and set(programs) == {(40, False)}
+    side = json.loads(files[0].with_suffix(".json").read_text())
+    assert side["settings"]["instruments"] == [40] and side["settings"]["drums"] is None
+    assert "--instruments 40" in side["regenerate"]
+    again = tmp_path / "again"
+    assert run_cli(shlex.split(side["regenerate"])[2:] + ["-o", again], capsys)[0] == 0
+    assert (again / "sample-01.mid").read_bytes() == files[0].read_bytes()
+
+
+def test_instruments_without_program_events_take_one_program(bundles, tmp_path, capsys):
+    plain = sample(bundles["plain"], length=80, seed=1, instruments=(73,))[0]
+    assert {i.program for i in plain.instruments} == {73}
+    code, _, err = run_cli(["--model", bundles["plain"], "--instruments", "0,40", "-o", tmp_path / "o.mid"], capsys)
+    assert code == 2 and "--instruments: the bundle" in err and "no PROGRAM events" in err
+    code, _, err = run_cli(["--model", bundles["full"], "--instruments", "0,40", "--program", "5", "-o",
+                            tmp_path / "o.mid"], capsys)
+    assert code == 2 and "--program: 5 is not among --instruments 0,40" in err
+
+
+def test_no_drums_and_drums_only(bundles):
+    free = generate(bundles["full"], length=400, seed=5, num_samples=4)
+    drums = generate(bundles["full"], length=400, seed=5, num_samples=4, instruments=(1,), drums=True)
+    none = generate(bundles["full"], length=400, seed=5, num_samples=4, drums=False)
+    kinds = lambda r: {(i.is_drum, i.program) for m in r.midis for i in m.instruments if i.notes}  # noqa: E731
+    assert any(d for d, _ in kinds(free))  # the untrained model plays drums on its own
+    assert kinds(drums) <= {(True, 0), (False, 1)} and (True, 0) in kinds(drums)
+    assert not any(d for d, _ in kinds(none))

@@ -209,3 +209,24 @@ def test_time_signature_only_at_a_bar_start_or_while_the_meter_is_unknown_once_p
     assert kinds(mk_allowed(pickup), "TIME_SIG")  # the pickup bar ends: 4/4 may start here
     plain = EventRules(TOK, 1)
     assert "TIME_SIG" not in {n for n, _ in allowed(plain)} and "KEY" not in {n for n, _ in allowed(plain)}
+
+
+# ------------------------------------------------------------------------------------------- programs (--instruments)
+def test_programs_switch_out_of_a_left_out_program_first_then_play_only_theirs():
+    rules = EventRules(TOK, 1, programs=[40, 73])
+    start = allowed(rules)  # program 0 is left out: no NOTE_ON, no TIME_SHIFT until a switch
+    assert {v for name, v in start if name == "PROGRAM"} == {40, 73}
+    assert not ons(rules) and not any(name == "TIME_SHIFT" for name, _ in start)
+    feed(rules, [("PROGRAM", 40)])
+    now = allowed(rules)
+    assert ons(rules) == set(range(48, 60)) and ("TIME_SHIFT", 1) in now
+    assert {v for name, v in now if name == "PROGRAM"} == {40, 73}  # never 0, 5 or drums (128)
+
+
+def test_programs_let_an_overdue_note_of_a_left_out_program_end():
+    """A primer's note in program 0 may still be ended: the forced switch back to 0 is allowed when nothing else is."""
+    rules = EventRules(TOK, 1, max_note_steps=4, programs=[40])
+    feed(rules, [("NOTE_ON", 50), ("PROGRAM", 40), ("TIME_SHIFT", 4)])
+    assert allowed(rules) == {("PROGRAM", 0)}
+    feed(rules, [("PROGRAM", 0)])
+    assert allowed(rules) == {("NOTE_OFF", 50)}

@@ -163,14 +163,14 @@ def test_bundle_start_state_is_optional_checksummed_and_used_by_generate(tmp_pat
     def same(generated, sampled):  # generate adds BOS before and EOS after; sample_tokens pads rows with PAD
         return all(np.array_equal(t[1:-1], s[s != TOK.pad_id]) for t, s in zip(generated, sampled))
 
-    assert same(generate(old, 40, seed=7, num_samples=3, max_note_length=0).tokens, zero)
+    assert same(generate(old, length=40, seed=7, num_samples=3, max_note_length=0).tokens, zero)
     moved = sample_tokens(StepModel(new.weights, new.model_config), new.model_config, TOK, [TOK.bos_id], 40, 7,
                           num_samples=3, start_state=new.start_state)
-    got = generate(new, 40, seed=7, num_samples=3, max_note_length=0).tokens
+    got = generate(new, length=40, seed=7, num_samples=3, max_note_length=0).tokens
     assert same(got, moved)
-    sidecar = generate(new, 5, seed=1).sidecars[0]  # the sidecar names the start state the sample came from
+    sidecar = generate(new, length=5, seed=1).sidecars[0]  # the sidecar names the start state the sample came from
     assert sidecar["model_start_state_sha256"] == new.info["files"]["start_state.npz"]
-    assert generate(old, 5, seed=1).sidecars[0]["model_start_state_sha256"] is None
+    assert generate(old, length=5, seed=1).sidecars[0]["model_start_state_sha256"] is None
     assert not all(np.array_equal(a, b) for a, b in zip(moved, zero))
     # a primer is fed from the start state as well: primer + continuation == feeding both from it
     primer = np.array([TOK.bos_id] + ids(("NOTE_ON", 60), ("TIME_SHIFT", 6)))
@@ -252,7 +252,7 @@ def test_a_briefly_trained_model_starts_its_samples_as_well_as_it_continues_them
     train_idx, val_idx = split_pieces(keys, 0.2, 0)
     lo, hi = corpus_pitch_range(tok, [pieces[i] for i in train_idx])
     assert (lo, hi) == (60, 72)
-    samples = generate(bundle, 200, seed=1, num_samples=32).tokens
+    samples = generate(bundle, length=200, seed=1, num_samples=32).tokens
     got = first_beats_out_of_range(tok, samples, lo, hi, beats=4)
     assert got["first_notes"] > 100 and got["first_share"] <= got["later_share"] + 0.03, got
     metrics = start_metrics(bundle, [pieces[i] for i in val_idx], first=32)

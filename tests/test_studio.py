@@ -184,3 +184,23 @@ def test_generation_imports_no_tensorflow(tmp_path):
             "assert not heavy, heavy\n"
             "s.close()\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
+def test_controls_reach_the_sample_config_and_bad_ones_name_the_field(std):
+    req = std.check_request({"length": 200, "seed": 3, "key": "D minor", "instruments": "40", "density": "1..3",
+                             "audio": False, "roll": False})
+    assert (req.key, req.instruments, req.density) == ("D minor", (40,), (1.0, 3.0))
+    cfg = req.sample_config(tempo=90.0)
+    assert (cfg.key, cfg.instruments, cfg.density, cfg.tempo, cfg.num_samples) == ("D minor", (40,), (1.0, 3.0),
+                                                                                  90.0, 1)
+    job = std.run(req)
+    settings = json.loads((job.folder / "sample.json").read_text())["settings"]
+    assert (settings["key"], settings["instruments"], settings["density"]) == ("D minor", [40], [1.0, 3.0])
+    midi = pretty_midi.PrettyMIDI(str(job.folder / "sample.mid"))
+    assert {inst.program for inst in midi.instruments if inst.notes} == {40}
+    assert check_request({"key": "", "instruments": None}, ["default"]).key is None
+    for field, value, message in (("key", "H minor", "key: expected"), ("instruments", "0,999", "instruments: expected"),
+                                  ("density", "3", "density: expected LOW..HIGH"), ("key", 5, "key: expected a string")):
+        with pytest.raises(UsageError) as exc:
+            check_request({field: value}, ["default"])
+        assert str(exc.value).startswith(message), str(exc.value)

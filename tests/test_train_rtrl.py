@@ -52,7 +52,7 @@ def test_rtrl_takes_a_presets_sizes_with_one_layer_and_no_dropout(preset, units)
 
     from musicgen.config import MODEL_PRESETS
     from musicgen.rtrl import check_budget
-    from musicgen.train import configs_from_args
+    from musicgen.cli import configs_from_args
 
     args = argparse.Namespace(preset=preset, algorithm="rtrl", cell="gru")
     model_cfg, train_cfg = configs_from_args(args, vocab_size=40)

@@ -53,6 +53,9 @@ async function request() {
     seed: numberOrText("seed"),
     program: $("program").value === "" ? null : Number($("program").value),
     keep_primer: $("keep-primer").checked,
+    key: $("key").value.trim() || null,
+    instruments: $("instruments").value.trim() || null,
+    density: $("density").value.trim() || null,
   };
   body[limit] = numberOrText("limit-value");
   if (limit === "seconds") body.length = null;

@@ -370,7 +370,7 @@ class SampleConfig(_JsonConfig):
                "a number of quarter notes >= 0 (0 = no limit)", self.max_note_length)
         _check(isinstance(self.well_formed, bool), "well_formed", "True or False", self.well_formed)
         if self.key is not None:
-            from musicgen.context import parse_key
+            from musicgen.meter import parse_key
 
             try:
                 parse_key(self.key)

@@ -23,7 +23,7 @@ without a TIME_SIG, the three meter features are 0. The key feature is 1 + the l
 or 0. BOS resets everything (the features after BOS are all 0); EOS changes nothing (the next BOS resets). Choices
 the spec left open: EOS does not reset; a token array is its own clock (time 0 at its first token).
 
-Key names (``--key``): ``parse_key("D minor") == 14`` and ``key_name(14) == "D minor"`` (a mirrored pair).
+Key names (``--key``) live in ``musicgen.meter``: ``parse_key("D minor") == 14``, ``key_name(14) == "D minor"``.
 
 Example::
 
@@ -34,7 +34,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -46,10 +45,6 @@ from musicgen.errors import UsageError
 BEATS_SIZE = 17  # unknown + beat 0..15 (numerators 1..16)
 BAR_START_SIZE = 3  # unknown, off, on
 KEY_SIZE = 25  # unknown + the 24 KEY values
-TONICS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # pretty_midi's names
-_LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-_KEY_FORM = re.compile(r"\s*([a-gA-G])([#b]?)(?:\s+(major|minor))?\s*", re.IGNORECASE)
-KEY_FORM = '"TONIC [major|minor]" with TONIC a letter A-G and an optional # or b, e.g. "D minor", "Bb major", "F#"'
 
 
 # ---------------------------------------------------------------------------------------------------- the layout
@@ -207,26 +202,3 @@ class ContextTracker:
         out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key)
         out.setflags(write=False)
         return out
-
-
-# ------------------------------------------------------------------------------------------------------- key names
-def parse_key(name: str) -> int:
-    """A key name → its KEY value (tonic pitch class + 12 * minor), strictly.
-
-    Accepted: a letter A-G (either case), an optional ``#`` or ``b``, an optional ``major``/``minor`` (either case;
-    major when left out), e.g. ``"D minor"`` → 14, ``"d minor"`` → 14, ``"D"`` → 2, ``"Bb major"`` → 10,
-    ``"Cb"`` → 11. Raises ``UsageError`` naming ``--key`` and the accepted form otherwise.
-    """
-    match = _KEY_FORM.fullmatch(name) if isinstance(name, str) else None
-    if match is None:
-        raise UsageError(f"--key: expected {KEY_FORM}, got {name!r}")
-    letter, accidental, mode = match.groups()
-    tonic = (_LETTERS[letter.lower()] + {"": 0, "#": 1, "b": -1}[accidental.lower()]) % 12
-    return tonic + (12 if mode and mode.lower() == "minor" else 0)
-
-
-def key_name(value: int) -> str:
-    """A KEY value (0..23) → ``"<tonic> major|minor"`` with pretty_midi's tonic names (``key_name(14) == "D minor"``)."""
-    if not (isinstance(value, (int, np.integer)) and 0 <= value < 24):
-        raise UsageError(f"key value: expected an integer in [0, 24), got {value!r}")
-    return f"{TONICS[int(value) % 12]} {'minor' if value >= 12 else 'major'}"

@@ -37,7 +37,7 @@ DENSITY_MAX_BIAS = 12.0  # nats: the controller's bias is clipped to ±this
 
 
 def scale_pitch_classes(key: int) -> np.ndarray:
-    """KEY value (tonic + 12 * minor, see ``context.parse_key``) → bool (12,): pitch classes of its scale."""
+    """KEY value (tonic + 12 * minor, see ``meter.parse_key``) → bool (12,): pitch classes of its scale."""
     tonic, mode = key % 12, "minor" if key >= 12 else "major"
     out = np.zeros(12, bool)
     out[[(tonic + step) % 12 for step in SCALES[mode]]] = True

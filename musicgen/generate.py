@@ -34,7 +34,7 @@ import numpy as np
 
 from musicgen import __version__
 from musicgen.config import MAX_LENGTH, SampleConfig
-from musicgen.context import key_name, parse_key
+from musicgen.meter import key_name, parse_key
 from musicgen.errors import BundleError, IngestError, UsageError
 from musicgen.midi_io import DRUMS, MIDI_SUFFIXES
 from musicgen.safeio import atomic_paths, check_output_dir

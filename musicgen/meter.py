@@ -21,14 +21,19 @@ Keys: a key is pretty_midi's *key number*, ``tonic pitch class + 12 * minor`` (0
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 
 import numpy as np
 
+from musicgen.errors import UsageError
+
 TS_DENOMINATORS = (2, 4, 8, 16)  # the tokenizer's TIME_SIG table (see musicgen.tokenizer)
 MAX_NUMERATOR = 16
 DEFAULT_METER = (4, 4)  # a file with no time signature (the MIDI default)
-PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+TONICS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # pretty_midi's names
+_KEY_FORM = re.compile(r"\s*([a-gA-G])([#b]?)(?:\s+(major|minor))?\s*", re.IGNORECASE)
+KEY_FORM = '"TONIC [major|minor]" with TONIC a letter A-G and an optional # or b, e.g. "D minor", "Bb major", "F#"'
 
 
 def time_signature_value(numerator: int, denominator: int) -> int | None:
@@ -183,12 +188,29 @@ def key_number(sharps: int, minor: bool) -> int:
     return (tonic + 9) % 12 + 12 if minor else tonic
 
 
-def key_name(key: int) -> str:
-    """``"D minor"`` for key number 14; the inverse of ``parse_key_name``."""
-    return f"{PITCH_NAMES[key % 12]} {'minor' if key >= 12 else 'major'}"
-
-
 _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def parse_key(name: str) -> int:
+    """A key name → its KEY value (tonic pitch class + 12 * minor), strictly.
+
+    Accepted: a letter A-G (either case), an optional ``#`` or ``b``, an optional ``major``/``minor`` (either case;
+    major when left out), e.g. ``"D minor"`` → 14, ``"d minor"`` → 14, ``"D"`` → 2, ``"Bb major"`` → 10,
+    ``"Cb"`` → 11. Raises ``UsageError`` naming ``--key`` and the accepted form otherwise.
+    """
+    match = _KEY_FORM.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        raise UsageError(f"--key: expected {KEY_FORM}, got {name!r}")
+    letter, accidental, mode = match.groups()
+    tonic = (_LETTERS[letter.upper()] + {"": 0, "#": 1, "b": -1}[accidental.lower()]) % 12
+    return tonic + (12 if mode and mode.lower() == "minor" else 0)
+
+
+def key_name(value: int) -> str:
+    """A KEY value (0..23) → ``"<tonic> major|minor"`` with pretty_midi's tonic names (``key_name(14) == "D minor"``)."""
+    if not (isinstance(value, (int, np.integer)) and 0 <= value < 24):
+        raise UsageError(f"key value: expected an integer in [0, 24), got {value!r}")
+    return f"{TONICS[int(value) % 12]} {'minor' if value >= 12 else 'major'}"
 
 
 def parse_key_name(text: str) -> int | None:

@@ -161,7 +161,7 @@ def check_request(data, models: list[str]) -> Request:
 
 def _check_controls(data: dict) -> dict:
     """``key``, ``instruments``, ``density`` (strings as on the command line; null or "" for none) → their values."""
-    from musicgen.context import parse_key
+    from musicgen.meter import parse_key
     from musicgen.controls import parse_density, parse_instruments
 
     out = {}

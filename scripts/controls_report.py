@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from musicgen.bundle import load_bundle
-from musicgen.context import parse_key
+from musicgen.meter import parse_key
 from musicgen.controls import in_scale_share
 from musicgen.generate import generate
 from musicgen.safeio import atomic_write_text

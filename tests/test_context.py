@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musicgen.config import TokenizerConfig
-from musicgen.context import (ContextTracker, context_features, context_names, context_sizes, key_name,
-                              parse_key)
+from musicgen.context import ContextTracker, context_features, context_names, context_sizes
 from musicgen.errors import UsageError
+from musicgen.meter import key_name, parse_key
 from musicgen.tokenizer import Tokenizer, time_signature_value
 
 TOK = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=0, programs=False,

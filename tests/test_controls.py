@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from musicgen.config import TokenizerConfig
-from musicgen.context import parse_key
+from musicgen.meter import parse_key
 from musicgen.controls import (DENSITY_LEAD, Steering, in_scale_share, parse_density, parse_instruments,
                                scale_pitch_classes)
 from musicgen.errors import UsageError

@@ -108,8 +108,12 @@ def _add_train(sub) -> None:
     p.add_argument("corpus_dir", help="folder of music files, or a token cache written by `musicgen ingest`")
     p.add_argument("--out", default=None, help="bundle folder (default: trained/<corpus name>-<cell>); checkpoints "
                                                "and TensorBoard logs go to OUT/checkpoints and OUT/logs")
-    p.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], default="gru",
-                   help="recurrent cell (GRU scored best on the Bach chorales, see docs/compare)")
+    p.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], default=None,
+                   help="recurrent cell (default: gru, which scored best on the Bach chorales, see docs/compare; "
+                        "with --init-from: the bundle's)")
+    p.add_argument("--init-from", dest="init_from", default=None, metavar="BUNDLE",
+                   help="fine-tune: start from this bundle's weights, with its tokenizer and model config, a lower "
+                        "learning rate and early stopping on valid (README, Fine-tuning)")
     p.add_argument("--preset", choices=["tiny", "small", "medium", "large"], default=None,
                    help="model size; tiny 1x32, small 2x128, medium 2x256, large 3x512 units (default: medium; "
                         "tiny with --algorithm rtrl, which takes one layer and no dropout from any preset)")
@@ -127,8 +131,9 @@ def _add_train(sub) -> None:
                    help="events per truncated-BPTT window; longer sees further back, costs more memory per step")
     p.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=d.stateful,
                    help="carry the recurrent state across consecutive windows of a stream")
-    p.add_argument("--lr", dest="learning_rate", type=float, default=d.learning_rate, help="Adam's initial learning rate; "
-                   "halved after patience/2 epochs without validation improvement")
+    p.add_argument("--lr", dest="learning_rate", type=float, default=None,
+                   help=f"Adam's initial learning rate, halved after patience/2 epochs without validation improvement "
+                        f"(default: {d.learning_rate:g}; 5e-4 with --init-from)")
     p.add_argument("--clipnorm", type=float, default=d.clipnorm or 0.0, help="clip gradients to this global norm (0 disables)")
     p.add_argument("--val-fraction", dest="val_fraction", type=float, default=d.val_fraction,
                    help="share of near-duplicate clusters held out for validation (early stopping, LR halving, "
@@ -138,7 +143,8 @@ def _add_train(sub) -> None:
                         "training; scored by `musicgen evaluate`)")
     p.add_argument("--transpose", type=int, default=d.transpose,
                    help="augment by a random transposition in [-N, N] semitones per piece and epoch (0 disables)")
-    p.add_argument("--patience", type=int, default=d.patience, help="stop after this many epochs without improvement")
+    p.add_argument("--patience", type=int, default=None,
+                   help=f"stop after this many epochs without improvement (default: {d.patience}; 3 with --init-from)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order, augmentation and weights")
     p.add_argument("--time-mode", choices=["beat", "seconds"], default=None,
                    help="tokenizer time grid when CORPUS_DIR holds music files (default: beat, or the cache's own)")

@@ -260,6 +260,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("corpus_dir", help="the corpus the model was trained on (music folder or token cache); its "
                                       "split is recovered from the bundle's settings")
     p.add_argument("--split", choices=["valid", "test"], default="test", help="the part of the split evaluated")
+    p.add_argument("--split-of", dest="split_of", default=None, metavar="BUNDLE",
+                   help="use this bundle's split of CORPUS_DIR instead of MODEL's own (same tokenizer needed): "
+                        "scores a base model on the test pieces of a model fine-tuned from it")
     p.add_argument("--num-samples", type=int, default=64, help="samples per sample set (0 skips the samples)")
     p.add_argument("--length", type=int, default=512, help="events per generated sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")

@@ -9,10 +9,13 @@
    otherwise (``RECIPE``: epochs, batch, BPTT window, transposition, split fractions, seed), so the same split.
 2. ``musicgen.evaluate`` of each and of the base itself (zero-shot), all on the fine-tuned bundle's split
    (``split_of``): the same test pieces, the same training pieces for the baselines and the copy check.
-3. The table (test NLL, two-sample accuracy with its 95% interval, copy rate, for both sample sets) goes to
+3. With ``--forgetting BASE_CORPUS`` (the corpus the base was trained on): each model's NLL on the base's own test
+   pieces of it (``evaluate.model_scores``, no samples): how much of the base each run forgot.
+4. The table (test NLL, two-sample accuracy with its 95% interval, copy rate, for both sample sets) goes to
    docs/finetune.md with the settings; every number in that file comes from this run.
 
-A bundle already in WORK (bundle.json present) is reused, not retrained; delete WORK to start afresh.
+A bundle already in WORK (bundle.json present) is reused, not retrained, and so is an evaluation already in
+WORK/finetune_report.json; delete WORK to start afresh.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ def main(argv=None) -> int:
     p.add_argument("--work", default="/work/scratch/finetune/report", help="folder for the trained bundles")
     p.add_argument("--num-samples", type=int, default=64, help="samples per sample set in the evaluation")
     p.add_argument("--doc", default=str(ROOT / "docs" / "finetune.md"))
+    p.add_argument("--forgetting", default=None, metavar="BASE_CORPUS",
+                   help="the base's own corpus: also score every model on the base's test pieces of it")
     p.add_argument("--no-lr-check", dest="lr_check", action="store_false",
                    help="skip the fine-tuning run at the from-scratch learning rate")
     args = p.parse_args(argv)
@@ -70,16 +75,37 @@ def main(argv=None) -> int:
         runs["fine-tuned, lr 2e-3"] = train("finetuned-lr2e-3", args.corpus, work,
                                             ["--init-from", args.base, "--lr", "2e-3"])
     split_of = runs["fine-tuned"][0]
-    rows = {}
+    saved = work / "finetune_report.json"
+    old = json.loads(saved.read_text()) if saved.is_file() else {}
+    rows, forgetting = {}, dict(old.get("forgetting", {}))
     for name, bundle in [(n, r[0]) for n, r in runs.items()] + [("base (zero-shot)", Path(args.base))]:
-        print(f"evaluating {name}", flush=True)
-        rows[name] = ev.evaluate(bundle, args.corpus, split_of=split_of, num_samples=args.num_samples, seed=0,
-                                 log=lambda msg: print(f"  {msg}", flush=True))
-    ev.write_json({"runs": {n: {"command": r[2][1:], "seconds": r[1]} for n, r in runs.items()}, "evaluations": rows},
-                  work / "finetune_report.json")
+        if name in old.get("evaluations", {}) and old["evaluations"][name]["samples"]["num_samples"] == \
+                args.num_samples:
+            print(f"reusing the evaluation of {name}", flush=True)
+            rows[name] = old["evaluations"][name]
+        else:
+            print(f"evaluating {name}", flush=True)
+            rows[name] = ev.evaluate(bundle, args.corpus, split_of=split_of, num_samples=args.num_samples, seed=0,
+                                     log=lambda msg: print(f"  {msg}", flush=True))
+        if args.forgetting and name not in forgetting:
+            forgetting[name] = base_test_nll(bundle, args.base, args.forgetting)
+            print(f"  NLL on the base's test pieces of {args.forgetting}: {forgetting[name]['nll_nats']:.4f}")
+    ev.write_json({"runs": {n: {"command": r[2][1:], "seconds": r[1]} for n, r in runs.items()}, "evaluations": rows,
+                   "forgetting": forgetting}, saved)
+    args.forgetting_rows = forgetting
     atomic_write_text(args.doc, render(args, base, runs, rows))
     print(f"wrote {args.doc}")
     return 0
+
+
+def base_test_nll(bundle, base: str, corpus: str) -> dict:
+    """``evaluate.model_scores`` of ``bundle`` on the test part of the base's own split of ``corpus``."""
+    from musicgen.bundle import load_bundle
+    from musicgen.evaluate import model_scores
+    from musicgen.split import bundle_split
+
+    data, parts = bundle_split(load_bundle(base), corpus)
+    return {**model_scores(load_bundle(bundle), parts.pieces("test", data.pieces)), "pieces": int(parts.test.size)}
 
 
 def _f(value, spec=".3f") -> str:
@@ -87,6 +113,7 @@ def _f(value, spec=".3f") -> str:
 
 
 def render(args, base, runs: dict, rows: dict) -> str:
+    forget = getattr(args, "forgetting_rows", None) or {}
     first = next(iter(rows.values()))
     sp, kn = first["split"], first["scores"]["kneser_ney"]
     lines = [
@@ -111,8 +138,8 @@ def render(args, base, runs: dict, rows: dict) -> str:
         "(lr 2e-3, patience 4).",
         "",
         "| model | test NLL (nats/event) | accuracy | two-sample acc., raw [95% CI] | two-sample acc., rules "
-        "[95% CI] | copy rate raw / rules | best epoch / run | train s |",
-        "|---|---|---|---|---|---|---|---|",
+        "[95% CI] | copy rate raw / rules | best epoch / run | train s |" + (" base test NLL |" if forget else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if forget else ""),
     ]
     for name, r in rows.items():
         m, sets = r["scores"]["model"], r.get("samples", {}).get("sets", {})
@@ -130,7 +157,7 @@ def render(args, base, runs: dict, rows: dict) -> str:
         else:
             epochs, secs = "-", "-"
         lines.append(f"| {name} | {_f(m['nll_nats'], '.4f')} | {_f(m['accuracy'])} | {cells[0]} | {cells[1]} | "
-                     f"{copy} | {epochs} | {secs} |")
+                     f"{copy} | {epochs} | {secs} |" + (f" {_f(forget[name]['nll_nats'], '.4f')} |" if forget else ""))
     lines += [
         "",
         f"Kneser-Ney {kn['order']}-gram on the same training pieces (transposed ±3): {_f(kn['nll_nats'], '.4f')} "
@@ -139,8 +166,13 @@ def render(args, base, runs: dict, rows: dict) -> str:
         "Two-sample accuracy: a classifier told generated from real test excerpts of 256 events; 0.5 = "
         "indistinguishable, lower is better. Copy rate: share of samples that share >= 32 consecutive events with "
         "a training piece. raw = the model's own distribution; rules = `musicgen sample` defaults "
-        "(see docs/evaluation.md).",
+        "(see docs/evaluation.md). Train s: wall seconds on a shared 2-core machine (three other trainings ran).",
     ]
+    if forget:
+        one = next(iter(forget.values()))
+        lines += ["", f"Base test NLL: each model on the base's own test pieces of `{args.forgetting}` ({one['pieces']} "
+                      f"pieces, {one['events']} events, the base's split): what fine-tuning forgot of the base's "
+                      "corpus."]
     ft = runs.get("fine-tuned")
     if ft is not None:
         metrics = json.loads((ft[0] / "metrics.json").read_text())

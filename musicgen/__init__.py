@@ -20,6 +20,7 @@ _LAZY = {
     "ingest": "musicgen.corpus",
     "build_model": "musicgen.models",
     "train_model": "musicgen.train",
+    "train": "musicgen.train_api",
     "load_bundle": "musicgen.bundle",
     "sample": "musicgen.generate",
     "render_wav": "musicgen.render",

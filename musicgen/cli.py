@@ -94,8 +94,12 @@ def _add_train(sub) -> None:
     p.add_argument("corpus_dir", help="folder of music files, or a token cache written by `musicgen ingest`")
     p.add_argument("--out", default=None, help="bundle folder (default: trained/<corpus name>-<cell>); checkpoints "
                                                "and TensorBoard logs go to OUT/checkpoints and OUT/logs")
-    p.add_argument("--cell", choices=CELLS, default="gru",
-                   help="recurrent cell (GRU scored best on the Bach chorales, see docs/compare)")
+    p.add_argument("--cell", choices=CELLS, default=None,
+                   help="recurrent cell (default: gru, which scored best on the Bach chorales, see docs/compare; "
+                        "with --init-from: the bundle's)")
+    p.add_argument("--init-from", dest="init_from", default=None, metavar="BUNDLE",
+                   help="fine-tune: start from this bundle's weights, with its tokenizer and model config, a lower "
+                        "learning rate and early stopping on valid (README, Fine-tuning)")
     p.add_argument("--preset", choices=list(MODEL_PRESETS), default=None,
                    help="model size; tiny 1x32, small 2x128, medium 2x256, large 3x512 units (default: medium; "
                         "tiny with --algorithm rtrl, which takes one layer and no dropout from any preset)")
@@ -113,8 +117,9 @@ def _add_train(sub) -> None:
                    help="events per truncated-BPTT window; longer sees further back, costs more memory per step")
     p.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=d.stateful,
                    help="carry the recurrent state across consecutive windows of a stream")
-    p.add_argument("--lr", dest="learning_rate", type=float, default=d.learning_rate, help="Adam's initial learning rate; "
-                   "halved after patience/2 epochs without validation improvement")
+    p.add_argument("--lr", dest="learning_rate", type=float, default=None,
+                   help=f"Adam's initial learning rate, halved after patience/2 epochs without validation improvement "
+                        f"(default: {d.learning_rate:g}; 5e-4 with --init-from)")
     p.add_argument("--clipnorm", type=float, default=d.clipnorm or 0.0, help="clip gradients to this global norm (0 disables)")
     p.add_argument("--val-fraction", dest="val_fraction", type=float, default=d.val_fraction,
                    help="share of near-duplicate clusters held out for validation (early stopping, LR halving, "
@@ -124,7 +129,8 @@ def _add_train(sub) -> None:
                         "training; scored by `musicgen evaluate`)")
     p.add_argument("--transpose", type=int, default=d.transpose,
                    help="augment by a random transposition in [-N, N] semitones per piece and epoch (0 disables)")
-    p.add_argument("--patience", type=int, default=d.patience, help="stop after this many epochs without improvement")
+    p.add_argument("--patience", type=int, default=None,
+                   help=f"stop after this many epochs without improvement (default: {d.patience}; 3 with --init-from)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order, augmentation and weights")
     p.add_argument("--time-mode", choices=TIME_MODES, default=None,
                    help="tokenizer time grid when CORPUS_DIR holds music files (default: beat, or the cache's own)")
@@ -178,7 +184,7 @@ def configs_from_args(args, vocab_size: int, context: tuple[int, ...] = ()):
     for name in ("embedding_dim", "units", "layers", "dropout"):
         if getattr(args, name, None) is not None:
             model[name] = getattr(args, name)
-    model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, context=tuple(context), **model)
+    model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell or "gru", context=tuple(context), **model)
     train = {name: getattr(args, name) for name in ("epochs", "batch_size", "bptt", "stateful", "learning_rate",
                                                     "clipnorm", "val_fraction", "test_fraction", "transpose",
                                                     "patience", "seed", "algorithm")
@@ -215,6 +221,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("corpus_dir", help="the corpus the model was trained on (music folder or token cache); its "
                                       "split is recovered from the bundle's settings")
     p.add_argument("--split", choices=["valid", "test"], default="test", help="the part of the split evaluated")
+    p.add_argument("--split-of", dest="split_of", default=None, metavar="BUNDLE",
+                   help="use this bundle's split of CORPUS_DIR instead of MODEL's own (same tokenizer needed): "
+                        "scores a base model on the test pieces of a model fine-tuned from it")
     p.add_argument("--num-samples", type=int, default=64, help="samples per sample set (0 skips the samples)")
     p.add_argument("--length", type=int, default=512, help="events per generated sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")

@@ -116,7 +116,7 @@ def sample_report(tokenizer, samples: Sequence[np.ndarray], real: Sequence[np.nd
 def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_samples: int = 64,
              sample_length: int = 512, seed: int = 0, max_order: int = 8, copy_n: int = 32, excerpt_length: int = 256,
              sample_fn: SampleFn | None = None, log: Callable[[str], None] = lambda _msg: None,
-             sets: Sequence[str] = tuple(SAMPLING), baselines: bool = True) -> dict:
+             sets: Sequence[str] = tuple(SAMPLING), baselines: bool = True, split_of=None) -> dict:
     """Score a bundle (see the module docstring) and return a JSON-ready dict (``nan`` written as null by
     ``write_json``).
 
@@ -135,6 +135,9 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         log: called with one line per stage (progress).
         sets: the sample sets drawn, names of ``SAMPLING`` (``("rules",)``: only the ``musicgen sample`` defaults).
         baselines: fit and score the unigram and Kneser-Ney baselines (the slowest part on a large corpus).
+        split_of: a ``Bundle`` or folder whose split of the corpus is used instead of the bundle's own (its train
+            config decides it; its tokenizer config must be the bundle's): scores a base model and the models
+            fine-tuned or trained from it on the same test pieces.
     """
     from musicgen.bundle import Bundle, load_bundle
     from musicgen.split import bundle_split
@@ -151,7 +154,13 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
     started = time.perf_counter()
     bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else load_bundle(bundle_or_path)
     tok, tcfg = bundle.tokenizer, bundle.train_config
-    data, parts = bundle_split(bundle, corpus_or_cache_dir)
+    splitter = bundle
+    if split_of is not None:
+        splitter = split_of if isinstance(split_of, Bundle) else load_bundle(split_of)
+        if splitter.tokenizer_config != bundle.tokenizer_config:
+            raise UsageError(f"split_of: {str(splitter.path)!r} has another tokenizer config than "
+                             f"{str(bundle.path)!r}; their splits are of different tokens")
+    data, parts = bundle_split(splitter, corpus_or_cache_dir)
     train, valid, evaluated = (parts.pieces(p, data.pieces) for p in ("train", "valid", split))
     if not (train and valid and evaluated):
         raise UsageError(f"corpus_dir: the bundle's split of {len(data.pieces)} pieces leaves {len(train)} train, "
@@ -163,7 +172,8 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         "corpus": {"path": str(corpus_or_cache_dir), "pieces": len(data.pieces),
                    "time_mode": bundle.tokenizer_config.time_mode},
         "split": {"name": split, "legacy": bool(parts.legacy), "train": len(parts.train), "valid": len(parts.valid),
-                  "test": len(parts.test), "seed": tcfg.seed},
+                  "test": len(parts.test), "seed": splitter.train_config.seed,
+                  "of": str(splitter.path)},
     }
     log(f"scoring the model on {len(evaluated)} {split} pieces ({sum(len(p) - 1 for p in evaluated)} events)")
     per_piece = piece_scores(bundle, evaluated)  # scored once: the table's NLL and the start-of-piece figures
@@ -391,7 +401,7 @@ def cli_evaluate(args) -> int:
 
     result = evaluate(args.model, args.corpus_dir, split=args.split, num_samples=args.num_samples,
                       sample_length=args.length, seed=args.seed, max_order=args.max_order, copy_n=args.copy_n,
-                      excerpt_length=args.excerpt_length,
+                      excerpt_length=args.excerpt_length, split_of=args.split_of,
                       log=lambda msg: print(f"evaluate: {msg}", file=sys.stderr, flush=True))
     print(format_table(result))
     if args.json:

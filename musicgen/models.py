@@ -91,6 +91,28 @@ def export_weights(model, cfg: ModelConfig) -> dict[str, np.ndarray]:
     return out
 
 
+def import_weights(model, cfg: ModelConfig, weights: dict[str, np.ndarray]) -> None:
+    """The inverse of ``export_weights``: load ``weights`` (the ``weights.npz`` layout of ``cfg``) into a model built
+    by ``build_model(cfg)`` (stateful or not). A missing array or a shape that is not ``expected_weight_shapes(cfg)``
+    is a ValueError naming the array."""
+    expected = expected_weight_shapes(cfg)
+    for key, shape in expected.items():
+        got = tuple(np.shape(weights[key])) if key in weights else None
+        if got != shape:
+            raise ValueError(f"weights[{key!r}]: expected shape {shape}, got {got}")
+    model.get_layer("embedding").embeddings.assign(weights["embedding"])
+    for k in range(len(cfg.context)):
+        model.get_layer(f"context_{k}").embeddings.assign(weights[f"context_{k}"])
+    for i in range(cfg.layers):
+        cell = model.get_layer(f"rnn_{i}").cell
+        cell.kernel.assign(weights[f"rnn_{i}_kernel"])
+        cell.recurrent_kernel.assign(weights[f"rnn_{i}_recurrent_kernel"])
+        cell.bias.assign(weights[f"rnn_{i}_bias"])
+    dense = model.get_layer("logits")
+    dense.kernel.assign(weights["logits_kernel"])
+    dense.bias.assign(weights["logits_bias"])
+
+
 def expected_weight_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The shape of every array ``export_weights`` writes for ``cfg``; used to check bundles on load."""
     g, n = GATES[cfg.cell], cfg.units

@@ -70,7 +70,7 @@ def _load_state(folder: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
 
 def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig,
                 out_dir: str | Path, *, tokenizer=None, split: Split | None = None, resume: bool = False,
-                tensorboard: bool = True, verbose: int | str = "auto") -> TrainResult:
+                tensorboard: bool = True, verbose: int | str = "auto", init_weights: dict | None = None) -> TrainResult:
     """Train with truncated BPTT on the *train* part, stop and choose the best epoch on *valid*; *test* is never read.
 
     Args:
@@ -84,6 +84,9 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
             otherwise start from scratch and clear old checkpoints.
         tensorboard: write TensorBoard logs to ``out_dir/logs``.
         verbose: Keras ``fit`` verbosity (``"auto"`` shows the progress bar).
+        init_weights: start from these arrays (``weights.npz`` layout of ``model_cfg``, see ``models.import_weights``)
+            instead of random ones: fine-tuning. A resumed checkpoint wins over them. The metrics then hold
+            ``init_val_nll``, the validation NLL of these weights before any step.
     """
     import keras
 
@@ -128,6 +131,10 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         state = {"model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict()}
         model = build_model(model_cfg, batch_size=train_cfg.batch_size, stateful=train_cfg.stateful)
         compile_model(model, train_cfg)
+        if init_weights is not None:
+            from musicgen.models import import_weights
+
+            import_weights(model, model_cfg, init_weights)
     _torch_stateful_workaround(model)
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -135,6 +142,9 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     eval_model = None
     if val_pieces:
         eval_model = build_model(model_cfg, batch_size=min(EVAL_GROUP, len(val_pieces)), stateful=True)
+        if init_weights is not None and "init_val_nll" not in state:  # the base model on this valid part
+            eval_model.set_weights(model.get_weights())
+            state["init_val_nll"] = sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK, features)["val_loss"]
         callbacks.append(Validation(eval_model, val_pieces, pad_id, EVAL_CHUNK, features))
     callbacks.append(Checkpoint(folder, state, patience=train_cfg.patience,
                                 lr_patience=max(1, train_cfg.patience // 2), min_lr=MIN_LR,
@@ -156,6 +166,8 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         eval_model.set_weights(model.get_weights())
         best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK, features))
     metrics = {**report(state, best_logs, batches, train_pieces, val_pieces, train_cfg), **split_metrics(split)}
+    if "init_val_nll" in state:
+        metrics["init_val_nll"] = state["init_val_nll"]
     history = folder / HISTORY
     if state.get("history"):
         write_history(history, state["history"])  # a kill after the manifest may have left the previous CSV
@@ -193,9 +205,13 @@ def trained_start_state(model, model_cfg: ModelConfig, train_pieces, tokenizer=N
 
 def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig,
               out_dir: str | Path, *, tokenizer=None, resume: bool = False, tensorboard: bool = True,
-              verbose: int | str = "auto", online: bool = False, update_every: int = 16) -> TrainResult:
+              verbose: int | str = "auto", online: bool = False, update_every: int = 16,
+              init_weights: dict | None = None) -> TrainResult:
     """The one training entry point: split with ``split_corpus``, then ``train_model`` (``algorithm == "bptt"``) or
-    ``train_rtrl.fit_rtrl`` (``"rtrl"``; ``online`` and ``update_every`` apply to it only)."""
+    ``train_rtrl.fit_rtrl`` (``"rtrl"``; ``online`` and ``update_every`` apply to it only; ``init_weights``, for
+    fine-tuning, to ``train_model`` only)."""
+    if train_cfg.algorithm == "rtrl" and init_weights is not None:
+        raise UsageError("--init-from: fine-tuning needs --algorithm bptt (RTRL starts from its own initial weights)")
     if train_cfg.algorithm == "rtrl" and model_cfg.context:
         raise UsageError("--algorithm: rtrl does not train context inputs (meter/key); use --algorithm bptt")
     split = split_corpus(pieces, keys, train_cfg, tokenizer.config if tokenizer is not None else None)
@@ -205,7 +221,7 @@ def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mode
         return fit_rtrl(pieces, keys, model_cfg, train_cfg, split=split, online=online, update_every=update_every,
                         verbose=verbose)
     return train_model(pieces, keys, model_cfg, train_cfg, out_dir, tokenizer=tokenizer, split=split, resume=resume,
-                       tensorboard=tensorboard, verbose=verbose)
+                       tensorboard=tensorboard, verbose=verbose, init_weights=init_weights)
 
 
 def _torch_stateful_workaround(model) -> None:
@@ -277,18 +293,28 @@ def cli_train(args) -> int:
     from musicgen.tokenizer import Tokenizer
     from musicgen.train_callbacks import STATE
 
-    out = Path(args.out) if args.out else default_out(args.corpus_dir, args.cell)
     if not Path(args.corpus_dir).exists():
         raise UsageError(f"corpus_dir: {args.corpus_dir!r} does not exist")
-    check_output_dir(out, "--out")
     configs_from_args(args, vocab_size=1)  # bad flags fail here, before any ingest
+    base = None
+    if getattr(args, "init_from", None):
+        from musicgen import finetune
+
+        base = finetune.load_base(args.init_from)
+        finetune.check_flags(args, base)
+    out = Path(args.out) if args.out else default_out(args.corpus_dir, base.model_config.cell if base else
+                                                      args.cell or "gru")
+    check_output_dir(out, "--out")
+    args.out = str(out)  # the Python API (train_api.train) loads the bundle from here
     tokenizer_cfg = None
     if args.time_mode is not None:
         tokenizer_cfg = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
     from musicgen.corpus_cli import with_meter_and_key
 
     tokenizer_cfg = with_meter_and_key(tokenizer_cfg, args, args.corpus_dir)
-    if getattr(args, "voices", None) is not None:
+    if base is not None:
+        tokens = finetune.base_tokens(args.corpus_dir, base, progress=bool(args.verbose))
+    elif getattr(args, "voices", None) is not None:
         from musicgen.voices import tokens_with_voices
 
         tokens = tokens_with_voices(args.corpus_dir, tokenizer_cfg, args.voices, progress=bool(args.verbose))
@@ -298,6 +324,8 @@ def cli_train(args) -> int:
     from musicgen.context import context_sizes
 
     model_cfg, train_cfg = configs_from_args(args, tokenizer.vocab_size, context_sizes(tokenizer.config))
+    if base is not None:
+        model_cfg, train_cfg = finetune.configs(args, base, train_cfg)
     recover_interrupted_save(out)
     saved = out / "checkpoints" / STATE
     if args.resume and saved.exists():  # the checkpoint's settings win, so `--resume` alone is enough
@@ -310,10 +338,27 @@ def cli_train(args) -> int:
         raise UsageError("--resume: not supported with --algorithm rtrl (RTRL runs keep no checkpoints)")
     result = fit_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer, resume=args.resume,
                        tensorboard=args.tensorboard, verbose=args.verbose, online=args.online,
-                       update_every=args.update_every)
+                       update_every=args.update_every, init_weights=base.weights if base is not None else None)
+    if base is not None:
+        result.metrics["init_from"] = finetune.init_facts(base)
+        print(f"fine-tuned from {base.path}: validation NLL {result.metrics.get('init_val_nll', float('nan')):.4f} "
+              f"nats/event before the first step")
     save_bundle(out, model=result.model, model_config=model_cfg, train_config=train_cfg,
                 tokenizer_config=tokens.tokenizer_config, metrics=result.metrics, history_csv=result.history_csv,
                 start_state=result.start_state)
     print(format_report(result.metrics))
     print(f"bundle written to {out}")
     return 0 if result.metrics.get("val_nll") is None or math.isfinite(result.metrics["val_nll"]) else 1
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``musicgen.train(corpus_dir, out=..., **options)`` is ``train_api.train`` whether ``musicgen.train`` names this
+    module (once something imported it) or, through ``musicgen.__getattr__``, the function itself."""
+
+    def __call__(self, corpus_dir, out=None, **options):
+        from musicgen.train_api import train
+
+        return train(corpus_dir, out, **options)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -218,6 +218,14 @@ def test_three_way_split_bundle_reports_its_untouched_test_part(saved, tmp_path)
     assert not sp["legacy"] and sp["name"] == "test" and sp["train"] + sp["valid"] + sp["test"] == 8
     assert sp["valid"] >= 1 and sp["test"] >= 1
     assert valid["split"]["name"] == "valid" and valid["scores"]["model"] != test["scores"]["model"]
+    # the legacy bundle (same weights) scored on the three-way bundle's split: the same pieces, the same numbers
+    other = ev.evaluate(bundle, cache, num_samples=0, max_order=2, split_of=three)
+    assert {k: other["split"][k] for k in ("train", "valid", "test", "legacy", "of")} == \
+        {"train": sp["train"], "valid": sp["valid"], "test": sp["test"], "legacy": False, "of": str(three)}
+    assert other["scores"]["model"] == test["scores"]["model"]
+    foreign = make_bundle(tmp_path / "foreign", TokenizerConfig(), with_keras=False)
+    with pytest.raises(UsageError, match="split_of: .* has another tokenizer config"):
+        ev.evaluate(bundle, cache, num_samples=0, split_of=foreign)
 
 
 def test_end_to_end_with_a_saved_bundle(saved):

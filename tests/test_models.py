@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from musicgen.config import CELLS, ModelConfig
-from musicgen.models import GATES, build_model, copy_weights, expected_weight_shapes, export_weights
+from musicgen.models import GATES, build_model, copy_weights, expected_weight_shapes, export_weights, import_weights
 
 
 def _cfg(cell, **changes):
@@ -56,3 +56,26 @@ def test_copy_weights_makes_a_stateful_twin_compute_the_same():
 def test_stateful_needs_a_batch_size():
     with pytest.raises(ValueError, match="stateful models need a fixed batch_size, got None"):
         build_model(_cfg("lstm"), stateful=True)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("context", [(), (4, 3)])
+def test_import_weights_is_the_inverse_of_export(cell, context):
+    cfg = _cfg(cell, context=context)
+    rng = np.random.default_rng(0)
+    weights = {k: rng.standard_normal(shape).astype(np.float32) for k, shape in expected_weight_shapes(cfg).items()}
+    model = build_model(cfg, batch_size=2, stateful=True)
+    import_weights(model, cfg, weights)
+    for key, value in export_weights(model, cfg).items():
+        np.testing.assert_array_equal(value, weights[key])
+
+
+def test_import_weights_names_a_wrong_or_missing_array():
+    cfg = _cfg("gru")
+    weights = {k: np.zeros(shape, np.float32) for k, shape in expected_weight_shapes(cfg).items()}
+    model = build_model(cfg)
+    with pytest.raises(ValueError, match=r"weights\['logits_bias'\]: expected shape \(11,\), got \(12,\)"):
+        import_weights(model, cfg, {**weights, "logits_bias": np.zeros(12, np.float32)})
+    del weights["rnn_1_bias"]
+    with pytest.raises(ValueError, match=r"weights\['rnn_1_bias'\]: expected shape \(2, 15\), got None"):
+        import_weights(model, cfg, weights)

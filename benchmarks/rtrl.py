@@ -157,7 +157,7 @@ def _compare_rtrl(args, cfg, train, val) -> None:
 
 def _compare_bptt(args, cfg, pieces, keys, val, tokenizer) -> None:
     from musicgen.models import export_weights
-    from musicgen.train import train_model
+    from musicgen.trainer import train_model
 
     train_cfg = TrainConfig(epochs=args.bptt_epochs, batch_size=args.batch_size, bptt=args.bptt,
                             learning_rate=args.lr, clipnorm=1.0, val_fraction=args.val_fraction,

@@ -43,7 +43,7 @@ def keras_worker(cell: str, steps: int, warmup: int, jit: bool, sliding: bool) -
 
     from musicgen.config import ModelConfig, TrainConfig
     from musicgen.models import build_model
-    from musicgen.train import _torch_stateful_workaround, compile_model
+    from musicgen.trainer import _torch_stateful_workaround, compile_model
 
     s = SHAPE
     rng = np.random.default_rng(0)

@@ -19,7 +19,7 @@ _LAZY = {
     "read_notes": "musicgen.reader",
     "ingest": "musicgen.corpus",
     "build_model": "musicgen.models",
-    "train_model": "musicgen.train",
+    "train_model": "musicgen.trainer",
     "train": "musicgen.train_api",
     "load_bundle": "musicgen.bundle",
     "sample": "musicgen.generate",

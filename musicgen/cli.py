@@ -333,7 +333,7 @@ class Verb(NamedTuple):
 VERBS = (
     Verb("ingest", _add_ingest, "musicgen.corpus_cli:cli_ingest"),
     Verb("corpus", _add_corpus, "musicgen.corpus_cli:cli_corpus"),  # `corpus duplicates` names its own run
-    Verb("train", _add_train, "musicgen.train:cli_train", keras=True),
+    Verb("train", _add_train, "musicgen.trainer:cli_train", keras=True),
     Verb("sample", _add_sample, "musicgen.generate:cli_sample", config=_sample_config),
     Verb("evaluate", _add_evaluate, "musicgen.evaluate:cli_evaluate"),
     Verb("render", _add_render, "musicgen.render:cli_render"),

@@ -1,4 +1,4 @@
-"""Keras callbacks for ``musicgen.train``: state resets, validation NLL, plateau control and resumable checkpoints.
+"""Keras callbacks for ``musicgen.trainer``: state resets, validation NLL, plateau control and resumable checkpoints.
 
 Call order matters and is the order of ``train.py``'s list: ``ReseedDropout`` → ``ResetStates`` → ``Validation``
 (adds ``val_loss`` … to the epoch logs) → ``Checkpoint`` (learning-rate reduction, early stopping, best weights,

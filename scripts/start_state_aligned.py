@@ -5,7 +5,7 @@ layers' state variables before each batch, and the price is padding: each piece 
 
     python scripts/start_state_aligned.py CORPUS OUT EPOCHS      # like `musicgen train CORPUS --out OUT --epochs E`
 
-An experiment harness: it swaps ``StreamBatches`` and ``ResetStates`` inside ``musicgen.train`` for this run only
+An experiment harness: it swaps ``StreamBatches`` and ``ResetStates`` inside ``musicgen.trainer`` for this run only
 and stores no start state (zeros are what it trains for). Run it on a corpus already ingested (TensorFlow is imported
 before the ingest would fork its workers).
 """
@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-import musicgen.train as T
+import musicgen.trainer as T
 import musicgen.train_callbacks as C
 from musicgen.dataset import StreamBatches
 

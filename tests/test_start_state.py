@@ -236,7 +236,7 @@ def test_a_briefly_trained_model_starts_its_samples_as_well_as_it_continues_them
     corpus's range (17% of notes, later 0.5%) and its first-32-event NLL was 40% above the later events'."""
     from musicgen.dataset import split_pieces
     from musicgen.generate import generate
-    from musicgen.train import train_model
+    from musicgen.trainer import train_model
 
     tok = Tokenizer(TokenizerConfig(min_pitch=36, max_pitch=95, velocity_bins=0, programs=False, max_shift_steps=12))
     pieces = melodies(tok, 60)

@@ -67,7 +67,7 @@ def test_layer_config_keeps_cudnn_kernel_eligible(cell):
 def test_each_cell_trains_and_writes_a_loadable_bundle(cell, tmp_path):
     from musicgen.bundle import load_bundle, save_bundle
     from musicgen.tokenizer import Tokenizer
-    from musicgen.train import train_model
+    from musicgen.trainer import train_model
 
     assert Tokenizer(TOKENIZER).vocab_size == VOCAB
     pieces, keys = scale_pieces()
@@ -124,7 +124,7 @@ def test_chunked_validation_carries_state_and_matches_a_direct_computation():
 
 
 def test_resume_in_process_continues_the_epoch_counter(tmp_path):
-    from musicgen.train import train_model
+    from musicgen.trainer import train_model
 
     pieces, keys = scale_pieces()
     train_model(pieces, keys, tiny(), fast(epochs=2), tmp_path, tensorboard=False, verbose=0)
@@ -145,7 +145,7 @@ def test_resume_in_process_continues_the_epoch_counter(tmp_path):
 
 def test_resume_equals_an_uninterrupted_run_with_dropout(tmp_path):
     """2 epochs in one run == 1 epoch, then --resume to 2 (TensorFlow; batches, dropout masks and Adam all match)."""
-    from musicgen.train import train_model
+    from musicgen.trainer import train_model
 
     pieces, keys = scale_pieces()
     cfg = tiny("gru", layers=2, dropout=0.3)
@@ -170,7 +170,7 @@ def test_a_kill_between_checkpoint_writes_leaves_files_of_one_epoch(kill_before,
     import keras
 
     from musicgen.models import build_model
-    from musicgen.train import compile_model
+    from musicgen.trainer import compile_model
     from musicgen.train_callbacks import Checkpoint, read_checkpoint
 
     model = build_model(tiny(), batch_size=2, stateful=False)
@@ -218,7 +218,7 @@ def test_a_kill_between_checkpoint_writes_leaves_files_of_one_epoch(kill_before,
 
 
 def test_a_checkpoint_edited_by_hand_is_refused_on_resume(tmp_path):
-    from musicgen.train import train_model
+    from musicgen.trainer import train_model
     from musicgen.train_callbacks import read_checkpoint
 
     pieces, keys = scale_pieces()
@@ -233,7 +233,7 @@ def test_a_checkpoint_edited_by_hand_is_refused_on_resume(tmp_path):
         train_model(pieces, keys, tiny(), fast(epochs=2), tmp_path, resume=True, tensorboard=False, verbose=0)
 
 def test_same_seed_same_first_epoch(tmp_path):
-    from musicgen.train import train_model
+    from musicgen.trainer import train_model
 
     pieces, keys = scale_pieces()
     losses = []
@@ -277,7 +277,7 @@ SMOKE = """
 import json, math, sys
 import numpy as np
 from musicgen.config import ModelConfig, TrainConfig
-from musicgen.train import train_model
+from musicgen.trainer import train_model
 rng = np.random.default_rng(0)
 pieces = [np.array([1] + [3 + (int(rng.integers(12)) + i) % 12 for i in range(50)] + [2]) for _ in range(8)]
 cells = (("lstm", True), ("gru", False), ("simple_rnn", True)) if sys.argv[2] == "torch" else (("lstm", True),)

@@ -349,16 +349,3 @@ def cli_train(args) -> int:
     print(format_report(result.metrics))
     print(f"bundle written to {out}")
     return 0 if result.metrics.get("val_nll") is None or math.isfinite(result.metrics["val_nll"]) else 1
-
-
-class _CallableModule(__import__("types").ModuleType):
-    """``musicgen.train(corpus_dir, out=..., **options)`` is ``train_api.train`` whether ``musicgen.train`` names this
-    module (once something imported it) or, through ``musicgen.__getattr__``, the function itself."""
-
-    def __call__(self, corpus_dir, out=None, **options):
-        from musicgen.train_api import train
-
-        return train(corpus_dir, out, **options)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule

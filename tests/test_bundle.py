@@ -222,7 +222,7 @@ def test_a_model_context_that_does_not_match_the_tokenizer_is_refused(tmp_path):
     assert bundle.model_config.context == (25, 17, 3, 25) and bundle.weights["context_3"].shape == (25, 4)
     assert json.loads((path / "model_config.json").read_text())["context"] == [25, 17, 3, 25]
     (path / "tokenizer.json").write_text(tok_cfg.replace(steps_per_quarter=4).to_json())
-    _rehash(path)
+    rehash(path)
     with pytest.raises(BundleError, match=r"model context \[25, 17, 3, 25\] does not match the tokenizer's "
                                           r"\[9, 17, 3, 25\]"):
         load_bundle(path)

@@ -23,6 +23,7 @@ import numpy as np
 
 from musicgen.config import TIME_MODES
 from musicgen.errors import IngestError, UsageError
+from musicgen.meter import key_number
 
 MIDI_SUFFIXES = (".mid", ".midi")
 DEFAULT_QPM = 120.0
@@ -125,12 +126,17 @@ class Piece:
                  arrays: NoteArrays | None = None, meters=(), key: int | None = None) -> None:
         if (notes is None) == (arrays is None):
             raise UsageError("Piece: expected exactly one of notes or arrays")
-        if key is not None and not (isinstance(key, (int, np.integer)) and 0 <= key < 24):
-            raise UsageError(f"Piece.key: expected a key number in [0, 24) or None, got {key!r}")
-        meters = tuple((float(t), int(n), int(d)) for t, n, d in meters)
-        for name, value in (("_notes", notes), ("_arrays", arrays), ("qpm", qpm), ("time_mode", time_mode),
-                            ("meters", meters), ("key", None if key is None else int(key))):
-            object.__setattr__(self, name, value)
+        if key is not None:
+            if not (isinstance(key, (int, np.integer)) and 0 <= key < 24):
+                raise UsageError(f"Piece.key: expected a key number in [0, 24) or None, got {key!r}")
+            key = int(key)
+        setattr_ = object.__setattr__
+        setattr_(self, "_notes", notes)
+        setattr_(self, "_arrays", arrays)
+        setattr_(self, "qpm", qpm)
+        setattr_(self, "time_mode", time_mode)
+        setattr_(self, "meters", tuple(map(tuple, meters)))
+        setattr_(self, "key", key)
 
     def __setattr__(self, name, value):
         raise AttributeError(f"Piece is immutable: cannot set {name!r}")
@@ -345,21 +351,19 @@ def symusic_meta(score, time_mode: str, change_beats, change_qpm) -> tuple[list[
     """``(meters, key)`` of a symusic tick-time score, as ``Piece`` holds them: every time signature
     ``(time, numerator, denominator)`` sorted by time (the last of one tick wins; time in quarter notes, or seconds
     through the tempo map), and the first key signature's key number (None when the file has none)."""
-    from musicgen.meter import key_number
-
     tpq = float(score.ticks_per_quarter)
-    by_tick = {int(ts.time): (int(ts.numerator), int(ts.denominator)) for ts in score.time_signatures}
-    ticks = sorted(by_tick)
-    times = np.array(ticks, np.float64) / tpq
-    if time_mode == "seconds" and ticks:
-        times = beats_to_seconds(times, change_beats, change_qpm)
-    meters = [(t, *by_tick[k]) for t, k in zip(times.tolist(), ticks) if by_tick[k][0] > 0 and by_tick[k][1] > 0]
+    rows = [(ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures]
+    if len(rows) > 1:
+        rows = sorted({t: (t, n, d) for t, n, d in rows}.values())
+    meters = [(t / tpq, n, d) for t, n, d in rows if n > 0 and d > 0]
+    if time_mode == "seconds" and meters:
+        seconds = beats_to_seconds([m[0] for m in meters], change_beats, change_qpm).tolist()
+        meters = [(t, n, d) for t, (_, n, d) in zip(seconds, meters)]
     keys = score.key_signatures
-    key = None
-    if len(keys):
-        first = min(keys, key=lambda k: k.time)
-        key = key_number(int(first.key), bool(first.tonality)) if -7 <= first.key <= 7 else None
-    return meters, key
+    if not len(keys):
+        return meters, None
+    first = keys[0] if len(keys) == 1 else min(keys, key=lambda k: k.time)
+    return meters, key_number(first.key, bool(first.tonality)) if -7 <= first.key <= 7 else None
 
 
 def read_midi(path: str | Path, time_mode: str = "beat", max_notes: int = DEFAULT_MAX_NOTES,

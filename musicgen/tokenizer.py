@@ -45,7 +45,7 @@ piece has no time signature), then wherever the meter changes or a bar starts of
 is a short bar of its own meter, 1/4 before 4/4); none at or after the piece's last step. With ``key`` one KEY event
 follows BOS: the file's key signature when it has a mode, else ``musicgen.keys``'s analysis; in ``"normalize"`` the
 notes are stored moved by ``normalize_shift(tonic)`` (tonic to C) and decoded moved back by the first KEY's tonic
-(notes that would leave the pitch range are dropped either way). ``transpose_tokens`` shifts KEY tonics too.
+(a note is kept when its pitch is in range both as written and as stored). ``transpose_tokens`` shifts KEY tonics too.
 
 Decoding is total: any sequence of valid ids decodes. PAD/BOS are ignored, decoding stops at the first EOS, the state
 starts as voice 0, program 0 at ``default_velocity`` (the centre of its bin), a NOTE_OFF with no sounding note (of
@@ -253,9 +253,10 @@ class Tokenizer:
                           or not np.all(np.isfinite(end)) or voice.min() < 0):
             raise UsageError("notes: expected instrument in [0, 128], voice >= 0 and finite times with start >= 0")
         s, e = self.to_steps(start), self.to_steps(end)
-        if c.key == "normalize":  # notes on C: each piece's tonic moves to C by the shorter way
-            pitch = pitch + np.where(inst == DRUMS, 0, normalize_shift(np.asarray(keys, np.int64) % 12)[seg])
         keep = (pitch >= c.min_pitch) & (pitch <= c.max_pitch)
+        if c.key == "normalize":  # notes on C (the tonic moved the shorter way); kept when in range both ways
+            pitch = pitch + np.where(inst == DRUMS, 0, normalize_shift(np.asarray(keys, np.int64) % 12)[seg])
+            keep &= (pitch >= c.min_pitch) & (pitch <= c.max_pitch)
         if not c.programs:
             keep &= inst != DRUMS
             inst = np.zeros_like(inst)

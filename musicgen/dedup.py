@@ -255,32 +255,35 @@ CLUSTERS_FILE = "clusters.json"
 
 def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: float = DEFAULT_THRESHOLD,
                     ngram: int = DEFAULT_NGRAM) -> list[dict]:
-    """Cluster the pieces of the tokens.npz that ingest just wrote into ``cache_dir`` with ``tokenizer_config`` and
-    write ``cache_dir/clusters.json``; returns ``describe_groups``'s list (members named by their corpus paths) for
-    the manifest. Reuses the file while tokens.npz is unchanged.
+    """Cluster the pieces of the token store that ingest just wrote into ``cache_dir`` with ``tokenizer_config``,
+    write ``cache_dir/clusters.json`` and the store's ``shards/clusters.npz`` (what the split reads); returns
+    ``describe_groups``'s list (members named by their corpus paths) for the manifest. Reuses the files while the
+    store is unchanged. The pieces are read one at a time from the memory-mapped shards (only their fingerprints are
+    held: ~10 bytes per note).
 
-    clusters.json: ``threshold``, ``ngram``, ``tokens_npz`` (size, mtime_ns it was made from), ``paths`` and
-    ``keys`` (the kept pieces, tokens.npz order), ``cluster`` (int id per piece) and ``groups``.
+    clusters.json: ``threshold``, ``ngram``, ``shards`` (size, mtime_ns of the store's index.json it was made from),
+    ``paths`` and ``keys`` (the kept pieces, store order), ``cluster`` (int id per piece) and ``groups``.
     """
     import json
     from pathlib import Path
 
+    from musicgen.cache import store_stamp
     from musicgen.safeio import atomic_write_text
+    from musicgen.shards import Column, PieceSequence, ShardStore, write_clusters
 
     folder = Path(cache_dir)
-    st = (folder / "tokens.npz").stat()
-    stamp = {"threshold": threshold, "ngram": ngram, "tokens_npz": {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}
+    stamp = {"threshold": threshold, "ngram": ngram, "shards": store_stamp(folder)}
     try:
         old = json.loads((folder / CLUSTERS_FILE).read_text())
         if all(old.get(k) == v for k, v in stamp.items()):
             return old["groups"]
     except (OSError, ValueError, KeyError, AttributeError):
         pass
-    with np.load(folder / "tokens.npz", allow_pickle=False) as z:
-        pieces = np.split(z["tokens"], z["offsets"][1:-1])
-        keys, paths = z["keys"].tolist(), z["paths"].tolist()
-    dups = find_duplicates(pieces, keys, tokenizer_config, threshold, ngram)
+    store = ShardStore(folder)
+    keys, paths = list(Column(store, "keys")), list(Column(store, "paths"))
+    dups = find_duplicates(PieceSequence(store), keys, tokenizer_config, threshold, ngram)
     groups = describe_groups(dups, paths)
+    write_clusters(folder, dups.clusters, keys, threshold, ngram)
     record = {**stamp, "paths": paths, "keys": keys, "cluster": dups.clusters.tolist(), "groups": groups}
     atomic_write_text(folder / CLUSTERS_FILE, json.dumps(record) + "\n")
     return groups

@@ -7,6 +7,8 @@ peak RSS is that process's ``ru_maxrss`` (``os.wait4``; for ingest the largest o
   time, files/s, peak RSS, shards written;
 * dedup: ``dedup.record_clusters`` alone on the store (its two files removed first): fingerprints every piece, read
   one at a time from the memory-mapped shards; wall time, peak RSS;
+* batches: in a child process, ``split_corpus`` (from the clusters ingest recorded), one epoch's plan and ``--steps``
+  ``StreamingBatches`` batches of 16 x 128 with ``--transpose 3``; seconds, ms per batch, peak RSS (no TensorFlow);
 * train: ``python -m musicgen train CACHE --epochs 1 ...`` under a pseudo-terminal (so Keras prints its step
   counter); when the counter reaches ``--steps`` the process's ``VmHWM`` (peak RSS so far) and ``VmRSS`` are read
   from /proc and it is stopped. Events/s are the steps between the 20th and the last, times batch_size * bptt.
@@ -113,6 +115,39 @@ def replicate(source: Path, cache: Path, times: int) -> dict:
             "seconds": round(time.perf_counter() - t, 1)}
 
 
+BATCHES = """
+import resource, sys, time
+import numpy as np
+from musicgen.cache import load_tokens
+from musicgen.config import TrainConfig
+from musicgen.split import split_corpus
+from musicgen.streaming import StreamingBatches
+from musicgen.tokenizer import Tokenizer
+tokens = load_tokens(sys.argv[1])
+t = time.perf_counter()
+split = split_corpus(tokens.pieces, tokens.keys, TrainConfig(), tokens.tokenizer_config)
+t_split = time.perf_counter() - t
+tok = Tokenizer(tokens.tokenizer_config)
+b = StreamingBatches(tokens.pieces.take(split.train), 16, 128, 0, tok, int(sys.argv[3]), tok.pad_id)
+t = time.perf_counter()
+b.plan(0)
+t_plan = time.perf_counter() - t
+t = time.perf_counter()
+for k in range(int(sys.argv[2])):
+    b.batch(0, k)
+ms = (time.perf_counter() - t) / int(sys.argv[2]) * 1000
+print(f"BATCHES {t_split:.2f} {t_plan:.2f} {ms:.2f} {split.train.size}")
+"""
+
+
+def batches(cache: Path, steps: int, transpose: int) -> dict:
+    """Split (recorded clusters), one epoch's plan and ``steps`` streamed batches (16 x 128) in a child process."""
+    _, rss, out = run_measured([sys.executable, "-c", BATCHES, str(cache), str(steps), str(transpose)])
+    split_s, plan_s, ms, train = re.search(r"BATCHES ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", out).groups()
+    return {"split_s": float(split_s), "plan_s": float(plan_s), "ms_per_batch": float(ms), "train_pieces": int(train),
+            "transpose": transpose, "peak_rss_mib": rss}
+
+
 def _status(pid: int) -> dict:
     text = Path(f"/proc/{pid}/status").read_text()
     return {k: int(re.search(rf"{k}:\s+(\d+) kB", text).group(1)) // 1024 for k in ("VmHWM", "VmRSS")}
@@ -135,8 +170,10 @@ def train(cache: Path, out: Path, steps: int, args) -> dict:
                     buf = (buf + os.read(master, 65536))[-4096:]
                 except OSError:
                     break
-                found = re.findall(rb"(\d+)/(\d+) ", buf)
+                found = re.findall(rb"(\d+)/(\d+) ", re.sub(rb"\x1b\[[0-9;]*m", b"", buf))  # no ANSI bold
                 if found:
+                    if int(found[-1][0]) // 50 > seen // 50:
+                        print(f"  {cache.name}: step {int(found[-1][0])}", file=sys.stderr, flush=True)
                     seen = int(found[-1][0])
                     for mark in (1, 20):
                         if seen >= mark and mark not in marks:
@@ -161,7 +198,7 @@ def main() -> None:
     ap.add_argument("corpora", nargs="+", type=Path, help="corpus folders (benchmarks/scale_corpus.py)")
     ap.add_argument("--work", type=Path, required=True, help="folder for the caches and bundles")
     ap.add_argument("--keep-cache", action="store_true", help="ingest into the existing cache (warm) instead of cold")
-    ap.add_argument("--skip", default="", help="stages to skip, comma separated: ingest,dedup,train")
+    ap.add_argument("--skip", default="", help="stages to skip, comma separated: ingest,dedup,batches,train")
     ap.add_argument("--replicate", type=int, default=0, metavar="TIMES",
                     help="instead of ingesting CORPUS, write its cache (from an earlier run) TIMES over into "
                          "WORK/<corpus>-xTIMES-cache (no parsing; see replicate) and measure that")
@@ -184,6 +221,8 @@ def main() -> None:
             row["ingest"] = ingest(corpus, cache, args.keep_cache)
         if "dedup" not in skip:
             row["dedup"] = dedup(cache)
+        if "batches" not in skip:
+            row["batches"] = batches(cache, args.steps, 3)
         if "train" not in skip:
             row["train"] = train(cache, args.work / f"{cache.name}-bundle", args.steps, args)
         print(json.dumps(row), flush=True)

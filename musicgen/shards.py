@@ -21,8 +21,8 @@ Reading (``ShardStore``): index.json and the numeric columns of every shard inde
 piece) are loaded; tokens are read piece by piece through ``np.load(mmap_mode="r")``, and the maps are dropped once
 the reads may have mapped ``MAP_BUDGET`` bytes, so that reading a large corpus in random piece order does not leave it
 in the RSS. A read counts its bytes + ``PAGE_SPAN``: on this machine's kernel (6.18, large page-cache folios) one
-random 1.4 KB read mapped 160-900 KB of a shard (measured; the maps are also advised ``MADV_RANDOM``). Keys and paths are
-read one shard at a time when asked for (``Column``).
+random 1.4 KB read mapped 160-900 KB of a shard (measured; the maps are also advised ``MADV_RANDOM``). Keys and
+paths are read one shard at a time when asked for (``Column``).
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ class ShardStore:
             return z[name]
 
     def clusters(self, threshold: float, ngram: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(cluster int64 (n,), rep int64 (C,))`` recorded for these dedup settings (``write_clusters``), else None."""
+        """``(cluster int64 (n,), rep int64 (C,))`` recorded for these dedup settings (``write_clusters``), or None."""
         try:
             with np.load(self.folder / CLUSTERS, allow_pickle=False) as z:
                 if float(z["threshold"]) != float(threshold) or int(z["ngram"]) != int(ngram):

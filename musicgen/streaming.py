@@ -2,10 +2,11 @@
 
 ``StreamBatches`` lays an epoch's training pieces end to end in memory (the whole corpus, as int32, plus its context);
 ``StreamingBatches`` gives the same batches — equal arrays for the same pieces, seed and settings — but holds only
-per-piece numbers (length, transposition bounds, the epoch's order and shifts: ~40 bytes a piece) and the few pieces
-its rows are reading, so its memory does not grow with the corpus. Pieces come from any sequence; a
-``shards.PieceSequence`` reads them from the memory-mapped token store and gives lengths and bounds without reading
-tokens.
+per-piece numbers (length, transposition bounds, the epoch's order, shifts and cumulative lengths) and the few pieces
+its rows are reading, so its memory grows with the number of pieces only through those arrays (with the split and
+the store's index: 25 MB more for 200k pieces than for 20k, benchmarks/RESULTS.md), not with their events. Pieces
+come from any sequence; a ``shards.PieceSequence`` reads them from the memory-mapped token store and gives lengths
+and bounds without reading tokens.
 
 Per epoch ``e`` (the plan, as in ``StreamBatches``): ``rng = default_rng([seed, e])``; the training pieces in
 ``rng.permutation`` order; per piece in that order a transposition drawn by ``rng.integers(lo, hi + 1)`` (the draw
@@ -18,10 +19,10 @@ which resets the context.
 
 Why a plain generator (``forever``) for ``keras.Model.fit`` rather than ``keras.utils.PyDataset`` or ``tf.data``:
 stateful BPTT needs the batches strictly in order (batch k row i continues batch k - 1 row i), which rules out
-PyDataset's worker pool and tf.data's parallel interleave; building a batch costs ~1 ms of numpy (measured in
-benchmarks/RESULTS.md) against tens of ms for a training step, so there is nothing to overlap; and a generator works
-on the TensorFlow, JAX and torch backends alike. ``batch(epoch, k)`` is random access, so a ``PyDataset`` (or a
-per-replica split for multi-device training) is a thin wrapper when one is wanted.
+PyDataset's worker pool and tf.data's parallel interleave; building a 16 x 128 batch costs 5-13 ms of numpy, a
+small fraction of a training step (both measured in benchmarks/RESULTS.md), so there is little to overlap; and a
+generator works on the TensorFlow, JAX and torch backends alike. ``batch(epoch, k)`` is random access, so a
+``PyDataset`` (or a per-replica split for multi-device training) is a thin wrapper when one is wanted.
 """
 
 from __future__ import annotations

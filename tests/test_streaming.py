@@ -103,3 +103,21 @@ def test_the_piece_cache_stays_bounded():
     for _ in b.epoch(0):
         assert len(b._cache) <= 3
     assert b.plan(0).order.size == 100  # the empty pieces are left out, as StreamBatches does
+
+
+def test_equal_on_a_sharded_store_with_stored_bounds(tmp_path):
+    from musicgen.cache import config_hash
+    from musicgen.context import context_features
+    from musicgen.shards import PieceSequence, ShardStore, write_store
+
+    tok, pieces = _context_pieces()
+    n = len(pieces)
+    index = write_store(tmp_path, [f"k{i}" for i in range(n)], [f"p{i}.mid" for i in range(n)], [0] * n,
+                        lambda i: (pieces[i], 120.0), tok, config_hash(tok.config), shard_bytes=60)
+    assert len(index["shards"]) >= 3  # pieces of 15-27 events, 2 bytes each: a few per shard
+    stored = PieceSequence(ShardStore(tmp_path)).take([4, 0, 2, 3])  # a split's training part, lazily
+    features = partial(context_features, tokenizer=tok)
+    chosen = [pieces[i] for i in (4, 0, 2, 3)]
+    assert stored.bounds.tolist() == [list(tok.transpose_bounds(p)) for p in chosen]
+    _assert_same(StreamingBatches(stored, 2, 6, 3, tokenizer=tok, transpose=2, features=features),
+                 StreamBatches(chosen, 2, 6, 3, augment=transposer(tok, 2), features=features), epochs=3)

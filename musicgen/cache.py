@@ -1,10 +1,12 @@
-"""The token cache's storage: entry packs, the consolidated tokens.npz, the manifest, and loading them.
+"""The token cache's storage: entry packs, the sharded token store, the manifest, and loading them.
 
 Cache folder layout (``musicgen ingest CORPUS_DIR --out DIR``)::
 
-    DIR/tokens.npz       tokens int32 (all pieces, concatenated), offsets int64 (n+1), qpm float64 (n),
-                         keys unicode (n) = ``piece_key``: sha256 of the file's bytes, + ``#<index>`` after a file's
-                         first piece; paths unicode (n) relative to the corpus; indices int64 (n) piece index in it
+    DIR/shards/          the kept pieces (``musicgen.shards``): token shards (uint16 when the vocabulary fits, else
+                         int32; up to 64 MiB each), memory-mapped, with an index per shard: offsets, ``keys`` =
+                         ``piece_key`` (sha256 of the file's bytes, + ``#<index>`` after a file's first piece), paths
+                         relative to the corpus, piece indices in their file, qpm, transposition bounds; and the
+                         near-duplicate clusters the split reads
     DIR/manifest.json    a row per piece of every music file (``index``, ``title``, ``reader`` for score formats)
                          ``kept`` / ``skipped`` (with the reason), a row per other file ``ignored``
     DIR/tokenizer.json   the TokenizerConfig the tokens were made with
@@ -13,9 +15,12 @@ Cache folder layout (``musicgen ingest CORPUS_DIR --out DIR``)::
                          (tokens), reasons unicode (m, "" when kept), qpm float64 (m), index int64 (m), titles and
                          readers unicode (m)
 
+A cache of an older musicgen holds ``DIR/tokens.npz`` instead of ``DIR/shards/``: ``load_tokens`` refuses it with a
+one-line message, and ``ingest`` of the music folder rewrites it as shards (from the packs, nothing is parsed again).
+
 ``musicgen.corpus.ingest`` writes these files (through the helpers here) and re-exports the public names; this
-module imports nothing from ``musicgen.corpus``. Every write is atomic (``musicgen.safeio``); a damaged pack or
-tokens.npz is detected on load.
+module imports nothing from ``musicgen.corpus``. Every write is atomic (``musicgen.safeio``); a damaged pack or shard
+index is detected on load, a token id outside the vocabulary when its piece is read.
 """
 
 from __future__ import annotations
@@ -31,20 +36,24 @@ import numpy as np
 from musicgen import __version__
 from musicgen.config import TokenizerConfig
 from musicgen.errors import MusicgenError, UsageError
-from musicgen.safeio import load_pack, save_npz, save_pack
+from musicgen.safeio import load_pack, save_pack
+from musicgen.shards import SHARD_BYTES, Column, PieceSequence, ShardStore, has_store, write_store
 
 MANIFEST_FORMAT = 3  # 2: entries packed per worker chunk; 3: one row per piece (a file may hold many)
 CRASH_REASON = "parser crashed (worker process died)"
 _NO_TOKENS = np.zeros(0, np.int32)
 
 __all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "KnownPieces", "PieceResult", "TokenSet", "config_hash", "file_key_of",
-           "is_token_cache", "load_manifest", "load_tokens", "manifest_text", "piece_key", "tokens_current",
-           "write_pack", "write_tokens"]
+           "is_token_cache", "load_manifest", "load_tokens", "manifest_text", "piece_key", "store_stamp",
+           "tokens_current", "write_pack", "write_tokens"]
 
 
 @dataclass
 class TokenSet:
     """Tokenized pieces: ``pieces[i]`` int32 array, shape (T_i,), ``[BOS, …, EOS]``; ``qpms`` float64 (n,).
+
+    From ``load_tokens``, ``pieces`` is a lazy ``shards.PieceSequence`` (each piece read when indexed) and ``keys``,
+    ``paths``, ``indices`` are lazy ``shards.Column`` sequences; built by hand they may be lists.
 
     ``keys[i]`` is the piece's cache key (``piece_key``), ``paths[i]`` its file relative to the corpus and
     ``indices[i]`` its position in that file (0 for a single-piece file; an ABC book's tunes count 0, 1, …).
@@ -66,6 +75,8 @@ class TokenSet:
 
     @property
     def n_events(self) -> int:
+        if isinstance(self.pieces, PieceSequence):
+            return int(self.pieces.lengths.sum())
         return int(sum(p.size for p in self.pieces))
 
 
@@ -149,6 +160,7 @@ class KnownPieces:
 
     def __init__(self, out: Path, entries: Path, config: TokenizerConfig, vocab_size: int, trust_tokens: bool):
         self.files: dict[str, list[PieceResult]] = {}
+        self.config = config
         self.tokens: dict[str, tuple[np.ndarray, float]] = {}
         self._npz = (lambda: _kept_in_cache(out, config)) if trust_tokens else None
         self._packs = lambda: _read_packs(entries, vocab_size)
@@ -191,7 +203,23 @@ def _kept_in_cache(out: Path, config: TokenizerConfig) -> dict[str, tuple[np.nda
         return {}
     if tokens.tokenizer_config != config:
         return {}
-    return {k: (piece, float(q)) for k, piece, q in zip(tokens.keys, tokens.pieces, tokens.qpms.tolist())}
+    return {k: (_Lazy(tokens.pieces, i), float(q)) for i, (k, q) in enumerate(zip(tokens.keys, tokens.qpms.tolist()))}
+
+
+class _Lazy:
+    """Piece ``i`` of a store, read when the new store is written (a warm run with a few new files reads none of the
+    old pieces into memory at once)."""
+
+    def __init__(self, pieces: PieceSequence, i: int):
+        self.pieces, self.i = pieces, i
+        self.size = int(pieces.store.offsets[i + 1] - pieces.store.offsets[i])
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.pieces[self.i]
+        return out if dtype is None else out.astype(dtype)
+
+    def tolist(self) -> list:
+        return self.pieces[self.i].tolist()
 
 
 def load_manifest(path: Path) -> dict:
@@ -213,79 +241,70 @@ def manifest_text(manifest: dict) -> str:
     return "{\n" + ",\n".join(f" {json.dumps(k)}: {value(v)}" for k, v in manifest.items()) + "\n}\n"
 
 
-def tokens_current(out: Path, old: dict, chash: str, kept_keys: list[str]) -> bool:
-    """True when the last manifest's tokens.npz holds exactly ``kept_keys`` with this config and is untouched."""
-    rec = old.get("tokens_npz") or {}
+def store_stamp(out: Path) -> dict | None:
+    """Size and mtime of ``out/shards/index.json`` (written last by ``write_tokens``), or None without one."""
     try:
-        st = (out / "tokens.npz").stat()
+        st = (out / "shards" / "index.json").stat()
     except OSError:
-        return False
-    return (old.get("config_hash") == chash and old.get("kept_keys") == kept_keys
-            and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns)
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def write_tokens(out: Path, kept_keys: list[str], results: KnownPieces, paths: list[str], indices: list[int]) -> None:
-    """Write ``out/tokens.npz`` (layout in the module docstring): the kept pieces ``kept_keys`` in that order, their
-    tokens and qpm from ``results.tokens``, ``paths[i]`` / ``indices[i]`` the file and position of piece i."""
-    pieces = [results.tokens[k][0] for k in kept_keys]
-    offsets = np.zeros(len(pieces) + 1, np.int64)
-    np.cumsum([p.size for p in pieces], out=offsets[1:])
-    save_npz(out / "tokens.npz", tokens=np.concatenate(pieces).astype(np.int32), offsets=offsets,
-             qpm=np.array([results.tokens[k][1] for k in kept_keys], np.float64),
-             keys=np.array(kept_keys, dtype=np.str_), paths=np.array(paths, dtype=np.str_),
-             indices=np.array(indices, np.int64))
+def tokens_current(out: Path, old: dict, chash: str, kept_keys: list[str]) -> bool:
+    """True when the last manifest's store holds exactly ``kept_keys`` with this config and is untouched."""
+    stamp = store_stamp(out)
+    return (stamp is not None and old.get("config_hash") == chash and old.get("kept_keys") == kept_keys
+            and old.get("shards") == stamp)
+
+
+def write_tokens(out: Path, kept_keys: list[str], results: KnownPieces, paths: list[str], indices: list[int],
+                 shard_bytes: int = SHARD_BYTES, on_shard=None, reuse: bool = True) -> None:
+    """Write the store ``out/shards/`` (``shards.write_store``): the kept pieces ``kept_keys`` in that order, their
+    tokens and qpm from ``results.tokens``, ``paths[i]`` / ``indices[i]`` the file and position of piece i; shards a
+    killed run finished are kept unless ``reuse`` is False. Removes an old-format ``out/tokens.npz``."""
+    from musicgen.tokenizer import Tokenizer
+
+    write_store(out, kept_keys, paths, indices, lambda i: results.tokens[kept_keys[i]], Tokenizer(results.config),
+                config_hash(results.config), shard_bytes=shard_bytes, on_shard=on_shard, reuse=reuse)
+    (out / "tokens.npz").unlink(missing_ok=True)
 
 
 def is_token_cache(path: str | Path) -> bool:
-    """True when ``path`` is a folder written by ``ingest`` (it holds tokens.npz and tokenizer.json)."""
+    """True when ``path`` is a folder written by ``ingest`` (it holds tokenizer.json and shards/, or an old-format
+    tokens.npz, which ``load_tokens`` then refuses with a message to re-ingest)."""
     path = Path(path)
-    return (path / "tokens.npz").is_file() and (path / "tokenizer.json").is_file()
+    return (has_store(path) or (path / "tokens.npz").is_file()) and (path / "tokenizer.json").is_file()
 
 
 def load_tokens(cache_dir: str | Path) -> TokenSet:
-    """Load and validate a token cache written by ``ingest``.
+    """Open a token cache written by ``ingest``: a ``TokenSet`` whose pieces, keys, paths and indices are read from
+    the memory-mapped shards when used (``shards.PieceSequence`` / ``shards.Column``); nothing is loaded whole.
 
     Raises:
         UsageError: ``cache_dir`` is not a folder.
-        MusicgenError: tokens.npz or tokenizer.json missing, unreadable, or inconsistent (wrong dtype/shape,
-            offsets not covering the tokens, ids outside the vocabulary).
+        MusicgenError: tokenizer.json or the store missing, unreadable or inconsistent (shard indexes that do not
+            match index.json, pieces under 2 events, a dtype that is not the store's); an old-format cache
+            (tokens.npz); a token id outside the vocabulary when its piece is read.
     """
     from musicgen.tokenizer import Tokenizer
 
     cache = Path(cache_dir)
     if not cache.is_dir():
         raise UsageError(f"cache_dir: no such folder: {str(cache_dir)!r}")
-    where = cache / "tokens.npz"
+    if not has_store(cache) and (cache / "tokens.npz").is_file():
+        raise MusicgenError(f"token cache {str(cache)!r} is in the old tokens.npz format; rerun `musicgen ingest` on "
+                            f"its music folder to rewrite it as shards (nothing is parsed again)")
     try:
         config = TokenizerConfig.load(cache / "tokenizer.json")
-        with np.load(where, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in ("tokens", "offsets", "qpm", "keys", "paths")}
-            arrays["indices"] = z["indices"] if "indices" in z.files else None  # absent before collections
-    except FileNotFoundError as exc:
-        raise MusicgenError(f"token cache {str(cache)!r}: missing {Path(exc.filename).name}; run `musicgen ingest`")
-    except Exception as exc:  # BadZipFile, KeyError, ValueError, ConfigError: all a damaged cache
+    except FileNotFoundError:
+        raise MusicgenError(f"token cache {str(cache)!r}: missing tokenizer.json; run `musicgen ingest`") from None
+    except Exception as exc:
         raise MusicgenError(f"token cache {str(cache)!r} is damaged ({type(exc).__name__}: {exc}); "
                             f"rerun `musicgen ingest`") from None
-    tokens, offsets, qpm, keys, paths, indices = (arrays[k] for k in ("tokens", "offsets", "qpm", "keys", "paths",
-                                                                     "indices"))
-    n = qpm.shape[0] if qpm.ndim == 1 else -1
-    problems = [msg for bad, msg in [
-        (tokens.dtype != np.int32 or tokens.ndim != 1,
-         f"tokens: expected int32 (T,), got {tokens.dtype} {tokens.shape}"),
-        (offsets.dtype != np.int64 or offsets.shape != (n + 1,), f"offsets: expected int64 ({n + 1},), got "
-                                                                 f"{offsets.dtype} {offsets.shape}"),
-        (qpm.dtype != np.float64 or n < 1, f"qpm: expected float64 (n,) with n >= 1, got {qpm.dtype} {qpm.shape}"),
-        (keys.shape != (n,) or keys.dtype.kind != "U", f"keys: expected unicode ({n},), got {keys.dtype} {keys.shape}"),
-        (paths.shape != (n,) or paths.dtype.kind != "U", f"paths: expected unicode ({n},), got {paths.dtype}"),
-        (indices is not None and (indices.shape != (n,) or indices.dtype != np.int64),
-         f"indices: expected int64 ({n},), got {getattr(indices, 'dtype', None)} {getattr(indices, 'shape', None)}"),
-    ] if bad]
-    if not problems and (offsets[0] != 0 or offsets[-1] != tokens.size or np.any(np.diff(offsets) < 2)):
-        problems.append(f"offsets do not split {tokens.size} tokens into pieces of >= 2 events")
+    store = ShardStore(cache)
     vocab = Tokenizer(config).vocab_size
-    if not problems and tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
-        problems.append(f"token ids outside [0, {vocab})")
-    if problems:
-        raise MusicgenError(f"token cache {str(where)!r} is inconsistent: {problems[0]}; rerun `musicgen ingest`")
-    return TokenSet(pieces=np.split(tokens, offsets[1:-1]), keys=keys.tolist(), qpms=qpm, paths=paths.tolist(),
-                    tokenizer_config=config, indices=indices.tolist() if indices is not None else [])
+    if store.vocab_size != vocab or len(store) < 1:
+        raise MusicgenError(f"token cache {str(cache)!r} is inconsistent: {len(store)} pieces of a "
+                            f"{store.vocab_size}-id vocabulary, tokenizer.json has {vocab} ids; rerun `musicgen ingest`")
+    return TokenSet(pieces=PieceSequence(store), keys=Column(store, "keys"), qpms=store.qpm,
+                    paths=Column(store, "paths"), tokenizer_config=config, indices=Column(store, "indices"))

@@ -1,11 +1,11 @@
 """A folder of music files → a cached token set (scan, tokenize in workers, reuse); music21 corpora → MIDI files.
 
 ``ingest`` scans the corpus and tokenizes new or changed files in crash-isolated workers; ``tokens_for`` serves
-training/evaluation. Cache storage (layout, packs, tokens.npz, manifest, ``load_tokens``) is ``musicgen.cache``,
+training/evaluation. Cache storage (layout, packs, token shards, manifest, ``load_tokens``) is ``musicgen.cache``,
 re-exported here.
 
 Re-running reuses the result of every file whose content and tokenizer config are unchanged: from the manifest and
-tokens.npz of the last run, else from the packs (which a killed run leaves behind for the files it finished). A
+token store of the last run, else from the packs (which a killed run leaves behind for the files it finished). A
 file's size and mtime, recorded in the manifest, spare re-hashing it. Every write is atomic (temporary name, then
 ``os.replace``), so a run killed even by ``kill -9`` leaves the previous cache readable; a damaged pack is detected on
 load and its files are redone.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,14 +23,15 @@ from pathlib import Path
 
 
 from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceResult, TokenSet, config_hash,
-                            file_key_of, is_token_cache, load_manifest, load_tokens, manifest_text, tokens_current,
-                            write_tokens)
+                            file_key_of, is_token_cache, load_manifest, load_tokens, manifest_text, store_stamp,
+                            tokens_current, write_tokens)
 from musicgen.config import TokenizerConfig
 from musicgen.dedup import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.ingest_worker import cost, expected_pieces, piece_rows, tokenize_chunk
 from musicgen.midi_io import MIDI_SUFFIXES
 from musicgen.reader import MUSIC_SUFFIXES
+from musicgen.shards import SHARD_BYTES, SHARDS_DIR
 from musicgen.safeio import (CacheLock, atomic_write_text, check_output_dir, resolve_workers, run_isolated,
                              sha256_file)
 
@@ -142,7 +144,7 @@ def _retry(reason: str) -> bool:
 
 def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: TokenizerConfig | None = None,
            workers: int = 0, progress: bool = True, rebuild: bool = False,
-           time_limit_s: int = DEFAULT_TIME_LIMIT_S) -> IngestReport:
+           time_limit_s: int = DEFAULT_TIME_LIMIT_S, shard_bytes: int = SHARD_BYTES) -> IngestReport:
     """Tokenize every music file under ``corpus_dir`` into the cache folder ``out_dir``.
 
     Args:
@@ -153,7 +155,9 @@ def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: To
             tokenize, at most one per idle core; starting a process costs more than a small corpus gains). Parsing
             always happens in worker processes, so a parser that crashes skips only its file.
         progress: show a tqdm bar on stderr.
-        rebuild: re-check every entry and rewrite ``tokens.npz`` even when the manifest says it is current.
+        rebuild: re-check every entry and rewrite the token store even when the manifest says it is current (shards
+            whose pieces are unchanged keep their files).
+        shard_bytes: size limit of a token shard in bytes (``musicgen.shards``; tests lower it).
         time_limit_s: a MusicXML/ABC/kern file whose music21 parse takes longer is skipped ("timed out after N s");
             0 = no limit (MIDI files parse in milliseconds and have none).
     Returns:
@@ -172,7 +176,7 @@ def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: To
     check_output_dir(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     with CacheLock(out):
-        run = _Run(corpus, out, config, workers, progress, time_limit_s)
+        run = _Run(corpus, out, config, workers, progress, time_limit_s, shard_bytes)
         return _ingest_locked(run, Tokenizer(config), rebuild)
 
 
@@ -184,6 +188,7 @@ class _Run:
     workers: int
     progress: bool
     time_limit_s: int
+    shard_bytes: int = SHARD_BYTES
 
 
 _PIECE_FIELDS = ("key", "index", "title", "reader", "reason", "events", "tonality", "meter")
@@ -257,7 +262,8 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
             outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]), tokenizer)
         kept = kept_pieces()
         if kept:
-            write_tokens(out, [k for k, _, _ in kept], results, [p for _, p, _ in kept], [i for _, _, i in kept])
+            write_tokens(out, [k for k, _, _ in kept], results, [p for _, p, _ in kept], [i for _, _, i in kept],
+                         shard_bytes=run.shard_bytes, reuse=not rebuild)
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
                           reused=len(first_with_key) - tokenized, files=len(music))
@@ -280,15 +286,14 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
     kept_keys = [k for k, _, _ in kept]
     if report.kept == 0:
         (out / "tokens.npz").unlink(missing_ok=True)
+        shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
         (out / CLUSTERS_FILE).unlink(missing_ok=True)
     clusters = record_clusters(out, config) if report.kept else []  # near-duplicate groups (musicgen.dedup)
-    tokens_stat = (out / "tokens.npz").stat() if report.kept else None
     manifest = {"format": MANIFEST_FORMAT, "corpus": str(corpus), "config_hash": chash, "tokenizer": config.to_dict(),
                 "counts": {"files": report.found, "kept": report.kept, "skipped": report.skipped,
                            "ignored": report.ignored},
                 "events": report.events, "kept_keys": kept_keys if report.kept else [],
-                "tokens_npz": {"size": tokens_stat.st_size, "mtime_ns": tokens_stat.st_mtime_ns} if tokens_stat
-                else None, "clusters": clusters, "files": rows}
+                "shards": store_stamp(out) if report.kept else None, "clusters": clusters, "files": rows}
     if manifest != old or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
         atomic_write_text(out / "tokenizer.json", config.to_json() + "\n")
         atomic_write_text(out / "manifest.json", manifest_text(manifest))
@@ -375,7 +380,7 @@ def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_di
     report = ingest(src, out_dir, config, workers=workers, progress=progress)
     try:
         return load_tokens(report.out_dir)
-    except MusicgenError:  # tokens.npz damaged behind the manifest's back: rebuild it from the entries
+    except MusicgenError:  # the store damaged behind the manifest's back: rebuild it from the entries
         report = ingest(src, out_dir, config, workers=workers, progress=progress, rebuild=True)
         return load_tokens(report.out_dir)
 

@@ -39,6 +39,7 @@ DEFAULT_NGRAM = 8
 DEFAULT_THRESHOLD = 0.5
 MIN_COMMON = 5  # shared shingles a joined pair needs at least (short pieces are matched only by content key)
 MAX_DF = 256  # shingles in more pieces than this are left out of the pair counts
+PAIR_CHUNK = 2**22  # pair codes counted at a time (32 MiB of int64) before merging into the running counts
 MAX_INTERVAL = 48
 MAX_RATIO_CLASS = 6
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -144,19 +145,47 @@ def similar_pairs(fps: Sequence[Fingerprint], threshold: float = DEFAULT_THRESHO
     hashes, owner = hashes[order], owner[order]
     starts = np.flatnonzero(np.concatenate([[True], hashes[1:] != hashes[:-1]]))
     df = np.diff(np.append(starts, hashes.size))
-    codes = []
     n = np.int64(len(fps))
-    for s in np.unique(df[(df >= 2) & (df <= max_df)]).tolist():
-        members = owner[starts[df == s][:, None] + np.arange(s)]  # (groups, s)
-        i, j = np.triu_indices(s, 1)
-        codes.append((members[:, i] * n + members[:, j]).ravel())
-    if not codes:
+    groups = [(s, owner[starts[df == s][:, None] + np.arange(s)]) for s in np.unique(df[(df >= 2) & (df <= max_df)])
+              .tolist()]  # (df, members (shingles, df)): every pair of members shares that shingle
+    del hashes, owner, order
+    code, common = _count_pairs(groups, n)
+    if not code.size:
         return _pairs([], [], [], [])
-    code, common = np.unique(np.concatenate(codes), return_counts=True)
     a, b = code // n, code % n
     similarity = common / np.minimum(sizes[a], sizes[b])
     keep = (similarity >= threshold) & (common >= min_common)
     return _pairs(a[keep], b[keep], similarity[keep], common[keep])
+
+
+def _count_pairs(groups: list[tuple[int, np.ndarray]], n: np.int64, chunk: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct pair codes ``a * n + b`` (a < b) over all shingle groups and how many shingles each pair shares; int64
+    arrays, sorted by code. Codes are made ``chunk`` (default ``PAIR_CHUNK``) at a time and merged into the running
+    counts, so memory follows the distinct pairs, not the pair occurrences (a corpus of many copies of a few pieces
+    repeats each pair once per shared shingle)."""
+    chunk = chunk or PAIR_CHUNK
+    codes, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    buf: list[np.ndarray] = []
+    held = 0
+
+    def merge(codes, counts, buf):
+        c, k = np.unique(np.concatenate(buf), return_counts=True)
+        codes, inverse = np.unique(np.concatenate([codes, c]), return_inverse=True)
+        return codes, np.bincount(inverse, weights=np.concatenate([counts, k]), minlength=codes.size).astype(np.int64)
+
+    for s, members in groups:
+        i, j = np.triu_indices(s, 1)
+        rows = max(1, chunk // i.size)
+        for r in range(0, members.shape[0], rows):
+            m = members[r:r + rows]
+            buf.append((m[:, i] * n + m[:, j]).ravel())
+            held += buf[-1].size
+            if held >= chunk:
+                codes, counts = merge(codes, counts, buf)
+                buf, held = [], 0
+    if buf:
+        codes, counts = merge(codes, counts, buf)
+    return codes, counts
 
 
 def _pairs(a, b, similarity, common) -> Pairs:
@@ -255,32 +284,35 @@ CLUSTERS_FILE = "clusters.json"
 
 def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: float = DEFAULT_THRESHOLD,
                     ngram: int = DEFAULT_NGRAM) -> list[dict]:
-    """Cluster the pieces of the tokens.npz that ingest just wrote into ``cache_dir`` with ``tokenizer_config`` and
-    write ``cache_dir/clusters.json``; returns ``describe_groups``'s list (members named by their corpus paths) for
-    the manifest. Reuses the file while tokens.npz is unchanged.
+    """Cluster the pieces of the token store that ingest just wrote into ``cache_dir`` with ``tokenizer_config``,
+    write ``cache_dir/clusters.json`` and the store's ``shards/clusters.npz`` (what the split reads); returns
+    ``describe_groups``'s list (members named by their corpus paths) for the manifest. Reuses the files while the
+    store is unchanged. The pieces are read one at a time from the memory-mapped shards (only their fingerprints are
+    held: ~10 bytes per note).
 
-    clusters.json: ``threshold``, ``ngram``, ``tokens_npz`` (size, mtime_ns it was made from), ``paths`` and
-    ``keys`` (the kept pieces, tokens.npz order), ``cluster`` (int id per piece) and ``groups``.
+    clusters.json: ``threshold``, ``ngram``, ``shards`` (size, mtime_ns of the store's index.json it was made from),
+    ``paths`` and ``keys`` (the kept pieces, store order), ``cluster`` (int id per piece) and ``groups``.
     """
     import json
     from pathlib import Path
 
+    from musicgen.cache import store_stamp
     from musicgen.safeio import atomic_write_text
+    from musicgen.shards import Column, PieceSequence, ShardStore, write_clusters
 
     folder = Path(cache_dir)
-    st = (folder / "tokens.npz").stat()
-    stamp = {"threshold": threshold, "ngram": ngram, "tokens_npz": {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}
+    stamp = {"threshold": threshold, "ngram": ngram, "shards": store_stamp(folder)}
     try:
         old = json.loads((folder / CLUSTERS_FILE).read_text())
         if all(old.get(k) == v for k, v in stamp.items()):
             return old["groups"]
     except (OSError, ValueError, KeyError, AttributeError):
         pass
-    with np.load(folder / "tokens.npz", allow_pickle=False) as z:
-        pieces = np.split(z["tokens"], z["offsets"][1:-1])
-        keys, paths = z["keys"].tolist(), z["paths"].tolist()
-    dups = find_duplicates(pieces, keys, tokenizer_config, threshold, ngram)
+    store = ShardStore(folder)
+    keys, paths = list(Column(store, "keys")), list(Column(store, "paths"))
+    dups = find_duplicates(PieceSequence(store), keys, tokenizer_config, threshold, ngram)
     groups = describe_groups(dups, paths)
+    write_clusters(folder, dups.clusters, keys, threshold, ngram)
     record = {**stamp, "paths": paths, "keys": keys, "cluster": dups.clusters.tolist(), "groups": groups}
     atomic_write_text(folder / CLUSTERS_FILE, json.dumps(record) + "\n")
     return groups

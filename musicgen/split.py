@@ -77,10 +77,16 @@ def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config
         clusters = np.unique(np.asarray(keys, dtype=np.str_), return_inverse=True)[1].astype(np.int64) \
             if len(keys) else np.zeros(0, np.int64)
         return Split(train, valid, valid.copy(), clusters, legacy=True)
-    from musicgen.dedup import find_duplicates
+    recorded = _recorded_clusters(pieces, cfg)
+    if recorded is not None:  # a token store: the clusters ingest found, and the piece that draws each one's part
+        clusters, reps = recorded
+        u = np.array([unit_hash(keys[int(r)], cfg.seed) for r in reps.tolist()], np.float64)
+        part = parts_of_clusters(u, cfg.val_fraction, cfg.test_fraction)[clusters]
+    else:
+        from musicgen.dedup import find_duplicates
 
-    clusters = find_duplicates(pieces, keys, tokenizer_config, cfg.dedup_threshold, cfg.dedup_ngram).clusters
-    part = assign_parts(clusters, keys, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        clusters = find_duplicates(pieces, keys, tokenizer_config, cfg.dedup_threshold, cfg.dedup_ngram).clusters
+        part = assign_parts(clusters, keys, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     return Split(*(np.flatnonzero(part == k).astype(np.int64) for k in range(3)), clusters=clusters, legacy=False)
 
 
@@ -91,6 +97,15 @@ def bundle_split(bundle, corpus_dir):
 
     data = tokens_for(corpus_dir, bundle.tokenizer_config)
     return data, split_corpus(data.pieces, data.keys, bundle.train_config, bundle.tokenizer_config)
+
+
+def _recorded_clusters(pieces, cfg: TrainConfig):
+    """``(cluster (n,), representative piece per cluster (C,))`` that ingest recorded in the token store of
+    ``pieces`` (a whole ``shards.PieceSequence``) for the config's dedup settings, else None (compute them)."""
+    store = getattr(pieces, "store", None)
+    if store is None or not getattr(pieces, "whole", False):
+        return None
+    return store.clusters(cfg.dedup_threshold, cfg.dedup_ngram)
 
 
 def assign_parts(clusters: np.ndarray, keys: Sequence[str], val_fraction: float, test_fraction: float,
@@ -105,8 +120,14 @@ def assign_parts(clusters: np.ndarray, keys: Sequence[str], val_fraction: float,
         if c not in smallest or k < smallest[c]:
             smallest[c] = k
     u = np.array([unit_hash(smallest[c], seed) for c in ids.tolist()], np.float64)
+    return parts_of_clusters(u, val_fraction, test_fraction)[np.searchsorted(ids, clusters)]
+
+
+def parts_of_clusters(u: np.ndarray, val_fraction: float, test_fraction: float) -> np.ndarray:
+    """int8 part per cluster (0 train, 1 valid, 2 test) from its draw ``u`` in [0, 1), shape (C,), with the
+    small-corpus rules of the module docstring."""
     part = np.where(u < val_fraction, 1, np.where(u < val_fraction + test_fraction, 2, 0)).astype(np.int8)
-    if ids.size >= 2:
+    if u.size >= 2:
         if val_fraction > 0 and not (part == 1).any():
             part[np.argmin(u)] = 1
         if not (part == 0).any():
@@ -114,4 +135,4 @@ def assign_parts(clusters: np.ndarray, keys: Sequence[str], val_fraction: float,
         if test_fraction > 0 and not (part == 2).any() and (part == 0).sum() >= 2:
             train = np.flatnonzero(part == 0)
             part[train[np.argmin(u[train])]] = 2
-    return part[np.searchsorted(ids, clusters)]
+    return part

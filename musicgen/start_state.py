@@ -130,12 +130,14 @@ def compute_start_state(step_model, pieces: Sequence[np.ndarray], eos_id: int | 
     Returns:
         per layer a tuple of float arrays (units,), in ``step_model.dtype``.
     """
-    pieces = [np.asarray(p, np.int64) for p in pieces if len(p) > 0]
-    if not pieces:
+    lengths = pieces.lengths if hasattr(pieces, "lengths") else [len(p) for p in pieces]  # a store: no reads
+    nonempty = [i for i, n in enumerate(lengths) if n > 0]
+    if not nonempty:
         raise ValueError("pieces: expected at least one non-empty training piece, got none")
-    if len(pieces) > max_pieces:
-        keep = np.random.default_rng(seed).choice(len(pieces), max_pieces, replace=False)
-        pieces = [pieces[i] for i in sorted(keep)]
+    if len(nonempty) > max_pieces:  # choose first, then read only the chosen pieces
+        keep = np.random.default_rng(seed).choice(len(nonempty), max_pieces, replace=False)
+        nonempty = [nonempty[i] for i in sorted(keep)]
+    pieces = [np.asarray(pieces[i], np.int64) for i in nonempty]
     if eos_id is not None:
         pieces = [p if p[-1] == eos_id else np.append(p, eos_id) for p in pieces]
     contexts = [step_model.features(p)[-tail:] for p in pieces] if step_model.context else None

@@ -29,7 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
-from musicgen.dataset import StreamBatches, transposer
+from musicgen.shards import take
+from musicgen.streaming import StreamingBatches
 from musicgen.errors import UsageError
 from musicgen.safeio import check_output_dir
 from musicgen.split import Split, split_corpus
@@ -102,17 +103,16 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     pad_id = int(tokenizer.pad_id) if tokenizer is not None else 0
     if split is None:
         split = split_corpus(pieces, keys, train_cfg, tokenizer.config if tokenizer is not None else None)
-    train_pieces = [pieces[i] for i in split.train]
-    val_pieces = [pieces[i] for i in split.valid]
+    train_pieces = take(pieces, split.train)  # lazy over a token store: nothing is read here
+    val_pieces = take(pieces, split.valid)
     if not train_pieces:
         raise UsageError(f"val_fraction: {train_cfg.val_fraction} (test_fraction {train_cfg.test_fraction}) leaves "
                          f"no training piece out of {len(pieces)}")
-    augment = transposer(tokenizer, train_cfg.transpose) if tokenizer is not None else None
     if train_cfg.transpose and tokenizer is None:
         raise UsageError("transpose: augmentation needs the tokenizer")
     features = context_function(model_cfg, tokenizer)
-    batches = StreamBatches(train_pieces, train_cfg.batch_size, train_cfg.bptt, train_cfg.seed, augment, pad_id,
-                            features)
+    batches = StreamingBatches(train_pieces, train_cfg.batch_size, train_cfg.bptt, train_cfg.seed, tokenizer,
+                               train_cfg.transpose, pad_id, features)  # dataset.StreamBatches' batches, streamed
 
     keras.utils.set_random_seed(train_cfg.seed)
     checkpoint = _load_state(folder, model_cfg, train_cfg) if resume else None
@@ -245,7 +245,7 @@ def _has_tensorboard() -> bool:
     return True
 
 
-def report(state: dict, best_logs: dict, batches: StreamBatches, train_pieces, val_pieces, cfg: TrainConfig) -> dict:
+def report(state: dict, best_logs: dict, batches: StreamingBatches, train_pieces, val_pieces, cfg: TrainConfig) -> dict:
     """The final metrics (validation NLL per event in nats, perplexity, accuracy) and run facts, JSON-ready."""
     import keras
 

@@ -1,4 +1,4 @@
-"""musicgen.cache: piece keys, entry packs, the manifest, tokens.npz, and what a run knows from them.
+"""musicgen.cache: piece keys, entry packs, the manifest, the token store, and what a run knows from them.
 
 Tokens here are hand-made id lists (BOS=1 … EOS=2 in a vocabulary of ``Tokenizer(CONFIG).vocab_size``); no music file
 is read. ``tests/test_corpus.py`` covers the same storage through ``ingest``.
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceResult, config_hash, file_key_of,
-                            is_token_cache, load_manifest, load_tokens, manifest_text, piece_key, tokens_current,
-                            write_pack, write_tokens)
+                            is_token_cache, load_manifest, load_tokens, manifest_text, piece_key, store_stamp,
+                            tokens_current, write_pack, write_tokens)
 from musicgen.config import TokenizerConfig
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.tokenizer import Tokenizer
@@ -64,7 +64,7 @@ def test_packs_give_back_every_piece_of_their_files(tmp_path):
     assert store.missing_tokens(["aa", "aa#2", "bb", "aa#1"]) == ["aa#1"]  # a skipped piece has no tokens
 
 
-def test_tokens_npz_round_trip_and_its_freshness(tmp_path):
+def test_token_store_round_trip_and_its_freshness(tmp_path):
     store, _ = _store(tmp_path)
     store.add("aa", [_kept("aa", 0, [1, 5, 2], 90.0), _kept("aa#1", 1, [1, 6, 6, 2], 60.0)])
     store.add("bb", [_kept("bb", 0, [1, 2], 120.0)])
@@ -76,32 +76,36 @@ def test_tokens_npz_round_trip_and_its_freshness(tmp_path):
     assert [p.tolist() for p in ts.pieces] == [[1, 2], [1, 6, 6, 2]] and ts.qpms.tolist() == [120.0, 60.0]
     assert (ts.keys, ts.paths, ts.indices, ts.n_events) == (["bb", "aa#1"], ["b.mid", "a.abc"], [0, 1], 6)
     assert ts.tokenizer_config == CONFIG
-    st = (tmp_path / "tokens.npz").stat()
-    manifest = {"config_hash": "h", "kept_keys": ["bb", "aa#1"],
-                "tokens_npz": {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}
+    manifest = {"config_hash": "h", "kept_keys": ["bb", "aa#1"], "shards": store_stamp(tmp_path)}
     assert tokens_current(tmp_path, manifest, "h", ["bb", "aa#1"])
     assert not tokens_current(tmp_path, manifest, "other", ["bb", "aa#1"])
     assert not tokens_current(tmp_path, manifest, "h", ["bb"])
-    os.utime(tmp_path / "tokens.npz", ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # touched since the manifest
+    index = tmp_path / "shards" / "index.json"
+    st = index.stat()
+    os.utime(index, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # touched since the manifest
     assert not tokens_current(tmp_path, manifest, "h", ["bb", "aa#1"])
-    trusting, _ = _store(tmp_path, trust_tokens=True)  # the next run reads kept tokens from tokens.npz
+    trusting, _ = _store(tmp_path, trust_tokens=True)  # the next run reads kept tokens from the store, lazily
     assert trusting.missing_tokens(["aa#1", "bb", "zz"]) == ["zz"]
     assert trusting.tokens["aa#1"][0].tolist() == [1, 6, 6, 2] and trusting.tokens["aa#1"][1] == 60.0
 
 
-def test_a_damaged_or_inconsistent_token_cache_is_refused(tmp_path):
+def test_a_damaged_inconsistent_or_old_token_cache_is_refused(tmp_path):
     with pytest.raises(UsageError, match="cache_dir: no such folder"):
         load_tokens(tmp_path / "nope")
     (tmp_path / "tokenizer.json").write_text(CONFIG.to_json())
-    with pytest.raises(MusicgenError, match="missing tokens.npz; run `musicgen ingest`"):
+    with pytest.raises(MusicgenError, match="missing index.json; run `musicgen ingest`"):
         load_tokens(tmp_path)
-    np.savez(tmp_path / "tokens.npz", tokens=np.array([1, 5, 2], np.int32), offsets=np.array([0, 2], np.int64),
+    np.savez(tmp_path / "tokens.npz", tokens=np.array([1, 5, 2], np.int32), offsets=np.array([0, 3], np.int64),
              qpm=np.array([120.0]), keys=np.array(["aa"]), paths=np.array(["a.mid"]))
-    with pytest.raises(MusicgenError, match="inconsistent: offsets do not split 3 tokens"):
+    assert is_token_cache(tmp_path)  # an old-format cache: recognised, and refused with what to do
+    with pytest.raises(MusicgenError, match="old tokens.npz format; rerun `musicgen ingest` on its music folder"):
         load_tokens(tmp_path)
-    np.savez(tmp_path / "tokens.npz", tokens=np.array([1, VOCAB, 2], np.int32), offsets=np.array([0, 3], np.int64),
-             qpm=np.array([120.0]), keys=np.array(["aa"]), paths=np.array(["a.mid"]))
-    with pytest.raises(MusicgenError, match=f"token ids outside \\[0, {VOCAB}\\)"):
+    store, _ = _store(tmp_path)
+    store.add("aa", [_kept("aa", 0, [1, 5, 2])])
+    write_tokens(tmp_path, ["aa"], store, ["a.mid"], [0])
+    assert not (tmp_path / "tokens.npz").exists() and load_tokens(tmp_path).pieces[0].tolist() == [1, 5, 2]
+    (tmp_path / "tokenizer.json").write_text(TokenizerConfig().to_json())  # another vocabulary size
+    with pytest.raises(MusicgenError, match="inconsistent: 1 pieces of a .*-id vocabulary, tokenizer.json has"):
         load_tokens(tmp_path)
 
 

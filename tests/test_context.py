@@ -142,6 +142,9 @@ CACHE_CONFIG = TokenizerConfig(velocity_bins=0, programs=False, max_shift_steps=
 
 
 def write_meter_key_cache(folder, n=8):
+    from musicgen.cache import config_hash
+    from musicgen.shards import write_store
+
     """A token cache written by hand: ``conftest.write_scale_corpus``'s climbing major scales from C4 + k, encoded
     without meter and key (their ids are the same in the meter/key vocabulary: TIME_SIG and KEY come last), then
     KEY(k major) and TIME_SIG (4/4 for even k, 3/4 for odd) put right after BOS, as the spec places them."""
@@ -156,10 +159,8 @@ def write_meter_key_cache(folder, n=8):
         meter = tok.token("TIME_SIG", time_signature_value(4 if k % 2 == 0 else 3, 4))
         pieces.append(np.concatenate([body[:1], [tok.token("KEY", k % 12), meter], body[1:]]).astype(np.int32))
     folder.mkdir(parents=True)
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
-    np.savez(folder / "tokens.npz", tokens=np.concatenate(pieces), offsets=offsets, qpm=np.full(n, 120.0),
-             keys=np.array([f"{k:064x}" for k in range(n)]), paths=np.array([f"scale{k}.mid" for k in range(n)]),
-             indices=np.zeros(n, np.int64))
+    write_store(folder, [f"{k:064x}" for k in range(n)], [f"scale{k}.mid" for k in range(n)], [0] * n,
+                lambda k: (pieces[k], 120.0), tok, config_hash(CACHE_CONFIG))
     CACHE_CONFIG.save(folder / "tokenizer.json")
     return folder, pieces
 

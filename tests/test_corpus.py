@@ -16,6 +16,7 @@ from musicgen.corpus import CRASH_REASON, find_music_files, ingest, is_token_cac
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.reader import read_piece
 from musicgen.safeio import save_npz
+from musicgen.shards import PieceSequence
 from musicgen.tokenizer import Tokenizer
 
 BROKEN = Path(__file__).parent / "data" / "broken"
@@ -79,10 +80,10 @@ def test_broken_corpus_never_crashes_and_manifest_accounts_for_every_file(tmp_pa
 def test_rerun_reuses_cache_and_reingests_only_changed_files(tmp_path):
     src, out = small_corpus(tmp_path / "music"), tmp_path / "cache"
     assert ingest(src, out, progress=False).tokenized == 4
-    npz_mtime = (out / "tokens.npz").stat().st_mtime_ns
+    index_mtime = (out / "shards" / "index.json").stat().st_mtime_ns
     warm = ingest(src, out, progress=False)
     assert (warm.tokenized, warm.reused, warm.kept) == (0, 4, 4)
-    assert (out / "tokens.npz").stat().st_mtime_ns == npz_mtime  # not even rewritten
+    assert (out / "shards" / "index.json").stat().st_mtime_ns == index_mtime  # not even rewritten
 
     shutil.copy(BROKEN / "tempo_1bpm.mid", src / "hour_gap.mid")  # changed content, same name
     shutil.copy(BROKEN / "type2.mid", src / "new.mid")  # added
@@ -118,37 +119,47 @@ def test_damaged_entries_and_tokens_are_detected_and_redone(tmp_path):
     expected = [p.copy() for p in load_tokens(out).pieces]
     entries = sorted((out / "entries").glob("*/*.npz"))
     entries[0].write_bytes(entries[0].read_bytes()[:50])  # as a non-atomic write killed halfway would leave it
-    (out / "tokens.npz").unlink()
-    (out / ".tokens.npz.123.abcd.tmp").write_bytes(b"left by a killed run")
+    shutil.rmtree(out / "shards")
+    (out / ".manifest.json.123.abcd.tmp").write_bytes(b"left by a killed run")
     assert ingest(src, out, progress=False).tokenized == 1
     assert not list(out.glob("*.tmp"))
     for got, want in zip(load_tokens(out).pieces, expected):
         np.testing.assert_array_equal(got, want)
 
-    data = (out / "tokens.npz").read_bytes()  # damaged behind the manifest's back (same size, bytes flipped)
-    (out / "tokens.npz").write_bytes(data[:100] + bytes(b ^ 0xFF for b in data[100:400]) + data[400:])
+    index = next((out / "shards").glob("*.index.npz"))
+    data = index.read_bytes()  # damaged behind the manifest's back (same size, bytes flipped)
+    index.write_bytes(data[:100] + bytes(b ^ 0xFF for b in data[100:400]) + data[400:])
     with pytest.raises(MusicgenError, match="damaged|inconsistent"):
         load_tokens(out)
     assert len(tokens_for(src, out_dir=out)) == 4  # rebuilt from the entries
+    tokens = next((out / "shards").glob("*.tokens.npy"))
+    np.save(tokens, np.full(np.load(tokens).size, 60000, np.uint16))  # ids outside the vocabulary
+    with pytest.raises(MusicgenError, match="token ids outside"):  # found when a piece is read
+        tokens_for(src, out_dir=out).pieces[0]
+    assert ingest(src, out, progress=False, rebuild=True).tokenized == 0  # every shard written again from the packs
+    for got, want in zip(load_tokens(out).pieces, expected):
+        np.testing.assert_array_equal(got, want)
 
 
-def test_load_tokens_validates_arrays(tmp_path):
+def test_load_tokens_reads_the_shards_lazily_and_an_old_cache_is_converted(tmp_path):
     src, out = small_corpus(tmp_path / "music"), tmp_path / "cache"
     ingest(src, out, progress=False)
-    good = dict(np.load(out / "tokens.npz", allow_pickle=False))
-    assert good["tokens"].dtype == np.int32 and good["offsets"].dtype == np.int64
-    assert good["offsets"][0] == 0 and good["offsets"][-1] == good["tokens"].size and good["qpm"].shape == (4,)
-    assert good["qpm"][3] == pytest.approx(90.0)  # UPPER_CASE.MID is at 90 bpm
-    for bad, match in [(dict(tokens=good["tokens"].astype(np.int64)), "tokens: expected int32"),
-                       (dict(offsets=good["offsets"][:-1]), "offsets"),
-                       (dict(tokens=good["tokens"] + 1000), "outside"),
-                       (dict(keys=good["keys"][:2]), "keys")]:
-        save_npz(out / "tokens.npz", **{**good, **bad})
-        with pytest.raises(MusicgenError, match=match):
-            load_tokens(out)
-    (out / "tokens.npz").unlink()
-    with pytest.raises(MusicgenError, match="missing tokens.npz"):
+    index = json.loads((out / "shards" / "index.json").read_text())
+    assert (index["dtype"], index["pieces"], len(index["shards"])) == ("uint16", 4, 1)  # a small corpus: one shard
+    tokens = load_tokens(out)
+    assert isinstance(tokens.pieces, PieceSequence) and tokens.pieces[0].dtype == np.int32
+    assert tokens.qpms.shape == (4,) and tokens.qpms[3] == pytest.approx(90.0)  # UPPER_CASE.MID is at 90 bpm
+    pieces = [p.copy() for p in tokens.pieces]
+    # an old-format cache (tokens.npz, no shards): refused in one line, rewritten by ingest without parsing
+    offsets = np.concatenate([[0], np.cumsum([p.size for p in pieces])]).astype(np.int64)
+    save_npz(out / "tokens.npz", tokens=np.concatenate(pieces), offsets=offsets, qpm=tokens.qpms,
+             keys=np.array(list(tokens.keys)), paths=np.array(list(tokens.paths)), indices=np.zeros(4, np.int64))
+    shutil.rmtree(out / "shards")
+    with pytest.raises(MusicgenError, match="old tokens.npz format; rerun `musicgen ingest`"):
         load_tokens(out)
+    assert ingest(src, out, progress=False).tokenized == 0
+    assert not (out / "tokens.npz").exists()
+    assert all(np.array_equal(a, b) for a, b in zip(load_tokens(out).pieces, pieces))
 
 
 def test_tokens_for_takes_a_cache_or_a_music_folder(tmp_path):
@@ -254,7 +265,7 @@ def test_packs_left_by_a_killed_run_are_reused(tmp_path):
     # 9 files, 1 worker: chunks of ceil(9 / 4) = 3 files, one pack each
     assert first.tokenized == 9 and len(packs) == 3
     assert [len(np.load(p, allow_pickle=False)["keys"]) for p in packs] == [3, 3, 3]
-    (out / "tokens.npz").unlink()  # as a run killed after its workers finished, before its final writes
+    shutil.rmtree(out / "shards")  # as a run killed after its workers finished, before its final writes
     (out / "manifest.json").unlink()
     again = ingest(src, out, workers=1, progress=False)
     assert (again.tokenized, again.reused, again.kept) == (0, 9, 9)

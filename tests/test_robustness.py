@@ -329,7 +329,7 @@ def test_ingest_killed_with_sigkill_is_resumed_from_what_it_finished(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     packs = list(cache.glob("entries/*/*.npz"))
-    assert packs and not (cache / "tokens.npz").exists(), "killed too late: nothing left to resume"
+    assert packs and not (cache / "shards" / "index.json").exists(), "killed too late: nothing left to resume"
 
     report = ingest(corpus, cache, progress=False, workers=1)  # the lock died with the process
     assert report.kept == 160 and report.reused == 40 * len(packs)  # 4 chunks of 40 files with one worker
@@ -524,16 +524,17 @@ def test_a_pickled_array_in_a_bundle_is_refused_and_runs_nothing(world, tmp_path
 def test_a_pickled_array_in_a_token_cache_or_pack_runs_nothing(world, tmp_path):
     cache = tmp_path / "cache"
     shutil.copytree(world["CACHE"], cache)
-    with np.load(cache / "tokens.npz") as z:
+    index = next((cache / "shards").glob("*.index.npz"))
+    with np.load(index) as z:
         arrays = {k: z[k] for k in z.files}
-    np.savez(cache / "tokens.npz", **{**arrays, "qpm": _pickled(tmp_path / "ran")})
+    np.savez(index, **{**arrays, "qpm": _pickled(tmp_path / "ran")})
     with pytest.raises(MusicgenError, match="is damaged.*allow_pickle"):
         load_tokens(cache)
     for pack in cache.glob("entries/*/*.npz"):  # packs: a poisoned one is dropped and its files redone
         with np.load(pack) as z:
             arrays = {k: z[k] for k in z.files}
         np.savez(pack, **{**arrays, "reasons": _pickled(tmp_path / "ran")})
-    (cache / "tokens.npz").unlink()
+    shutil.rmtree(cache / "shards")
     report = ingest(world["MUSIC"], cache, progress=False, workers=1)
     assert report.kept == len(GOOD) and report.tokenized == len(GOOD)
     assert not (tmp_path / "ran").exists()

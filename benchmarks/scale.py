@@ -1,0 +1,232 @@
+"""Scale: ingest into the sharded store, the near-duplicate split's fingerprinting, and `musicgen train`'s first steps.
+
+For each corpus folder (make them with ``benchmarks/scale_corpus.py``), each stage runs in its own process and its
+peak RSS is that process's ``ru_maxrss`` (``os.wait4``; for ingest the largest of the parent and its workers):
+
+* ingest: ``python -m musicgen ingest CORPUS --out CACHE`` (cold into an empty cache unless ``--keep-cache``); wall
+  time, files/s, peak RSS, shards written;
+* dedup: ``dedup.record_clusters`` alone on the store (its two files removed first): fingerprints every piece, read
+  one at a time from the memory-mapped shards; wall time, peak RSS;
+* batches: in a child process, ``split_corpus`` (from the clusters ingest recorded), one epoch's plan and ``--steps``
+  ``StreamingBatches`` batches of 16 x 128 with ``--transpose 3``; seconds, ms per batch, peak RSS (no TensorFlow);
+* train: ``python -m musicgen train CACHE --epochs 1 ...`` under a pseudo-terminal (so Keras prints its step
+  counter); when the counter reaches ``--steps`` the process's ``VmHWM`` (peak RSS so far) and ``VmRSS`` are read
+  from /proc and it is stopped. Events/s are the steps between the 20th and the last, times batch_size * bptt.
+
+    python benchmarks/scale.py /work/scratch/scale/c20k /work/scratch/scale/c200k --work /work/scratch/scale/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run_measured(argv: list[str]) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in MiB, stdout+stderr tail) of one child process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
+    out = proc.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{out[-2000:]}")
+    return time.perf_counter() - t, usage.ru_maxrss // 1024, out[-400:]
+
+
+def ingest(corpus: Path, cache: Path, keep: bool) -> dict:
+    if cache.exists() and not keep:
+        shutil.rmtree(cache)
+    files = sum(1 for _ in corpus.rglob("*.mid"))
+    wall, rss, _ = run_measured([sys.executable, "-m", "musicgen", "ingest", str(corpus), "--out", str(cache)])
+    index = json.loads((cache / "shards" / "index.json").read_text())
+    return {"files": files, "seconds": round(wall, 1), "files_per_s": round(files / wall), "peak_rss_mib": rss,
+            "pieces": index["pieces"], "events": index["events"], "shards": len(index["shards"]),
+            "dtype": index["dtype"]}
+
+
+DEDUP = """
+import sys, time
+from pathlib import Path
+from musicgen.config import TokenizerConfig
+from musicgen.dedup import CLUSTERS_FILE, record_clusters
+cache = Path(sys.argv[1])
+(cache / CLUSTERS_FILE).unlink(missing_ok=True)
+(cache / "shards" / "clusters.npz").unlink(missing_ok=True)
+t = time.perf_counter()
+groups = record_clusters(cache, TokenizerConfig.load(cache / "tokenizer.json"))
+print(f"DEDUP {time.perf_counter() - t:.2f} {len(groups)}")
+"""
+
+
+def dedup(cache: Path) -> dict:
+    _, rss, out = run_measured([sys.executable, "-c", DEDUP, str(cache)])
+    seconds, groups = re.search(r"DEDUP ([\d.]+) (\d+)", out).groups()
+    return {"seconds": float(seconds), "groups": int(groups), "peak_rss_mib": rss}
+
+
+def replicate(source: Path, cache: Path, times: int) -> dict:
+    """A token cache of ``times`` copies of ``source``'s pieces, written by ``shards.write_store`` (no parsing): copy
+    ``c`` of a piece is transposed by a shift inside its bounds (``c`` steps through them), its key is the source
+    key + ``-c``, and its near-duplicate cluster is its source piece's (the copies are transpositions of it)."""
+    import numpy as np
+
+    from musicgen.cache import config_hash, load_tokens
+    from musicgen.shards import ShardStore, write_clusters, write_store
+    from musicgen.tokenizer import Tokenizer
+
+    src = load_tokens(source)
+    tok, n = Tokenizer(src.tokenizer_config), len(src)
+    cluster, _ = ShardStore(source).clusters(0.5, 8)
+    keys, paths, bounds = list(src.keys), list(src.paths), src.pieces.bounds
+
+    def piece(i):
+        c, j = divmod(i, n)
+        lo, hi = (int(b) for b in bounds[j])
+        shift = lo + (c * 5) % (hi - lo + 1) if hi >= lo else 0
+        tokens = src.pieces[j]
+        return (tok.transpose_tokens(tokens, shift) if shift else tokens), float(src.qpms[j])
+
+    t = time.perf_counter()
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    shutil.copy(source / "tokenizer.json", cache / "tokenizer.json")
+    all_keys = [f"{k}-{c}" for c in range(times) for k in keys]
+    index = write_store(cache, all_keys, [f"{c}/{p}" for c in range(times) for p in paths],
+                        [0] * (n * times), piece, tok, config_hash(src.tokenizer_config))
+    write_clusters(cache, np.tile(cluster, times), all_keys, 0.5, 8)
+    return {"pieces": index["pieces"], "events": index["events"], "shards": len(index["shards"]),
+            "seconds": round(time.perf_counter() - t, 1)}
+
+
+BATCHES = """
+import resource, sys, time
+import numpy as np
+from musicgen.cache import load_tokens
+from musicgen.config import TrainConfig
+from musicgen.split import split_corpus
+from musicgen.streaming import StreamingBatches
+from musicgen.tokenizer import Tokenizer
+tokens = load_tokens(sys.argv[1])
+t = time.perf_counter()
+split = split_corpus(tokens.pieces, tokens.keys, TrainConfig(), tokens.tokenizer_config)
+t_split = time.perf_counter() - t
+tok = Tokenizer(tokens.tokenizer_config)
+b = StreamingBatches(tokens.pieces.take(split.train), 16, 128, 0, tok, int(sys.argv[3]), tok.pad_id)
+t = time.perf_counter()
+b.plan(0)
+t_plan = time.perf_counter() - t
+t = time.perf_counter()
+for k in range(int(sys.argv[2])):
+    b.batch(0, k)
+ms = (time.perf_counter() - t) / int(sys.argv[2]) * 1000
+print(f"BATCHES {t_split:.2f} {t_plan:.2f} {ms:.2f} {split.train.size}")
+"""
+
+
+def batches(cache: Path, steps: int, transpose: int) -> dict:
+    """Split (recorded clusters), one epoch's plan and ``steps`` streamed batches (16 x 128) in a child process."""
+    _, rss, out = run_measured([sys.executable, "-c", BATCHES, str(cache), str(steps), str(transpose)])
+    split_s, plan_s, ms, train = re.search(r"BATCHES ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", out).groups()
+    return {"split_s": float(split_s), "plan_s": float(plan_s), "ms_per_batch": float(ms), "train_pieces": int(train),
+            "transpose": transpose, "peak_rss_mib": rss}
+
+
+def _status(pid: int) -> dict:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return {k: int(re.search(rf"{k}:\s+(\d+) kB", text).group(1)) // 1024 for k in ("VmHWM", "VmRSS")}
+
+
+def train(cache: Path, out: Path, steps: int, args) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [sys.executable, "-m", "musicgen", "train", str(cache), "--out", str(out), "--epochs", "1",
+            "--preset", args.preset, "--batch-size", str(args.batch_size), "--bptt", str(args.bptt),
+            "--no-tensorboard", "--verbose", "1"]
+    master, slave = pty.openpty()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=slave, stderr=slave, env=_env(), cwd=ROOT, close_fds=True)
+    os.close(slave)
+    buf, seen, marks = b"", 0, {}
+    try:
+        while proc.poll() is None and seen < steps:
+            if select.select([master], [], [], 1.0)[0]:
+                try:
+                    buf = (buf + os.read(master, 65536))[-4096:]
+                except OSError:
+                    break
+                found = re.findall(rb"(\d+)/(\d+) ", re.sub(rb"\x1b\[[0-9;]*m", b"", buf))  # no ANSI bold
+                if found:
+                    if int(found[-1][0]) // 50 > seen // 50:
+                        print(f"  {cache.name}: step {int(found[-1][0])}", file=sys.stderr, flush=True)
+                    seen = int(found[-1][0])
+                    for mark in (1, 20):
+                        if seen >= mark and mark not in marks:
+                            marks[mark] = (seen, time.perf_counter())
+        if seen < steps:
+            raise SystemExit(f"train stopped at step {seen}:\n{buf.decode(errors='replace')[-2000:]}")
+        now = time.perf_counter()
+        status = _status(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    first, t_first = marks.get(20, marks[1])
+    events_per_s = (seen - first) * args.batch_size * args.bptt / max(now - t_first, 1e-9)
+    return {"steps": seen, "seconds_to_first_step": round(marks[1][1] - t0, 1),
+            "train_events_per_s": round(events_per_s), "peak_rss_mib": status["VmHWM"], "rss_mib": status["VmRSS"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("corpora", nargs="+", type=Path, help="corpus folders (benchmarks/scale_corpus.py)")
+    ap.add_argument("--work", type=Path, required=True, help="folder for the caches and bundles")
+    ap.add_argument("--keep-cache", action="store_true", help="ingest into the existing cache (warm) instead of cold")
+    ap.add_argument("--skip", default="", help="stages to skip, comma separated: ingest,dedup,batches,train")
+    ap.add_argument("--replicate", type=int, default=0, metavar="TIMES",
+                    help="instead of ingesting CORPUS, write its cache (from an earlier run) TIMES over into "
+                         "WORK/<corpus>-xTIMES-cache (no parsing; see replicate) and measure that")
+    ap.add_argument("--steps", type=int, default=200, help="training steps to measure")
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--bptt", type=int, default=128)
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')} load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+          f"train: --preset {args.preset} --batch-size {args.batch_size} --bptt {args.bptt}, {args.steps} steps")
+    for corpus in args.corpora:
+        cache = args.work / f"{corpus.name}-cache"
+        row = {"corpus": str(corpus), "load": round(os.getloadavg()[0], 1)}
+        if args.replicate:
+            source, cache = cache, args.work / f"{corpus.name}-x{args.replicate}-cache"
+            row["replicated"] = {"from": str(source), "times": args.replicate,
+                                 **replicate(source, cache, args.replicate)}
+        elif "ingest" not in skip:
+            row["ingest"] = ingest(corpus, cache, args.keep_cache)
+        if "dedup" not in skip:
+            row["dedup"] = dedup(cache)
+        if "batches" not in skip:
+            row["batches"] = batches(cache, args.steps, 3)
+        if "train" not in skip:
+            row["train"] = train(cache, args.work / f"{cache.name}-bundle", args.steps, args)
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,7 @@ layers' state variables before each batch, and the price is padding: each piece 
 
     python scripts/start_state_aligned.py CORPUS OUT EPOCHS      # like `musicgen train CORPUS --out OUT --epochs E`
 
-An experiment harness: it swaps ``StreamBatches`` and ``ResetStates`` inside ``musicgen.trainer`` for this run only
+An experiment harness: it swaps ``StreamingBatches`` (for ``dataset.StreamBatches``, aligned) and ``ResetStates`` inside ``musicgen.trainer`` for this run only
 and stores no start state (zeros are what it trains for). Run it on a corpus already ingested (TensorFlow is imported
 before the ingest would fork its workers).
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 import musicgen.trainer as T
 import musicgen.train_callbacks as C
-from musicgen.dataset import StreamBatches
+from musicgen.dataset import StreamBatches, transposer
 
 
 class AlignedBatches(StreamBatches):
@@ -90,13 +90,16 @@ class RowReset(C.ResetStates):
                 var.assign(var * keep)
 
 
-def _batches(*args, **kwargs):
-    BATCHES.append(AlignedBatches(*args, **kwargs))
+def _batches(pieces, batch_size, bptt, seed, tokenizer=None, transpose=0, pad_id=0, features=None):
+    """Stands in for ``trainer.StreamingBatches`` (same arguments): the aligned in-memory batches instead."""
+    augment = transposer(tokenizer, transpose) if tokenizer is not None else None
+    BATCHES.append(AlignedBatches([np.asarray(p) for p in pieces], batch_size, bptt, seed, augment, pad_id,
+                                  features=features))
     return BATCHES[-1]
 
 
 if __name__ == "__main__":
-    T.StreamBatches = _batches
+    T.StreamingBatches = _batches
     C.ResetStates = RowReset
     T.trained_start_state = lambda *args, **kwargs: None
     from musicgen.cli import main

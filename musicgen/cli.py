@@ -274,12 +274,9 @@ def _add_live(sub) -> None:
                    help="MIDI pitch of a key that ends the phrase (not played into it), e.g. 21 for the lowest A")
     p.add_argument("--length", type=int, default=64, help="events per answer (an upper bound with --seconds)")
     p.add_argument("--seconds", type=float, default=None, help="stop each answer after this much music")
-    p.add_argument("--temperature", type=float, default=1.0,
-                   help="> 0; < 1 is more conservative (likely events), > 1 more adventurous")
-    p.add_argument("--top-k", type=int, default=0, help="sample only among the K most likely events (0 = all)")
-    p.add_argument("--top-p", type=float, default=1.0,
-                   help="nucleus sampling: only the most likely events up to probability P, in (0, 1]; smaller is "
-                        "safer")
+    from musicgen.cli_sample import add_knob_options  # light: argparse only
+
+    add_knob_options(p)
     p.add_argument("--seed", type=int, default=None,
                    help="random seed: the same phrases give the same answers (default: random, printed)")
     p.add_argument("--carry", action=argparse.BooleanOptionalAction, default=True,

@@ -8,6 +8,16 @@ from __future__ import annotations
 import argparse
 
 
+def add_knob_options(parser) -> None:
+    """``--temperature``, ``--top-k``, ``--top-p``: the logit filters ``musicgen sample`` and ``musicgen live`` share."""
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="> 0; < 1 is more conservative (likely events), > 1 more adventurous")
+    parser.add_argument("--top-k", type=int, default=0, help="sample only among the K most likely events (0 = all)")
+    parser.add_argument("--top-p", type=float, default=1.0,
+                        help="nucleus sampling: only the most likely events up to probability P, in (0, 1]; "
+                             "smaller is safer")
+
+
 def add_sample_options(parser) -> None:
     """Declare every ``musicgen sample`` option on ``parser``: one per ``SampleConfig`` field (``--FIELD-NAME``,
     ``--no-FIELD-NAME`` for a False boolean; ``generate.regenerate_command`` writes them back), plus ``--model``,
@@ -17,12 +27,7 @@ def add_sample_options(parser) -> None:
                         help="events to generate per sample, primer not counted (default 512; with --seconds an upper "
                              "bound, default 8 events per grid step)")
     parser.add_argument("--seconds", type=float, default=None, help="stop each sample after this much music instead")
-    parser.add_argument("--temperature", type=float, default=1.0,
-                        help="> 0; < 1 is more conservative (likely events), > 1 more adventurous")
-    parser.add_argument("--top-k", type=int, default=0, help="sample only among the K most likely events (0 = all)")
-    parser.add_argument("--top-p", type=float, default=1.0,
-                        help="nucleus sampling: only the most likely events up to probability P, in (0, 1]; "
-                             "smaller is safer")
+    add_knob_options(parser)
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed: the same seed and settings give the same files (default: random, recorded "
                              "in the sidecar)")

@@ -345,7 +345,7 @@ class SampleConfig(_JsonConfig):
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         _check(self.length is None or _is_int(self.length) and 0 < self.length <= MAX_LENGTH, "length",
-               f"a positive integer up to {MAX_LENGTH} events per sample", self.length)
+               f"a positive integer, at most {MAX_LENGTH} events per sample", self.length)
         _check(self.seconds is None or _is_number(self.seconds) and 0 < self.seconds <= MAX_SECONDS, "seconds",
                f"a positive number up to {MAX_SECONDS:.0f}", self.seconds)
         _check(_is_number(self.temperature) and self.temperature > 0, "temperature", "a number > 0", self.temperature)
@@ -354,7 +354,7 @@ class SampleConfig(_JsonConfig):
         _check(self.seed is None or _is_int(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer >= 0",
                self.seed)
         _check(_is_int(self.num_samples) and 0 < self.num_samples <= MAX_NUM_SAMPLES, "num_samples",
-               f"a positive integer up to {MAX_NUM_SAMPLES} samples per call", self.num_samples)
+               f"a positive integer, at most {MAX_NUM_SAMPLES} samples per call", self.num_samples)
         _check(isinstance(self.keep_primer, bool), "keep_primer", "True or False", self.keep_primer)
         _check(_is_int(self.max_polyphony) and self.max_polyphony >= 0, "max_polyphony", "an integer >= 0",
                self.max_polyphony)

@@ -43,11 +43,16 @@ def test_auto_lengths_follow_the_music():
 
 
 def test_nll_per_note_over_a_common_count():
-    merged = {"nll_event": 1.0, "events": 950, "notes": 95}  # an encoding that loses 5 of 100 notes
-    voiced = {"nll_event": 0.5, "events": 2000, "notes": 100}
+    merged = {"name": "m", "nll_event": 1.0, "events": 950, "notes": 95}  # an encoding that loses 5 of 100 notes
+    voiced = {"name": "v", "nll_event": 0.5, "events": 2000, "notes": 100}
     quality.add_common_note_nll([merged, voiced])
     assert merged["common_notes"] == voiced["common_notes"] == 100
     assert merged["nll_note_common"] == pytest.approx(9.5) and voiced["nll_note_common"] == pytest.approx(10.0)
+    # a row on other test pieces shares no count with them: its own group
+    other = {"name": "o", "nll_event": 0.5, "events": 800, "notes": 80}
+    quality.add_common_note_nll([merged, voiced, other], {"m": "A", "v": "A", "o": "B"})
+    assert merged["common_notes"] == 100 and other["common_notes"] == 80 and other["common_group"] == ["o"]
+    assert other["nll_note_common"] == pytest.approx(5.0) and merged["common_group"] == ["m", "v"]
 
 
 def _row(name, overlap=0.8, scale=(0.93, 0.94), on_beat=(0.75, 0.80), long=(0.003, 0.003), acc=(0.6, 0.5, 0.68),

@@ -50,11 +50,14 @@ class EventRules:
         programs: the programs (0..127, 128 = drums) that may start notes (None: all; PROGRAM vocabularies only):
             a PROGRAM switch to another is forbidden (unless it reaches an overdue note); while the current program
             is another (the start program 0 included), NOTE_ON and TIME_SHIFT are, so the stream switches first.
+        context: keep ``self.context`` (a ``context.ContextTracker`` of the observed events) for a model with
+            context inputs too; a TIME_SIG vocabulary keeps it anyway (the bar-start rule reads it). The sampler
+            feeds the model from it, so the events are tracked once.
     """
 
     def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
                  allow_eos: bool = False, max_note_steps: int = 0, well_formed: bool = True,
-                 voice_polyphony: int | None = None, key: int | None = None, programs=None):
+                 voice_polyphony: int | None = None, key: int | None = None, programs=None, context: bool = False):
         r = tokenizer.ranges
         self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
         self.max_note_steps, self.well_formed = max_note_steps, well_formed
@@ -107,7 +110,7 @@ class EventRules:
         self.elapsed = np.zeros(batch, np.int64)                   # grid steps since reset_clock
         self.due = np.full(batch, np.iinfo(np.int64).max)           # no note can be overdue before this elapsed
         self.done = np.zeros(batch, bool)
-        self._init_meter_and_key(tokenizer, key)
+        self._init_meter_and_key(tokenizer, key, context)
         self.programs_allowed = None
         if programs is not None:
             if self.prog0 is None:
@@ -116,7 +119,7 @@ class EventRules:
             self.programs_allowed[list(programs)] = True
             self.static[self.prog0:self.prog0 + 129][~self.programs_allowed] = NEG_INF
 
-    def _init_meter_and_key(self, tokenizer, key: int | None) -> None:
+    def _init_meter_and_key(self, tokenizer, key: int | None, context: bool = False) -> None:
         r = tokenizer.ranges
         self.key_ids = r["KEY"][0] + np.arange(r["KEY"][1]) if "KEY" in r else None
         if key is not None and (self.key_ids is None or not 0 <= key < self.key_ids.size):
@@ -127,7 +130,7 @@ class EventRules:
         self.tsig_block = (r["TIME_SIG"][0], r["TIME_SIG"][0] + r["TIME_SIG"][1]) if "TIME_SIG" in r else None
         self.after_bos = np.zeros(self.batch, bool)              # the last event was BOS: a KEY must follow
         self.step_settled = np.zeros(self.batch, bool)           # an event other than a shift/KEY at this grid step
-        self.context = ContextTracker(tokenizer, self.batch) if self.tsig_block else None
+        self.context = ContextTracker(tokenizer, self.batch) if self.tsig_block or context else None
         self.bar_column = context_names(tokenizer.config).index("bar_start") if self.tsig_block else None
 
     def _slots(self, voices: np.ndarray, programs: np.ndarray) -> np.ndarray:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from musicgen.context import ContextTracker
 from musicgen.models import GATES
 from musicgen.rules import NEG_INF, EventRules  # the validity masks (re-exported here)
 
@@ -291,7 +290,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         steering: a ``controls.Steering`` (density controller, key bias) whose biases are added after the masks and
             before temperature/top-k/top-p; None: none.
 
-    A model with context inputs gets the context after each fed event from a ``context.ContextTracker``.
+    A model with context inputs gets the context after each fed event from the rules' ``context.ContextTracker``.
 
     Returns:
         int32 array (B, T): sampled events (primer not included), then closing events, padded with PAD.
@@ -304,16 +303,14 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         primer = np.array([tokenizer.bos_id])
     batch = num_samples
     rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed, key=key,
-                       programs=programs)
-    tracker = ContextTracker(tokenizer, batch) if model.context else None
+                       programs=programs, context=bool(model.context))
+    tracker = rules.context if model.context else None          # the rules track the events; the model reads them
     state = model.init_state(1, start_state)                    # the primer runs once, for one stream
     for token in primer:
-        context = tracker.update(np.full(batch, token))[:1] if tracker is not None else None
-        logits, state = model.step(state, np.array([token]), context)
+        rules.observe(np.full(batch, token))
+        logits, state = model.step(state, np.array([token]), tracker.features()[:1] if tracker is not None else None)
     logits = np.repeat(logits, batch, axis=0)
     state = [tuple(np.repeat(a, batch, axis=0) for a in layer) for layer in state]
-    for token in primer:
-        rules.observe(np.full(batch, token))
     rules.reset_clock()
     uniforms = _Uniforms(rng, batch)
     out = np.full((batch, length), tokenizer.pad_id, np.int32)
@@ -330,7 +327,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         steps = t + 1
         if steps == length or rules.done.all():
             break
-        logits, state = model.step(state, tokens, tracker.update(tokens) if tracker is not None else None)
+        logits, state = model.step(state, tokens, tracker.features() if tracker is not None else None)
     out = out[:, :steps]
     if close:
         pad = tokenizer.pad_id

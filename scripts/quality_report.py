@@ -60,15 +60,10 @@ def parse_bundle_arg(text: str) -> tuple[str, str]:
     return name, path
 
 
-def split_keys(bundle, corpus) -> tuple[list[str], list]:
-    """The content keys of the bundle's test pieces (sorted) and the pieces themselves, in its own encoding."""
-    keys, _, pieces = split_keys_and_paths(bundle, corpus)
-    return keys, pieces
-
-
 def split_keys_and_paths(bundle, corpus) -> tuple[list[str], list[str], list]:
-    """``split_keys`` plus the test pieces' file paths (sorted): two exports of one corpus differ in bytes (so in
-    content keys and in the split, which hashes them) but share file names."""
+    """The content keys (sorted) and file paths (sorted) of the bundle's test pieces, and the pieces themselves in
+    its own encoding. Two exports of one corpus differ in bytes (so in content keys and in the split, which hashes
+    them) but share file names."""
     from musicgen.split import bundle_split
 
     data, parts = bundle_split(bundle, corpus)

@@ -290,7 +290,6 @@ class Responder:
         self.exchanges += 1
         if not self.settings.carry:
             return
-        state = self.model.init_state(1, self.state)
-        for token in np.concatenate([answer.primer, answer.tokens]):
-            _, state = self.model.step(state, np.array([token]))
+        _, state = self.model.run(np.concatenate([answer.primer, answer.tokens])[None],
+                                  self.model.init_state(1, self.state))
         self.state, self.since = [tuple(a[0] for a in layer) for layer in state], ended_at

@@ -21,7 +21,7 @@ CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")
 MAX_VOICES = 64  # largest TokenizerConfig.voices
 KEY_MODES = ("", "token", "normalize")  # TokenizerConfig.key: off, KEY event with notes as written, notes on C
-SPLIT_VERSION = 2  # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster
+SPLIT_VERSION = 3  # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster, drawn from the music
 ALGORITHMS = ("bptt", "rtrl")  # TrainConfig.algorithm
 # SampleConfig bounds: they keep one call's memory and time finite (the sampler holds ~100 kB per sample, 4 B per event)
 MAX_LENGTH = 1_000_000  # events per sample
@@ -228,8 +228,10 @@ class TrainConfig(_JsonConfig):
         dedup_threshold: two pieces whose shingle containment is at least this are near-duplicates and share a
             cluster (``musicgen.dedup``; lower merges more).
         dedup_ngram: notes per shingle of the near-duplicate fingerprint.
-        split_version: 2 = three-way split by near-duplicate cluster; 1 = the legacy two-way split by content hash
-            (valid = test), which a train_config.json written before version 2 existed loads as.
+        split_version: 3 = three-way split by near-duplicate cluster, each cluster's part drawn from its notes (the
+            music key: a re-exported or re-encoded corpus keeps its split); 2 = the same, drawn from the files' bytes
+            (bundles trained before version 3 keep it); 1 = the legacy two-way split by content hash (valid = test),
+            which a train_config.json written before version 2 existed loads as.
         transpose: augmentation range in semitones (0 disables; 3 means a random shift in [-3, 3]).
         patience: early stopping on validation loss after this many epochs without improvement.
         seed: seed for splits, phases, augmentation and initial weights.
@@ -283,7 +285,8 @@ class TrainConfig(_JsonConfig):
                "dedup_threshold", "a number in (0, 1]", self.dedup_threshold)
         _check(isinstance(self.dedup_ngram, int) and self.dedup_ngram >= 2, "dedup_ngram", "an integer >= 2",
                self.dedup_ngram)
-        _check(self.split_version in (1, SPLIT_VERSION), "split_version", f"1 or {SPLIT_VERSION}", self.split_version)
+        _check(self.split_version in (1, 2, SPLIT_VERSION), "split_version", f"1, 2 or {SPLIT_VERSION}",
+               self.split_version)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,12 @@ Fingerprint of one token piece (``fingerprint``):
    four-voice chords); the fingerprint is the set of distinct shingles, each with the pitch of its first note (the
    *anchor*, used only to report the transposition between two members).
 
+The piece's *music key* (``Fingerprint.music``) is a hash of its whole feature sequence (step 2): equal for the same
+notes whatever the file's bytes, tempo, velocities, programs, transposition or encoding (voices, meter, key
+normalization), so the split (``musicgen.split``, ``split_version`` 3) draws a piece's part from its music and a
+re-export of the same corpus keeps its split; ``""`` for a piece of fewer than two notes (the split then uses the
+content key).
+
 Similarity of two pieces A, B (``similar_pairs``) is the containment ``|A ∩ B| / min(|A|, |B|)`` of their shingle
 sets: 1.0 for a transposed or re-tempoed copy and for an excerpt of a longer piece, near 0 for distinct music.
 Pairs with at least ``threshold`` similarity (default 0.5, see docs/evaluation.md for the measurement on the Bach
@@ -26,6 +32,7 @@ pieces (a stock formula, or a mass-duplicated piece) is left out of the intersec
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,10 +55,12 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 @dataclass(frozen=True)
 class Fingerprint:
     """``hashes``: sorted distinct uint64 shingles, shape (S,); ``anchors``: int16 pitch of each shingle's first note
-    (its first occurrence), shape (S,)."""
+    (its first occurrence), shape (S,); ``music``: the music key (32 hex digits, ``""`` under two notes; see the
+    module docstring)."""
 
     hashes: np.ndarray
     anchors: np.ndarray
+    music: str = ""
 
     def __len__(self) -> int:
         return int(self.hashes.size)
@@ -117,7 +126,15 @@ def fingerprint(tokens: np.ndarray, tokenizer, ngram: int = DEFAULT_NGRAM) -> Fi
         features, anchors = note_features(pitch[first], start[first])
     h = shingles(features, ngram)
     hashes, first = np.unique(h, return_index=True)
-    return Fingerprint(hashes, anchors[first].astype(np.int16))
+    return Fingerprint(hashes, anchors[first].astype(np.int16), music_key(features) if tokenizer is not None else "")
+
+
+def music_key(features: np.ndarray) -> str:
+    """The music key of a piece from its ``note_features`` codes (int64, shape (n - 1,)): 32 hex digits of a sha256
+    of the codes, ``""`` when there are none (fewer than two notes)."""
+    if features.size == 0:
+        return ""
+    return hashlib.sha256(b"music-v1:" + np.ascontiguousarray(features, dtype="<i8").tobytes()).hexdigest()[:32]
 
 
 def fingerprints(pieces: Sequence[np.ndarray], tokenizer_config: TokenizerConfig | None,
@@ -301,7 +318,7 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
     from musicgen.shards import Column, PieceSequence, ShardStore, write_clusters
 
     folder = Path(cache_dir)
-    stamp = {"threshold": threshold, "ngram": ngram, "shards": store_stamp(folder)}
+    stamp = {"threshold": threshold, "ngram": ngram, "shards": store_stamp(folder), "music_keys": 1}
     try:
         old = json.loads((folder / CLUSTERS_FILE).read_text())
         if all(old.get(k) == v for k, v in stamp.items()):
@@ -312,7 +329,7 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
     keys, paths = list(Column(store, "keys")), list(Column(store, "paths"))
     dups = find_duplicates(PieceSequence(store), keys, tokenizer_config, threshold, ngram)
     groups = describe_groups(dups, paths)
-    write_clusters(folder, dups.clusters, keys, threshold, ngram)
+    write_clusters(folder, dups.clusters, keys, threshold, ngram, [fp.music for fp in dups.fingerprints])
     record = {**stamp, "paths": paths, "keys": keys, "cluster": dups.clusters.tolist(), "groups": groups}
     atomic_write_text(folder / CLUSTERS_FILE, json.dumps(record) + "\n")
     return groups

@@ -143,17 +143,19 @@ def write_store(cache_dir: str | Path, keys: Sequence[str], paths: Sequence[str]
 
 
 def write_clusters(cache_dir: str | Path, cluster: np.ndarray, keys: Sequence[str], threshold: float,
-                   ngram: int) -> None:
-    """Record the near-duplicate ``cluster`` (int64 (n,), numbered 0..C-1) of the store's pieces, and per cluster the
-    piece with the smallest key (what ``split.assign_parts`` draws the cluster's part from)."""
+                   ngram: int, music: Sequence[str] | None = None) -> None:
+    """Record the near-duplicate ``cluster`` (int64 (n,), numbered 0..C-1) of the store's pieces, per cluster the
+    piece with the smallest key (what ``split_version`` 2 draws the cluster's part from), and each piece's music key
+    (``dedup.Fingerprint.music``, what ``split_version`` 3 draws from) when given."""
     cluster = np.asarray(cluster, np.int64)
     rep = np.full(int(cluster.max()) + 1 if cluster.size else 0, -1, np.int64)
     smallest: dict[int, str] = {}
     for i, (c, k) in enumerate(zip(cluster.tolist(), keys)):
         if c not in smallest or k < smallest[c]:
             smallest[c], rep[c] = k, i
+    extra = {} if music is None else {"music": np.asarray(list(music), dtype="U32").reshape(-1)}
     save_npz(Path(cache_dir) / SHARDS_DIR / CLUSTERS, cluster=cluster, rep=rep,
-             threshold=np.float64(threshold), ngram=np.int64(ngram))
+             threshold=np.float64(threshold), ngram=np.int64(ngram), **extra)
 
 
 # ------------------------------------------------------------------------------------------------------- reading
@@ -254,14 +256,25 @@ class ShardStore:
 
     def clusters(self, threshold: float, ngram: int) -> tuple[np.ndarray, np.ndarray] | None:
         """``(cluster int64 (n,), rep int64 (C,))`` recorded for these dedup settings (``write_clusters``), or None."""
+        found = self._clusters_npz(threshold, ngram)
+        return None if found is None else (found["cluster"], found["rep"])
+
+    def music_keys(self, threshold: float, ngram: int) -> list[str] | None:
+        """Each piece's music key (``""`` under two notes) recorded with the clusters of these dedup settings, or None
+        (a store written before music keys, or other settings)."""
+        found = self._clusters_npz(threshold, ngram)
+        return None if found is None or "music" not in found else [str(m) for m in found["music"].tolist()]
+
+    def _clusters_npz(self, threshold: float, ngram: int) -> dict | None:
         try:
             with np.load(self.folder / CLUSTERS, allow_pickle=False) as z:
                 if float(z["threshold"]) != float(threshold) or int(z["ngram"]) != int(ngram):
                     return None
-                cluster, rep = z["cluster"], z["rep"]
+                found = {k: z[k] for k in z.files}
         except Exception:
             return None
-        return (cluster, rep) if cluster.shape == (len(self),) and rep.dtype == np.int64 else None
+        ok = found["cluster"].shape == (len(self),) and found["rep"].dtype == np.int64
+        return found if ok and ("music" not in found or found["music"].shape == (len(self),)) else None
 
 
 class PieceSequence(Sequence):

@@ -1,19 +1,24 @@
 """The one corpus split: train / valid / test by near-duplicate cluster (deterministic, order independent).
 
-``split_corpus`` (``TrainConfig.split_version == 2``, every new run):
+``split_corpus`` (``TrainConfig.split_version == 3``, every new run):
 
 1. cluster the pieces with ``musicgen.dedup`` (transposed, re-tempoed, re-velocitied copies and excerpts share a
    cluster; identical files too), using the config's ``dedup_threshold`` and ``dedup_ngram``;
-2. give each cluster the number ``u`` in [0, 1) hashed from its smallest content key and the seed; the cluster goes
-   to *valid* when ``u < val_fraction``, to *test* when ``u < val_fraction + test_fraction``, else to *train*. A
-   cluster never straddles two parts; the fractions are of clusters, so roughly of pieces. A piece with no
-   near-duplicate draws the same ``u`` as in the legacy split, so the legacy held-out pieces stay in valid;
+2. give each cluster the number ``u`` in [0, 1) hashed from the seed and its smallest *draw key*: a piece's music
+   key (``dedup.Fingerprint.music``: a hash of its notes, the same whatever the file's bytes, tempo, velocities or
+   encoding), or its content key when it has fewer than two notes or no tokenizer decodes it. The cluster goes to
+   *valid* when ``u < val_fraction``, to *test* when ``u < val_fraction + test_fraction``, else to *train*. A
+   cluster never straddles two parts; the fractions are of clusters, so roughly of pieces. A corpus exported again
+   (other bytes, same notes) or ingested with other encoding options (voices, meter, key) keeps its split;
 3. small corpora: with two or more clusters, valid and train are never empty (the cluster with the smallest ``u``
    goes to valid, the one with the largest to train); when ``test_fraction > 0`` and test drew no cluster, it gets
    the training cluster with the smallest ``u`` if train keeps at least one.
 
 Training sees only *train*, chooses epochs, learning-rate halving and the best epoch on *valid*, and never touches
 *test*, which is left for the final report (``musicgen evaluate``).
+
+``split_version == 2`` (bundles trained before version 3): the same, with the content keys (a hash of the file's
+bytes) as draw keys, so a piece with no near-duplicate draws the same ``u`` as in the legacy split.
 
 Legacy (``split_version == 1``: a train_config.json written before this split existed): the old two-way split by
 content hash, ``dataset.split_pieces``, with ``test = valid = the old held-out set`` and ``legacy=True``; clusters
@@ -78,15 +83,21 @@ def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config
             if len(keys) else np.zeros(0, np.int64)
         return Split(train, valid, valid.copy(), clusters, legacy=True)
     recorded = _recorded_clusters(pieces, cfg)
-    if recorded is not None:  # a token store: the clusters ingest found, and the piece that draws each one's part
+    if recorded is not None and cfg.split_version == 2:  # the clusters ingest found, the piece drawing each's part
         clusters, reps = recorded
         u = np.array([unit_hash(keys[int(r)], cfg.seed) for r in reps.tolist()], np.float64)
         part = parts_of_clusters(u, cfg.val_fraction, cfg.test_fraction)[clusters]
     else:
-        from musicgen.dedup import find_duplicates
+        music = _recorded_music(pieces, cfg) if recorded is not None and cfg.split_version == 3 else None
+        if music is not None:
+            clusters = recorded[0]
+        else:
+            from musicgen.dedup import find_duplicates
 
-        clusters = find_duplicates(pieces, keys, tokenizer_config, cfg.dedup_threshold, cfg.dedup_ngram).clusters
-        part = assign_parts(clusters, keys, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+            dups = find_duplicates(pieces, keys, tokenizer_config, cfg.dedup_threshold, cfg.dedup_ngram)
+            clusters, music = dups.clusters, [fp.music for fp in dups.fingerprints]
+        draw = list(keys) if cfg.split_version == 2 else draw_keys(music, keys)
+        part = assign_parts(clusters, draw, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     return Split(*(np.flatnonzero(part == k).astype(np.int64) for k in range(3)), clusters=clusters, legacy=False)
 
 
@@ -106,6 +117,17 @@ def _recorded_clusters(pieces, cfg: TrainConfig):
     if store is None or not getattr(pieces, "whole", False):
         return None
     return store.clusters(cfg.dedup_threshold, cfg.dedup_ngram)
+
+
+def draw_keys(music: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """The key each piece draws its cluster's part from (``split_version`` 3): its music key, else (``""``: under
+    two notes, or no tokenizer) its content key."""
+    return [m or k for m, k in zip(music, keys)]
+
+
+def _recorded_music(pieces, cfg: TrainConfig) -> list[str] | None:
+    """Each piece's music key that ingest recorded beside the clusters (``ShardStore.music_keys``), else None."""
+    return pieces.store.music_keys(cfg.dedup_threshold, cfg.dedup_ngram)
 
 
 def assign_parts(clusters: np.ndarray, keys: Sequence[str], val_fraction: float, test_fraction: float,

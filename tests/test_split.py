@@ -6,7 +6,7 @@ import pytest
 from musicgen.config import TokenizerConfig, TrainConfig
 from musicgen.dataset import split_pieces
 from musicgen.errors import ConfigError, UsageError
-from musicgen.split import Split, split_corpus
+from musicgen.split import Split, draw_keys, split_corpus
 from test_dedup import chorale, encode
 
 BEAT = TokenizerConfig()
@@ -100,14 +100,32 @@ def test_legacy_train_config_gives_the_old_two_way_split(tmp_path):
     train, valid = split_pieces(keys, 0.25, 3)
     assert split.legacy and np.array_equal(split.train, train) and np.array_equal(split.valid, valid)
     assert np.array_equal(split.test, valid)
-    assert TrainConfig().split_version == 2 and not split_corpus(pieces, keys, TrainConfig(), BEAT).legacy
+    assert TrainConfig().split_version == 3 and not split_corpus(pieces, keys, TrainConfig(), BEAT).legacy
 
 
-def test_new_split_keeps_legacy_held_out_singletons_in_valid():
+def test_version_2_keeps_legacy_held_out_singletons_in_valid():
     pieces, keys = corpus(40, 0)
     legacy_valid = split_pieces(keys, 0.1, 0)[1]
-    split = split_corpus(pieces, keys, TrainConfig(), BEAT)
+    split = split_corpus(pieces, keys, TrainConfig(split_version=2), BEAT)
     assert set(legacy_valid.tolist()) <= set(split.valid.tolist())
+
+
+def test_version_3_draws_from_the_notes_not_the_files():
+    """Other file bytes (content keys), another tempo grid and velocities, voices and key tokens: the same parts;
+    version 2 draws from the file keys, so new keys move pieces."""
+    notes = [chorale(300 + s, chords=16) for s in range(60)]
+    pieces = [encode(n) for n in notes]
+    cfg = TrainConfig(val_fraction=0.25, test_fraction=0.25)
+    keys, rekeyed = [f"a{i:03d}" for i in range(60)], [f"z{59 - i:03d}" for i in range(60)]
+    first = parts_of(split_corpus(pieces, keys, cfg, BEAT))
+    assert np.array_equal(parts_of(split_corpus(pieces, rekeyed, cfg, BEAT)), first)
+    other = BEAT.replace(velocity_bins=4, voices=2, key="normalize")
+    louder = [encode(n, other, velocity=np.full(n[0].size, 30)) for n in notes]
+    assert np.array_equal(parts_of(split_corpus(louder, rekeyed, cfg, other)), first)
+    v2 = cfg.replace(split_version=2)
+    assert not np.array_equal(parts_of(split_corpus(pieces, keys, v2, BEAT)),
+                              parts_of(split_corpus(pieces, rekeyed, v2, BEAT)))
+    assert set(draw_keys(["m1", "", "m3"], ["k1", "k2", "k3"])) == {"m1", "k2", "m3"}  # under two notes: the file
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -115,9 +133,42 @@ def test_new_split_keeps_legacy_held_out_singletons_in_valid():
     (dict(val_fraction=0.5, test_fraction=0.5), "test_fraction: expected a number below 1 - val_fraction"),
     (dict(dedup_threshold=0.0), "dedup_threshold"),
     (dict(dedup_ngram=1), "dedup_ngram: expected an integer >= 2, got 1"),
-    (dict(split_version=3), "split_version"),
+    (dict(split_version=4), "split_version: expected 1, 2 or 3"),
 ])
 def test_config_refuses_bad_split_settings(changes, message):
     with pytest.raises(ConfigError) as info:
         TrainConfig(**changes)
     assert message in str(info.value)
+
+
+def _write_chorales(folder, velocity, tempo):
+    import pretty_midi
+
+    folder.mkdir()
+    for s in range(12):
+        pm = pretty_midi.PrettyMIDI(initial_tempo=tempo)
+        inst = pretty_midi.Instrument(0)
+        for p, a, b in zip(*chorale(700 + s, chords=12)):
+            inst.notes.append(pretty_midi.Note(velocity, int(p), a * 60 / tempo, b * 60 / tempo))
+        pm.instruments.append(inst)
+        pm.write(str(folder / f"c{s:02d}.mid"))
+
+
+def test_ingested_store_splits_as_computed_and_a_rewrite_keeps_its_parts(tmp_path):
+    """The music keys ingest records beside the clusters give the split computed from the tokens; the same notes
+    written again at another tempo and velocity (other bytes) land in the same parts."""
+    from musicgen.cache import load_tokens
+    from musicgen.corpus import ingest
+
+    cfg = TrainConfig(val_fraction=0.3, test_fraction=0.3)
+    found = {}
+    for name, velocity, tempo in (("a", 80, 120), ("b", 50, 90)):
+        _write_chorales(tmp_path / name, velocity, tempo)
+        ingest(tmp_path / name, tmp_path / f"tok_{name}", TokenizerConfig(), progress=False)
+        data = load_tokens(tmp_path / f"tok_{name}")
+        assert data.pieces.store.music_keys(cfg.dedup_threshold, cfg.dedup_ngram) is not None
+        stored = split_corpus(data.pieces, data.keys, cfg, data.tokenizer_config)
+        computed = split_corpus(list(data.pieces), list(data.keys), cfg, data.tokenizer_config)
+        assert np.array_equal(parts_of(stored), parts_of(computed))
+        found[name] = dict(zip(data.paths, parts_of(stored).tolist()))
+    assert found["a"] == found["b"] and len(set(found["a"].values())) == 3

@@ -321,6 +321,6 @@ def test_cli_test_fraction_reaches_the_config_and_bad_values_exit_2(tmp_path, ca
 
     args = build_parser().parse_args(["train", str(tmp_path), "--test-fraction", "0.2", "--val-fraction", "0.15"])
     _, cfg = configs_from_args(args, vocab_size=VOCAB)
-    assert (cfg.test_fraction, cfg.val_fraction, cfg.split_version) == (0.2, 0.15, 2)
+    assert (cfg.test_fraction, cfg.val_fraction, cfg.split_version) == (0.2, 0.15, 3)
     assert main(["train", str(tmp_path), "--test-fraction", "0.95"]) == 2
     assert "test_fraction: expected a number below 1 - val_fraction = 0.9, got 0.95" in capsys.readouterr().err

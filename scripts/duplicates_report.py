@@ -1,12 +1,15 @@
 """Near-duplicate figures for a corpus (docs/evaluation.md): timing, known pairs, similarity and cluster sizes, split.
 
-    python scripts/duplicates_report.py /work/data/bach      # a folder of music files or a token cache
+    python scripts/duplicates_report.py /work/data/bach [/work/data/bach_bars]   # music folders or token caches
 
 Prints: the fingerprint + pair time; the similarity and transposition of the pairs a reviewer found by hand on the
 Bach chorales (when those files are present); how many pairs share >= 5 shingles per similarity band; the cluster
 sizes at thresholds 0.3 / 0.5 / 0.7; how many pieces share a *melody* (top-line pitch contour, 6-interval shingles,
 containment >= 0.5) with another piece, i.e. harmonize the same hymn tune, and how many of those the default
-clustering joins; and the default three-way split next to the legacy held-out set.
+clustering joins; and the default three-way split next to the legacy held-out set. With a second corpus (the same
+music exported again: other bytes, same file names), how many pieces keep their part under split versions 2 (drawn
+from the files' bytes) and 3 (drawn from the notes; the default), also with VOICE/TIME_SIG/KEY events (``voices=4``, as ``--voices auto`` finds on the chorales) and notes
+moved to C (``--voices auto --meter --key-mode normalize``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,30 @@ def melody_fingerprint(tokens, tok: Tokenizer, ngram: int = 6) -> dedup.Fingerpr
     h = dedup.shingles(features, ngram)
     hashes, first = np.unique(h, return_index=True)
     return dedup.Fingerprint(hashes, np.array(top[:-1], np.int16)[first] if len(top) > 1 else np.zeros(0, np.int16))
+
+
+def parts_by_name(source: str, config, version: int) -> dict[str, str]:
+    """File name -> part of the default split (``split_version`` ``version``) of ``source`` tokenized with
+    ``config`` (None: the cache's own, or the defaults)."""
+    data = tokens_for(source, config, progress=False)
+    split = split_corpus(data.pieces, data.keys, TrainConfig(split_version=version), data.tokenizer_config)
+    return {Path(data.paths[i]).name: part for part in ("train", "valid", "test") for i in split.part(part)}
+
+
+def reexport_check(first: str, second: str) -> None:
+    """Print how many pieces of ``first`` land in the same part in ``second`` (same file names), per version."""
+    from musicgen.config import TokenizerConfig
+
+    encoded = TokenizerConfig(voices=4, voice_polyphony=1, meter=True, key="normalize")  # what --voices auto finds
+    print(f"\nre-export {second} (same music, other bytes) against {first}: pieces in the same part")
+    for version in (2, 3):
+        a, b = parts_by_name(first, None, version), parts_by_name(second, None, version)
+        same = sum(a[n] == b.get(n) for n in a)
+        print(f"  split_version {version}: {same} of {len(a)}")
+    a = parts_by_name(first, None, 3)
+    b = parts_by_name(second, encoded, 3)
+    print(f"  split_version 3, {second} with VOICE/TIME_SIG/KEY events and notes on C: "
+          f"{sum(a[n] == b.get(n) for n in a)} of {len(a)}")
 
 
 def main(source: str) -> None:
@@ -97,3 +124,5 @@ def main(source: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "data/bach")
+    if len(sys.argv) > 2:
+        reexport_check(sys.argv[1], sys.argv[2])

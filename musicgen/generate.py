@@ -408,7 +408,8 @@ def cli_sample(args, config: SampleConfig) -> int:
                                      soundfont=getattr(args, "soundfont", None),
                                      sample_rate=getattr(args, "sample_rate", 44100),
                                      require_soundfont=getattr(args, "require_soundfont", False),
-                                     time_unit=getattr(args, "time_unit", "beats"))
+                                     time_unit=getattr(args, "time_unit", "beats"),
+                                     voice_programs=getattr(args, "voice_programs", None))
             for out in written.values():
                 print(out)
     return 0

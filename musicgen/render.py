@@ -383,16 +383,65 @@ def add_render_options(parser) -> None:
                         help="fail instead of falling back to the plain sine synthesizer")
     parser.add_argument("--sample-rate", type=int, default=44100, help="WAV frames per second")
     parser.add_argument("--time-unit", choices=TIME_UNITS, default="beats", help="piano-roll time axis")
+    parser.add_argument("--voice-programs", type=_voice_programs_arg, default=None, metavar="P,P,…",
+                        help="render the MIDI file's k-th pitched track (a voice of a --voices model: soprano, alto, "
+                             "…) with General MIDI program P_k, the list repeating, so the voices can be told apart; "
+                             "e.g. 73,68,71,70 (flute, oboe, clarinet, bassoon) or 52,53,52,53 (choir). The MIDI file "
+                             "itself is not changed")
+
+
+def parse_voice_programs(text: str) -> tuple[int, ...]:
+    """``"73,68,71,70"`` → ``(73, 68, 71, 70)`` (order kept); ``UsageError`` naming ``--voice-programs`` otherwise."""
+    try:
+        programs = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        programs = ()
+    if not programs or not all(0 <= p <= 127 for p in programs):
+        raise UsageError(f"--voice-programs: expected General MIDI programs 0-127 separated by commas "
+                         f"(e.g. 73,68,71,70), got {text!r}")
+    return programs
+
+
+def _voice_programs_arg(text: str) -> tuple[int, ...]:
+    import argparse
+
+    try:
+        return parse_voice_programs(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
+
+
+def with_voice_programs(midi, programs) -> "pretty_midi.PrettyMIDI":
+    """A copy of ``midi`` (PrettyMIDI or path) whose k-th pitched instrument (file order, drums skipped) has program
+    ``programs[k % len(programs)]`` and that program's name (+ `` (voice k)``); ``programs`` None or empty: ``midi``
+    loaded, unchanged."""
+    import copy
+
+    import pretty_midi
+
+    pm = load_midi(midi)
+    if not programs:
+        return pm
+    pm = copy.deepcopy(pm)
+    pitched = [inst for inst in pm.instruments if not inst.is_drum]
+    for k, inst in enumerate(pitched):
+        inst.program = int(programs[k % len(programs)])
+        inst.name = f"{pretty_midi.program_to_instrument_name(inst.program)} (voice {k})"
+    return pm
 
 
 def render_outputs(midi, base_path, wav=True, png=True, soundfont=None, sample_rate: int = 44100,
-                   require_soundfont: bool = False, time_unit: str = "beats") -> dict[str, Path]:
+                   require_soundfont: bool = False, time_unit: str = "beats",
+                   voice_programs=None) -> dict[str, Path]:
     """Write the WAV and/or PNG for ``midi``; returns ``{"wav": path, "png": path}`` for what was written.
 
     ``wav`` / ``png``: False/None (skip), True (``base_path`` with suffix ``.wav`` / ``.png``) or a path.
+    ``voice_programs``: General MIDI programs for the pitched tracks in order (``with_voice_programs``), or None.
     Render warnings are printed as one line each on stderr (``musicgen: warning: …``).
     """
     base = Path(base_path)
+    if voice_programs:
+        midi = with_voice_programs(midi, voice_programs)
     written: dict[str, Path] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RenderWarning)
@@ -427,7 +476,7 @@ def cli_render(args) -> int:
         wav = png = True
     written = render_outputs(pm, midi_path, wav=wav, png=png, soundfont=args.soundfont,
                              sample_rate=args.sample_rate, require_soundfont=args.require_soundfont,
-                             time_unit=args.time_unit)
+                             time_unit=args.time_unit, voice_programs=args.voice_programs)
     if "wav" in written:
         print(f"wrote {written['wav']} ({wav_seconds(written['wav']):.2f} s, {args.sample_rate} Hz)")
     if "png" in written:

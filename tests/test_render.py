@@ -335,3 +335,51 @@ def test_bar_lines_follow_the_time_signatures(unit, scale):
     fig = render.plot_piano_roll(pm, time_unit=unit)
     bars = sorted({round(float(line.get_xdata()[0]), 6) for ax in fig.axes for line in ax.lines})
     assert bars == [x * scale for x in (0, 1, 5, 9, 12)]
+
+
+def two_voices() -> pretty_midi.PrettyMIDI:
+    """Two piano tracks (voices), each one C4 held 3 s: voice 0 at 0-3 s, voice 1 at 4-7 s; and a drum track."""
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    for k in range(2):
+        inst = pretty_midi.Instrument(program=0, name=f"voice {k}")
+        inst.notes.append(pretty_midi.Note(100, 60, 4.0 * k, 4.0 * k + 3.0))
+        pm.instruments.append(inst)
+    drums = pretty_midi.Instrument(program=0, is_drum=True)
+    drums.notes.append(pretty_midi.Note(100, 36, 0.0, 0.1))
+    pm.instruments.append(drums)
+    return pm
+
+
+def test_voice_programs_cycle_over_the_pitched_tracks_of_a_copy():
+    pm = two_voices()
+    out = render.with_voice_programs(pm, (19,))
+    assert [(i.program, i.is_drum) for i in out.instruments] == [(19, False), (19, False), (0, True)]
+    assert out.instruments[1].name == "Church Organ (voice 1)"
+    assert [i.program for i in pm.instruments] == [0, 0, 0]  # the input is not changed
+    assert [i.program for i in render.with_voice_programs(pm, (73, 68)).instruments[:2]] == [73, 68]
+    assert render.with_voice_programs(pm, None) is pm
+    assert render.parse_voice_programs("73,68,71,70") == (73, 68, 71, 70)
+    for bad in ("", "73,,70", "128", "flute"):
+        with pytest.raises(UsageError, match="--voice-programs: expected General MIDI programs 0-127"):
+            render.parse_voice_programs(bad)
+
+
+@needs_fluidsynth
+def test_cli_render_voice_programs_reach_the_audio(tmp_path, monkeypatch, capsys):
+    """Piano decays, a church organ sustains: with --voice-programs 0,19 the end of voice 1's note (organ) keeps
+    its level, while voice 0's (piano) fades; the MIDI file is left as it was."""
+    monkeypatch.setenv(render.SOUNDFONT_ENV, SOUNDFONT)
+    path = tmp_path / "v.mid"
+    two_voices().write(str(path))
+    before = path.read_bytes()
+    assert main(["render", str(path), "--wav", "--voice-programs", "0,19"]) == 0
+    audio, sr = read_wav(tmp_path / "v.wav")
+    sustain = [window_rms(audio, sr, t0 + 2.5, t0 + 2.9) / window_rms(audio, sr, t0 + 0.1, t0 + 0.5)
+               for t0 in (0.0, 4.0)]
+    assert sustain[0] < 0.5 < sustain[1], sustain
+    assert path.read_bytes() == before
+    with pytest.raises(SystemExit) as exit_info:
+        main(["render", str(path), "--voice-programs", "300"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --voice-programs: expected General MIDI programs 0-127" in err and err.count("\n") == 1

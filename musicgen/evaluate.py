@@ -412,3 +412,15 @@ def cli_evaluate(args) -> int:
         for path in write_plots(result, args.plot):
             print(f"wrote {path}")
     return 0
+
+
+class _CallableModule(type(sys)):
+    """``musicgen.evaluate`` is both this module and the API function ``musicgen.evaluate(...)``: once the module is
+    imported, Python binds the package attribute to the module, so ``from musicgen import evaluate`` may give
+    either; calling the module calls ``evaluate``."""
+
+    def __call__(self, *args, **kwargs):
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

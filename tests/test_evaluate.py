@@ -343,3 +343,19 @@ def test_evaluate_does_not_import_tensorflow_or_keras(saved):
     assert "musicgen.evaluate" in modules and "musicgen.scoring" in modules
     heavy = sorted(m for m in modules if m.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))
     assert heavy == [], heavy[:5]
+
+
+def test_musicgen_evaluate_is_callable_however_it_was_imported(tmp_path):
+    """After ``import musicgen.evaluate`` the package attribute is the module: calling it still evaluates."""
+    import musicgen
+    import musicgen.evaluate as module
+    from musicgen import evaluate
+    from musicgen.errors import UsageError
+
+    assert evaluate is module and musicgen.evaluate is module and callable(evaluate)
+    with pytest.raises(UsageError) as direct:
+        module.evaluate(tmp_path / "missing", tmp_path)
+    with pytest.raises(UsageError) as through:
+        evaluate(tmp_path / "missing", tmp_path)
+    assert str(through.value) == str(direct.value)
+    assert evaluate.piece_scores is module.piece_scores

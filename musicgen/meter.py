@@ -213,19 +213,6 @@ def key_name(value: int) -> str:
     return f"{TONICS[int(value) % 12]} {'minor' if value >= 12 else 'major'}"
 
 
-def parse_key_name(text: str) -> int | None:
-    """Key number of ``"D minor"``, ``"f# major"``, ``"Bb minor"``, ``"E- major"`` (music21 flats); None if
-    unreadable."""
-    parts = str(text).strip().split()
-    if len(parts) != 2 or parts[1].lower() not in ("major", "minor") or not parts[0]:
-        return None
-    letter, accidentals = parts[0][0].upper(), parts[0][1:]
-    if letter not in _LETTERS or any(a not in "#b-" for a in accidentals):
-        return None
-    pc = (_LETTERS[letter] + accidentals.count("#") - accidentals.count("b") - accidentals.count("-")) % 12
-    return pc + 12 * (parts[1].lower() == "minor")
-
-
 def normalize_shift(tonic):
     """Semitones (in [-5, 6]) that move ``tonic`` (a pitch class; an int or an int array) to C by the shorter way:
     ``-(((tonic + 6) % 12) - 6)``."""

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from musicgen.keys import analyze_piece_key
-from musicgen.meter import key_name, parse_key_name
+from musicgen.meter import key_name
 from musicgen.safeio import atomic_write_text
 
 
@@ -44,7 +44,7 @@ def one(item: tuple[str, str, str]) -> dict:
     ends = [t for t, _, _ in bars[1:]] + [float(piece.arrays.end.max())]
     main = max(range(len(bars)), key=lambda i: (ends[i] - bars[i][0], -i)) if bars else None
     return {"name": name, "score_key": piece.key, "score_analysis": analyze_piece_key(piece),
-            "music21": parse_key_name(f"{theirs.tonic.name} {theirs.mode}"), "midi_key": midi.key,
+            "music21": theirs.tonic.pitchClass + 12 * (theirs.mode == "minor"), "midi_key": midi.key,
             "midi_analysis": analyze_piece_key(midi), "bars_equal": midi.meters == bars,
             "pickup": len(bars) > 1 and bars[1][0] == bars[0][1] * 4 / bars[0][2] < bars[1][1] * 4 / bars[1][2],
             "main_meter": f"{bars[main][1]}/{bars[main][2]}" if bars else "none",

@@ -218,6 +218,18 @@ def test_ingest_gives_each_piece_its_folder_style(tmp_path, capsys):
     assert "'loose.mid'" in err and len(err.splitlines()) == 1
 
 
+def test_styles_flag_on_a_cache_without_styles_is_an_error(tmp_path, capsys):
+    from musicgen.cli import main
+
+    corpus = two_style_corpus(tmp_path / "corpus")
+    assert main(["ingest", str(corpus), "--out", str(tmp_path / "plain"), "--workers", "1"]) == 0
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "plain"), "--styles", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--styles: token cache" in err and "styles=()" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "b").exists()
+
+
 def test_ingest_with_a_styles_config_refuses_a_folder_it_does_not_know(tmp_path):
     from musicgen.corpus import ingest
 

@@ -337,7 +337,7 @@ def _check_consistent(bundle: Bundle) -> None:
 
     if cfg.context and cfg.context != context_sizes(bundle.tokenizer_config):  # () = a model without context inputs
         raise BundleError(f"{bundle.path}: model context {list(cfg.context)} does not match the tokenizer's "
-                          f"{list(context_sizes(bundle.tokenizer_config))} (meter/key)")
+                          f"{list(context_sizes(bundle.tokenizer_config))} (meter/key/style)")
     expected = expected_weight_shapes(cfg)
     got = {k: tuple(v.shape) for k, v in bundle.weights.items()}
     if set(got) != set(expected):

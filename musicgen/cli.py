@@ -55,6 +55,11 @@ def _add_meter_key(p, when: str) -> None:
                    help=f"{when}a KEY event after BOS (the file's key signature, else an analysis): token = notes as "
                         "written, normalize = notes moved so the tonic is C (default: off"
                         + (", or the cache's own)" if when else ")"))
+    p.add_argument("--styles", action="store_true", default=None,
+                   help=f"{when}each top-level subfolder of CORPUS_DIR is a style (e.g. corpus/bach, corpus/folk): a "
+                        "STYLE event after BOS and a style input the model conditions on, for `musicgen sample "
+                        "--style NAME`; music files directly in CORPUS_DIR are an error (default: off"
+                        + (", or the cache's own)" if when else ")"))
 
 
 

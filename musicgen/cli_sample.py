@@ -63,6 +63,10 @@ def add_sample_options(parser) -> None:
     parser.add_argument("--density", default=None, metavar="LOW..HIGH",
                         help="notes per second: the running note rate is steered into this range (a bias on NOTE_ON "
                              "against TIME_SHIFT; higher numbers, busier music)")
+    parser.add_argument("--style", default=None, metavar="NAME",
+                        help="style of every sample, one of the bundle's (bundles trained with --styles only; an "
+                             "unknown name lists them). Default: each sample's style is drawn from the training "
+                             "pieces' style shares; the sidecar records it")
     parser.add_argument("--well-formed", action=argparse.BooleanOptionalAction, default=True,
                         help="NOTE_ON/NOTE_OFF consistency masks (--no-well-formed: the model's own choice of note "
                              "events)")
@@ -80,7 +84,7 @@ def sample_config(args):
 
     fields = ("length", "seconds", "temperature", "top_k", "top_p", "seed", "num_samples", "keep_primer",
               "max_polyphony", "allow_eos", "tempo", "program", "max_note_length", "well_formed", "key",
-              "key_strength", "drums")
+              "key_strength", "drums", "style")
     return SampleConfig(**{name: getattr(args, name) for name in fields},
                         pitch_range=tuple(args.pitch_range) if args.pitch_range else None,
                         instruments=None if args.instruments is None else parse_instruments(args.instruments),

@@ -20,6 +20,7 @@ T = TypeVar("T")
 CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")
 MAX_VOICES = 64  # largest TokenizerConfig.voices
+MAX_STYLES = 256  # most TokenizerConfig.styles
 KEY_MODES = ("", "token", "normalize")  # TokenizerConfig.key: off, KEY event with notes as written, notes on C
 SPLIT_VERSION = 3  # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster, drawn from the music
 ALGORITHMS = ("bptt", "rtrl")  # TrainConfig.algorithm
@@ -99,6 +100,8 @@ class TokenizerConfig(_JsonConfig):
         key: ``""`` (off), ``"token"`` (a KEY event after BOS names the piece's key, notes as written) or
             ``"normalize"`` (the KEY event names the original key and the notes are transposed so its tonic is C;
             decoding transposes them back).
+        styles: the style names (sorted, unique; ``()`` off): a STYLE event after BOS names each piece's style, the
+            top-level subfolder of the corpus it came from (``musicgen ingest DIR --styles``, ``musicgen.styles``).
     """
 
     time_mode: str = "beat"
@@ -114,8 +117,15 @@ class TokenizerConfig(_JsonConfig):
     voice_polyphony: int = 0
     meter: bool = False
     key: str = ""
+    styles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.styles, list):  # from JSON
+            object.__setattr__(self, "styles", tuple(self.styles))
+        _check(isinstance(self.styles, tuple) and all(isinstance(n, str) and n.strip() == n and n and "/" not in n
+                                                      for n in self.styles)
+               and list(self.styles) == sorted(set(self.styles)) and len(self.styles) <= MAX_STYLES, "styles",
+               f"sorted unique non-empty names without '/' or outer spaces, at most {MAX_STYLES}", self.styles)
         _check(self.time_mode in TIME_MODES, "time_mode", f"one of {TIME_MODES}", self.time_mode)
         _positive_int("steps_per_quarter", self.steps_per_quarter)
         _positive_int("max_shift_steps", self.max_shift_steps)
@@ -139,8 +149,8 @@ class TokenizerConfig(_JsonConfig):
         _check(self.key in KEY_MODES, "key", f"one of {KEY_MODES}", self.key)
 
     def to_dict(self) -> dict:
-        """The fields as a dict; ``voices``/``voice_polyphony``, ``meter`` and ``key`` are left out while off, so a
-        config without them has the JSON (and the cache hash) it had before the fields existed."""
+        """The fields as a dict; ``voices``/``voice_polyphony``, ``meter``, ``key`` and ``styles`` (a list) are left out
+        while off, so a config without them has the JSON (and the cache hash) it had before the fields existed."""
         data = super().to_dict()
         if not self.voices:
             del data["voices"], data["voice_polyphony"]
@@ -148,6 +158,10 @@ class TokenizerConfig(_JsonConfig):
             del data["meter"]
         if not self.key:
             del data["key"]
+        if self.styles:
+            data["styles"] = list(self.styles)
+        else:
+            del data["styles"]
         return data
 
     @classmethod
@@ -320,6 +334,8 @@ class SampleConfig(_JsonConfig):
             events, or one program for one without.
         drums: drum notes (program 128) allowed (None: yes, unless ``instruments`` is given).
         density: ``(low, high)`` notes per second the running note rate is steered into (None: no steering).
+        style: the STYLE event of every sample, a style name of the bundle (bundles trained with ``--styles`` only;
+            None: each sample's style is drawn from the training pieces' style shares, see ``musicgen.styles``).
     """
 
     length: int | None = None
@@ -342,6 +358,7 @@ class SampleConfig(_JsonConfig):
     instruments: tuple[int, ...] | None = None
     drums: bool | None = None
     density: tuple[float, float] | None = None
+    style: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("pitch_range", "instruments", "density"):  # lists from JSON
@@ -388,6 +405,8 @@ class SampleConfig(_JsonConfig):
         _check(self.density is None or len(self.density) == 2 and all(map(_is_number, self.density))
                and 0 < self.density[0] <= self.density[1], "density",
                "(LOW, HIGH) notes per second with 0 < LOW <= HIGH", self.density)
+        _check(self.style is None or isinstance(self.style, str) and self.style != "", "style",
+               "a style name of the bundle", self.style)
 
     def to_dict(self) -> dict:
         """The fields as a dict; tuples as lists (the sidecar's ``settings`` keep the names they always had)."""

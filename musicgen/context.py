@@ -1,6 +1,6 @@
-"""Context features: the metric position and the key in force after each token, as small integers the model embeds.
+"""Context features: the metric position, key and style in force after each token, as small integers the model embeds.
 
-With ``TokenizerConfig.meter`` and/or ``TokenizerConfig.key`` the model gets, beside each token, the context *after*
+With ``TokenizerConfig.meter``, ``TokenizerConfig.key`` and/or ``TokenizerConfig.styles`` the model gets, beside each token, the context *after*
 that token (where the next event happens); ``ModelConfig.context`` holds the feature sizes (``context_sizes``), and
 ``models.build_model`` adds one embedding per feature to the token embedding. Value 0 of every feature is "unknown".
 
@@ -10,6 +10,7 @@ Features, in this order (``context_names`` / ``context_sizes``)::
     beat_in_bar   meter on   size 17                          1 + index of the current beat in the bar (0..15)
     bar_start     meter on   size 3                           1 off a bar start, 2 on a bar start
     key           key on     size 25                          1 + the KEY value (tonic pitch class + 12 * minor)
+    style         styles on  size 1 + len(styles)             1 + the STYLE value (index in ``config.styles``)
 
 Metric position (the shared spec): the *origin* is the grid step of the latest TIME_SIG of the current piece and
 its value gives the meter ``num/den``; the position is ``p = step - origin`` (steps counted from the piece's BOS by its
@@ -20,7 +21,7 @@ ceil(beats * Q / den)`` and bar start ``= (p * den) % (Q * num) == 0``; when ``Q
 covers a beat shorter than a step or not a whole number of steps (e.g. /16 at 2 steps per quarter: every step is a
 beat start). Before the first TIME_SIG of a piece, and before the first BOS of a token array that starts mid-piece
 without a TIME_SIG, the three meter features are 0. The key feature is 1 + the latest KEY value of the current piece,
-or 0. BOS resets everything (the features after BOS are all 0); EOS changes nothing (the next BOS resets). Choices
+or 0; the style feature likewise from the latest STYLE. BOS resets everything (the features after BOS are all 0); EOS changes nothing (the next BOS resets). Choices
 the spec left open: EOS does not reset; a token array is its own clock (time 0 at its first token).
 
 Key names (``--key``) live in ``musicgen.meter``: ``parse_key("D minor") == 14``, ``key_name(14) == "D minor"``.
@@ -49,30 +50,33 @@ KEY_SIZE = 25  # unknown + the 24 KEY values
 
 # ---------------------------------------------------------------------------------------------------- the layout
 def context_names(config: TokenizerConfig) -> tuple[str, ...]:
-    """Names of the context features of ``config``, in column order (``()`` when neither meter nor key)."""
-    return (("step_in_beat", "beat_in_bar", "bar_start") if config.meter else ()) + (("key",) if config.key else ())
+    """Names of the context features of ``config``, in column order (``()`` without meter, key and styles)."""
+    return ((("step_in_beat", "beat_in_bar", "bar_start") if config.meter else ()) + (("key",) if config.key else ())
+            + (("style",) if config.styles else ()))
 
 
 def context_sizes(config: TokenizerConfig) -> tuple[int, ...]:
     """``ModelConfig.context`` for ``config``: the number of values of each feature, 0 (unknown) included."""
     sizes = {"step_in_beat": 1 + 2 * config.steps_per_quarter, "beat_in_bar": BEATS_SIZE,
-             "bar_start": BAR_START_SIZE, "key": KEY_SIZE}
+             "bar_start": BAR_START_SIZE, "key": KEY_SIZE, "style": 1 + len(config.styles)}
     return tuple(sizes[name] for name in context_names(config))
 
 
 @dataclass(frozen=True)
 class _Lookup:
     """Per-id tables of one vocabulary: shift steps (0 if not a TIME_SHIFT), TIME_SIG numerator/denominator (0: not
-    one), KEY value (-1: not one), BOS flag; all of shape (V,)."""
+    one), KEY and STYLE values (-1: not one), BOS flag; all of shape (V,)."""
 
     shift: np.ndarray
     num: np.ndarray
     den: np.ndarray
     key: np.ndarray
+    style: np.ndarray
     bos: np.ndarray
     whole: int  # grid steps per whole note (4 * steps_per_quarter)
     meter: bool
     has_key: bool
+    has_style: bool
 
 
 @lru_cache(maxsize=32)
@@ -82,7 +86,7 @@ def _lookup(config: TokenizerConfig) -> _Lookup:
     tok = Tokenizer(config)
     v = tok.vocab_size
     shift, num, den = np.zeros(v, np.int64), np.zeros(v, np.int64), np.zeros(v, np.int64)
-    key, bos = np.full(v, -1, np.int64), np.zeros(v, bool)
+    key, style, bos = np.full(v, -1, np.int64), np.full(v, -1, np.int64), np.zeros(v, bool)
     first, size = tok.ranges["TIME_SHIFT"]
     shift[first:first + size] = np.arange(1, size + 1)
     if "TIME_SIG" in tok.ranges:
@@ -92,10 +96,14 @@ def _lookup(config: TokenizerConfig) -> _Lookup:
     if "KEY" in tok.ranges:
         first, size = tok.ranges["KEY"]
         key[first:first + size] = np.arange(size)
+    if "STYLE" in tok.ranges:
+        first, size = tok.ranges["STYLE"]
+        style[first:first + size] = np.arange(size)
     bos[tok.bos_id] = True
-    for a in (shift, num, den, key, bos):
+    for a in (shift, num, den, key, style, bos):
         a.setflags(write=False)
-    return _Lookup(shift, num, den, key, bos, 4 * config.steps_per_quarter, config.meter, bool(config.key))
+    return _Lookup(shift, num, den, key, style, bos, 4 * config.steps_per_quarter, config.meter, bool(config.key),
+                   bool(config.styles))
 
 
 def _ids(tokens, vocab_size: int) -> np.ndarray:
@@ -108,9 +116,9 @@ def _ids(tokens, vocab_size: int) -> np.ndarray:
     return t
 
 
-def _columns(lk: _Lookup, p, num, den, known, key) -> np.ndarray:
+def _columns(lk: _Lookup, p, num, den, known, key, style) -> np.ndarray:
     """Feature columns from the position ``p`` (steps since the origin), the meter ``num/den`` (valid where
-    ``known``) and the key feature; every argument has the same shape S; returns int32 (*S, F)."""
+    ``known``) and the key and style features; every argument has the same shape S; returns int32 (*S, F)."""
     cols = []
     if lk.meter:
         d = np.where(known, den, 4)
@@ -122,6 +130,8 @@ def _columns(lk: _Lookup, p, num, den, known, key) -> np.ndarray:
                  np.where(known, 1 + bar_start, 0)]
     if lk.has_key:
         cols.append(key)
+    if lk.has_style:
+        cols.append(style)
     return np.stack(cols, axis=-1).astype(np.int32) if cols else np.zeros(np.shape(p) + (0,), np.int32)
 
 
@@ -143,7 +153,7 @@ def context_features(tokens, tokenizer) -> np.ndarray:
         return np.zeros((0, len(context_sizes(tokenizer.config))), np.int32)
     idx = np.arange(t.size)
     last_bos = np.maximum.accumulate(np.where(lk.bos[t], idx, -1))
-    p = num = den = known = key = np.zeros(t.size, np.int64)
+    p = num = den = known = key = style = np.zeros(t.size, np.int64)
     if lk.meter:
         cum = np.cumsum(lk.shift[t])
         last_ts = np.maximum.accumulate(np.where(lk.num[t] > 0, idx, -1))
@@ -152,7 +162,10 @@ def context_features(tokens, tokenizer) -> np.ndarray:
     if lk.has_key:
         last_key = np.maximum.accumulate(np.where(lk.key[t] >= 0, idx, -1))
         key = np.where(last_key > last_bos, 1 + lk.key[t[np.maximum(last_key, 0)]], 0)
-    return _columns(lk, p, num, den, known, key)
+    if lk.has_style:
+        last_style = np.maximum.accumulate(np.where(lk.style[t] >= 0, idx, -1))
+        style = np.where(last_style > last_bos, 1 + lk.style[t[np.maximum(last_style, 0)]], 0)
+    return _columns(lk, p, num, den, known, key, style)
 
 
 # ------------------------------------------------------------------------------------------------------ incremental
@@ -164,8 +177,8 @@ class ContextTracker:
         batch: number of streams B.
 
     Each stream starts as a fresh token array (everything unknown, clock at 0). State per stream: ``position``
-    (steps since the latest TIME_SIG), ``numerator``/``denominator`` (0 while the meter is unknown), ``key`` (the key
-    feature, 0 unknown).
+    (steps since the latest TIME_SIG), ``numerator``/``denominator`` (0 while the meter is unknown), ``key`` and
+    ``style`` (the key and style features, 0 unknown).
     """
 
     def __init__(self, tokenizer, batch: int):
@@ -176,6 +189,7 @@ class ContextTracker:
         self.numerator = np.zeros(self.batch, np.int64)
         self.denominator = np.zeros(self.batch, np.int64)
         self.key = np.zeros(self.batch, np.int64)
+        self.style = np.zeros(self.batch, np.int64)
         self._features = self._compute()
 
     def update(self, tokens) -> np.ndarray:
@@ -184,13 +198,15 @@ class ContextTracker:
         t = _ids(tokens, self.vocab_size).reshape(self.batch)
         lk = self._lk
         bos = lk.bos[t]
-        for a in (self.position, self.numerator, self.denominator, self.key):
+        for a in (self.position, self.numerator, self.denominator, self.key, self.style):
             a[bos] = 0
         self.position += lk.shift[t]
         sig = lk.num[t] > 0
         self.numerator[sig], self.denominator[sig], self.position[sig] = lk.num[t[sig]], lk.den[t[sig]], 0
         keyed = lk.key[t] >= 0
         self.key[keyed] = 1 + lk.key[t[keyed]]
+        styled = lk.style[t] >= 0
+        self.style[styled] = 1 + lk.style[t[styled]]
         self._features = self._compute()
         return self._features.copy()
 
@@ -199,6 +215,7 @@ class ContextTracker:
         return self._features
 
     def _compute(self) -> np.ndarray:
-        out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key)
+        out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key,
+                       self.style)
         out.setflags(write=False)
         return out

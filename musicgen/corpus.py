@@ -32,6 +32,7 @@ from musicgen.ingest_worker import cost, expected_pieces, piece_rows, tokenize_c
 from musicgen.midi_io import MIDI_SUFFIXES
 from musicgen.reader import MUSIC_SUFFIXES
 from musicgen.shards import SHARD_BYTES, SHARDS_DIR
+from musicgen.styles import check_paths, style_of_key, styled_key
 from musicgen.safeio import (CacheLock, atomic_write_text, check_output_dir, resolve_workers, run_isolated,
                              sha256_file)
 
@@ -162,8 +163,11 @@ def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: To
             0 = no limit (MIDI files parse in milliseconds and have none).
     Returns:
         IngestReport with kept / skipped / ignored counts, events, and ``tokenized`` (files parsed this run).
+        With ``config.styles`` every music file must lie in a top-level subfolder named after one of them (its
+        style, ``musicgen.styles``); its pieces get that STYLE event.
     Raises:
-        UsageError: ``corpus_dir`` is missing or a file, or no file in it gives any tokens.
+        UsageError: ``corpus_dir`` is missing or a file, or no file in it gives any tokens; with styles, a music file
+            directly in ``corpus_dir`` or in a folder that is not a style.
     """
     from musicgen.tokenizer import Tokenizer
 
@@ -214,6 +218,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
         if "key" in row:
             old_rows.setdefault(row["path"], []).append(row)
     music, other = _scan(corpus, exclude=out.resolve())
+    style_of = dict(zip(music, check_paths(music, config.styles, corpus))) if config.styles else {}
 
     files: list[dict] = []  # per music file: path, size, mtime_ns, key (file content) or status + reason
     first_with_key: dict[str, str] = {}
@@ -225,8 +230,9 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
         try:
             st = os.stat(path)
             prev = (old_rows.get(rel) or [{}])[0]
-            same_stat = prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns and "key" in prev
-            fkey = file_key_of(prev["key"]) if same_stat else sha256_file(path)
+            same_stat = prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns and "key" in prev \
+                and style_of_key(prev["key"]) == style_of.get(rel)
+            fkey = file_key_of(prev["key"]) if same_stat else styled_key(sha256_file(path), style_of.get(rel))
         except OSError as exc:
             rec.update(status="skipped", reason=f"unreadable: {exc.strerror or exc}")
             files.append(rec)

@@ -15,28 +15,36 @@ from musicgen.errors import UsageError
 
 
 def with_meter_and_key(config: TokenizerConfig | None, args, source=None) -> TokenizerConfig | None:
-    """``config`` with ``--meter`` / ``--key-mode`` applied (``args.meter`` bool or None, ``args.key_mode`` "token",
-    "normalize" or None; neither given: ``config`` unchanged). For a token cache ``source`` the flags must agree
-    with the cache's own config (``UsageError`` naming the flag otherwise), and ``config`` comes back unchanged."""
-    meter, key = getattr(args, "meter", None), getattr(args, "key_mode", None)
-    if not meter and key is None:
+    """``config`` with ``--meter`` / ``--key-mode`` / ``--styles`` applied (``args.meter`` bool or None,
+    ``args.key_mode`` "token", "normalize" or None, ``args.styles`` bool or None; none given: ``config`` unchanged).
+    ``--styles`` takes the style names from the music folder ``source`` (``styles.find_styles``). For a token cache
+    ``source`` the flags must agree with the cache's own config (``UsageError`` naming the flag otherwise), and
+    ``config`` comes back unchanged."""
+    meter, key, styles = getattr(args, "meter", None), getattr(args, "key_mode", None), getattr(args, "styles", None)
+    if not meter and key is None and not styles:
         return config
     if source is not None and corpus.is_token_cache(source):
         have = TokenizerConfig.load(Path(source) / "tokenizer.json")
         for flag, field, differs in (("--meter", "meter", meter and not have.meter),
-                                     ("--key-mode", "key", key is not None and key != have.key)):
+                                     ("--key-mode", "key", key is not None and key != have.key),
+                                     ("--styles", "styles", styles and not have.styles)):
             if differs:
                 raise UsageError(f"{flag}: token cache {str(source)!r} was made with {field}="
                                  f"{getattr(have, field)!r}; ingest the music folder with the wanted setting instead")
         return config
-    return (config or TokenizerConfig()).replace(meter=bool(meter), key=key or "")
+    config = (config or TokenizerConfig()).replace(meter=bool(meter), key=key or "")
+    if styles:
+        from musicgen.styles import find_styles
+
+        config = config.replace(styles=find_styles(source))
+    return config
 
 
 def cli_ingest(args) -> int:
     """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N] [--voices N|auto] [--meter]
-    [--key-mode token|normalize]``."""
+    [--key-mode token|normalize] [--styles]``."""
     config = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
-    config = with_meter_and_key(config, args)
+    config = with_meter_and_key(config, args, args.corpus_dir)
     if voices.parse_voices(getattr(args, "voices", 0)):
         report, config, polyphony = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers)
         print(f"{report.summary()}; {voices.describe(config, polyphony)}")

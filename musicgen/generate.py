@@ -127,10 +127,10 @@ def one_blas_thread():
 
 
 def _context_tokens(primer: np.ndarray, tokenizer) -> list[int]:
-    """BOS plus the KEY, VOICE, PROGRAM and VELOCITY in force at the primer's end, so a continuation decodes alone (no
-    primer). The meter is not repeated: a TIME_SIG at the continuation's start would put a bar line there."""
+    """BOS plus the STYLE, KEY, VOICE, PROGRAM and VELOCITY in force at the primer's end, so a continuation decodes
+    alone (no primer). The meter is not repeated: a TIME_SIG at the continuation's start would put a bar line there."""
     out = [tokenizer.bos_id]
-    for name in ("KEY", "VOICE", "PROGRAM", "VELOCITY"):
+    for name in ("STYLE", "KEY", "VOICE", "PROGRAM", "VELOCITY"):
         if name in tokenizer.ranges:
             first, size = tokenizer.ranges[name]
             hits = primer[(primer >= first) & (primer < first + size)]
@@ -169,6 +169,13 @@ def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=
     used = config.replace(length=length, tempo=qpm, seed=secrets.randbits(31) if config.seed is None else config.seed,
                           key=None if config.key is None else key_name(parse_key(config.key)))
     steering = _steering(used, tok, step_seconds, key_value)
+    shared = primer is not None or (config.program is not None and "PROGRAM" in tok.ranges)  # one head for all
+    styles = _style_setting(used, bundle, primer_tokens if primer is not None else None,
+                            1 if shared else used.num_samples)
+    if styles is not None and shared:
+        from musicgen.styles import with_style
+
+        primer_tokens = with_style(primer_tokens, tok, int(styles[0]))
 
     started = time.perf_counter()
     with one_blas_thread():
@@ -179,7 +186,7 @@ def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=
                                max_polyphony=used.max_polyphony, pitch_range=used.pitch_range,
                                allow_eos=used.allow_eos, limit_steps=limit_steps, max_note_steps=max_note_steps,
                                well_formed=used.well_formed, start_state=bundle.start_state, programs=programs,
-                               steering=steering)
+                               steering=steering, style=None if shared else styles)
     head = primer_tokens if used.keep_primer else np.array(_context_tokens(primer_tokens, tok))
     primer_path = str(Path(primer).resolve()) if isinstance(primer, (str, os.PathLike)) else None
     settings = dict(used.to_dict(), primer=primer_path, primer_sha256=primer_sha,
@@ -197,6 +204,7 @@ def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=
         result.midis.append(midi)
         found = _key_and_meter(full, tok)
         drawn = used.replace(key=found.get("key")) if "KEY" in tok.ranges and primer is None else used
+        drawn = drawn.replace(style=found["style"]) if "STYLE" in tok.ranges else drawn
         result.sidecars.append(dict(**found,
             musicgen_version=__version__, model=str(Path(bundle.path).resolve()),
             model_weights_sha256=bundle.info.get("files", {}).get("weights.npz"),
@@ -223,6 +231,22 @@ def _key_setting(config: SampleConfig, tok, path, primer) -> int | None:
     elif config.key_strength is not None:
         _usage(config.key is not None, f"--key-strength: needs --key (got {config.key_strength!r} without a key)")
     return None if config.key is None else parse_key(config.key)
+
+
+def _style_setting(config: SampleConfig, bundle, primer_tokens, count: int) -> np.ndarray | None:
+    """``--style`` checked against the bundle → int64 (count,) STYLE values (None: a bundle without styles). Without
+    ``--style``: a primer's own STYLE, else ``count`` draws from the training pieces' style shares (``styles``)."""
+    from musicgen import styles as st
+
+    names, where = bundle.tokenizer_config.styles, f"the bundle {str(bundle.path)!r}"
+    if config.style is not None:
+        return np.full(count, st.parse_style(config.style, names, where), np.int64)
+    if not names:
+        return None
+    own = None if primer_tokens is None else st.piece_style(primer_tokens, bundle.tokenizer)
+    if own is not None:
+        return np.full(count, own, np.int64)
+    return st.draw_styles(st.style_shares(bundle.metrics.get(st.METRIC), names), config.seed, count)
 
 
 def _program_setting(config: SampleConfig, tok, path) -> list[int] | None:
@@ -256,11 +280,15 @@ def _steering(config: SampleConfig, tok, step_seconds: float, key_value: int | N
 
 
 def _key_and_meter(tokens: np.ndarray, tok) -> dict:
-    """``{"key": "D minor", "meter": "3/4"}``: the first KEY and TIME_SIG of a sample, for vocabularies that have
-    them (None when the sample has none)."""
+    """``{"key": "D minor", "meter": "3/4", "style": "folk"}``: the first KEY, TIME_SIG and STYLE of a sample, for
+    vocabularies that have them (None when the sample has none)."""
+    from musicgen.styles import piece_style
     from musicgen.tokenizer import time_signature_of
 
     out = {}
+    if "STYLE" in tok.ranges:
+        style = piece_style(tokens, tok)
+        out["style"] = None if style is None else tok.config.styles[style]
     for name in ("KEY", "TIME_SIG"):
         if name in tok.ranges:
             first, size = tok.ranges[name]
@@ -340,7 +368,9 @@ def sample(bundle_or_path=None, length: int | None = None, temperature: float = 
             each; in other bundles a bias of ``key_strength`` nats, default 2, against out-of-scale notes),
             ``instruments`` (GM programs that may start notes, e.g. ``(0, 40, 73)``), ``drums`` (drum notes allowed;
             default: unless ``instruments`` is given), ``density`` (``(low, high)`` notes per second the sample is
-            steered into), ``config`` (a whole ``SampleConfig``).
+            steered into), ``style`` (a style name of a bundle trained with ``styles=True``: every sample's STYLE
+            event; default: each sample's style drawn from the training pieces' style shares, see
+            ``musicgen.styles``; each sidecar names its style), ``config`` (a whole ``SampleConfig``).
 
     Returns:
         ``list[pretty_midi.PrettyMIDI]``, one per sample.

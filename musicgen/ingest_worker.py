@@ -14,6 +14,7 @@ import numpy as np
 from musicgen.cache import PieceResult, piece_key, write_pack
 from musicgen.config import TokenizerConfig
 from musicgen.midi_io import MAX_SCORE_BYTES, MIDI_SUFFIXES
+from musicgen.styles import style_of_key
 
 SCORE_COST = 100  # a MusicXML/kern file through music21 costs about as much as this many MIDI files
 ABC_TUNE_COST = 5  # an ABC tune through symusic's reader (abc2midi process + parse)
@@ -23,7 +24,8 @@ _TOKENIZERS: dict[str, object] = {}
 
 def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str,
                     time_limit_s: int) -> list[list[PieceResult]]:
-    """Worker: read every piece of each ``(file path, content key)``, tokenize all at once, write one pack.
+    """Worker: read every piece of each ``(file path, content key)``, tokenize all at once, write one pack. A key
+    with a style (``styles.styled_key``) gives the file's pieces that STYLE event.
 
     Returns a ``PieceResult`` list per item (a file that cannot be read at all: one entry, index 0, with the
     reason). Any failure of one file or tune (IngestError, a parser bug, the time limit) skips that one only.
@@ -46,10 +48,13 @@ def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str
             read.append([reader.ScorePiece(0, "", "", None,
                                            f"parser error: {type(exc).__name__}: {str(exc)[:160]}")])
     pieces = [sp.piece for file_pieces in read for sp in file_pieces if sp.piece is not None]
+    names = tokenizer.config.styles
+    styles = [names.index(style_of_key(fkey)) if names else -1
+              for (_, fkey), file_pieces in zip(items, read) for sp in file_pieces if sp.piece is not None]
     try:
-        encoded = iter(tokenizer.encode_pieces(pieces))
+        encoded = iter(tokenizer.encode_pieces(pieces, styles))
     except Exception:  # find the piece that breaks the batch: encode one by one
-        encoded = iter([_encode_one(tokenizer, piece) for piece in pieces])
+        encoded = iter([_encode_one(tokenizer, piece, style) for piece, style in zip(pieces, styles)])
     results = []
     for (_, fkey), file_pieces in zip(items, read):
         out = []
@@ -65,9 +70,9 @@ def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str
     return results
 
 
-def _encode_one(tokenizer, piece):
+def _encode_one(tokenizer, piece, style: int = -1):
     try:
-        return tokenizer.encode_pieces([piece])[0]
+        return tokenizer.encode_pieces([piece], [style])[0]
     except Exception as exc:
         return f"parser error: {type(exc).__name__}: {str(exc)[:160]}"
 

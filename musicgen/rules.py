@@ -11,8 +11,9 @@ from musicgen.midi_io import DRUMS
 
 NEG_INF = np.float32(-np.inf)
 
-_ON, _OFF, _SHIFT, _VEL, _PROG, _EOS, _VOICE, _TSIG, _KEY, _BOS, _OTHER = range(11)
-_KINDS = 11
+_ON, _OFF, _SHIFT, _VEL, _PROG, _EOS, _VOICE, _TSIG, _KEY, _BOS, _STYLE, _OTHER = range(12)
+_KINDS = 12
+_FREE, _NEEDS_STYLE, _NEEDS_KEY = range(3)  # EventRules.expect: what the next event must be
 
 
 class EventRules:
@@ -31,8 +32,9 @@ class EventRules:
     masks (decoding needs none: it ignores a NOTE_OFF of a silent pitch and ends a note at its repeated NOTE_ON),
     leaving the model's own choice among note events; the state is tracked all the same.
 
-    Meter and key (vocabularies with TIME_SIG / KEY, see ``musicgen.context``): the event right after BOS must be a
-    KEY (``key``: that KEY only) and KEY is forbidden anywhere else; a TIME_SIG is allowed only while the meter of
+    Meter, key and style (vocabularies with TIME_SIG / KEY / STYLE, see ``musicgen.context``): the event right after
+    BOS must be a STYLE (``style``: that one) and the next a KEY (``key``: that KEY only), as the encoder writes
+    ``BOS STYLE KEY``; STYLE and KEY are forbidden anywhere else; a TIME_SIG is allowed only while the meter of
     the piece is unknown or at a bar start of the current meter, and only before any other event of its grid step
     (at most one per step, before the step's VOICE/PROGRAM/VELOCITY/note events, as the encoder writes them).
 
@@ -47,6 +49,8 @@ class EventRules:
         voice_polyphony: at most this many notes sounding at once in one voice (0: no cap); None takes the
             tokenizer config's ``voice_polyphony`` (1 when ingest found every part of the corpus monophonic).
         key: the KEY value (0..23) every stream must take after BOS (None: any KEY; key-mode vocabularies only).
+        style: the STYLE value every stream must take after BOS: one int, or int (B,) one per stream (None: any;
+            styles vocabularies only).
         programs: the programs (0..127, 128 = drums) that may start notes (None: all; PROGRAM vocabularies only):
             a PROGRAM switch to another is forbidden (unless it reaches an overdue note); while the current program
             is another (the start program 0 included), NOTE_ON and TIME_SHIFT are, so the stream switches first.
@@ -57,7 +61,8 @@ class EventRules:
 
     def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
                  allow_eos: bool = False, max_note_steps: int = 0, well_formed: bool = True,
-                 voice_polyphony: int | None = None, key: int | None = None, programs=None, context: bool = False):
+                 voice_polyphony: int | None = None, key: int | None = None, programs=None, context: bool = False,
+                 style=None):
         r = tokenizer.ranges
         self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
         self.max_note_steps, self.well_formed = max_note_steps, well_formed
@@ -76,7 +81,8 @@ class EventRules:
         self.kind = np.full(self.vocab_size, _OTHER, np.int64)
         self.value = np.zeros(self.vocab_size, np.int64)
         names = {"NOTE_ON": _ON, "NOTE_OFF": _OFF, "TIME_SHIFT": _SHIFT, "VELOCITY": _VEL, "PROGRAM": _PROG,
-                 "EOS": _EOS, "VOICE": _VOICE, "TIME_SIG": _TSIG, "KEY": _KEY, "BOS": _BOS}
+                 "EOS": _EOS, "VOICE": _VOICE, "TIME_SIG": _TSIG, "KEY": _KEY, "BOS": _BOS,
+                 "STYLE": _STYLE}
         for name, (first, size) in r.items():
             if name in names:
                 self.kind[first:first + size] = names[name]
@@ -110,7 +116,7 @@ class EventRules:
         self.elapsed = np.zeros(batch, np.int64)                   # grid steps since reset_clock
         self.due = np.full(batch, np.iinfo(np.int64).max)           # no note can be overdue before this elapsed
         self.done = np.zeros(batch, bool)
-        self._init_meter_and_key(tokenizer, key, context)
+        self._init_meter_and_key(tokenizer, key, context, style)
         self.programs_allowed = None
         if programs is not None:
             if self.prog0 is None:
@@ -119,8 +125,15 @@ class EventRules:
             self.programs_allowed[list(programs)] = True
             self.static[self.prog0:self.prog0 + 129][~self.programs_allowed] = NEG_INF
 
-    def _init_meter_and_key(self, tokenizer, key: int | None, context: bool = False) -> None:
+    def _init_meter_and_key(self, tokenizer, key: int | None, context: bool = False, style=None) -> None:
         r = tokenizer.ranges
+        self.style_block = (r["STYLE"][0], r["STYLE"][0] + r["STYLE"][1]) if "STYLE" in r else None
+        self.style_ids = None  # int64 (B,): the STYLE id each stream must take (None: any)
+        if style is not None:
+            values = np.broadcast_to(np.asarray(style, np.int64), (self.batch,))
+            if self.style_block is None or values.min() < 0 or values.max() >= r["STYLE"][1]:
+                raise ValueError(f"style: expected None, or STYLE values in a styles vocabulary, got {style!r}")
+            self.style_ids = self.style_block[0] + values
         self.key_ids = r["KEY"][0] + np.arange(r["KEY"][1]) if "KEY" in r else None
         if key is not None and (self.key_ids is None or not 0 <= key < self.key_ids.size):
             raise ValueError(f"key: expected None, or a KEY value in a key-mode vocabulary, got {key!r}")
@@ -128,7 +141,7 @@ class EventRules:
             self.key_ids = self.key_ids[[key]]
         self.key_block = (r["KEY"][0], r["KEY"][0] + r["KEY"][1]) if "KEY" in r else None
         self.tsig_block = (r["TIME_SIG"][0], r["TIME_SIG"][0] + r["TIME_SIG"][1]) if "TIME_SIG" in r else None
-        self.after_bos = np.zeros(self.batch, bool)              # the last event was BOS: a KEY must follow
+        self.expect = np.full(self.batch, _FREE, np.int64)       # a STYLE or a KEY must come next
         self.step_settled = np.zeros(self.batch, bool)           # an event other than a shift/KEY at this grid step
         self.context = ContextTracker(tokenizer, self.batch) if self.tsig_block or context else None
         self.bar_column = context_names(tokenizer.config).index("bar_start") if self.tsig_block else None
@@ -181,12 +194,23 @@ class EventRules:
             shut = self.step_settled | (bar == 1)
             if shut.any():
                 logits[shut, self.tsig_block[0]:self.tsig_block[1]] = NEG_INF
+        if self.style_block is not None:
+            logits[self.expect != _NEEDS_STYLE, self.style_block[0]:self.style_block[1]] = NEG_INF
+            rows = np.flatnonzero(self.expect == _NEEDS_STYLE)
+            if rows.size:
+                keep = np.full((rows.size, self.vocab_size), NEG_INF, np.float32)
+                if self.style_ids is None:
+                    keep[:, self.style_block[0]:self.style_block[1]] = 0
+                else:
+                    keep[np.arange(rows.size), self.style_ids[rows]] = 0
+                logits[rows] += keep
         if self.key_block is not None:
-            logits[~self.after_bos, self.key_block[0]:self.key_block[1]] = NEG_INF
-            if self.after_bos.any():
+            needs = self.expect == _NEEDS_KEY
+            logits[~needs, self.key_block[0]:self.key_block[1]] = NEG_INF
+            if needs.any():
                 keep = np.full(self.vocab_size, NEG_INF, np.float32)
                 keep[self.key_ids] = 0
-                logits[self.after_bos] += keep
+                logits[needs] += keep
         return logits
 
     def _force_overdue_offs(self, logits: np.ndarray) -> None:
@@ -274,9 +298,12 @@ class EventRules:
 
     def _observe_meter_and_key(self, tokens: np.ndarray, kind: np.ndarray) -> None:
         moved = tokens != self.pad_id
-        self.after_bos = np.where(moved, kind == _BOS, self.after_bos)
+        key_next = _NEEDS_KEY if self.key_block is not None else _FREE
+        after_bos = _NEEDS_STYLE if self.style_block is not None else key_next
+        nxt = np.where(kind == _BOS, after_bos, np.where(kind == _STYLE, key_next, _FREE))
+        self.expect = np.where(moved, nxt, self.expect)
         fresh = (kind == _SHIFT) | (kind == _BOS)
-        settles = moved & ~fresh & (kind != _KEY)
+        settles = moved & ~fresh & (kind != _KEY) & (kind != _STYLE)
         self.step_settled = (self.step_settled & ~fresh) | settles
         if self.context is not None:
             self.context.update(tokens)

@@ -268,7 +268,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
                   limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0,
                   well_formed: bool = True, start_state: list | None = None, key: int | None = None,
-                  programs=None, steering=None) -> np.ndarray:
+                  programs=None, steering=None, style=None) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
     Args:
@@ -287,6 +287,9 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         key: key-mode vocabularies: the KEY value every stream takes after BOS (None: the model draws it). The KEY
             is drawn like any event (from a mask that allows only it), so a stream with ``key=k`` equals, event for
             event, the stream of the same seed in which the model drew KEY(k) itself.
+        style: styles vocabularies: the STYLE value every stream takes after BOS, one int or int (B,) one per
+            stream (None: the model draws it); forced like ``key``, so stream i with style s equals stream i of the
+            same seed that drew STYLE(s).
         steering: a ``controls.Steering`` (density controller, key bias) whose biases are added after the masks and
             before temperature/top-k/top-p; None: none.
 
@@ -303,7 +306,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         primer = np.array([tokenizer.bos_id])
     batch = num_samples
     rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed, key=key,
-                       programs=programs, context=bool(model.context))
+                       programs=programs, context=bool(model.context), style=style)
     tracker = rules.context if model.context else None          # the rules track the events; the model reads them
     state = model.init_state(1, start_state)                    # the primer runs once, for one stream
     for token in primer:

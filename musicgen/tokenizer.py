@@ -11,6 +11,7 @@ Range table, in this order, ids contiguous (``Tokenizer.ranges`` gives ``name ->
     VOICE(0..voices-1)                 only if voices > 0; value = the part (track) a note belongs to
     TIME_SIG(0..63)                    only if meter; value = time_signature_value(numerator, denominator)
     KEY(0..23)                         only if key; value = tonic pitch class + 12 * minor (pretty_midi's key_number)
+    STYLE(0..len(styles)-1)            only if styles; value = index of the piece's style in ``config.styles``
 
 With the default ``TokenizerConfig()`` that is 3 + 128 + 128 + 48 + 32 + 129 = 468 ids (voices off); ``voices=4``
 adds 4 (472).
@@ -47,6 +48,11 @@ follows BOS: the file's key signature when it has a mode, else ``musicgen.keys``
 notes are stored moved by ``normalize_shift(tonic)`` (tonic to C) and decoded moved back by the first KEY's tonic
 (a note is kept when its pitch is in range both as written and as stored). ``transpose_tokens`` shifts KEY tonics too.
 
+Styles: with ``styles`` a STYLE event names the piece's style right after BOS, before the KEY and any TIME_SIG
+(``BOS STYLE KEY TIME_SIG …``); ``encode_pieces(pieces, styles=…)`` gives each piece its style index, and a piece given
+none (``encode`` without ``style``) gets no STYLE event (style unknown). Decoding ignores STYLE (``musicgen.styles``
+reads it). STYLE is last in the range table, so every other id is the same with and without styles.
+
 Decoding is total: any sequence of valid ids decodes. PAD/BOS are ignored, decoding stops at the first EOS, the state
 starts as voice 0, program 0 at ``default_velocity`` (the centre of its bin), a NOTE_OFF with no sounding note (of
 that voice, program and pitch) is ignored, a NOTE_ON of a pitch already sounding ends the earlier note there, a note
@@ -73,8 +79,9 @@ from musicgen.reader import read_piece
 
 N_PROGRAMS = 129
 PITCHES = 128  # MIDI pitch numbers, for (instrument, pitch) keys
-_PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG, _VOICE, _TSIG, _KEY = range(11)
-KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM", "VOICE", "TIME_SIG", "KEY")
+_PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG, _VOICE, _TSIG, _KEY, _STYLE = range(12)
+KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM", "VOICE", "TIME_SIG", "KEY",
+         "STYLE")
 # TIME_SIG value = (numerator - 1) * 4 + index of the denominator in TS_DENOMINATORS = (2, 4, 8, 16); numerators 1..16
 TS_VALUES = 16 * len(TS_DENOMINATORS)
 KEY_VALUES = 24
@@ -111,6 +118,8 @@ class Tokenizer:
             table.append(("TIME_SIG", 0, TS_VALUES - 1))
         if c.key:
             table.append(("KEY", 0, KEY_VALUES - 1))
+        if c.styles:
+            table.append(("STYLE", 0, len(c.styles) - 1))
         self.table: tuple[tuple[str, int, int], ...] = tuple(table)
         self.ranges: dict[str, tuple[int, int]] = {}
         self._first_value: dict[str, int] = {}
@@ -167,25 +176,32 @@ class Tokenizer:
         return steps / self._divisor if self._divisor else steps * (1.0 / self._per_unit)
 
     # ---- encode --------------------------------------------------------------------------------------------
-    def encode(self, source: str | os.PathLike | Piece) -> np.ndarray:
-        """A file path or ``Piece`` → int32 tokens ``[BOS, …, EOS]``, shape (T,).
+    def encode(self, source: str | os.PathLike | Piece, style: int | None = None) -> np.ndarray:
+        """A file path or ``Piece`` → int32 tokens ``[BOS, …, EOS]``, shape (T,); ``style``: its style index (a
+        STYLE event after BOS; styles vocabularies only; None: none).
 
         Raises ``IngestError`` if the file cannot be read or no note survives the pitch range; ``UsageError`` if a
         ``Piece`` was read in another time mode than this tokenizer's.
         """
         piece = source if isinstance(source, Piece) else read_piece(source, self.config.time_mode)
-        result = self.encode_pieces([piece])[0]
+        result = self.encode_pieces([piece], None if style is None else [style])[0]
         if isinstance(result, IngestError):
             raise result
         return result
 
-    def encode_pieces(self, pieces: list[Piece]) -> list[np.ndarray | IngestError]:
+    def encode_pieces(self, pieces: list[Piece], styles=None) -> list[np.ndarray | IngestError]:
         """``encode`` of many pieces in one vectorized pass (the ingest fast path; same tokens, much less overhead).
 
+        ``styles``: per piece its style index in ``config.styles`` (-1 or None: no STYLE event), or None for none.
         Returns, per piece, its int32 tokens ``[BOS, …, EOS]`` or the ``IngestError`` that ``encode`` would raise
         (no note in the pitch range, more than ``max_tokens``). Raises ``UsageError`` for a piece in another time
-        mode than this tokenizer's.
+        mode than this tokenizer's, or a style index outside ``config.styles``.
         """
+        styles = [-1 if s is None else s for s in styles] if styles is not None else [-1] * len(pieces)
+        n_styles = len(self.config.styles)
+        if len(styles) != len(pieces) or not all(isinstance(s, (int, np.integer)) and -1 <= s < n_styles
+                                                 for s in styles):
+            raise UsageError(f"styles: expected one style index in [0, {n_styles}) (or -1) per piece, got {styles!r}")
         for piece in pieces:
             if piece.time_mode != self.config.time_mode:
                 raise UsageError(f"time_mode: piece is in {piece.time_mode!r}, tokenizer in "
@@ -204,6 +220,8 @@ class Tokenizer:
                 out.append(IngestError(f"too long: {too_long[i]} tokens > max_tokens={self.max_tokens}"))
             elif offsets[i + 1] - offsets[i] <= 2 + bool(self.config.key):
                 out.append(IngestError(f"no notes in pitch range [{self.config.min_pitch}, {self.config.max_pitch}]"))
+            elif styles[i] >= 0:  # BOS, STYLE, then the rest
+                out.append(np.insert(tokens[offsets[i]:offsets[i + 1]], 1, self.token("STYLE", int(styles[i]))))
             else:
                 out.append(tokens[offsets[i]:offsets[i + 1]])
         return out

@@ -166,6 +166,10 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         eval_model.set_weights(model.get_weights())
         best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK, features))
     metrics = {**report(state, best_logs, batches, train_pieces, val_pieces, train_cfg), **split_metrics(split)}
+    if tokenizer is not None and tokenizer.config.styles:  # the shares `musicgen sample` draws styles from
+        from musicgen.styles import METRIC, style_counts
+
+        metrics[METRIC] = style_counts(train_pieces, tokenizer)
     if "init_val_nll" in state:
         metrics["init_val_nll"] = state["init_val_nll"]
     history = folder / HISTORY
@@ -213,7 +217,7 @@ def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mode
     if train_cfg.algorithm == "rtrl" and init_weights is not None:
         raise UsageError("--init-from: fine-tuning needs --algorithm bptt (RTRL starts from its own initial weights)")
     if train_cfg.algorithm == "rtrl" and model_cfg.context:
-        raise UsageError("--algorithm: rtrl does not train context inputs (meter/key); use --algorithm bptt")
+        raise UsageError("--algorithm: rtrl does not train context inputs (meter/key/styles); use --algorithm bptt")
     split = split_corpus(pieces, keys, train_cfg, tokenizer.config if tokenizer is not None else None)
     if train_cfg.algorithm == "rtrl":
         from musicgen.train_rtrl import fit_rtrl

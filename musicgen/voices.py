@@ -71,11 +71,11 @@ def polyphony_cap(polyphony: np.ndarray, share: float = POLYPHONY_SHARE) -> int:
 def _id_map(source: TokenizerConfig, target: TokenizerConfig) -> np.ndarray | None:
     """int64 (source vocab,): each id of ``source``'s vocabulary as ``target``'s id of the same event (a VOICE
     beyond target's last shares it, as encoding does), or None when the ids are the same (the ranges after VOICE,
-    TIME_SIG and KEY, move when the number of voices does)."""
+    TIME_SIG, KEY and STYLE, move when the number of voices does)."""
     from musicgen.tokenizer import Tokenizer
 
     a, b = Tokenizer(source), Tokenizer(target)
-    if not (source.meter or source.key) or a.ranges == b.ranges:
+    if not (source.meter or source.key or source.styles) or a.ranges == b.ranges:
         return None
     out = np.zeros(a.vocab_size, np.int64)
     for i in range(a.vocab_size):

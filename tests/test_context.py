@@ -38,6 +38,7 @@ def test_sizes_and_names():
     assert context_sizes(TokenizerConfig(key="normalize")) == (25,)
     assert context_sizes(TokenizerConfig(meter=True, key="token", steps_per_quarter=4)) == (9, 17, 3, 25)
     assert context_names(TOK.config) == ("step_in_beat", "beat_in_bar", "bar_start", "key")
+    assert context_sizes(TokenizerConfig(key="token", styles=("a", "b", "c"))) == (25, 4)  # style last: 1 + 3
 
 
 # pickup bar of 1/4, then 4/4 (chained shifts across a bar), then 3/8, then a second piece

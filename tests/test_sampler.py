@@ -433,3 +433,25 @@ def test_a_given_key_reproduces_the_stream_in_which_the_model_drew_that_key():
     np.testing.assert_array_equal(forced[2][forced[2] != tok.pad_id], free[2][free[2] != tok.pad_id])
     other = int(np.flatnonzero(keys != keys[2])[0])
     assert not np.array_equal(forced[other][:120], free[other][:120])
+
+
+def test_a_given_style_reproduces_the_stream_in_which_the_model_drew_that_style():
+    from musicgen.context import context_sizes
+
+    tok = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=4, key="token",
+                                    styles=("a", "b", "c")))
+    cfg = ModelConfig(vocab_size=tok.vocab_size, cell="gru", embedding_dim=8, units=16, layers=1,
+                      context=context_sizes(tok.config))
+    model = StepModel(random_weights(cfg, seed=6, scale=0.5), cfg, tokenizer=tok)
+    free = sample_tokens(model, cfg, tok, [], 80, 9, num_samples=6)
+    style0, key0 = tok.ranges["STYLE"][0], tok.ranges["KEY"][0]
+    styles = free[:, 0] - style0
+    assert ((styles >= 0) & (styles < 3)).all() and len(set(styles.tolist())) > 1
+    assert ((free[:, 1] >= key0) & (free[:, 1] < key0 + 24)).all()  # BOS STYLE KEY
+    assert (((free[:, 2:] >= style0) & (free[:, 2:] < style0 + 3)).sum()) == 0  # no STYLE anywhere else
+    wanted = (styles + 1) % 3  # one style per stream, each another than it drew
+    forced = sample_tokens(model, cfg, tok, [], 80, 9, num_samples=6, style=wanted)
+    assert (forced[:, 0] == style0 + wanted).all()
+    again = sample_tokens(model, cfg, tok, [], 80, 9, num_samples=6, style=styles)
+    np.testing.assert_array_equal(again, free)
+    assert not np.array_equal(forced[:, 1:], free[:, 1:])  # the style feature changes what follows

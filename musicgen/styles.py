@@ -1,0 +1,134 @@
+"""Styles in one model: each top-level subfolder of a corpus is a style, named by a STYLE event after BOS.
+
+``musicgen ingest DIR --styles`` / ``musicgen train DIR --styles`` take the top-level subfolders of DIR that hold music
+files as the styles (``find_styles``: sorted names, recorded as ``TokenizerConfig.styles``); every piece gets the
+STYLE event of its folder right after BOS (``BOS STYLE KEY TIME_SIG …``, see ``musicgen.tokenizer``) and the model a
+``style`` context feature (1 + style index, 0 unknown; ``musicgen.context``), so it conditions on the style at every
+step, not only through its memory of the STYLE event. A music file directly in DIR has no style: an error naming it.
+
+Caching: a styled piece's cache key is its content hash plus ``@<style name>`` (``styled_key``), so a file moved to
+another style folder is tokenized again, and one file copied into two style folders is two pieces (one per style;
+the near-duplicate split keeps the copies on one side).
+
+Sampling: ``musicgen sample --style NAME`` forces that STYLE after BOS; without it each sample's style is drawn from
+the training pieces' style shares that ``musicgen train`` records in the bundle's metrics (``style_pieces``), with an
+RNG of its own seeded from the sample seed (``draw_styles``), so forcing the drawn style regenerates the sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from musicgen.errors import UsageError
+
+STYLE_SALT = 0x5717E  # mixed into the sample seed for the style draws: the event draws stay as they were
+METRIC = "style_pieces"  # metrics.json: {style name: training pieces}
+
+
+# ---------------------------------------------------------------------------------------------------- the corpus
+def style_of_path(rel: str) -> str | None:
+    """The style of a music file from its path relative to the corpus (posix): its top folder, None directly in it."""
+    head, sep, _ = rel.partition("/")
+    return head if sep else None
+
+
+def check_paths(music: Sequence[str], styles: Sequence[str] | None, corpus) -> list[str]:
+    """The style name of each relative music path; ``UsageError`` for files directly in the corpus folder (naming
+    them) or in a folder that is not one of ``styles`` (None: any folder is a style)."""
+    loose = [rel for rel in music if style_of_path(rel) is None]
+    if loose:
+        more = f" and {len(loose) - 3} more" if len(loose) > 3 else ""
+        raise UsageError(f"--styles: music files directly in {str(corpus)!r} have no style folder: "
+                         f"{', '.join(map(repr, loose[:3]))}{more}; move them into a subfolder named after their style")
+    names = [style_of_path(rel) for rel in music]
+    unknown = sorted(set(names) - set(styles)) if styles is not None else []
+    if unknown:
+        raise UsageError(f"--styles: folder {unknown[0]!r} of {str(corpus)!r} is not one of the tokenizer's styles "
+                         f"{list(styles)}")
+    return names
+
+
+def find_styles(corpus_dir) -> tuple[str, ...]:
+    """The styles of a corpus folder: its top-level subfolders holding music files (at any depth), sorted.
+
+    Raises ``UsageError`` when a music file lies directly in ``corpus_dir`` (naming it) or no subfolder holds one.
+    """
+    from musicgen.corpus import _check_corpus_dir, _scan
+
+    root = _check_corpus_dir(corpus_dir)
+    music, _ = _scan(root)
+    names = tuple(sorted(set(check_paths(music, None, root))))
+    if not names:
+        raise UsageError(f"--styles: no subfolder of {str(corpus_dir)!r} holds music files; put each style's files "
+                         f"in a subfolder named after it (e.g. corpus/bach, corpus/folk)")
+    return names
+
+
+def styled_key(content_key: str, style: str | None) -> str:
+    """The cache key of a file: its content hash, plus ``@<style>`` when it has a style."""
+    return content_key if style is None else f"{content_key}@{style}"
+
+
+def style_of_key(key: str) -> str | None:
+    """The style name in a file or piece cache key (inverse of ``styled_key``), None without one."""
+    head = key.split("#", 1)[0]
+    return head.split("@", 1)[1] if "@" in head else None
+
+
+# ------------------------------------------------------------------------------------------------------ the tokens
+def parse_style(name: str, styles: Sequence[str], where: str = "the bundle") -> int:
+    """A style name → its index in ``styles``; ``UsageError`` naming ``--style`` and listing the known ones."""
+    if not styles:
+        raise UsageError(f"--style: {where} has no styles (train with --styles on a folder of style subfolders); "
+                         f"got {name!r}")
+    if name not in styles:
+        raise UsageError(f"--style: unknown style {name!r}; {where} knows {', '.join(styles)}")
+    return list(styles).index(name)
+
+
+def piece_style(tokens, tokenizer) -> int | None:
+    """The value of the first STYLE event of ``tokens`` (int ids, shape (T,)), None without one (or no styles)."""
+    if "STYLE" not in tokenizer.ranges:
+        return None
+    first, size = tokenizer.ranges["STYLE"]
+    t = np.asarray(tokens)
+    hits = t[(t >= first) & (t < first + size)]
+    return int(hits[0]) - first if hits.size else None
+
+
+def with_style(tokens, tokenizer, style: int) -> np.ndarray:
+    """``tokens`` (int, shape (T,), starting with BOS) with STYLE(``style``) right after the BOS (int64 (T + 1,));
+    unchanged (as int64) when they already name that style; ``UsageError`` when they name another."""
+    t = np.asarray(tokens, np.int64)
+    have = piece_style(t, tokenizer)
+    if have is not None and have != style:
+        names = tokenizer.config.styles
+        raise UsageError(f"--style: the primer is in style {names[have]!r}, not {names[style]!r}")
+    return t if have is not None else np.insert(t, 1, tokenizer.token("STYLE", int(style)))
+
+
+def style_counts(pieces, tokenizer) -> dict[str, int]:
+    """``{style name: pieces}`` over token pieces (each piece's first STYLE; every style listed, 0 when unused)."""
+    counts = dict.fromkeys(tokenizer.config.styles, 0)
+    for tokens in pieces:
+        style = piece_style(np.asarray(tokens[:4]), tokenizer)  # BOS STYLE: the head is enough
+        if style is not None:
+            counts[tokenizer.config.styles[style]] += 1
+    return counts
+
+
+def style_shares(counts: dict[str, int] | None, styles: Sequence[str]) -> np.ndarray:
+    """float64 (len(styles),): each style's share of ``counts`` (uniform without counts, e.g. an older bundle)."""
+    n = np.array([float((counts or {}).get(name, 0)) for name in styles])
+    return n / n.sum() if n.sum() > 0 else np.full(len(styles), 1.0 / len(styles))
+
+
+def draw_styles(shares: np.ndarray, seed: int, count: int) -> np.ndarray:
+    """int64 (count,): style indices drawn from ``shares`` by an RNG of their own (seed mixed with ``STYLE_SALT``);
+    draw i depends on ``seed`` and i alone."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), STYLE_SALT]))
+    return np.searchsorted(np.cumsum(shares), rng.random(count) * np.sum(shares), side="right").clip(
+        0, len(shares) - 1).astype(np.int64)
+

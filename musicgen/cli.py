@@ -293,7 +293,7 @@ def _add_live(sub) -> None:
                         "--key-mode normalize the answer is moved from C back to it")
     p.add_argument("--voice-channels", default="", metavar="C,C,…",
                    help="bundles trained with --voices: MIDI channel (1-16) of each answer voice, e.g. 1,2,3,4 (voices "
-                        "past the list use its last; default: every voice on --channel). Your phrase is voice 1")
+                        "past the list use its last; default: every voice on --channel); your phrase is the first voice")
 
 # ------------------------------------------------------------------------------------------------------------ serve
 def _add_serve(sub) -> None:

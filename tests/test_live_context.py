@@ -11,7 +11,7 @@ from conftest import numpy_bundle
 from musicgen.context import ContextTracker, context_features, context_sizes
 from musicgen.errors import UsageError
 from musicgen.live import LiveSettings, PlayedNote, Responder, phrase_primer
-from musicgen.live_context import Conversation, kind_mask, open_bar, parse_channels, parse_meter, phrase_key
+from musicgen.live_context import Conversation, describe, kind_mask, open_bar, parse_channels, parse_meter, phrase_key
 from musicgen.live_ports import RecordingOutput, TurnTakingInput
 from musicgen.live_session import FastClock, LiveSession
 from musicgen.meter import time_signature_value
@@ -77,6 +77,14 @@ def test_meter_key_and_voice_channels_are_checked_in_one_line_naming_the_flag():
             LiveSettings(**options)
     with pytest.raises(UsageError, match="^--key: the bundle .* has no KEY events"):
         Responder(numpy_bundle(), LiveSettings(key="D minor"))
+
+
+def test_describe_says_how_a_bundle_frames_phrases():
+    both = numpy_bundle(voices=4, meter=True, key="normalize").tokenizer_config
+    assert describe(both, "3/4", None, True) == ("each phrase starts a bar of 3/4; key analysed from the first phrase "
+                                                 "(moved to C for the model); your phrase is voice 0 of 4")
+    assert describe(numpy_bundle(key="token").tokenizer_config, "4/4", "D minor", False) == "key D minor"
+    assert describe(numpy_bundle().tokenizer_config, "4/4", None, True) == ""
 
 
 def test_phrase_key_is_the_ingest_analysis_of_the_played_notes():

@@ -275,3 +275,40 @@ def test_a_session_with_a_voices_meter_key_bundle_answers_every_phrase_and_ends_
             sounding.discard((m.channel, m.note))
     assert not sounding and sum(m.type == "note_on" for _, m in out.sent) >= 3
     assert sorted(m.channel for _, m in out.sent if m.type == "control_change") == [0, 1, 2, 3, 9]
+
+
+def test_a_context_bundle_on_disk_loads_and_answers_without_tensorflow(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import make_bundle, rehash
+
+    from musicgen.config import TokenizerConfig
+
+    tc = TokenizerConfig(min_pitch=48, max_pitch=72, velocity_bins=8, programs=False, voices=4, meter=True,
+                         key="normalize")
+    path = make_bundle(tmp_path / "ctx", tc, with_keras=False, note_bias=2.0)
+    info = json.loads((path / "model_config.json").read_text())
+    info["context"] = list(context_sizes(tc))
+    (path / "model_config.json").write_text(json.dumps(info))
+    weights = dict(np.load(path / "weights.npz"))
+    for k, size in enumerate(context_sizes(tc)):
+        weights[f"context_{k}"] = np.random.default_rng(k).normal(0, 0.5, (size, 4)).astype(np.float32)
+    np.savez(path / "weights.npz", **weights)
+    rehash(path)
+    code = ("import sys\n"
+            "from musicgen.bundle import load_bundle\n"
+            "from musicgen.live import LiveSettings, PlayedNote, Responder\n"
+            f"r = Responder(load_bundle({str(path)!r}), LiveSettings(length=16, meter='3/4'))\n"
+            "notes = [PlayedNote(p, 0.5 * i, 0.5 * i + 0.4, 80) for i, p in enumerate([62, 66, 69, 66, 62])]\n"
+            "a = r.respond(notes)\n"
+            "r.commit(a, 5.0)\n"
+            "b = r.respond([PlayedNote(n.pitch, n.start + 5.5, n.end + 5.5, 80) for n in notes])\n"
+            "heavy = {'tensorflow', 'keras', 'music21', 'matplotlib', 'symusic'} & set(sys.modules)\n"
+            "assert not heavy, heavy\n"
+            "print(a.key, len(a.tokens) >= 16, len(b.tokens) >= 16)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0 and run.stdout == "2 True True\n", run.stderr  # D F# A F# D: D major

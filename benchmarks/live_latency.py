@@ -11,13 +11,17 @@ exchange it measures, on ``time.perf_counter``:
 
 Two triggers: ``pause`` (the answer is computed during the wait) and ``key`` (a trigger key: computed on the spot).
 
-Usage: ``python benchmarks/live_latency.py [--model trained/default] [--exchanges 40] [--length 64] [--bpm 480]``.
+Usage: ``python benchmarks/live_latency.py [--model trained/default] [--exchanges 40] [--length 64] [--bpm 480]
+[--untrained SPEC]``. ``--untrained plain`` or e.g. ``--untrained voices=4,voice_polyphony=1,meter,key=normalize``:
+instead of the bundle's weights, seeded random ones of its sizes, with its tokenizer changed by SPEC (and context
+inputs where SPEC adds meter/key), so a context bundle's cost can be set beside a plain one's before one is trained.
 Prints a Markdown table for docs/live.md. Goal (issue 16): p99 latency <= 50 ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -36,6 +40,32 @@ from musicgen.live_session import LiveSession, RealClock  # noqa: E402
 TUNES = [[60, 62, 64, 65, 67], [67, 65, 64, 62, 60], [60, 64, 67, 72], [72, 71, 69, 67, 65, 64],
          [62, 65, 69, 67], [64, 62, 60, 59, 60]]
 TRIGGER_KEY = 21
+
+
+def untrained(like, spec: str, seed: int = 0):
+    """A ``Bundle`` with ``like``'s model sizes, its tokenizer config changed by ``spec`` (``plain``, or comma-separated
+    ``field`` / ``field=value`` items), context inputs for the result's meter/key, and N(0, 0.1) weights from
+    ``default_rng(seed)``; logit biases favour notes (+2) and 6/12-step shifts (+3), so answers hold music."""
+    from musicgen.bundle import Bundle
+    from musicgen.context import context_sizes
+    from musicgen.models import expected_weight_shapes
+    from musicgen.tokenizer import Tokenizer
+
+    changes = {}
+    for item in (i for i in spec.split(",") if i not in ("", "plain")):
+        name, _, value = item.partition("=")
+        changes[name] = True if not value else int(value) if value.isdigit() else value
+    tc = dataclasses.replace(like.tokenizer_config, **changes)
+    tok = Tokenizer(tc)
+    cfg = dataclasses.replace(like.model_config, vocab_size=tok.vocab_size, context=context_sizes(tc))
+    rng = np.random.default_rng(seed)
+    weights = {k: rng.normal(0, 0.1, shape).astype(np.float32) for k, shape in expected_weight_shapes(cfg).items()}
+    bias = np.zeros(tok.vocab_size, np.float32)
+    first, size = tok.ranges["NOTE_ON"]
+    bias[first:first + 2 * size] = 2.0
+    bias[[tok.token("TIME_SHIFT", 6), tok.token("TIME_SHIFT", 12)]] = 3.0
+    weights["logits_bias"] = bias
+    return Bundle(Path(f"untrained-{spec}"), {}, cfg, like.train_config, tc, weights, {})
 
 
 def phrases(count: int, beat: float, key: bool) -> list:
@@ -82,13 +112,20 @@ def main() -> int:
     p.add_argument("--wait", type=float, default=2.0,
                    help="beats of silence that end a phrase (pause trigger); 2 beats at 480 bpm = 250 ms")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--untrained", default=None, metavar="SPEC",
+                   help="seeded random weights of --model's sizes, its tokenizer changed by SPEC (see the doc)")
     args = p.parse_args()
     bundle = load_bundle(args.model)
+    if args.untrained is not None:
+        bundle = untrained(bundle, args.untrained, args.seed)
     rows = [measure(bundle, trigger, args) for trigger in ("pause", "key")]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"`python benchmarks/live_latency.py --model {args.model} --exchanges {args.exchanges} --length "
-          f"{args.length} --bpm {args.bpm:g} --wait {args.wait:g} --seed {args.seed}`: {bundle.model_config.cell} "
-          f"{bundle.model_config.layers}x{bundle.model_config.units}, {platform.processor() or platform.machine()}, "
+          f"{args.length} --bpm {args.bpm:g} --wait {args.wait:g} --seed {args.seed}"
+          + (f" --untrained {args.untrained}" if args.untrained is not None else "")
+          + f"`: {bundle.model_config.cell} {bundle.model_config.layers}x{bundle.model_config.units}"
+          f"{', context ' + str(list(bundle.model_config.context)) if bundle.model_config.context else ''}, "
+          f"{platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, load average {load:.1f} at the end (shared machine), real clock, scripted ports.")
     print()
     print("| trigger | answers | events per answer | latency p50 / p99 / max (ms) | compute p50 / p99 / max (ms) "

@@ -5,10 +5,9 @@ pedal-sustained note) sounding for ``wait`` beats, or a sustain-pedal press (``p
 ``Responder`` encodes the phrase with the bundle's tokenizer (beats at ``bpm``), samples ``length`` events with
 ``sampler.sample_tokens`` (the phrase as primer, from the state the previous exchange left: ``carry``) and decodes
 them into a schedule of note messages, in seconds after the phrase's last grid step. Bundles trained with
-``--meter``/``--key-mode``/``--voices`` get the phrase framed with a meter, a key and a voice, and their context carried
-across exchanges: ``musicgen.live_context``. ``musicgen.live_session`` runs the loop, ``musicgen.live_ports`` opens
-the MIDI ports. Imports numpy, mido (a pretty_midi dependency) and the numpy
-sampler: never TensorFlow.
+``--meter``/``--key-mode``/``--voices`` get the phrase framed with a meter, a key and a voice, and their context
+carried across exchanges (``musicgen.live_context``). ``musicgen.live_session`` runs the loop, ``musicgen.live_ports``
+opens the MIDI ports. Imports numpy, mido (a pretty_midi dependency) and the numpy sampler: never TensorFlow.
 
 Example::
 
@@ -28,7 +27,7 @@ import mido
 import numpy as np
 
 from musicgen.errors import UsageError
-from musicgen.live_context import DEFAULT_METER, Conversation, kind_mask, open_bar, parse_meter
+from musicgen.live_context import DEFAULT_METER, Conversation, kind_mask, open_bar, parse_meter, phrase_key
 
 GAP_CAP_BEATS = 4.0  # with carry: the rest fed between an answer and the next phrase is at most this long
 MAX_LENGTH = 100_000
@@ -103,11 +102,10 @@ class LiveSettings:
             from musicgen.meter import parse_key
 
             parse_key(self.key)
-        channels = self.voice_channels
-        check(isinstance(channels, tuple) and all(isinstance(c, int) and 0 <= c <= 15 for c in channels),
-              "--voice-channels", "MIDI channels in [1, 16]", ",".join(str(c + 1) if isinstance(c, int) else repr(c)
-                                                                        for c in channels)
-              if isinstance(channels, tuple) else channels)
+        vc = self.voice_channels
+        check(isinstance(vc, tuple) and all(isinstance(c, int) and 0 <= c <= 15 for c in vc), "--voice-channels",
+              "MIDI channels in [1, 16]", tuple(c + 1 if isinstance(c, int) else c for c in vc)
+              if isinstance(vc, tuple) else vc)
 
     @property
     def beat_seconds(self) -> float:
@@ -221,8 +219,6 @@ def phrase_primer(notes: list[PlayedNote], tokenizer, bpm: float, since: float |
     cfg = tokenizer.config
     unit = bpm / 60.0 if cfg.time_mode == "beat" else 1.0
     if cfg.key and key is None:
-        from musicgen.live_context import phrase_key
-
         key = phrase_key(notes)
     cols = np.array([(n.pitch, n.start, n.end, n.velocity, 128 if n.is_drum else n.program) for n in notes]).T
     tokens = tokenizer.encode_arrays(cols[0], (cols[1] - t0) * unit, (cols[2] - t0) * unit, cols[3], cols[4],

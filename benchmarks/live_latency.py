@@ -15,7 +15,9 @@ Usage: ``python benchmarks/live_latency.py [--model trained/default] [--exchange
 [--untrained SPEC]``. ``--untrained plain`` or e.g. ``--untrained voices=4,voice_polyphony=1,meter,key=normalize``:
 instead of the bundle's weights, seeded random ones of its sizes, with its tokenizer changed by SPEC (and context
 inputs where SPEC adds meter/key), so a context bundle's cost can be set beside a plain one's before one is trained.
-Prints a Markdown table for docs/live.md. Goal (issue 16): p99 latency <= 50 ms.
+``--compare-compute N --untrained plain --untrained voices=4,meter,key=normalize``: no session; N answers to one
+phrase per bundle (no carry), the bundles taking turns, so a loaded machine's drift hits them alike: the compute of
+each (encode + sample + decode). Prints a Markdown table for docs/live.md. Goal (issue 16): p99 latency <= 50 ms.
 """
 
 from __future__ import annotations
@@ -99,6 +101,25 @@ def measure(bundle, trigger: str, args) -> dict:
                 speculative=sum(ex.speculative for ex in exchanges))
 
 
+def compare_compute(bundles: dict, args) -> list[dict]:
+    """``args.compare_compute`` answers per bundle to one phrase, the bundles taking turns: per bundle the compute
+    (ms) and events of each answer."""
+    from musicgen.live import PlayedNote
+
+    beat = 60.0 / args.bpm
+    notes = [PlayedNote(p, i * beat / 2, i * beat / 2 + 0.4 * beat, 80) for i, p in enumerate(TUNES[0])]
+    responders = {name: Responder(b, LiveSettings(bpm=args.bpm, length=args.length, seed=args.seed, carry=False))
+                  for name, b in bundles.items()}
+    rows = {name: dict(bundle=name, compute=[], events=[]) for name in bundles}
+    for k in range(args.compare_compute):
+        for name, responder in responders.items():
+            responder.exchanges = k  # answer k's seed
+            answer = responder.respond(notes)
+            rows[name]["compute"].append(answer.compute_seconds * 1e3)
+            rows[name]["events"].append(len(answer.tokens))
+    return [dict(r, compute=np.array(r["compute"]), events=np.array(r["events"])) for r in rows.values()]
+
+
 def pct(a: np.ndarray) -> str:
     return " / ".join(f"{np.percentile(a, q):.1f}" for q in (50, 99)) + f" / {a.max():.1f}"
 
@@ -112,22 +133,37 @@ def main() -> int:
     p.add_argument("--wait", type=float, default=2.0,
                    help="beats of silence that end a phrase (pause trigger); 2 beats at 480 bpm = 250 ms")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--untrained", default=None, metavar="SPEC",
-                   help="seeded random weights of --model's sizes, its tokenizer changed by SPEC (see the doc)")
+    p.add_argument("--untrained", action="append", default=None, metavar="SPEC",
+                   help="seeded random weights of --model's sizes, its tokenizer changed by SPEC (see the doc); "
+                        "repeatable with --compare-compute")
+    p.add_argument("--compare-compute", type=int, default=0, metavar="N",
+                   help="no session: N answers per bundle, the bundles taking turns; compute only")
     args = p.parse_args()
-    bundle = load_bundle(args.model)
-    if args.untrained is not None:
-        bundle = untrained(bundle, args.untrained, args.seed)
-    rows = [measure(bundle, trigger, args) for trigger in ("pause", "key")]
+    like = load_bundle(args.model)
+    specs = args.untrained or [None]
+    bundles = {spec or args.model: like if spec is None else untrained(like, spec, args.seed) for spec in specs}
+    if len(bundles) > 1 and not args.compare_compute:
+        p.error("several --untrained need --compare-compute")
+    bundle = next(iter(bundles.values()))
+    compared = compare_compute(bundles, args) if args.compare_compute else None
+    rows = [measure(bundle, trigger, args) for trigger in ("pause", "key")] if compared is None else []
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"`python benchmarks/live_latency.py --model {args.model} --exchanges {args.exchanges} --length "
-          f"{args.length} --bpm {args.bpm:g} --wait {args.wait:g} --seed {args.seed}"
-          + (f" --untrained {args.untrained}" if args.untrained is not None else "")
-          + f"`: {bundle.model_config.cell} {bundle.model_config.layers}x{bundle.model_config.units}"
-          f"{', context ' + str(list(bundle.model_config.context)) if bundle.model_config.context else ''}, "
-          f"{platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, load average {load:.1f} at the end (shared machine), real clock, scripted ports.")
+    options = (f"--compare-compute {args.compare_compute}" if compared is not None else
+               f"--exchanges {args.exchanges} --wait {args.wait:g}")
+    print(f"`python benchmarks/live_latency.py --model {args.model} {options} --length {args.length} --bpm "
+          f"{args.bpm:g} --seed {args.seed}" + "".join(f" --untrained {s}" for s in args.untrained or [])
+          + f"`: {bundle.model_config.cell} {bundle.model_config.layers}x{bundle.model_config.units}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at the end "
+          f"(shared machine), " + ("no session." if compared is not None else "real clock, scripted ports."))
     print()
+    if compared is not None:
+        print(f"| bundle | context inputs | vocabulary | answers | events per answer ({args.length} sampled + "
+              f"closing note-offs) | compute p50 / p99 / max (ms) |")
+        print("|---|---|---:|---:|---:|---|")
+        for r, b in zip(compared, bundles.values()):
+            print(f"| {r['bundle']} | {list(b.model_config.context) or 'none'} | {b.model_config.vocab_size} "
+                  f"| {len(r['compute'])} | {int(np.median(r['events']))} | {pct(r['compute'])} |")
+        return 0
     print("| trigger | answers | events per answer | latency p50 / p99 / max (ms) | compute p50 / p99 / max (ms) "
           "| timing error p50 / p99 / max (ms) |")
     print("|---|---:|---:|---|---|---|")

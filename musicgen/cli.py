@@ -289,6 +289,12 @@ def _add_live(sub) -> None:
     p.add_argument("--channel", type=int, default=1, help="MIDI channel 1-16 of the answer (drums on 10)")
     p.add_argument("--max-note-length", type=float, default=8.0, metavar="BEATS",
                    help="force a sampled note's end after this many beats (0 = no limit)")
+    p.add_argument("--meter", default="4/4", metavar="NUM/DEN", help="bundles trained with --meter: your phrase's "
+                   "first note is a downbeat of this meter at --bpm; the answer goes on in it")
+    p.add_argument("--key", default=None, metavar="NAME", help='bundles trained with --key-mode: your key, e.g. '
+                   '"D minor", "F#" (default: analysed from your first phrase); normalize answers move back to it')
+    p.add_argument("--voice-channels", default="", metavar="C,C,…", help="bundles trained with --voices: channel "
+                   "1-16 per answer voice, e.g. 1,2,3,4 (default: all on --channel); your phrase is the first voice")
 
 # ------------------------------------------------------------------------------------------------------------ serve
 def _add_serve(sub) -> None:

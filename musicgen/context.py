@@ -182,7 +182,7 @@ class ContextTracker:
     """
 
     def __init__(self, tokenizer, batch: int):
-        self._lk = _lookup(tokenizer.config)
+        self._lk, self.config = _lookup(tokenizer.config), tokenizer.config
         self.vocab_size, self.batch = tokenizer.vocab_size, int(batch)
         self.width = len(context_sizes(tokenizer.config))
         self.position = np.zeros(self.batch, np.int64)
@@ -213,6 +213,28 @@ class ContextTracker:
     def features(self) -> np.ndarray:
         """The current context, int32 (B, F), without advancing (read only: the array is shared)."""
         return self._features
+
+    def start_from(self, other: ContextTracker) -> ContextTracker:
+        """Put every stream where stream 0 of ``other`` (a tracker of the same vocabulary) is, e.g. the context a
+        token history has reached, so that tokens continuing it are tracked as its tail; returns ``self``."""
+        if other.config != self.config:
+            raise UsageError("other: expected a ContextTracker of the same tokenizer config")
+        for mine, theirs in ((self.position, other.position), (self.numerator, other.numerator),
+                             (self.denominator, other.denominator), (self.key, other.key)):
+            mine[:] = theirs[0]
+        self._features = self._compute()
+        return self
+
+    def run(self, tokens) -> np.ndarray:
+        """Advance stream 0 of a one-stream tracker by each of ``tokens`` (int, shape (T,)) in turn; returns the
+        context after each, int32 (T, F): ``context_features`` of the tokens as the tail of what came before."""
+        if self.batch != 1:
+            raise UsageError(f"run: expected a tracker of one stream, got batch={self.batch}")
+        t = _ids(tokens, self.vocab_size).ravel()
+        out = np.zeros((t.size, self.width), np.int32)
+        for i, token in enumerate(t):
+            out[i] = self.update(token[None])[0]
+        return out
 
     def _compute(self) -> np.ndarray:
         out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key,

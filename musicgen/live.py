@@ -4,9 +4,10 @@
 pedal-sustained note) sounding for ``wait`` beats, or a sustain-pedal press (``pedal``), or the ``trigger_key``.
 ``Responder`` encodes the phrase with the bundle's tokenizer (beats at ``bpm``), samples ``length`` events with
 ``sampler.sample_tokens`` (the phrase as primer, from the state the previous exchange left: ``carry``) and decodes
-them into a schedule of note messages, in seconds after the phrase's last grid step. ``musicgen.live_session`` runs
-the loop, ``musicgen.live_ports`` opens the MIDI ports. Imports numpy, mido (a pretty_midi dependency) and the numpy
-sampler: never TensorFlow.
+them into a schedule of note messages, in seconds after the phrase's last grid step. Bundles trained with
+``--meter``/``--key-mode``/``--voices`` get the phrase framed with a meter, a key and a voice, and their context
+carried across exchanges (``musicgen.live_context``). ``musicgen.live_session`` runs the loop, ``musicgen.live_ports``
+opens the MIDI ports. Imports numpy, mido (a pretty_midi dependency) and the numpy sampler: never TensorFlow.
 
 Example::
 
@@ -26,6 +27,7 @@ import mido
 import numpy as np
 
 from musicgen.errors import UsageError
+from musicgen.live_context import DEFAULT_METER, Conversation, kind_mask, open_bar, parse_meter, phrase_key
 
 GAP_CAP_BEATS = 4.0  # with carry: the rest fed between an answer and the next phrase is at most this long
 MAX_LENGTH = 100_000
@@ -48,6 +50,10 @@ class LiveSettings:
         carry: start each answer from the state the previous phrase and answer left (False: the bundle's start).
         channel: MIDI channel 0-15 of the answer (drums on 9).
         max_note_length: beats a sampled note may sound before its end is forced (0: no limit).
+        meter: ``"NUM/DEN"``: bundles with TIME_SIG events hear each phrase's first onset as a downbeat of it.
+        key: a key name (``"D minor"``) that key-mode bundles frame every phrase with (None: analysed).
+        voice_channels: 0-based MIDI channel of each answer voice (voices past the end use the last); (): all on
+            ``channel``.
     """
 
     bpm: float = 120.0
@@ -63,6 +69,9 @@ class LiveSettings:
     carry: bool = True
     channel: int = 0
     max_note_length: float = 8.0
+    meter: str = DEFAULT_METER
+    key: str | None = None
+    voice_channels: tuple[int, ...] = ()
 
     def __post_init__(self):
         def check(ok: bool, flag: str, expected: str, value) -> None:
@@ -88,6 +97,15 @@ class LiveSettings:
               self.channel + 1 if isinstance(self.channel, int) else self.channel)
         check(finite(self.max_note_length) and self.max_note_length >= 0, "--max-note-length", "beats >= 0",
               self.max_note_length)
+        parse_meter(self.meter)
+        if self.key is not None:
+            from musicgen.meter import parse_key
+
+            parse_key(self.key)
+        vc = self.voice_channels
+        check(isinstance(vc, tuple) and all(isinstance(c, int) and 0 <= c <= 15 for c in vc), "--voice-channels",
+              "MIDI channels in [1, 16]", tuple(c + 1 if isinstance(c, int) else c for c in vc)
+              if isinstance(vc, tuple) else vc)
 
     @property
     def beat_seconds(self) -> float:
@@ -181,32 +199,48 @@ class PhraseRecorder:
         return notes
 
 
-def phrase_primer(notes: list[PlayedNote], tokenizer, bpm: float, since: float | None = None) -> np.ndarray:
+def phrase_primer(notes: list[PlayedNote], tokenizer, bpm: float, since: float | None = None, *,
+                  key: int | None = None, meter: tuple[int, int] = (4, 4), history=None) -> np.ndarray:
     """A phrase → primer tokens: int64 (T,), ``[BOS, …]`` without EOS; empty when no note is in the tokenizer's range.
 
     Times are counted from the first onset (beats at ``bpm`` in beat mode, seconds in seconds mode). ``since`` (the
     previous answer's end, seconds): the tokens continue a conversation instead: no BOS, and they open with the rest
     since then (at most ``GAP_CAP_BEATS``; none when the player came in before the answer ended).
+
+    Context vocabularies (``musicgen.live_context``): every note is voice 0; ``key`` (KEY value; None: the phrase's
+    analysed key) is the KEY event after BOS, and in ``"normalize"`` the notes are stored moved to C; with TIME_SIG
+    events the first onset is a downbeat of ``meter`` (``(numerator, denominator)``): TIME_SIG(meter) at its step,
+    unless ``history`` (the conversation's ``ContextTracker``, used with ``since``) has a bar of it start there anyway.
     """
     if not notes:
         return np.zeros(0, np.int64)
     first = min(n.start for n in notes)
     t0 = first if since is None else min(first, max(since, first - GAP_CAP_BEATS * 60.0 / bpm))
-    unit = bpm / 60.0 if tokenizer.config.time_mode == "beat" else 1.0
+    cfg = tokenizer.config
+    unit = bpm / 60.0 if cfg.time_mode == "beat" else 1.0
+    if cfg.key and key is None:
+        key = phrase_key(notes)
     cols = np.array([(n.pitch, n.start, n.end, n.velocity, 128 if n.is_drum else n.program) for n in notes]).T
-    tokens = tokenizer.encode_arrays(cols[0], (cols[1] - t0) * unit, (cols[2] - t0) * unit, cols[3], cols[4])
-    tokens = tokens[(tokens != tokenizer.eos_id) & (tokens != tokenizer.bos_id)].astype(np.int64)
-    note_on = tokenizer.ranges["NOTE_ON"][0]
-    if not ((tokens >= note_on) & (tokens < note_on + tokenizer.ranges["NOTE_ON"][1])).any():
+    tokens = tokenizer.encode_arrays(cols[0], (cols[1] - t0) * unit, (cols[2] - t0) * unit, cols[3], cols[4],
+                                     key=key, meters=[(0.0, *meter)]).astype(np.int64)
+    framing = (tokens == tokenizer.eos_id) | (tokens == tokenizer.bos_id) | kind_mask(tokens, tokenizer, "KEY")
+    tokens = tokens[~(framing | kind_mask(tokens, tokenizer, "TIME_SIG"))]
+    if not kind_mask(tokens, tokenizer, "NOTE_ON").any():
         return np.zeros(0, np.int64)
-    return tokens if since is not None else np.concatenate([[tokenizer.bos_id], tokens])
+    if cfg.meter:
+        tokens = open_bar(tokens, tokenizer, meter, history if since is not None else None)
+    if since is not None:
+        return tokens
+    head = [tokenizer.bos_id] + ([tokenizer.token("KEY", int(key))] if cfg.key else [])
+    return np.concatenate([head, tokens]).astype(np.int64)
 
 
 @dataclass
 class Answer:
     """A continuation ready to play: ``primer`` and ``tokens`` (int64 (T,), the sampled events, closed), the
     ``schedule`` of (seconds after the origin, message) sorted by time, its ``duration`` (seconds), the recorder
-    ``version`` it answers and ``compute_seconds`` (encode + sample + decode)."""
+    ``version`` it answers, ``compute_seconds`` (encode + sample + decode) and ``key`` (the KEY value the phrase was
+    framed with; None without KEY events)."""
 
     primer: np.ndarray
     tokens: np.ndarray
@@ -215,6 +249,7 @@ class Answer:
     version: int = 0
     compute_seconds: float = 0.0
     ready_at: float = 0.0  # session clock seconds, set by the session
+    key: int | None = None
 
 
 class Responder:
@@ -222,20 +257,25 @@ class Responder:
 
     Args:
         bundle: a ``bundle.Bundle`` (weights, model config, tokenizer, start state).
-        settings: ``LiveSettings`` (bpm, length/seconds, sampling knobs, carry, channel).
+        settings: ``LiveSettings`` (bpm, length/seconds, sampling knobs, carry, channels, meter, key).
+
+    Context bundles (meter, key, voices): ``musicgen.live_context``; ``conversation`` holds the context and key the
+    carried conversation has reached.
     """
 
     def __init__(self, bundle, settings: LiveSettings):
+        from musicgen.meter import parse_key
         from musicgen.sampler import StepModel
 
         self.settings, self.tokenizer, self.model_config = settings, bundle.tokenizer, bundle.model_config
-        if bundle.model_config.context:
-            raise UsageError("--model: this bundle reads meter/key context inputs, which `musicgen live` does not "
-                             "track yet (a played phrase has no bars or key); use a bundle trained without --meter "
-                             "and --key-mode")
+        if settings.key is not None and not self.tokenizer.config.key:
+            raise UsageError(f"--key: the bundle {str(bundle.path)!r} has no KEY events (trained without --key-mode), "
+                             f"so it cannot be told a key; leave --key out")
         self.model = StepModel(bundle.weights, bundle.model_config)
         self.start_state = self.state = bundle.start_state
         self.exchanges, self.since = 0, None
+        self.meter = parse_meter(settings.meter)
+        self.conversation = Conversation(self.tokenizer, None if settings.key is None else parse_key(settings.key))
         cfg = self.tokenizer.config
         self.step_seconds = (cfg.step_seconds if cfg.time_mode == "seconds"
                              else settings.beat_seconds / cfg.steps_per_quarter)
@@ -250,39 +290,57 @@ class Responder:
         from musicgen.sampler import sample_tokens
 
         began = time.perf_counter()
-        primer = phrase_primer(notes, self.tokenizer, self.settings.bpm, self.since if self.settings.carry else None)
+        s, tok = self.settings, self.tokenizer
+        since = self.since if s.carry else None
+        history = self.conversation.history if since is not None else None
+        key = self.conversation.key_for(notes, continuing=since is not None)
+        primer = phrase_primer(notes, tok, s.bpm, since, key=key, meter=self.meter, history=history)
         if primer.size == 0:
             return None
-        s, tok = self.settings, self.tokenizer
         seed = np.random.SeedSequence([s.seed, self.exchanges])
         events = sample_tokens(self.model, self.model_config, tok, primer, s.length, seed, temperature=s.temperature,
                                top_k=s.top_k, top_p=s.top_p, limit_steps=self.limit_steps,
-                               max_note_steps=self.max_note_steps, start_state=self.state)[0]
+                               max_note_steps=self.max_note_steps, start_state=self.state, context=history)[0]
         events = events[events != tok.pad_id].astype(np.int64)
-        schedule, duration = self.schedule(primer, events)
-        return Answer(primer, events, schedule, duration, version, time.perf_counter() - began)
+        schedule, duration = self.schedule(primer, events, key)
+        return Answer(primer, events, schedule, duration, version, time.perf_counter() - began, key=key)
 
     def steps(self, tokens: np.ndarray) -> int:
         """Grid steps the TIME_SHIFTs of ``tokens`` add up to."""
         shifts = tokens[(tokens >= self.shift_first) & (tokens < self.shift_first + self.shift_count)]
         return int((shifts - self.shift_first + 1).sum())
 
-    def schedule(self, primer: np.ndarray, events: np.ndarray) -> tuple[list[tuple[float, mido.Message]], float]:
+    def schedule(self, primer: np.ndarray, events: np.ndarray, key: int | None = None,
+                 ) -> tuple[list[tuple[float, mido.Message]], float]:
         """The answer's notes as (seconds after the phrase's end, note_on/note_off) pairs, note-offs first at equal
-        times, and the answer's duration in seconds. Decoded after the primer, so its velocity/program carry on."""
+        times, and the answer's duration in seconds. Decoded after the primer, so its velocity/program carry on.
+
+        ``key``: the KEY value the phrase was framed with: in ``"normalize"`` the notes are moved back from C to it
+        (the decoder's rule, which also drops a note moved out of the tokenizer's range) when the primer has no KEY
+        of its own (a continued conversation). Voice v plays on ``voice_channels[min(v, len - 1)]`` (default:
+        ``channel``), drums on 10; of two notes of one channel and pitch that overlap (two voices or programs in
+        unison) the earlier ends where the later starts, which then lasts to the later of their ends."""
         start_step = self.steps(primer)
-        a = self.tokenizer.decode_arrays(np.concatenate([primer, events]))
-        channel, out = self.settings.channel, []
-        for pitch, start, end, velocity, instrument in zip(a["pitch"].tolist(), a["start"].tolist(),
-                                                           a["end"].tolist(), a["velocity"].tolist(),
-                                                           a["instrument"].tolist()):
-            if start < start_step:
-                continue
-            ch = DRUM_CHANNEL if instrument == 128 else channel
+        head = [self.tokenizer.token("KEY", int(key))] if key is not None and self.tokenizer.config.key else []
+        a = self.tokenizer.decode_arrays(np.concatenate([head, primer, events]).astype(np.int64))
+        channels = self.settings.voice_channels or (self.settings.channel,)
+        notes = sorted((DRUM_CHANNEL if instrument == 128 else channels[min(voice, len(channels) - 1)], pitch,
+                        start, end, velocity)
+                       for pitch, start, end, velocity, instrument, voice in zip(
+                           *(a[k].tolist() for k in ("pitch", "start", "end", "velocity", "instrument", "voice")))
+                       if start >= start_step)
+        out = []
+        for i, (ch, pitch, start, end, velocity) in enumerate(notes):
+            later = notes[i + 1] if i + 1 < len(notes) else None
+            if later is not None and later[:2] == (ch, pitch) and later[2] < end:  # unison: one sounding note
+                notes[i + 1] = (*later[:3], max(later[3], end), later[4])
+                end = later[2]
+                if end <= start:
+                    continue
             out.append(((end - start_step) * self.step_seconds, 0, mido.Message("note_off", channel=ch, note=pitch)))
             out.append(((start - start_step) * self.step_seconds, 1,
                         mido.Message("note_on", channel=ch, note=pitch, velocity=max(1, min(127, velocity)))))
-        out.sort(key=lambda e: (e[0], e[1], e[2].note))
+        out.sort(key=lambda e: (e[0], e[1], e[2].note, e[2].channel))
         return [(t, msg) for t, _, msg in out], self.steps(events) * self.step_seconds
 
     def commit(self, answer: Answer, ended_at: float) -> None:
@@ -290,6 +348,8 @@ class Responder:
         self.exchanges += 1
         if not self.settings.carry:
             return
-        _, state = self.model.run(np.concatenate([answer.primer, answer.tokens])[None],
-                                  self.model.init_state(1, self.state))
+        tokens = np.concatenate([answer.primer, answer.tokens])
+        context = self.conversation.commit(tokens, answer.key)
+        _, state = self.model.run(tokens[None], self.model.init_state(1, self.state),
+                                  context[None] if self.model.context else None)
         self.state, self.since = [tuple(a[0] for a in layer) for layer in state], ended_at

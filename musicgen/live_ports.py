@@ -183,6 +183,7 @@ def cli_live(args) -> int:
         return 0
     from musicgen.generate import load_model
     from musicgen.live import LiveSettings, Responder
+    from musicgen.live_context import describe, parse_channels
     from musicgen.live_session import LiveSession, RealClock
 
     seed = secrets.randbits(31) if args.seed is None else args.seed
@@ -190,7 +191,8 @@ def cli_live(args) -> int:
                             length=args.length, seconds=args.seconds, temperature=args.temperature,
                             top_k=args.top_k, top_p=args.top_p, seed=seed, carry=args.carry,
                             channel=args.channel - 1 if isinstance(args.channel, int) else args.channel,
-                            max_note_length=args.max_note_length)
+                            max_note_length=args.max_note_length, meter=args.meter, key=args.key,
+                            voice_channels=parse_channels(args.voice_channels))
     responder = Responder(load_model(args.model), settings)
     clock = RealClock()
     inport, outport = open_ports(args.in_port, args.out_port, clock)
@@ -200,6 +202,9 @@ def cli_live(args) -> int:
     ends += [f"key {settings.trigger_key}"] if settings.trigger_key is not None else []
     log(f"listening on {inport.name!r}, answering on {outport.name!r} at {settings.bpm:g} bpm (seed {seed}); "
         f"a phrase ends with {' or '.join(ends)}; Ctrl-C stops")
+    framing = describe(responder.tokenizer.config, settings.meter, settings.key, settings.carry)
+    if framing:
+        log(f"context bundle: {framing}")
     try:
         LiveSession(responder, inport, outport, clock, log).run()
     except KeyboardInterrupt:

@@ -180,7 +180,8 @@ class LiveSession:
         """A note_off for every note this session left sounding, then All Notes Off (CC 123) on its channels."""
         for channel, note in sorted(self.sounding):
             self._send(mido.Message("note_off", channel=channel, note=note))
-        for channel in sorted({self.responder.settings.channel, DRUM_CHANNEL}):
+        settings = self.responder.settings
+        for channel in sorted({settings.channel, DRUM_CHANNEL, *settings.voice_channels}):
             self.outport.send(mido.Message("control_change", channel=channel, control=123, value=0))
 
     def _log(self, line: str) -> None:

@@ -268,7 +268,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
                   limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0,
                   well_formed: bool = True, start_state: list | None = None, key: int | None = None,
-                  programs=None, steering=None, style=None) -> np.ndarray:
+                  programs=None, steering=None, style=None, context=None) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
     Args:
@@ -293,6 +293,10 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         steering: a ``controls.Steering`` (density controller, key bias) whose biases are added after the masks and
             before temperature/top-k/top-p; None: none.
 
+        context: a ``context.ContextTracker`` whose stream 0 holds the context the tokens before the primer left
+            (e.g. ``musicgen live``'s conversation so far, with ``start_state`` the state they left): the primer and
+            the samples are tracked as its tail. None: the primer starts a fresh token array.
+
     A model with context inputs gets the context after each fed event from the rules' ``context.ContextTracker``.
 
     Returns:
@@ -307,6 +311,8 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
     batch = num_samples
     rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed, key=key,
                        programs=programs, context=bool(model.context), style=style)
+    if context is not None and rules.context is not None:
+        rules.context.start_from(context)
     tracker = rules.context if model.context else None          # the rules track the events; the model reads them
     state = model.init_state(1, start_state)                    # the primer runs once, for one stream
     for token in primer:

@@ -248,3 +248,26 @@ def test_usage_errors_for_key_options_and_rtrl(trained, tmp_path, capsys):
         assert "--key-strength: needs --key" in capsys.readouterr().err
     assert main(["train", str(cache), "--out", str(tmp_path / "r"), "--algorithm", "rtrl", "--epochs", "1"]) == 2
     assert "rtrl does not train context inputs" in capsys.readouterr().err
+
+
+@settings(max_examples=60, deadline=None)
+@given(streams(), st.integers(0, 120), st.integers(1, 3))
+def test_a_tracker_started_from_a_history_tracks_its_tail(tokens, cut, batch):
+    """``start_from`` + ``run``: the tail of a stream tracked after its head equals the whole stream's rows."""
+    cut = min(cut, tokens.size)
+    expected = context_features(tokens, TOK)
+    head = ContextTracker(TOK, 1)
+    np.testing.assert_array_equal(head.run(tokens[:cut]), expected[:cut])
+    tail = ContextTracker(TOK, batch).start_from(head)
+    if cut:
+        np.testing.assert_array_equal(tail.features(), np.repeat(expected[cut - 1:cut], batch, axis=0))
+    rest = ContextTracker(TOK, 1).start_from(head).run(tokens[cut:])
+    np.testing.assert_array_equal(rest, expected[cut:])
+
+
+def test_start_from_and_run_refuse_another_vocabulary_or_several_streams():
+    other = ContextTracker(Tokenizer(TokenizerConfig(meter=True)), 1)
+    with pytest.raises(UsageError, match="^other: expected a ContextTracker of the same tokenizer config"):
+        ContextTracker(TOK, 1).start_from(other)
+    with pytest.raises(UsageError, match="^run: expected a tracker of one stream, got batch=2"):
+        ContextTracker(TOK, 2).run([TOK.bos_id])

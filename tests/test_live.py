@@ -175,16 +175,3 @@ def test_no_carry_starts_every_answer_from_the_bundle_start_and_seconds_bound_th
 
 def test_a_phrase_out_of_range_gets_no_answer():
     assert Responder(numpy_bundle(), LiveSettings()).respond([PlayedNote(100, 0.0, 1.0, 80)]) is None
-
-
-def test_a_bundle_with_meter_key_context_inputs_is_refused_in_one_line():
-    import dataclasses
-
-    from musicgen.context import context_sizes
-    from musicgen.models import expected_weight_shapes
-
-    bundle = numpy_bundle(meter=True, key="token")
-    cfg = dataclasses.replace(bundle.model_config, context=context_sizes(bundle.tokenizer_config))
-    weights = {k: np.zeros(s, np.float32) for k, s in expected_weight_shapes(cfg).items()}
-    with pytest.raises(UsageError, match="context inputs"):
-        Responder(dataclasses.replace(bundle, model_config=cfg, weights=weights), LiveSettings())

@@ -142,7 +142,9 @@ def test_cli_list_ports_prints_both_lists(fake_rtmidi, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("argv, flag", [(["--wait", "0"], "--wait"), (["--channel", "0"], "--channel"),
-                                        (["--bpm", "-5"], "--bpm"), (["--model", "no/such"], "--model")])
+                                        (["--bpm", "-5"], "--bpm"), (["--model", "no/such"], "--model"),
+                                        (["--meter", "5/3"], "--meter"), (["--key", "H"], "--key"),
+                                        (["--voice-channels", "0,2"], "--voice-channels")])
 def test_cli_bad_values_exit_2_with_one_line(argv, flag, capsys):
     assert main(["live"] + argv) == 2
     err = capsys.readouterr().err

@@ -455,3 +455,26 @@ def test_a_given_style_reproduces_the_stream_in_which_the_model_drew_that_style(
     again = sample_tokens(model, cfg, tok, [], 80, 9, num_samples=6, style=styles)
     np.testing.assert_array_equal(again, free)
     assert not np.array_equal(forced[:, 1:], free[:, 1:])  # the style feature changes what follows
+
+
+def test_a_primer_continuing_a_history_is_tracked_and_masked_as_its_tail():
+    """``context=``: sampling after a primer that continues a token history (live's carried conversation), from the
+    state the history left, draws what sampling after the whole history as one primer draws."""
+    from musicgen.context import ContextTracker, context_features
+    from musicgen.meter import time_signature_value
+
+    tok, cfg, weights = _meterkey_model()
+    model = StepModel(weights, cfg, tokenizer=tok)
+    sig = tok.token("TIME_SIG", time_signature_value(3, 4))
+    head = np.array([tok.bos_id, tok.token("KEY", 2), sig, tok.token("NOTE_ON", 50), tok.token("TIME_SHIFT", 8)])
+    state = model.run(head[None], model.init_state(1), context_features(head, tok)[None])[1]
+    state = [tuple(a[0] for a in layer) for layer in state]
+    history = ContextTracker(tok, 1)
+    history.run(head)
+    primer = np.array([tok.token("NOTE_OFF", 50), tok.token("TIME_SHIFT", 4)])  # 12 steps: beat 2 of the 3/4 bar
+    tail = sample_tokens(model, cfg, tok, primer, 60, 3, start_state=state, context=history)[0]
+    whole = sample_tokens(model, cfg, tok, np.concatenate([head, primer]), 60, 3)[0]
+    np.testing.assert_array_equal(tail, whole)
+    cold = sample_tokens(model, cfg, tok, primer, 60, 3, start_state=state)[0]  # the primer as a fresh array
+    assert not np.array_equal(cold, whole)
+    assert history.position.tolist() == [8]  # sampling left the caller's tracker alone

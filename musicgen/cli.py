@@ -293,6 +293,8 @@ def _add_live(sub) -> None:
                    "first note is a downbeat of this meter at --bpm; the answer goes on in it")
     p.add_argument("--key", default=None, metavar="NAME", help='bundles trained with --key-mode: your key, e.g. '
                    '"D minor", "F#" (default: analysed from your first phrase); normalize answers move back to it')
+    p.add_argument("--style", default=None, metavar="NAME", help="bundles trained with --styles: the style of every "
+                   "answer (default: the style with the most training pieces)")
     p.add_argument("--voice-channels", default="", metavar="C,C,…", help="bundles trained with --voices: channel "
                    "1-16 per answer voice, e.g. 1,2,3,4 (default: all on --channel); your phrase is the first voice")
 

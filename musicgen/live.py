@@ -52,6 +52,8 @@ class LiveSettings:
         max_note_length: beats a sampled note may sound before its end is forced (0: no limit).
         meter: ``"NUM/DEN"``: bundles with TIME_SIG events hear each phrase's first onset as a downbeat of it.
         key: a key name (``"D minor"``) that key-mode bundles frame every phrase with (None: analysed).
+        style: a style name that bundles trained with ``--styles`` frame every phrase with (None: the style with the
+            most training pieces).
         voice_channels: 0-based MIDI channel of each answer voice (voices past the end use the last); (): all on
             ``channel``.
     """
@@ -72,6 +74,7 @@ class LiveSettings:
     meter: str = DEFAULT_METER
     key: str | None = None
     voice_channels: tuple[int, ...] = ()
+    style: str | None = None
 
     def __post_init__(self):
         def check(ok: bool, flag: str, expected: str, value) -> None:
@@ -200,7 +203,8 @@ class PhraseRecorder:
 
 
 def phrase_primer(notes: list[PlayedNote], tokenizer, bpm: float, since: float | None = None, *,
-                  key: int | None = None, meter: tuple[int, int] = (4, 4), history=None) -> np.ndarray:
+                  key: int | None = None, meter: tuple[int, int] = (4, 4), history=None,
+                  style: int | None = None) -> np.ndarray:
     """A phrase → primer tokens: int64 (T,), ``[BOS, …]`` without EOS; empty when no note is in the tokenizer's range.
 
     Times are counted from the first onset (beats at ``bpm`` in beat mode, seconds in seconds mode). ``since`` (the
@@ -211,6 +215,7 @@ def phrase_primer(notes: list[PlayedNote], tokenizer, bpm: float, since: float |
     analysed key) is the KEY event after BOS, and in ``"normalize"`` the notes are stored moved to C; with TIME_SIG
     events the first onset is a downbeat of ``meter`` (``(numerator, denominator)``): TIME_SIG(meter) at its step,
     unless ``history`` (the conversation's ``ContextTracker``, used with ``since``) has a bar of it start there anyway.
+    With STYLE events (``--styles`` bundles) a fresh primer opens ``BOS STYLE(style)`` (style index; None: 0).
     """
     if not notes:
         return np.zeros(0, np.int64)
@@ -231,8 +236,25 @@ def phrase_primer(notes: list[PlayedNote], tokenizer, bpm: float, since: float |
         tokens = open_bar(tokens, tokenizer, meter, history if since is not None else None)
     if since is not None:
         return tokens
-    head = [tokenizer.bos_id] + ([tokenizer.token("KEY", int(key))] if cfg.key else [])
+    head = ([tokenizer.bos_id] + ([tokenizer.token("STYLE", int(style or 0))] if cfg.styles else [])
+            + ([tokenizer.token("KEY", int(key))] if cfg.key else []))
     return np.concatenate([head, tokens]).astype(np.int64)
+
+
+def live_style(bundle, name: str | None) -> int | None:
+    """The STYLE index every phrase of a ``--styles`` bundle is framed with: ``name`` (``--style``; an unknown one is a
+    ``UsageError`` listing the bundle's), else the style with the most training pieces (the bundle's metrics; the
+    first on a tie or without counts); None for a bundle without styles (``--style`` is then an error)."""
+    from musicgen import styles as st
+
+    names = bundle.tokenizer.config.styles
+    if not names:
+        if name is not None:
+            raise UsageError(f"--style: the bundle {str(bundle.path)!r} was trained without --styles; leave --style out")
+        return None
+    if name is not None:
+        return st.parse_style(name, names)
+    return int(np.argmax(st.style_shares((bundle.metrics or {}).get(st.METRIC), names)))
 
 
 @dataclass
@@ -275,6 +297,7 @@ class Responder:
         self.start_state = self.state = bundle.start_state
         self.exchanges, self.since = 0, None
         self.meter = parse_meter(settings.meter)
+        self.style = live_style(bundle, settings.style)
         self.conversation = Conversation(self.tokenizer, None if settings.key is None else parse_key(settings.key))
         cfg = self.tokenizer.config
         self.step_seconds = (cfg.step_seconds if cfg.time_mode == "seconds"
@@ -294,7 +317,7 @@ class Responder:
         since = self.since if s.carry else None
         history = self.conversation.history if since is not None else None
         key = self.conversation.key_for(notes, continuing=since is not None)
-        primer = phrase_primer(notes, tok, s.bpm, since, key=key, meter=self.meter, history=history)
+        primer = phrase_primer(notes, tok, s.bpm, since, key=key, meter=self.meter, history=history, style=self.style)
         if primer.size == 0:
             return None
         seed = np.random.SeedSequence([s.seed, self.exchanges])

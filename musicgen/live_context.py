@@ -136,11 +136,12 @@ class Conversation:
         return None if self.history is None else self.history.run(tokens)
 
 
-def describe(tokenizer_config, meter: str, key: str | None, carry: bool) -> str:
+def describe(tokenizer_config, meter: str, key: str | None, carry: bool, style: int | None = None) -> str:
     """One line on how ``musicgen live`` frames phrases for a bundle of ``tokenizer_config`` ("" for a plain one),
     e.g. ``"each phrase starts a bar of 4/4; key analysed from the first phrase (moved to C for the model); your
-    phrase is voice 0 of 4"``."""
-    parts = [f"each phrase starts a bar of {meter}"] if tokenizer_config.meter else []
+    phrase is voice 0 of 4"``; ``style``: the STYLE index of a ``--styles`` bundle's phrases."""
+    parts = [f"style {tokenizer_config.styles[style]}"] if tokenizer_config.styles and style is not None else []
+    parts += [f"each phrase starts a bar of {meter}"] if tokenizer_config.meter else []
     if tokenizer_config.key:
         source = key or f"analysed from {'the first' if carry else 'each'} phrase"
         parts.append(f"key {source}" + (" (moved to C for the model)" if tokenizer_config.key == "normalize" else ""))

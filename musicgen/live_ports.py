@@ -191,7 +191,7 @@ def cli_live(args) -> int:
                             length=args.length, seconds=args.seconds, temperature=args.temperature,
                             top_k=args.top_k, top_p=args.top_p, seed=seed, carry=args.carry,
                             channel=args.channel - 1 if isinstance(args.channel, int) else args.channel,
-                            max_note_length=args.max_note_length, meter=args.meter, key=args.key,
+                            max_note_length=args.max_note_length, meter=args.meter, key=args.key, style=args.style,
                             voice_channels=parse_channels(args.voice_channels))
     responder = Responder(load_model(args.model), settings)
     clock = RealClock()
@@ -202,7 +202,7 @@ def cli_live(args) -> int:
     ends += [f"key {settings.trigger_key}"] if settings.trigger_key is not None else []
     log(f"listening on {inport.name!r}, answering on {outport.name!r} at {settings.bpm:g} bpm (seed {seed}); "
         f"a phrase ends with {' or '.join(ends)}; Ctrl-C stops")
-    framing = describe(responder.tokenizer.config, settings.meter, settings.key, settings.carry)
+    framing = describe(responder.tokenizer.config, settings.meter, settings.key, settings.carry, responder.style)
     if framing:
         log(f"context bundle: {framing}")
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import numpy_bundle
 
-from musicgen.context import ContextTracker, context_features, context_sizes
+from musicgen.context import ContextTracker, context_features, context_names, context_sizes
 from musicgen.errors import UsageError
 from musicgen.live import LiveSettings, PlayedNote, Responder, phrase_primer
 from musicgen.live_context import Conversation, describe, kind_mask, open_bar, parse_channels, parse_meter, phrase_key
@@ -312,3 +312,25 @@ def test_a_context_bundle_on_disk_loads_and_answers_without_tensorflow(tmp_path)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 0 and run.stdout == "2 True True\n", run.stderr  # D F# A F# D: D major
+
+
+# -------------------------------------------------------------------------------------------------------- styles
+def test_styles_bundle_frames_each_phrase_with_its_style():
+    """``BOS STYLE KEY`` heads a fresh primer; the style is --style, else the one with the most training pieces; the
+    model is fed the style feature with it; --style on a plain bundle or an unknown name is one line."""
+    bundle = context_bundle(key="token", styles=("bach", "folk"))
+    bundle = dataclasses.replace(bundle, metrics={"style_pieces": {"bach": 3, "folk": 7}})
+    tok = bundle.tokenizer
+    answer = Responder(bundle, LiveSettings(bpm=120, length=16, seed=1)).respond(D_MAJOR)
+    assert answer.primer[:3].tolist() == [tok.bos_id, tok.token("STYLE", 1), tok.token("KEY", 2)]
+    responder = Responder(bundle, LiveSettings(bpm=120, length=16, seed=1, style="bach"))
+    responder.model = RecordingModel(bundle.weights, bundle.model_config)
+    answer = responder.respond(D_MAJOR)
+    assert answer.primer[1] == tok.token("STYLE", 0)
+    style_column = context_names(tok.config).index("style")
+    assert [ctx[style_column] for _, ctx in responder.model.seen[1:4]] == [1, 1, 1]  # 1 + style "bach"
+    assert describe(tok.config, "4/4", None, True, 0).startswith("style bach; ")
+    with pytest.raises(UsageError, match="--style: unknown style 'jazz'; the bundle knows bach, folk"):
+        Responder(bundle, LiveSettings(style="jazz"))
+    with pytest.raises(UsageError, match="--style: the bundle 'numpy-bundle' was trained without --styles"):
+        Responder(context_bundle(key="token"), LiveSettings(style="bach"))

@@ -32,6 +32,10 @@ from pathlib import Path
 
 from musicgen.errors import MusicgenError, UsageError
 
+# Beam's runner threads use gRPC; with its fork handlers on, forked tokenize children logged "skipping fork()
+# handlers" and one aborted in a test run here; the children never use gRPC, so the handlers are off (read at import).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 ELEMENT_COST = 512  # MIDI-file units of work per Beam element (a child process pool is started per element)
 INSTALL_HINT = "pip install -e '.[cluster]' (or pip install 'apache-beam>=2.60')"
 JOBS_DIR = ".beam"

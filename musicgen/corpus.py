@@ -178,10 +178,8 @@ def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: To
     if engine not in ENGINES:
         raise UsageError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "beam":
-        from musicgen.ingest_beam import parse_options, require_beam
-
-        require_beam()
-        parse_options(beam_options)
+        _beam().require_beam()
+        _beam().parse_options(beam_options)
     elif beam_options:
         raise UsageError(f"--beam-option: only with --engine beam, got {beam_options[0]!r} with --engine {engine}")
     if not isinstance(time_limit_s, int) or time_limit_s < 0:
@@ -280,7 +278,8 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
         if kept:
             keys, paths, indices = [k for k, _, _ in kept], [p for _, p, _ in kept], [i for _, _, i in kept]
             write_tokens(out, keys, results, paths, indices, shard_bytes=run.shard_bytes, reuse=not rebuild,
-                         write_shards=_beam_shards(run, entries, results, keys, paths, indices))
+                         write_shards=None if run.engine == "local" else
+                         _beam().shard_writer(run, entries, results, keys, paths, indices, _idle_cores))
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
                           reused=len(first_with_key) - tokenized, files=len(music))
@@ -343,15 +342,10 @@ def _idle_cores() -> int:
         return cores
 
 
-def _beam_shards(run: _Run, entries: Path, results: KnownPieces, keys, paths, indices):
-    """``write_store``'s shard writer for engine "beam" (None for the local engine: shards are written here)."""
-    if run.engine != "beam":
-        return None
-    from musicgen import ingest_beam
+def _beam():
+    from musicgen import ingest_beam  # Beam itself is imported only inside its pipelines
 
-    return lambda todo: ingest_beam.write_shards(run.out, entries, todo, keys, paths, indices, results.origin,
-                                                 run.config.to_json(), run.workers or _idle_cores(),
-                                                 run.beam_options)
+    return ingest_beam
 
 
 def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, results: KnownPieces) -> int:
@@ -366,14 +360,7 @@ def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, r
     auto = min(_idle_cores(), -(-sum(work.values()) // FILES_PER_WORKER))
     workers = min(run.workers, len(items)) if run.workers else min(auto, len(items))
     if run.engine == "beam":
-        from musicgen import ingest_beam
-
-        ingest_beam.tokenize(run.out, entries, items, [work[path] for path, _ in items], run.config.to_json(),
-                             run.time_limit_s, CHUNK_FILES, workers, run.beam_options)
-        results.read_new_packs([key for _, key in items])
-        for _, key in items:  # no pack: its process died on every try (the runner's retries included)
-            if key not in results.files:
-                results.add(key, [PieceResult.skipped(key, CRASH_REASON)])
+        _beam().tokenize_into(results, run, entries, items, [work[path] for path, _ in items], CHUNK_FILES, workers)
         return len(items)
     bar = None
     if run.progress:

@@ -207,3 +207,24 @@ def write_shards(out: Path, entries: Path, todo: list[dict], keys, paths, indice
         except OSError:
             pass
 
+
+
+def tokenize_into(results, run, entries: Path, items: list[tuple[str, str]], costs: list[int], chunk: int,
+                  workers: int) -> None:
+    """``corpus.ingest``'s tokenize step on Beam: ``tokenize`` the ``items`` of ``run`` (a ``corpus._Run``), then add
+    every file's pieces to ``results`` (``cache.KnownPieces``) from the new packs; a file without one (its process
+    died on every try, the runner's retries included) is skipped with ``cache.CRASH_REASON``."""
+    from musicgen.cache import CRASH_REASON, PieceResult
+
+    tokenize(run.out, entries, items, costs, run.config.to_json(), run.time_limit_s, chunk, workers, run.beam_options)
+    results.read_new_packs([key for _, key in items])
+    for _, key in items:
+        if key not in results.files:
+            results.add(key, [PieceResult.skipped(key, CRASH_REASON)])
+
+
+def shard_writer(run, entries: Path, results, keys, paths, indices, idle_cores):
+    """``shards.write_store``'s ``write_shards`` for ``run`` (a ``corpus._Run``): ``write_shards`` with the tokens'
+    origins from ``results`` (``cache.KnownPieces``), ``run.workers`` threads (0: ``idle_cores()``)."""
+    return lambda todo: write_shards(run.out, entries, todo, keys, paths, indices, results.origin,
+                                     run.config.to_json(), run.workers or idle_cores(), run.beam_options)

@@ -165,6 +165,13 @@ def test_a_shard_lost_after_a_kill_is_rewritten_by_the_pipeline(tmp_path):
     assert redo.tokenized == 0 and victim.is_file()
     assert_same_output(tmp_path / "local", tmp_path / "beam")
 
+    # the packs deleted and a file added: the pipeline reads the other pieces from the last store
+    shutil.rmtree(tmp_path / "beam" / "entries")
+    shutil.copy(BROKEN / "tempo_1bpm.mid", music / "c000" / "aaa.mid")
+    assert ingest(music, tmp_path / "beam", engine="beam", **kw).tokenized == 1
+    ingest(music, tmp_path / "local", **kw)
+    assert_same_output(tmp_path / "local", tmp_path / "beam")
+
 
 @needs_beam
 def test_a_parser_crash_in_a_beam_worker_skips_only_its_file(tmp_path, monkeypatch):

@@ -8,6 +8,9 @@ that process's ``ru_maxrss`` (``os.wait4``; for ingest the largest of the parent
 * ingest: ``python -m musicgen ingest CORPUS --out CACHE [--engine beam]`` (cold into an empty cache unless
   ``--keep-cache``; ``--ingest-python`` runs it with another interpreter, e.g. a venv holding Apache Beam); wall
   time, files/s, peak RSS, shards written;
+* worker: the per-core rate of ingest's worker function: ``ingest_worker.tokenize_chunk`` on the first ``WORKER_FILES``
+  files of the corpus, chunks of 64, in one child process; files and events per CPU-second (``time.process_time``),
+  what each core of a Beam cluster does (``musicgen ingest --engine beam`` runs the same function);
 * dedup: ``dedup.record_clusters`` alone on the store (its two files removed first): fingerprints every piece, read
   one at a time from the memory-mapped shards; wall time, peak RSS;
 * batches: in a child process, ``split_corpus`` (from the clusters ingest recorded), one epoch's plan and ``--steps``
@@ -93,6 +96,34 @@ def ingest(corpus: Path, cache: Path, keep: bool, engine: str = "local", python:
     return {"files": files, "seconds": round(wall, 1), "files_per_s": round(files / wall), "peak_rss_mib": rss,
             "pieces": index["pieces"], "events": index["events"], "shards": len(index["shards"]),
             "dtype": index["dtype"]}
+
+
+WORKER_FILES = 2000
+WORKER = """
+import hashlib, sys, tempfile, time
+from musicgen.config import TokenizerConfig
+from musicgen.corpus import find_music_files
+from musicgen.ingest_worker import tokenize_chunk
+files = [str(p) for p in find_music_files(sys.argv[1])[:int(sys.argv[2])]]
+items = [(p, hashlib.sha256(p.encode()).hexdigest()) for p in files]
+with tempfile.TemporaryDirectory() as packs:
+    tokenize_chunk(items[:8], TokenizerConfig().to_json(), packs, 0)  # imports and first-call set-up, not counted
+    cpu, wall, events = time.process_time(), time.perf_counter(), 0
+    for a in range(0, len(items), 64):
+        out = tokenize_chunk(items[a:a + 64], TokenizerConfig().to_json(), packs, 0)
+        events += sum(int(p.tokens.size) for f in out for p in f)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+print(f"WORKER {len(items)} {events} {cpu:.3f} {wall:.3f}")
+"""
+
+
+def worker(corpus: Path) -> dict:
+    """Per-core rate of ``tokenize_chunk`` (see the module docstring)."""
+    _, rss, out = run_measured([sys.executable, "-c", WORKER, str(corpus), str(WORKER_FILES)])
+    files, events, cpu, wall = re.search(r"WORKER (\d+) (\d+) ([\d.]+) ([\d.]+)", out).groups()
+    return {"files": int(files), "events": int(events), "cpu_s": float(cpu), "wall_s": float(wall),
+            "files_per_cpu_s": round(int(files) / float(cpu)), "events_per_cpu_s": round(int(events) / float(cpu)),
+            "peak_rss_mib": rss}
 
 
 DEDUP = """
@@ -237,7 +268,7 @@ def main() -> None:
     ap.add_argument("--ingest-python", default=sys.executable,
                     help="interpreter that runs `musicgen ingest` (e.g. a venv with apache-beam for --engine beam)")
     ap.add_argument("--keep-cache", action="store_true", help="ingest into the existing cache (warm) instead of cold")
-    ap.add_argument("--skip", default="", help="stages to skip, comma separated: ingest,dedup,batches,train")
+    ap.add_argument("--skip", default="", help="stages to skip, comma separated: ingest,worker,dedup,batches,train")
     ap.add_argument("--replicate", type=int, default=0, metavar="TIMES",
                     help="instead of ingesting CORPUS, write its cache (from an earlier run) TIMES over into "
                          "WORK/<corpus>-xTIMES-cache (no parsing; see replicate) and measure that")
@@ -264,6 +295,8 @@ def main() -> None:
                                  **replicate(source, cache, args.replicate)}
         elif "ingest" not in skip:
             row["ingest"] = ingest(corpus, cache, args.keep_cache, args.engine, args.ingest_python)
+        if "worker" not in skip:
+            row["worker"] = worker(corpus)
         if "dedup" not in skip:
             row["dedup"] = dedup(cache)
         if "batches" not in skip:
@@ -277,13 +310,13 @@ def main() -> None:
 
 def table(rows: list[dict], engine: str) -> str:
     """A markdown table: per corpus, files/s and peak RSS of ingest, peak RSS and events/s of the training steps."""
-    lines = [f"| corpus | files | ingest s ({engine}) | files/s | ingest peak RSS MiB | train peak RSS MiB | "
-             "train events/s | load |", "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| corpus | files | ingest s ({engine}) | files/s | ingest peak RSS MiB | worker files/CPU-s | "
+             "train peak RSS MiB | train events/s | load |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        i, t = r.get("ingest", {}), r.get("train", {})
+        i, w, t = r.get("ingest", {}), r.get("worker", {}), r.get("train", {})
         lines.append(f"| {Path(r['corpus']).name} | {i.get('files', '')} | {i.get('seconds', '')} | "
-                     f"{i.get('files_per_s', '')} | {i.get('peak_rss_mib', '')} | {t.get('peak_rss_mib', '')} | "
-                     f"{t.get('train_events_per_s', '')} | {r['load']} |")
+                     f"{i.get('files_per_s', '')} | {i.get('peak_rss_mib', '')} | {w.get('files_per_cpu_s', '')} | "
+                     f"{t.get('peak_rss_mib', '')} | {t.get('train_events_per_s', '')} | {r['load']} |")
     return "\n".join(lines)
 
 

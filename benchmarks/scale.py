@@ -1,10 +1,16 @@
 """Scale: ingest into the sharded store, the near-duplicate split's fingerprinting, and `musicgen train`'s first steps.
 
-For each corpus folder (make them with ``benchmarks/scale_corpus.py``), each stage runs in its own process and its
-peak RSS is that process's ``ru_maxrss`` (``os.wait4``; for ingest the largest of the parent and its workers):
+For each corpus folder (given, or built with ``--source DIR --sizes 20000,200000``: the largest size is written once
+by ``benchmarks/scale_corpus.py`` into WORK/files, and each size is a folder of links to its first N/1000 folders,
+so the 20k corpus is the first 20k files of the 200k one), each stage runs in its own process and its peak RSS is
+that process's ``ru_maxrss`` (``os.wait4``; for ingest the largest of the parent and its workers):
 
-* ingest: ``python -m musicgen ingest CORPUS --out CACHE`` (cold into an empty cache unless ``--keep-cache``); wall
+* ingest: ``python -m musicgen ingest CORPUS --out CACHE [--engine beam]`` (cold into an empty cache unless
+  ``--keep-cache``; ``--ingest-python`` runs it with another interpreter, e.g. a venv holding Apache Beam); wall
   time, files/s, peak RSS, shards written;
+* worker: the per-core rate of ingest's worker function: ``ingest_worker.tokenize_chunk`` on the first ``WORKER_FILES``
+  files of the corpus, chunks of 64, in one child process; files and events per CPU-second (``time.process_time``),
+  what each core of a Beam cluster does (``musicgen ingest --engine beam`` runs the same function);
 * dedup: ``dedup.record_clusters`` alone on the store (its two files removed first): fingerprints every piece, read
   one at a time from the memory-mapped shards; wall time, peak RSS;
 * batches: in a child process, ``split_corpus`` (from the clusters ingest recorded), one epoch's plan and ``--steps``
@@ -14,6 +20,9 @@ peak RSS is that process's ``ru_maxrss`` (``os.wait4``; for ingest the largest o
   from /proc and it is stopped. Events/s are the steps between the 20th and the last, times batch_size * bptt.
 
     python benchmarks/scale.py /work/scratch/scale/c20k /work/scratch/scale/c200k --work /work/scratch/scale/bench
+    python benchmarks/scale.py --source /work/data/bach_bars --sizes 2000,20000 --work /work/scratch/me/scale
+
+A table of the headline numbers (files/s and peak RSS of ingest, peak RSS and events/s of training) ends the run.
 """
 
 from __future__ import annotations
@@ -50,15 +59,71 @@ def run_measured(argv: list[str]) -> tuple[float, int, str]:
     return time.perf_counter() - t, usage.ru_maxrss // 1024, out[-400:]
 
 
-def ingest(corpus: Path, cache: Path, keep: bool) -> dict:
+def build_corpora(source: Path, sizes: list[int], work: Path) -> list[Path]:
+    """WORK/files holding max(sizes) files (``scale_corpus.make_corpus_parallel``; a rerun completes it) and per size
+    N a folder WORK/cN of links to the first folders of it (the last one partial: links to its files)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from scale_corpus import make_corpus_parallel
+
+    files = work / "files"
+    t = time.perf_counter()
+    written = make_corpus_parallel(source, files, max(sizes))
+    print(f"# {written} files written into {files} in {time.perf_counter() - t:.1f} s", flush=True)
+    out = []
+    for n in sizes:
+        corpus = work / f"c{n}"
+        shutil.rmtree(corpus, ignore_errors=True)
+        corpus.mkdir(parents=True)
+        for a in range(0, n, 1000):
+            folder = files / f"{a // 1000:03d}"
+            if a + 1000 <= n:
+                (corpus / folder.name).symlink_to(folder, target_is_directory=True)
+                continue
+            (corpus / folder.name).mkdir()
+            for f in sorted(folder.iterdir())[:n - a]:
+                (corpus / folder.name / f.name).symlink_to(f)
+        out.append(corpus)
+    return out
+
+
+def ingest(corpus: Path, cache: Path, keep: bool, engine: str = "local", python: str = sys.executable) -> dict:
     if cache.exists() and not keep:
         shutil.rmtree(cache)
-    files = sum(1 for _ in corpus.rglob("*.mid"))
-    wall, rss, _ = run_measured([sys.executable, "-m", "musicgen", "ingest", str(corpus), "--out", str(cache)])
+    wall, rss, _ = run_measured([python, "-m", "musicgen", "ingest", str(corpus), "--out", str(cache),
+                                 "--engine", engine])
+    files = json.loads((cache / "manifest.json").read_text())["counts"]["files"]  # links followed, as ingest does
     index = json.loads((cache / "shards" / "index.json").read_text())
     return {"files": files, "seconds": round(wall, 1), "files_per_s": round(files / wall), "peak_rss_mib": rss,
             "pieces": index["pieces"], "events": index["events"], "shards": len(index["shards"]),
             "dtype": index["dtype"]}
+
+
+WORKER_FILES = 2000
+WORKER = """
+import hashlib, sys, tempfile, time
+from musicgen.config import TokenizerConfig
+from musicgen.corpus import find_music_files
+from musicgen.ingest_worker import tokenize_chunk
+files = [str(p) for p in find_music_files(sys.argv[1])[:int(sys.argv[2])]]
+items = [(p, hashlib.sha256(p.encode()).hexdigest()) for p in files]
+with tempfile.TemporaryDirectory() as packs:
+    tokenize_chunk(items[:8], TokenizerConfig().to_json(), packs, 0)  # imports and first-call set-up, not counted
+    cpu, wall, events = time.process_time(), time.perf_counter(), 0
+    for a in range(0, len(items), 64):
+        out = tokenize_chunk(items[a:a + 64], TokenizerConfig().to_json(), packs, 0)
+        events += sum(int(p.tokens.size) for f in out for p in f)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+print(f"WORKER {len(items)} {events} {cpu:.3f} {wall:.3f}")
+"""
+
+
+def worker(corpus: Path) -> dict:
+    """Per-core rate of ``tokenize_chunk`` (see the module docstring)."""
+    _, rss, out = run_measured([sys.executable, "-c", WORKER, str(corpus), str(WORKER_FILES)])
+    files, events, cpu, wall = re.search(r"WORKER (\d+) (\d+) ([\d.]+) ([\d.]+)", out).groups()
+    return {"files": int(files), "events": int(events), "cpu_s": float(cpu), "wall_s": float(wall),
+            "files_per_cpu_s": round(int(files) / float(cpu)), "events_per_cpu_s": round(int(events) / float(cpu)),
+            "peak_rss_mib": rss}
 
 
 DEDUP = """
@@ -195,10 +260,15 @@ def train(cache: Path, out: Path, steps: int, args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("corpora", nargs="+", type=Path, help="corpus folders (benchmarks/scale_corpus.py)")
-    ap.add_argument("--work", type=Path, required=True, help="folder for the caches and bundles")
+    ap.add_argument("corpora", nargs="*", type=Path, help="corpus folders (benchmarks/scale_corpus.py)")
+    ap.add_argument("--work", type=Path, required=True, help="folder for the corpora, caches and bundles")
+    ap.add_argument("--source", type=Path, help="an exported corpus (MIDI files) to build synthetic corpora from")
+    ap.add_argument("--sizes", default="20000,100000,200000", help="with --source: corpus sizes in files")
+    ap.add_argument("--engine", choices=["local", "beam"], default="local", help="`musicgen ingest --engine`")
+    ap.add_argument("--ingest-python", default=sys.executable,
+                    help="interpreter that runs `musicgen ingest` (e.g. a venv with apache-beam for --engine beam)")
     ap.add_argument("--keep-cache", action="store_true", help="ingest into the existing cache (warm) instead of cold")
-    ap.add_argument("--skip", default="", help="stages to skip, comma separated: ingest,dedup,batches,train")
+    ap.add_argument("--skip", default="", help="stages to skip, comma separated: ingest,worker,dedup,batches,train")
     ap.add_argument("--replicate", type=int, default=0, metavar="TIMES",
                     help="instead of ingesting CORPUS, write its cache (from an earlier run) TIMES over into "
                          "WORK/<corpus>-xTIMES-cache (no parsing; see replicate) and measure that")
@@ -208,6 +278,12 @@ def main() -> None:
     ap.add_argument("--bptt", type=int, default=128)
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    if args.source is not None:
+        args.corpora = args.corpora + build_corpora(args.source, sorted(int(n) for n in args.sizes.split(",")),
+                                                    args.work)
+    if not args.corpora:
+        ap.error("give corpus folders or --source")
+    rows = []
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"train: --preset {args.preset} --batch-size {args.batch_size} --bptt {args.bptt}, {args.steps} steps")
     for corpus in args.corpora:
@@ -218,7 +294,9 @@ def main() -> None:
             row["replicated"] = {"from": str(source), "times": args.replicate,
                                  **replicate(source, cache, args.replicate)}
         elif "ingest" not in skip:
-            row["ingest"] = ingest(corpus, cache, args.keep_cache)
+            row["ingest"] = ingest(corpus, cache, args.keep_cache, args.engine, args.ingest_python)
+        if "worker" not in skip:
+            row["worker"] = worker(corpus)
         if "dedup" not in skip:
             row["dedup"] = dedup(cache)
         if "batches" not in skip:
@@ -226,6 +304,20 @@ def main() -> None:
         if "train" not in skip:
             row["train"] = train(cache, args.work / f"{cache.name}-bundle", args.steps, args)
         print(json.dumps(row), flush=True)
+        rows.append(row)
+    print(table(rows, args.engine))
+
+
+def table(rows: list[dict], engine: str) -> str:
+    """A markdown table: per corpus, files/s and peak RSS of ingest, peak RSS and events/s of the training steps."""
+    lines = [f"| corpus | files | ingest s ({engine}) | files/s | ingest peak RSS MiB | worker files/CPU-s | "
+             "train peak RSS MiB | train events/s | load |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        i, w, t = r.get("ingest", {}), r.get("worker", {}), r.get("train", {})
+        lines.append(f"| {Path(r['corpus']).name} | {i.get('files', '')} | {i.get('seconds', '')} | "
+                     f"{i.get('files_per_s', '')} | {i.get('peak_rss_mib', '')} | {w.get('files_per_cpu_s', '')} | "
+                     f"{t.get('peak_rss_mib', '')} | {t.get('train_events_per_s', '')} | {r['load']} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

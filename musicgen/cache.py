@@ -130,11 +130,17 @@ def write_pack(folder: Path, pieces: list[PieceResult]) -> None:
 _PACK_COLUMNS = ("reasons", "qpm", "index", "titles", "readers")
 
 
-def _read_packs(folder: Path, vocab_size: int) -> dict[str, list[PieceResult]]:
+def _read_packs(folder: Path, vocab_size: int, seen: set[str] | None = None,
+                origin: dict[str, str] | None = None) -> dict[str, list[PieceResult]]:
     """``file key -> its pieces`` from every sound pack in ``folder``; damaged packs are left out (redone), and so
-    are files that crashed a worker (looked at again)."""
+    are files that crashed a worker (looked at again). Packs named in ``seen`` are skipped and the others added to
+    it; ``origin`` (when given) gets ``piece key -> pack file name`` of every piece returned."""
     found: dict[str, list[PieceResult]] = {}
     for path in sorted(folder.glob("*.npz")):
+        if seen is not None:
+            if path.name in seen:
+                continue
+            seen.add(path.name)
         pack = load_pack(path, _PACK_COLUMNS, vocab_size)
         if pack is None:
             continue
@@ -147,23 +153,31 @@ def _read_packs(folder: Path, vocab_size: int) -> dict[str, list[PieceResult]]:
                        cols["reasons"].tolist(), tokens, cols["qpm"].tolist()):
             files.setdefault(file_key_of(row[0]), []).append(PieceResult(*row))
         for fkey, pieces in files.items():
-            if all(p.reason != CRASH_REASON and (p.reason or p.tokens.size >= 2) for p in pieces):
-                found.setdefault(fkey, sorted(pieces, key=lambda p: p.index))
+            if all(p.reason != CRASH_REASON and (p.reason or p.tokens.size >= 2) for p in pieces) \
+                    and fkey not in found:
+                found[fkey] = sorted(pieces, key=lambda p: p.index)
+                if origin is not None:
+                    origin.update((p.key, path.name) for p in pieces)
     return found
 
 
 class KnownPieces:
     """This run's knowledge of files and pieces, filled on demand: ``files`` (file key -> its ``PieceResult`` list,
     from the entry packs or this run's workers) and ``tokens`` (piece key -> (tokens, qpm) of kept pieces, from the
-    last run's tokens.npz when its config matches and it is trusted, then the packs). Each source is read at most
-    once."""
+    last run's store when its config matches and it is trusted, then the packs). Each source is read at most
+    once; ``read_new_packs`` reads packs that another engine wrote since. ``origin`` says where each piece's tokens
+    were found: ``piece key -> pack file name`` (in ``entries``) or ``-> i`` (piece i of the last run's store); pieces
+    from this process's own workers have none."""
 
     def __init__(self, out: Path, entries: Path, config: TokenizerConfig, vocab_size: int, trust_tokens: bool):
         self.files: dict[str, list[PieceResult]] = {}
         self.config = config
         self.tokens: dict[str, tuple[np.ndarray, float]] = {}
+        self.origin: dict[str, str | int] = {}
+        self._seen_packs: set[str] = set()
         self._npz = (lambda: _kept_in_cache(out, config)) if trust_tokens else None
-        self._packs = lambda: _read_packs(entries, vocab_size)
+        self._packs = lambda: _read_packs(entries, vocab_size, self._seen_packs, self.origin)
+        self._entries, self._vocab_size = entries, vocab_size
 
     def add(self, file_key: str, pieces: list[PieceResult]) -> None:
         self.files[file_key] = pieces
@@ -175,6 +189,13 @@ class KnownPieces:
                 if fkey not in self.files:
                     self.add(fkey, pieces)
             self._packs = None
+
+    def read_new_packs(self, file_keys: list[str]) -> None:
+        """Add the pieces of these files from packs written since the packs were last read (by another engine)."""
+        wanted = set(file_keys)
+        for fkey, pieces in _read_packs(self._entries, self._vocab_size, self._seen_packs, self.origin).items():
+            if fkey in wanted and fkey not in self.files:
+                self.add(fkey, pieces)
 
     def missing_files(self, file_keys: list[str]) -> list[str]:
         """The files found in no pack (to tokenize)."""
@@ -189,7 +210,9 @@ class KnownPieces:
                 break
             if source == "npz" and self._npz is not None:
                 for key, value in self._npz().items():
-                    self.tokens.setdefault(key, value)
+                    if key not in self.tokens:
+                        self.tokens[key] = value
+                        self.origin[key] = value[0].i
                 self._npz = None
             elif source == "packs":
                 self._read_packs_once()
@@ -258,14 +281,16 @@ def tokens_current(out: Path, old: dict, chash: str, kept_keys: list[str]) -> bo
 
 
 def write_tokens(out: Path, kept_keys: list[str], results: KnownPieces, paths: list[str], indices: list[int],
-                 shard_bytes: int = SHARD_BYTES, on_shard=None, reuse: bool = True) -> None:
+                 shard_bytes: int = SHARD_BYTES, on_shard=None, reuse: bool = True, write_shards=None) -> None:
     """Write the store ``out/shards/`` (``shards.write_store``): the kept pieces ``kept_keys`` in that order, their
     tokens and qpm from ``results.tokens``, ``paths[i]`` / ``indices[i]`` the file and position of piece i; shards a
-    killed run finished are kept unless ``reuse`` is False. Removes an old-format ``out/tokens.npz``."""
+    killed run finished are kept unless ``reuse`` is False; ``write_shards`` writes the shards that are not (another
+    engine: ``shards.write_store``). Removes an old-format ``out/tokens.npz``."""
     from musicgen.tokenizer import Tokenizer
 
     write_store(out, kept_keys, paths, indices, lambda i: results.tokens[kept_keys[i]], Tokenizer(results.config),
-                config_hash(results.config), shard_bytes=shard_bytes, on_shard=on_shard, reuse=reuse)
+                config_hash(results.config), shard_bytes=shard_bytes, on_shard=on_shard, reuse=reuse,
+                write_shards=write_shards)
     (out / "tokens.npz").unlink(missing_ok=True)
 
 

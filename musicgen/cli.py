@@ -39,7 +39,15 @@ def _add_ingest(sub) -> None:
     p.add_argument("--time-mode", choices=TIME_MODES, default="beat",
                    help="beat: grid steps per quarter note; seconds: 10 ms steps (Performance RNN)")
     p.add_argument("--workers", type=int, default=0,
-                   help="worker processes (0 = automatic: one per 200 files to tokenize, at most one per idle core)")
+                   help="worker processes (0 = automatic: one per 200 files to tokenize, at most one per idle core); "
+                        "with --engine beam the DirectRunner's threads")
+    p.add_argument("--engine", choices=["local", "beam"], default="local",
+                   help="local: a process pool on this machine; beam: Apache Beam pipelines (pip install -e "
+                        "'.[cluster]'), the same worker code and an identical token store (README, Ingest on a "
+                        "cluster)")
+    p.add_argument("--beam-option", action="append", default=[], metavar="KEY=VALUE", dest="beam_options",
+                   help="a Beam pipeline option, passed through as --KEY=VALUE (repeat it), e.g. runner=FlinkRunner; "
+                        "default: the DirectRunner, multi-threaded")
     p.add_argument("--voices", default="0", metavar="N|auto",
                    help="VOICE events that keep each track/part apart: N voices (parts from N on share the last), "
                         "auto = as many as the piece with the most parts, 0 = off (parts of one program merge); "

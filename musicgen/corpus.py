@@ -40,6 +40,7 @@ __all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "IngestReport", "TokenSet", "confi
            "export_corpus", "find_music_files", "ingest", "is_token_cache", "list_corpora", "load_tokens", "tokens_for"]
 
 DEFAULT_CACHE_ROOT = Path("data/tokens")
+ENGINES = ("local", "beam")
 FILES_PER_WORKER = 200  # workers=0 starts one process per this much work (in MIDI files; up to one per idle core)
 CHUNK_FILES = 64  # files per worker task, and per entry pack
 DEFAULT_TIME_LIMIT_S = 300  # per ABC tune and per MusicXML/kern parse (music21 can take minutes on odd files); 0 = none
@@ -145,7 +146,8 @@ def _retry(reason: str) -> bool:
 
 def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: TokenizerConfig | None = None,
            workers: int = 0, progress: bool = True, rebuild: bool = False,
-           time_limit_s: int = DEFAULT_TIME_LIMIT_S, shard_bytes: int = SHARD_BYTES) -> IngestReport:
+           time_limit_s: int = DEFAULT_TIME_LIMIT_S, shard_bytes: int = SHARD_BYTES, engine: str = "local",
+           beam_options: tuple[str, ...] = ()) -> IngestReport:
     """Tokenize every music file under ``corpus_dir`` into the cache folder ``out_dir``.
 
     Args:
@@ -161,6 +163,9 @@ def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: To
         shard_bytes: size limit of a token shard in bytes (``musicgen.shards``; tests lower it).
         time_limit_s: a MusicXML/ABC/kern file whose music21 parse takes longer is skipped ("timed out after N s");
             0 = no limit (MIDI files parse in milliseconds and have none).
+        engine: "local" (a process pool here) or "beam" (Apache Beam pipelines for parsing/tokenizing and for
+            writing shards, ``musicgen.ingest_beam``; the same worker function and an identical store).
+        beam_options: Beam pipeline options as ``KEY=VALUE`` strings (engine "beam"; default: the DirectRunner).
     Returns:
         IngestReport with kept / skipped / ignored counts, events, and ``tokenized`` (files parsed this run).
         With ``config.styles`` every music file must lie in a top-level subfolder named after one of them (its
@@ -174,13 +179,20 @@ def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: To
     corpus = _check_corpus_dir(corpus_dir).resolve()
     config = config or TokenizerConfig()
     resolve_workers(workers)  # validates; the count is chosen once the files to tokenize are known
+    if engine not in ENGINES:
+        raise UsageError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "beam":
+        _beam().require_beam()
+        _beam().parse_options(beam_options)
+    elif beam_options:
+        raise UsageError(f"--beam-option: only with --engine beam, got {beam_options[0]!r} with --engine {engine}")
     if not isinstance(time_limit_s, int) or time_limit_s < 0:
         raise UsageError(f"time_limit_s: expected an integer >= 0 (0 = no limit), got {time_limit_s!r}")
     out = Path(out_dir) if out_dir is not None else DEFAULT_CACHE_ROOT / corpus.name
     check_output_dir(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     with CacheLock(out):
-        run = _Run(corpus, out, config, workers, progress, time_limit_s, shard_bytes)
+        run = _Run(corpus, out, config, workers, progress, time_limit_s, shard_bytes, engine, tuple(beam_options))
         return _ingest_locked(run, Tokenizer(config), rebuild)
 
 
@@ -193,6 +205,8 @@ class _Run:
     progress: bool
     time_limit_s: int
     shard_bytes: int = SHARD_BYTES
+    engine: str = "local"
+    beam_options: tuple[str, ...] = ()
 
 
 _PIECE_FIELDS = ("key", "index", "title", "reader", "reason", "events", "tonality", "meter")
@@ -268,8 +282,10 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
             outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]), tokenizer)
         kept = kept_pieces()
         if kept:
-            write_tokens(out, [k for k, _, _ in kept], results, [p for _, p, _ in kept], [i for _, _, i in kept],
-                         shard_bytes=run.shard_bytes, reuse=not rebuild)
+            keys, paths, indices = [k for k, _, _ in kept], [p for _, p, _ in kept], [i for _, _, i in kept]
+            write_tokens(out, keys, results, paths, indices, shard_bytes=run.shard_bytes, reuse=not rebuild,
+                         write_shards=None if run.engine == "local" else
+                         _beam().shard_writer(run, entries, results, keys, paths, indices, _idle_cores))
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
                           reused=len(first_with_key) - tokenized, files=len(music))
@@ -332,6 +348,12 @@ def _idle_cores() -> int:
         return cores
 
 
+def _beam():
+    from musicgen import ingest_beam  # Beam itself is imported only inside its pipelines
+
+    return ingest_beam
+
+
 def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, results: KnownPieces) -> int:
     """Read and tokenize every piece of the files with these content keys in worker processes (largest first);
     fills ``results``; returns how many files."""
@@ -343,6 +365,9 @@ def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, r
     items.sort(key=lambda item: -work[item[0]])  # stable: equal costs keep path order
     auto = min(_idle_cores(), -(-sum(work.values()) // FILES_PER_WORKER))
     workers = min(run.workers, len(items)) if run.workers else min(auto, len(items))
+    if run.engine == "beam":
+        _beam().tokenize_into(results, run, entries, items, [work[path] for path, _ in items], CHUNK_FILES, workers)
+        return len(items)
     bar = None
     if run.progress:
         from tqdm import tqdm

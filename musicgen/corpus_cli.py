@@ -41,15 +41,17 @@ def with_meter_and_key(config: TokenizerConfig | None, args, source=None) -> Tok
 
 
 def cli_ingest(args) -> int:
-    """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N] [--voices N|auto] [--meter]
-    [--key-mode token|normalize] [--styles]``."""
+    """``musicgen ingest CORPUS_DIR [--out DIR] [--time-mode beat|seconds] [--workers N] [--engine local|beam]
+    [--beam-option KEY=VALUE ...] [--voices N|auto] [--meter] [--key-mode token|normalize] [--styles]``."""
     config = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
     config = with_meter_and_key(config, args, args.corpus_dir)
+    engine = {"engine": getattr(args, "engine", "local"), "beam_options": tuple(getattr(args, "beam_options", ()))}
     if voices.parse_voices(getattr(args, "voices", 0)):
-        report, config, polyphony = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers)
+        report, config, polyphony = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers,
+                                                         **engine)
         print(f"{report.summary()}; {voices.describe(config, polyphony)}")
     else:
-        report = corpus.ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True)
+        report = corpus.ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True, **engine)
         print(report.summary())
     print(f"cache: {report.out_dir} ({report.tokenized} files tokenized, {report.reused} from cache, "
           f"{report.ignored} other files ignored)")

@@ -46,8 +46,9 @@ SHARD_BYTES = 64 * 2**20
 MAP_BUDGET = 16 * 2**20  # bytes the maps may bring into the RSS before they are dropped (their pages leave it)
 PAGE_SPAN = 2 * 2**20  # what one read may map: a fault maps the whole page-cache folio (up to 2 MiB, PMD size)
 
-__all__ = ["CLUSTERS", "INDEX", "SHARDS_DIR", "SHARD_BYTES", "Column", "PieceSequence", "ShardStore", "has_store",
-           "shard_dtype", "take", "write_clusters", "write_store"]
+__all__ = ["CLUSTERS", "INDEX", "SHARDS_DIR", "SHARD_BYTES", "Column", "PieceSequence", "ShardStore", "finish_store",
+           "has_store", "plan_store", "shard_dtype", "shard_is_whole", "take", "write_clusters", "write_shard",
+           "write_store"]
 
 
 def shard_dtype(vocab_size: int) -> np.dtype:
@@ -91,20 +92,74 @@ def _shard_is_whole(folder: Path, name: str, keys: Sequence[str], events: int, d
         return False
 
 
+def plan_store(keys: Sequence[str], sizes: Sequence[int], config_hash: str, shard_bytes: int,
+               dtype: np.dtype) -> list[dict]:
+    """The shards of a store of pieces ``keys`` with ``sizes`` events each, in store order: per shard its ``number``,
+    ``name``, pieces ``lo``..``hi`` (end excluded) and ``events``. A pure function of its arguments, so every engine
+    that writes a store (``write_store`` here, a Beam pipeline in ``musicgen.ingest_beam``) cuts it alike."""
+    plan = []
+    for number, (lo, hi) in enumerate(_plan(sizes, shard_bytes, np.dtype(dtype).itemsize)):
+        plan.append({"number": number, "name": _shard_name(number, config_hash, keys[lo:hi]), "lo": lo, "hi": hi,
+                     "events": int(sum(sizes[lo:hi]))})
+    return plan
+
+
+def shard_is_whole(cache_dir: str | Path, shard: dict, keys: Sequence[str], dtype: np.dtype) -> bool:
+    """True when ``shard`` (a ``plan_store`` item) is on disk, whole, with exactly ``keys`` (its pieces' keys)."""
+    return _shard_is_whole(Path(cache_dir) / SHARDS_DIR, shard["name"], keys, shard["events"], np.dtype(dtype))
+
+
+def write_shard(cache_dir: str | Path, name: str, keys: Sequence[str], paths: Sequence[str], indices: Sequence[int],
+                got: Sequence[tuple[np.ndarray, float]], tokenizer, dtype: np.dtype) -> None:
+    """Write one shard's two files (layout in the module docstring), atomically: ``got[j] = (tokens int (T,), qpm)``
+    of its piece j, whose key, path and index in its file are ``keys[j]``, ``paths[j]``, ``indices[j]``."""
+    folder = Path(cache_dir) / SHARDS_DIR
+    arrays = [np.asarray(t) for t, _ in got]
+    tokens = np.concatenate(arrays).astype(dtype)
+    offsets = np.zeros(len(got) + 1, np.int64)
+    np.cumsum([t.size for t in arrays], out=offsets[1:])
+    bounds = np.array([tokenizer.transpose_bounds(t.astype(np.int64)) for t in arrays], np.int16)
+    with atomic_path(folder / f"{name}.tokens.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, tokens, allow_pickle=False)
+    save_npz(folder / f"{name}.index.npz", offsets=offsets, keys=np.array(list(keys), dtype=np.str_),
+             paths=np.array(list(paths), dtype=np.str_), indices=np.array(list(indices), np.int64),
+             qpm=np.array([q for _, q in got], np.float64), bounds=bounds.reshape(-1, 2))
+
+
+def finish_store(cache_dir: str | Path, plan: list[dict], tokenizer) -> dict:
+    """Write index.json for the shards of ``plan`` (all on disk by now) and remove every other file of the store's
+    folder (shards of an older store, clusters.npz of its pieces); returns index.json's content."""
+    folder = Path(cache_dir) / SHARDS_DIR
+    dtype = shard_dtype(tokenizer.vocab_size)
+    shards = [{"name": s["name"], "pieces": s["hi"] - s["lo"], "events": s["events"]} for s in plan]
+    index = {"format": STORE_FORMAT, "dtype": dtype.name, "vocab_size": int(tokenizer.vocab_size),
+             "pieces": sum(s["pieces"] for s in shards), "events": int(sum(s["events"] for s in shards)),
+             "shards": shards}
+    atomic_write_text(folder / INDEX, json.dumps(index, indent=1) + "\n")
+    wanted = {f"{s['name']}.{kind}" for s in shards for kind in ("tokens.npy", "index.npz")} | {INDEX, CLUSTERS}
+    for path in folder.iterdir():
+        if path.name not in wanted and not path.name.startswith("."):
+            path.unlink(missing_ok=True)
+    return index
+
+
 def write_store(cache_dir: str | Path, keys: Sequence[str], paths: Sequence[str], indices: Sequence[int],
                 piece: Callable[[int], tuple[np.ndarray, float]], tokenizer, config_hash: str,
                 shard_bytes: int = SHARD_BYTES, on_shard: Callable[[int], None] | None = None,
-                reuse: bool = True) -> dict:
+                reuse: bool = True, write_shards: Callable[[list[dict]], None] | None = None) -> dict:
     """Write the store of ``cache_dir`` (layout in the module docstring) and return its index.json content.
 
     Args:
         keys / paths / indices: per kept piece, in store order.
-        piece: ``piece(i) -> (tokens int (T,), qpm)`` of piece ``i``; called once per piece of a shard to write.
+        piece: ``piece(i) -> (tokens int (T,), qpm)`` of piece ``i``; called once per piece of a shard to write
+            (and for its tokens' ``size``, which a lazy array may give without reading them).
         tokenizer: its ``vocab_size`` picks the dtype, its ``transpose_bounds`` fills ``bounds``.
         config_hash: the tokenizer config's hash (part of each shard's name).
         shard_bytes: the shard size limit in bytes of tokens.
         on_shard: called with each shard's number once its files exist (tests stop a run there).
         reuse: keep a shard already on disk under its name (False: write every shard again, e.g. after damage).
+        write_shards: writes the listed ``plan_store`` shards (another engine, e.g. a Beam pipeline); default: one
+            after another here, with ``write_shard``.
 
     Shards already on disk under their name are kept as they are (a killed run resumes); files of other shards are
     removed after index.json is written.
@@ -113,33 +168,18 @@ def write_store(cache_dir: str | Path, keys: Sequence[str], paths: Sequence[str]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CLUSTERS).unlink(missing_ok=True)  # made for the pieces of the last store: ``write_clusters`` anew
     dtype = shard_dtype(tokenizer.vocab_size)
-    sizes = [int(piece(i)[0].size) for i in range(len(keys))]
-    shards = []
-    for number, (lo, hi) in enumerate(_plan(sizes, shard_bytes, dtype.itemsize)):
-        name = _shard_name(number, config_hash, keys[lo:hi])
-        events = int(sum(sizes[lo:hi]))
-        if not (reuse and _shard_is_whole(folder, name, keys[lo:hi], events, dtype)):
-            got = [piece(i) for i in range(lo, hi)]
-            tokens = np.concatenate([np.asarray(t) for t, _ in got]).astype(dtype)
-            offsets = np.zeros(hi - lo + 1, np.int64)
-            np.cumsum([t.size for t, _ in got], out=offsets[1:])
-            bounds = np.array([tokenizer.transpose_bounds(np.asarray(t, np.int64)) for t, _ in got], np.int16)
-            with atomic_path(folder / f"{name}.tokens.npy") as tmp, open(tmp, "wb") as f:
-                np.save(f, tokens, allow_pickle=False)
-            save_npz(folder / f"{name}.index.npz", offsets=offsets, keys=np.array(keys[lo:hi], dtype=np.str_),
-                     paths=np.array(paths[lo:hi], dtype=np.str_), indices=np.array(indices[lo:hi], np.int64),
-                     qpm=np.array([q for _, q in got], np.float64), bounds=bounds.reshape(-1, 2))
-        shards.append({"name": name, "pieces": hi - lo, "events": events})
+    plan = plan_store(keys, [int(piece(i)[0].size) for i in range(len(keys))], config_hash, shard_bytes, dtype)
+    todo = [s for s in plan if not (reuse and shard_is_whole(cache_dir, s, keys[s["lo"]:s["hi"]], dtype))]
+    if write_shards is not None and todo:
+        write_shards(todo)
+    for s in plan:
+        if write_shards is None and s in todo:
+            lo, hi = s["lo"], s["hi"]
+            write_shard(cache_dir, s["name"], keys[lo:hi], paths[lo:hi], indices[lo:hi],
+                        [piece(i) for i in range(lo, hi)], tokenizer, dtype)
         if on_shard is not None:
-            on_shard(number)
-    index = {"format": STORE_FORMAT, "dtype": dtype.name, "vocab_size": int(tokenizer.vocab_size),
-             "pieces": len(keys), "events": int(sum(sizes)), "shards": shards}
-    atomic_write_text(folder / INDEX, json.dumps(index, indent=1) + "\n")
-    wanted = {f"{s['name']}.{kind}" for s in shards for kind in ("tokens.npy", "index.npz")} | {INDEX, CLUSTERS}
-    for path in folder.iterdir():
-        if path.name not in wanted and not path.name.startswith("."):
-            path.unlink(missing_ok=True)
-    return index
+            on_shard(s["number"])
+    return finish_store(cache_dir, plan, tokenizer)
 
 
 def write_clusters(cache_dir: str | Path, cluster: np.ndarray, keys: Sequence[str], threshold: float,

@@ -112,12 +112,13 @@ def _share_packs(out: Path, source: TokenizerConfig, target: TokenizerConfig) ->
 
 
 def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = None, voices: int | str = AUTO,
-                  workers: int = 0, progress: bool = True):
+                  workers: int = 0, progress: bool = True, **engine):
     """``corpus.ingest`` with voices; returns ``(IngestReport, TokenizerConfig, polyphony)``: the config the cache now
     holds and ``voice_stats``'s int64 (kept pieces,) most notes at once in one voice of each piece.
 
     Args:
-        corpus_dir, out_dir, workers, progress: as ``corpus.ingest``.
+        corpus_dir, out_dir, workers, progress: as ``corpus.ingest``; ``engine`` (``engine``, ``beam_options``)
+            too.
         config: the base tokenizer config (its ``voices`` and ``voice_polyphony`` are replaced).
         voices: N >= 1, or ``"auto"`` (the most voices any piece uses).
     """
@@ -130,13 +131,13 @@ def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = Non
         raise UsageError("--voices: expected at least 1 voice or 'auto' here, got 0")
     base = config or TokenizerConfig()
     probe = base.replace(voices=MAX_VOICES if voices == AUTO else voices, voice_polyphony=0)
-    report = ingest(corpus_dir, out_dir, probe, workers=workers, progress=progress)
+    report = ingest(corpus_dir, out_dir, probe, workers=workers, progress=progress, **engine)
     used, polyphony = voice_stats(Tokenizer(probe), load_tokens(report.out_dir).pieces)
     final = probe.replace(voices=max(used, 1) if voices == AUTO else voices, voice_polyphony=polyphony_cap(polyphony))
     if final != probe:
         _share_packs(report.out_dir, probe, final)
         parsed = report.tokenized
-        report = ingest(corpus_dir, out_dir, final, workers=workers, progress=progress)
+        report = ingest(corpus_dir, out_dir, final, workers=workers, progress=progress, **engine)
         report.tokenized, report.reused = report.tokenized + parsed, report.reused - parsed
     return report, final, polyphony
 

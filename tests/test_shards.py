@@ -169,3 +169,22 @@ def test_ingest_killed_between_shards_resumes_to_the_same_store(tmp_path):
     assert all((folder / n).read_bytes() == (fresh / n).read_bytes() for n in names if n != "clusters.npz")
     got, want = load_tokens(tmp_path / "cache"), load_tokens(tmp_path / "fresh")
     assert got.keys == want.keys and all(np.array_equal(a, b) for a, b in zip(got.pieces, want.pieces))
+
+
+def test_another_writer_given_the_plan_writes_the_same_files(tmp_path):
+    # what an engine that writes shards elsewhere does: plan_store, write_shard per shard (any order), finish_store
+    index = _write(tmp_path / "a")
+    keys, paths = [f"k{i}" for i in range(5)], [f"p{i}.mid" for i in range(5)]
+    plan = shards.plan_store(keys, [len(p) for p in PIECES], "cfg", 16, np.uint16)
+    assert [(s["number"], s["lo"], s["hi"], s["events"]) for s in plan] == [(0, 0, 2, 7), (1, 2, 4, 7), (2, 4, 5, 3)]
+    (tmp_path / "b" / "shards").mkdir(parents=True)
+    for s in reversed(plan):
+        got = [(np.array(PIECES[i], np.int32), 100.0 + i) for i in range(s["lo"], s["hi"])]
+        shards.write_shard(tmp_path / "b", s["name"], keys[s["lo"]:s["hi"]], paths[s["lo"]:s["hi"]],
+                           list(range(s["lo"], s["hi"])), got, Tok(), np.uint16)
+    assert all(shards.shard_is_whole(tmp_path / "b", s, keys[s["lo"]:s["hi"]], np.uint16) for s in plan)
+    assert shards.finish_store(tmp_path / "b", plan, Tok()) == index
+    files = sorted(p.name for p in (tmp_path / "a" / "shards").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "b" / "shards").iterdir())
+    assert all((tmp_path / "a" / "shards" / f).read_bytes() == (tmp_path / "b" / "shards" / f).read_bytes()
+               for f in files)

@@ -15,7 +15,11 @@ Per Keras backend:
   generator the batches that throwaway iterator prefetched are lost (measured: batches 2-8 of a 40-batch generator).
 * JAX: ``keras.distribution.DataParallel`` over the first ``N`` devices; the model keeps the global batch ``B``
   (one SPMD program; the data's batch axis is sharded in ``N`` contiguous blocks, the weights and states are
-  replicated).
+  replicated). Several hosts: start the same command once per process with ``KERAS_DISTRIBUTION_JOB_ADDRESSES``
+  (coordinator ``host:port``), ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID`` set and
+  ``--devices auto``: the job trains on every device of every process, process ``p`` feeding rows
+  ``[p * B/P, (p + 1) * B/P)`` of each batch (``process_rows``); every process ends with the same weights and
+  writes its own bundle to its ``--out``.
 * torch: one device only here (``--devices`` > 1 is a usage error).
 
 ``devices`` goes into the run's ``metrics.json`` only: it does not enter ``train_config.json``, the weights'
@@ -62,7 +66,8 @@ def check_devices(devices: int, batch_size: int, visible: int, backend: str) -> 
 
 
 def visible_devices(backend: str) -> int:
-    """Devices the Keras backend would train on: GPUs (else CPUs) for TensorFlow, ``jax.local_device_count()``."""
+    """Devices the Keras backend would train on: GPUs (else CPUs) for TensorFlow; for JAX every device of every
+    process (``jax.device_count()``, the local ones unless several processes were started, see ``start_processes``)."""
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -70,8 +75,26 @@ def visible_devices(backend: str) -> int:
     if backend == "jax":
         import jax
 
-        return jax.local_device_count()
+        return jax.device_count()
     return 1
+
+
+def start_processes() -> int:
+    """JAX multi-process training: when ``KERAS_DISTRIBUTION_NUM_PROCESSES`` > 1 (with
+    ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` = the coordinator's ``host:port`` and ``KERAS_DISTRIBUTION_PROCESS_ID``),
+    join the job with ``keras.distribution.initialize()`` (``jax.distributed.initialize``; CPU collectives over
+    gloo) before JAX touches a device. Returns the number of processes (1 without the variables)."""
+    import os
+
+    if int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or 1) <= 1:
+        return 1
+    import jax
+    import keras
+
+    if not jax.distributed.is_initialized():
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices; GPUs use NCCL regardless
+        keras.distribution.initialize()
+    return jax.process_count()
 
 
 class Placement:
@@ -89,9 +112,14 @@ class Placement:
     def __init__(self, devices: int | str, batch_size: int):
         import keras
 
+        devices = parse_devices(devices)
         self.backend = keras.backend.backend()
-        visible = visible_devices(self.backend) if devices == AUTO or devices > 1 else 1
+        self.processes = start_processes() if self.backend == "jax" else 1
+        visible = visible_devices(self.backend) if devices == AUTO or devices > 1 or self.processes > 1 else 1
         n = visible if devices == AUTO else int(devices)
+        if self.processes > 1 and n != visible:
+            raise UsageError(f"--devices: {devices} with {self.processes} processes; a multi-process run trains on "
+                             f"all {visible} devices of the job (use --devices auto)")
         self.n = check_devices(n, int(batch_size), visible, self.backend)
         self.batch_size = int(batch_size)
         self._strategy = self._distribution = None
@@ -104,7 +132,8 @@ class Placement:
         elif self.n > 1 and self.backend == "jax":
             import jax
 
-            self._distribution = keras.distribution.DataParallel(devices=jax.local_devices()[: self.n])
+            self._distribution = keras.distribution.DataParallel(devices=jax.devices()[: self.n])
+            self._distribution.auto_shard_dataset = False  # process_rows gives each process its own rows
 
     @property
     def replica_batch(self) -> int:
@@ -125,6 +154,11 @@ class Placement:
     def train_input(self, batches, first_epoch: int):
         """What ``model.fit`` gets: ``batches.forever(first_epoch)``, as a restartable ``tf.data.Dataset`` under a
         TensorFlow strategy (see the module docstring)."""
+        if self.processes > 1:  # each process feeds its block of rows; JAX assembles the global batch
+            import jax
+
+            rows = self.batch_size // self.processes
+            return process_rows(batches.forever(first_epoch), jax.process_index() * rows, rows)
         if self._strategy is None:
             return batches.forever(first_epoch)
         return restartable_dataset(batches, first_epoch)
@@ -146,3 +180,12 @@ def restartable_dataset(batches, first_epoch: int):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options).prefetch(2)
+
+
+def process_rows(stream: Iterator[tuple], start: int, rows: int) -> Iterator[tuple]:
+    """Rows ``[start, start + rows)`` of every array of every batch of ``stream`` (one process's share)."""
+    import numpy as np
+
+    for batch in stream:
+        yield tuple(tuple(np.asarray(a)[start: start + rows] for a in part) if isinstance(part, tuple)
+                    else np.asarray(part)[start: start + rows] for part in batch)

@@ -224,3 +224,56 @@ def test_cli_bundle_of_a_two_device_run_loads_and_samples(tmp_path):
                              "--seed", "1", "-o", str(tmp_path / "s.mid")], env=env, capture_output=True, text=True,
                             timeout=120, cwd=ROOT)
     assert sample.returncode == 0 and (tmp_path / "s.mid").stat().st_size > 0, sample.stderr[-3000:]
+
+
+MULTI_PROCESS = r"""
+import sys
+import numpy as np
+from musicgen.config import ModelConfig, TrainConfig
+from musicgen.models import export_weights
+from musicgen.trainer import train_model
+
+rng = np.random.default_rng(0)
+pieces = [np.array([1] + [3 + int(t) for t in rng.integers(0, 13, int(n))] + [2]) for n in rng.integers(3, 15, 12)]
+cfg = ModelConfig(vocab_size=16, cell="gru", embedding_dim=8, units=12, layers=1, dropout=0.0)
+tcfg = TrainConfig(epochs=1, batch_size=4, bptt=8, learning_rate=1e-2, val_fraction=0.2, test_fraction=0.0,
+                   dedup_ngram=64)
+result = train_model(pieces, [str(i) for i in range(len(pieces))], cfg, tcfg, sys.argv[1], tensorboard=False,
+                     verbose=0, devices=sys.argv[2])
+np.savez(sys.argv[1] + "/w.npz", **export_weights(result.model, cfg))
+print("devices", result.metrics["devices"], "val_nll", result.metrics["val_nll"])
+"""
+
+
+def test_jax_two_processes_train_like_one_device(tmp_path):
+    """Multi-host route on one machine: two JAX processes (one CPU device each, gloo collectives) joined by
+    ``KERAS_DISTRIBUTION_*`` train one epoch with ``--devices auto`` = 2; both end with the weights of a
+    1-process, 1-device run on the same pieces."""
+    _needs("jax")
+    import socket
+
+    import numpy as np
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": str(ROOT)}
+    base.pop("XLA_FLAGS", None)
+    jobs = []
+    for pid in range(2):
+        env = {**base, "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+               "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": str(pid)}
+        jobs.append(subprocess.Popen([sys.executable, "-c", MULTI_PROCESS, str(tmp_path / f"p{pid}"), "auto"],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT))
+    single = subprocess.run([sys.executable, "-c", MULTI_PROCESS, str(tmp_path / "one"), "1"], env=base,
+                            capture_output=True, text=True, timeout=240, cwd=ROOT)
+    outs = [job.communicate(timeout=240) for job in jobs]
+    assert single.returncode == 0, single.stderr[-3000:]
+    for job, (stdout, stderr) in zip(jobs, outs):
+        assert job.returncode == 0 and "devices 2 " in stdout, stderr[-3000:]
+    ref = np.load(tmp_path / "one" / "w.npz")
+    for pid in range(2):
+        got = np.load(tmp_path / f"p{pid}" / "w.npz")
+        for key in ref.files:
+            np.testing.assert_allclose(got[key], ref[key], rtol=1e-4, atol=2e-6, err_msg=f"process {pid} {key}")

@@ -245,6 +245,7 @@ print("devices", result.metrics["devices"], "val_nll", result.metrics["val_nll"]
 """
 
 
+@pytest.mark.slow
 def test_jax_two_processes_train_like_one_device(tmp_path):
     """Multi-host route on one machine: two JAX processes (one CPU device each, gloo collectives) joined by
     ``KERAS_DISTRIBUTION_*`` train one epoch with ``--devices auto`` = 2; both end with the weights of a

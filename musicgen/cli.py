@@ -151,6 +151,10 @@ def _add_train(sub) -> None:
                    help="when CORPUS_DIR holds music files: VOICE events, as `musicgen ingest --voices` (default: "
                         "off, or the cache's own)")
     _add_meter_key(p, "when CORPUS_DIR holds music files: ")
+    p.add_argument("--devices", default="1", metavar="N|auto",
+                   help="data-parallel training on N devices of this host (auto: all the Keras backend sees; "
+                        "TensorFlow MirroredStrategy, JAX DataParallel); --batch-size must be divisible by N. "
+                        "Same result as one device up to float rounding (docs/scale.md)")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed run from OUT/checkpoints with its saved settings")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,

@@ -85,6 +85,15 @@ class StreamingBatches:
         self._epoch, self._plan_of_epoch = None, None
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
 
+    def fork(self) -> "StreamingBatches":
+        """A copy that shares the pieces and settings but has its own plan and piece cache, so two readers (e.g.
+        two iterators of ``devices.restartable_dataset``, one on a prefetch thread) never share mutable state."""
+        import copy
+
+        twin = copy.copy(self)
+        twin._epoch, twin._plan_of_epoch, twin._cache = None, None, OrderedDict()
+        return twin
+
     @property
     def targets_per_epoch(self) -> int:
         """Events used as targets in one epoch (every event of the stream but the first)."""

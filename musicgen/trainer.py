@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
+from musicgen.devices import Placement
 from musicgen.shards import take
 from musicgen.streaming import StreamingBatches
 from musicgen.errors import UsageError
@@ -69,9 +70,28 @@ def _load_state(folder: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
     return checkpoint
 
 
+def load_training_model(last: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, batch_size: int):
+    """The checkpointed model + optimizer ``last`` (a ``.keras`` file) with a stateful batch of ``batch_size``: as
+    saved when it matches, else (a run resumed on another device count) rebuilt and given the saved weights and
+    optimizer state."""
+    import keras
+
+    from musicgen.models import build_model
+
+    model = keras.saving.load_model(last, safe_mode=True)
+    if not train_cfg.stateful or model.inputs[0].shape[0] == batch_size:
+        return model
+    rebuilt = build_model(model_cfg, batch_size=batch_size, stateful=True)
+    compile_model(rebuilt, train_cfg)
+    rebuilt.optimizer.build(rebuilt.trainable_variables)
+    rebuilt.load_weights(last)
+    return rebuilt
+
+
 def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig,
                 out_dir: str | Path, *, tokenizer=None, split: Split | None = None, resume: bool = False,
-                tensorboard: bool = True, verbose: int | str = "auto", init_weights: dict | None = None) -> TrainResult:
+                tensorboard: bool = True, verbose: int | str = "auto", init_weights: dict | None = None,
+                devices: int | str = 1) -> TrainResult:
     """Train with truncated BPTT on the *train* part, stop and choose the best epoch on *valid*; *test* is never read.
 
     Args:
@@ -88,6 +108,8 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         init_weights: start from these arrays (``weights.npz`` layout of ``model_cfg``, see ``models.import_weights``)
             instead of random ones: fine-tuning. A resumed checkpoint wins over them. The metrics then hold
             ``init_val_nll``, the validation NLL of these weights before any step.
+        devices: data-parallel devices (an int or ``"auto"``, see ``musicgen.devices``); ``batch_size`` must be
+            divisible by it. It changes float summation order only; the metrics record it as ``devices``.
     """
     import keras
 
@@ -111,6 +133,7 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     if train_cfg.transpose and tokenizer is None:
         raise UsageError("transpose: augmentation needs the tokenizer")
     features = context_function(model_cfg, tokenizer)
+    placement = Placement(devices, train_cfg.batch_size)
     batches = StreamingBatches(train_pieces, train_cfg.batch_size, train_cfg.bptt, train_cfg.seed, tokenizer,
                                train_cfg.transpose, pad_id, features)  # dataset.StreamBatches' batches, streamed
 
@@ -119,7 +142,8 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     if checkpoint is not None:
         state, last, _ = checkpoint
         prune_checkpoints(folder, state)  # files of an epoch whose manifest a kill prevented
-        model = keras.saving.load_model(last, safe_mode=True)
+        with placement.build_scope():
+            model = load_training_model(last, model_cfg, train_cfg, placement.replica_batch)
         model.optimizer.learning_rate.assign(state["lr"])
         if verbose:
             print(f"resuming from {last} after epoch {state['epochs_done']}")
@@ -129,8 +153,9 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(out_dir / "logs", ignore_errors=True)
         state = {"model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict()}
-        model = build_model(model_cfg, batch_size=train_cfg.batch_size, stateful=train_cfg.stateful)
-        compile_model(model, train_cfg)
+        with placement.build_scope():
+            model = build_model(model_cfg, batch_size=placement.replica_batch, stateful=train_cfg.stateful)
+            compile_model(model, train_cfg)
         if init_weights is not None:
             from musicgen.models import import_weights
 
@@ -154,8 +179,10 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
 
     first = int(state.get("epochs_done", 0))
     if first < train_cfg.epochs and not state.get("stopped_early"):
-        model.fit(batches.forever(first), steps_per_epoch=batches.steps_per_epoch, epochs=train_cfg.epochs,
-                  initial_epoch=first, callbacks=callbacks, verbose=verbose, shuffle=False)
+        with placement.fit_scope():
+            model.fit(placement.train_input(batches, first), steps_per_epoch=batches.steps_per_epoch,
+                      epochs=train_cfg.epochs, initial_epoch=first, callbacks=callbacks, verbose=verbose,
+                      shuffle=False)
 
     state, _, best_weights = read_checkpoint(folder)
     model.load_weights(best_weights)
@@ -165,7 +192,8 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     if eval_model is not None and "val_loss" not in best_logs:
         eval_model.set_weights(model.get_weights())
         best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK, features))
-    metrics = {**report(state, best_logs, batches, train_pieces, val_pieces, train_cfg), **split_metrics(split)}
+    metrics = {**report(state, best_logs, batches, train_pieces, val_pieces, train_cfg), **split_metrics(split),
+               "devices": placement.n}
     if tokenizer is not None and tokenizer.config.styles:  # the shares `musicgen sample` draws styles from
         from musicgen.styles import METRIC, style_counts
 
@@ -210,10 +238,10 @@ def trained_start_state(model, model_cfg: ModelConfig, train_pieces, tokenizer=N
 def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: ModelConfig, train_cfg: TrainConfig,
               out_dir: str | Path, *, tokenizer=None, resume: bool = False, tensorboard: bool = True,
               verbose: int | str = "auto", online: bool = False, update_every: int = 16,
-              init_weights: dict | None = None) -> TrainResult:
+              init_weights: dict | None = None, devices: int | str = 1) -> TrainResult:
     """The one training entry point: split with ``split_corpus``, then ``train_model`` (``algorithm == "bptt"``) or
     ``train_rtrl.fit_rtrl`` (``"rtrl"``; ``online`` and ``update_every`` apply to it only; ``init_weights``, for
-    fine-tuning, to ``train_model`` only)."""
+    fine-tuning, and ``devices`` to ``train_model`` only)."""
     if train_cfg.algorithm == "rtrl" and init_weights is not None:
         raise UsageError("--init-from: fine-tuning needs --algorithm bptt (RTRL starts from its own initial weights)")
     if train_cfg.algorithm == "rtrl" and model_cfg.context:
@@ -222,10 +250,13 @@ def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mode
     if train_cfg.algorithm == "rtrl":
         from musicgen.train_rtrl import fit_rtrl
 
+        if devices != 1:
+            raise UsageError(f"--devices: {devices} needs --algorithm bptt (RTRL trains in numpy on one core)")
+
         return fit_rtrl(pieces, keys, model_cfg, train_cfg, split=split, online=online, update_every=update_every,
                         verbose=verbose)
     return train_model(pieces, keys, model_cfg, train_cfg, out_dir, tokenizer=tokenizer, split=split, resume=resume,
-                       tensorboard=tensorboard, verbose=verbose, init_weights=init_weights)
+                       tensorboard=tensorboard, verbose=verbose, init_weights=init_weights, devices=devices)
 
 
 def _torch_stateful_workaround(model) -> None:
@@ -299,7 +330,12 @@ def cli_train(args) -> int:
 
     if not Path(args.corpus_dir).exists():
         raise UsageError(f"corpus_dir: {args.corpus_dir!r} does not exist")
-    configs_from_args(args, vocab_size=1)  # bad flags fail here, before any ingest
+    _, flags_cfg = configs_from_args(args, vocab_size=1)  # bad flags fail here, before any ingest
+    from musicgen.devices import check_devices, parse_devices
+
+    args.devices = parse_devices(getattr(args, "devices", 1))
+    if args.devices != "auto" and flags_cfg.algorithm == "bptt" and not args.resume:  # devices seen: at training
+        check_devices(args.devices, flags_cfg.batch_size, args.devices, "any")
     base = None
     if getattr(args, "init_from", None):
         from musicgen import finetune
@@ -342,7 +378,8 @@ def cli_train(args) -> int:
         raise UsageError("--resume: not supported with --algorithm rtrl (RTRL runs keep no checkpoints)")
     result = fit_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer, resume=args.resume,
                        tensorboard=args.tensorboard, verbose=args.verbose, online=args.online,
-                       update_every=args.update_every, init_weights=base.weights if base is not None else None)
+                       update_every=args.update_every, init_weights=base.weights if base is not None else None,
+                       devices=getattr(args, "devices", 1))
     if base is not None:
         result.metrics["init_from"] = finetune.init_facts(base)
         print(f"fine-tuned from {base.path}: validation NLL {result.metrics.get('init_val_nll', float('nan')):.4f} "

@@ -121,3 +121,16 @@ def test_equal_on_a_sharded_store_with_stored_bounds(tmp_path):
     assert stored.bounds.tolist() == [list(tok.transpose_bounds(p)) for p in chosen]
     _assert_same(StreamingBatches(stored, 2, 6, 3, tokenizer=tok, transpose=2, features=features),
                  StreamBatches(chosen, 2, 6, 3, augment=transposer(tok, 2), features=features), epochs=3)
+
+
+def test_fork_gives_the_same_batches_with_its_own_cache():
+    pieces = [np.arange(1, 1 + n) for n in (5, 9, 4, 7)]
+    source = StreamingBatches(pieces, batch_size=2, bptt=3, seed=1)
+    first = source.batch(0, 0)
+    twin = source.fork()
+    assert twin._cache is not source._cache and len(twin._cache) == 0
+    for k in range(source.steps_per_epoch):
+        for a, b in zip(twin.batch(1, k), source.batch(1, k)):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(twin.batch(0, 0), first):
+        np.testing.assert_array_equal(a, b)

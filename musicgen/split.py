@@ -43,13 +43,14 @@ PARTS = ("train", "valid", "test")
 class Split:
     """Sorted int64 indices into the pieces of each part; ``clusters``: int64 near-duplicate cluster id per piece,
     shape (n,); ``legacy``: the bundle was trained before the three-way split (valid and test are its old held-out
-    set)."""
+    set); ``version``: the ``TrainConfig.split_version`` that made it."""
 
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
     clusters: np.ndarray
     legacy: bool
+    version: int = 2
 
     def part(self, name: str) -> np.ndarray:
         """The indices of part ``name``: ``"train"``, ``"valid"`` or ``"test"``."""
@@ -81,7 +82,7 @@ def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config
         train, valid = split_pieces(keys, cfg.val_fraction, cfg.seed)
         clusters = np.unique(np.asarray(keys, dtype=np.str_), return_inverse=True)[1].astype(np.int64) \
             if len(keys) else np.zeros(0, np.int64)
-        return Split(train, valid, valid.copy(), clusters, legacy=True)
+        return Split(train, valid, valid.copy(), clusters, legacy=True, version=1)
     recorded = _recorded_clusters(pieces, cfg)
     if recorded is not None and cfg.split_version == 2:  # the clusters ingest found, the piece drawing each's part
         clusters, reps = recorded
@@ -98,7 +99,8 @@ def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config
             clusters, music = dups.clusters, [fp.music for fp in dups.fingerprints]
         draw = list(keys) if cfg.split_version == 2 else draw_keys(music, keys)
         part = assign_parts(clusters, draw, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    return Split(*(np.flatnonzero(part == k).astype(np.int64) for k in range(3)), clusters=clusters, legacy=False)
+    return Split(*(np.flatnonzero(part == k).astype(np.int64) for k in range(3)), clusters=clusters, legacy=False,
+                 version=cfg.split_version)
 
 
 def bundle_split(bundle, corpus_dir):

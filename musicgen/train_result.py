@@ -21,4 +21,4 @@ class TrainResult:
 def split_metrics(split) -> dict:
     """The split sizes recorded in metrics.json: pieces per part, clusters, split version."""
     sizes = split.sizes()
-    return {"split": {**sizes, "version": 1 if split.legacy else 2}}
+    return {"split": {**sizes, "version": split.version}}

@@ -84,7 +84,7 @@ def test_each_cell_trains_and_writes_a_loadable_bundle(cell, tmp_path):
     assert m["val_pieces"] == len(split.valid) >= 1 and m["train_pieces"] == len(split.train)
     assert len(split.train) + len(split.valid) + len(split.test) == 10 and len(split.test) >= 1
     assert m["split"] == {"train_pieces": len(split.train), "valid_pieces": len(split.valid),
-                          "test_pieces": len(split.test), "clusters": 10, "legacy": False, "version": 2}
+                          "test_pieces": len(split.test), "clusters": 10, "legacy": False, "version": 3}
     total = sum(len(pieces[i]) for i in split.train)  # every training event is a target once, but the stream's first
     assert m["train_events_per_epoch"] == total - 1
     assert result.model.inputs[0].shape[0] is None  # stateless, any batch size

@@ -33,6 +33,8 @@ fi
 if [ "$STAGE" = all ] || [ "$STAGE" = install ]; then
   rm -rf trained/default.new && cp -r "$RUNS/default" trained/default.new
   rm -rf trained/default.new/checkpoints trained/default.new/logs
+  # the README's hand-written parts stay; report_default.py rewrites its marked numbers below
+  [ -f trained/default/README.md ] && cp trained/default/README.md trained/default.new/README.md
   rm -rf trained/default && mv trained/default.new trained/default
   # test split: evaluation.json (checksummed in bundle.json) and the README numbers
   python scripts/report_default.py --corpus "$CORPUS" --save --max-order 12

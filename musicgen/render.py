@@ -295,7 +295,9 @@ def _instrument_label(inst) -> str:
     import pretty_midi
 
     name = "Drums" if inst.is_drum else pretty_midi.program_to_instrument_name(inst.program)
-    return f"{name} ({inst.name})" if inst.name and inst.name != name else name
+    if not inst.name or inst.name == name:
+        return name
+    return inst.name if inst.name.startswith(name) else f"{name} ({inst.name})"  # "Oboe (voice 1)" as it is
 
 
 def _velocity_colors(rgb, velocities) -> np.ndarray:

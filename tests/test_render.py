@@ -383,3 +383,8 @@ def test_cli_render_voice_programs_reach_the_audio(tmp_path, monkeypatch, capsys
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "argument --voice-programs: expected General MIDI programs 0-127" in err and err.count("\n") == 1
+
+
+def test_legend_labels_name_a_voice_track_once():
+    named = [pretty_midi.Instrument(program=68, name=n) for n in ("Oboe (voice 1)", "alto", "", "Oboe")]
+    assert [render._instrument_label(i) for i in named] == ["Oboe (voice 1)", "Oboe (alto)", "Oboe", "Oboe"]

@@ -119,6 +119,8 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     if checkpoint is not None:
         state, last, _ = checkpoint
         prune_checkpoints(folder, state)  # files of an epoch whose manifest a kill prevented
+        import musicgen.fused_rnn  # noqa: F401  registers the fused layers the checkpoint holds
+
         model = keras.saving.load_model(last, safe_mode=True)
         model.optimizer.learning_rate.assign(state["lr"])
         if verbose:
@@ -159,7 +161,7 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
 
     state, _, best_weights = read_checkpoint(folder)
     model.load_weights(best_weights)
-    best = build_model(model_cfg)
+    best = build_model(model_cfg, fused=False)  # stock layers in the bundle: plain Keras loads its model.keras
     best.set_weights(model.get_weights())
     best_logs = dict(state.get("best_logs", {}))
     if eval_model is not None and "val_loss" not in best_logs:

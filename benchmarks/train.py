@@ -39,16 +39,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 DEFAULT_VARIANTS = "tensorflow,tensorflow:stock,jax,jax:stock,native"
 
 
-def _timed_steps(step, steps: int, warmup: int) -> list[float]:
-    """Seconds of each of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
+def _timed_steps(step, steps: int, warmup: int) -> dict:
+    """Wall seconds of each of ``steps`` calls of ``step`` after ``warmup`` untimed ones, and the process CPU
+    seconds of all of them (every thread's; on a shared machine the fairer measure of work, see RESULTS.md)."""
     for _ in range(warmup):
         step()
     times = []
+    cpu = time.process_time()
     for _ in range(steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return times
+    return {"seconds": times, "cpu_seconds": time.process_time() - cpu}
 
 
 def _pin_threads(backend: str, threads: int) -> dict:
@@ -88,9 +90,8 @@ def keras_worker(cell: str, args, options: set[str]) -> dict:
     _torch_stateful_workaround(model)  # what train_model does on the torch backend (Keras 3.15 bug)
     x = rng.integers(0, args.vocab, (args.batch, args.seq)).astype("int32")
     y = rng.integers(0, args.vocab, (args.batch, args.seq)).astype("int32")
-    times = _timed_steps(lambda: model.train_on_batch(x, y), args.steps, args.warmup)
-    layer = type(model.get_layer("rnn_0")).__name__
-    return {"seconds": times, "jit_compile": str(model.jit_compile), "layer": layer}
+    timed = _timed_steps(lambda: model.train_on_batch(x, y), args.steps, args.warmup)
+    return {**timed, "jit_compile": str(model.jit_compile), "layer": type(model.get_layer("rnn_0")).__name__}
 
 
 def native_worker(cell: str, args, options: set[str]) -> dict:
@@ -127,7 +128,7 @@ def native_worker(cell: str, args, options: set[str]) -> dict:
         if not args.stateless:  # truncated BPTT: carry the state, cut the graph
             carried[0] = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
 
-    return {"seconds": _timed_steps(step, args.steps, args.warmup), "layer": f"torch.nn.{rnn.__name__}"}
+    return {**_timed_steps(step, args.steps, args.warmup), "layer": f"torch.nn.{rnn.__name__}"}
 
 
 def _worker_env(backend: str, options: set[str], threads: int) -> dict:
@@ -157,8 +158,9 @@ def _shape_argv(args) -> list[str]:
     return argv + (["--stateless"] if args.stateless else [])
 
 
-def _tokens_per_s(result: dict, args) -> float:
-    return args.batch * args.seq * len(result["seconds"]) / sum(result["seconds"])
+def _tokens_per_s(result: dict, args, cpu: bool = False) -> float:
+    """Targets per wall second (``cpu``: per process CPU second) over the timed steps."""
+    return args.batch * args.seq * len(result["seconds"]) / (result["cpu_seconds"] if cpu else sum(result["seconds"]))
 
 
 def _cellfmt(values: list[float], scale: float = 1000.0, unit: str = "k", digits: int = 1) -> str:
@@ -176,24 +178,26 @@ def report(rounds: list[dict], variants: list[str], args) -> None:
           f"vocab {args.vocab}, dropout {args.dropout}, {'stateless' if args.stateless else 'stateful'} both sides, "
           f"loss only (no metrics), {args.warmup} warm-up + {args.steps} timed steps, {len(rounds)} interleaved "
           f"repetitions (one process each), threads {args.threads}: {threads}")
-    print("median (min–max) over repetitions")
-    print(f"{'':26}" + "".join(f"{c:>24}" for c in cells))
-    for v in variants:
-        per_cell = [[_tokens_per_s(rnd[v][c], args) for rnd in rounds if c in rnd.get(v, {})] for c in cells]
-        layer = next((rnd[v][c]["layer"] for rnd in rounds for c in cells if c in rnd.get(v, {})), "")
-        print(f"{v:26}" + "".join(f"{_cellfmt(x):>24}" for x in per_cell) + f"   [{layer}]")
+    for cpu in (False, True):
+        print(f"tokens per {'process CPU' if cpu else 'wall'} second: median (min–max) over repetitions")
+        print(f"{'':26}" + "".join(f"{c:>24}" for c in cells))
+        for v in variants:
+            per_cell = [[_tokens_per_s(rnd[v][c], args, cpu) for rnd in rounds if c in rnd.get(v, {})] for c in cells]
+            layer = next((rnd[v][c]["layer"] for rnd in rounds for c in cells if c in rnd.get(v, {})), "")
+            print(f"{v:26}" + "".join(f"{_cellfmt(x):>24}" for x in per_cell) + f"   [{layer}]")
     if "native" not in variants:
         return
-    print("ratio to native PyTorch, same round: median (min–max)")
-    for v in variants:
-        if v == "native":
-            continue
-        row = ""
-        for c in cells:
-            ratios = [_tokens_per_s(rnd[v][c], args) / _tokens_per_s(rnd["native"][c], args) for rnd in rounds
-                      if c in rnd.get(v, {}) and c in rnd.get("native", {})]
-            row += f"{_cellfmt(ratios, 1.0, 'x', 2):>24}"
-        print(f"{v:26}{row}")
+    for cpu in (True, False):  # the wall-clock ratio last
+        print(f"ratio to native PyTorch per {'CPU' if cpu else 'wall'} second, same round: median (min–max)")
+        for v in variants:
+            if v == "native":
+                continue
+            row = ""
+            for c in cells:
+                ratios = [_tokens_per_s(rnd[v][c], args, cpu) / _tokens_per_s(rnd["native"][c], args, cpu)
+                          for rnd in rounds if c in rnd.get(v, {}) and c in rnd.get("native", {})]
+                row += f"{_cellfmt(ratios, 1.0, 'x', 2):>24}"
+            print(f"{v:26}{row}")
 
 
 def main(argv=None) -> int:

@@ -112,10 +112,11 @@ def native_worker(cell: str, args, options: set[str]) -> dict:
             out, hidden = self.rnn(self.embedding(x), hidden)
             return self.logits(out), hidden
 
-    net = Net()
+    device = torch.device(args.device)
+    net = Net().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
-    x = torch.randint(0, vocab, (args.batch, args.seq))
-    y = torch.randint(0, vocab, (args.batch, args.seq))
+    x = torch.randint(0, vocab, (args.batch, args.seq), device=device)
+    y = torch.randint(0, vocab, (args.batch, args.seq), device=device)
     carried = [None]
 
     def step():
@@ -127,14 +128,18 @@ def native_worker(cell: str, args, options: set[str]) -> dict:
         optimizer.step()
         if not args.stateless:  # truncated BPTT: carry the state, cut the graph
             carried[0] = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # Keras' train_on_batch returns the loss as a number: it waits too
 
     return {**_timed_steps(step, args.steps, args.warmup), "layer": f"torch.nn.{rnn.__name__}"}
 
 
-def _worker_env(backend: str, options: set[str], threads: int) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": str(threads),
+def _worker_env(backend: str, options: set[str], threads: int, device: str) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
            "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}"}
+    if device == "cpu":  # hide any GPU from every framework
+        env.update(JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
     if backend != "native":
         env["KERAS_BACKEND"] = backend
     if "onednn0" in options:
@@ -145,7 +150,7 @@ def _worker_env(backend: str, options: set[str], threads: int) -> dict:
 def _run_worker(variant: str, args) -> dict:
     backend, *options = variant.split(":")
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", variant] + _shape_argv(args)
-    run = subprocess.run(cmd, env=_worker_env(backend, set(options), args.threads), capture_output=True, text=True)
+    run = subprocess.run(cmd, env=_worker_env(backend, set(options), args.threads, args.device), capture_output=True, text=True)
     if run.returncode != 0:
         print(f"{variant} failed:\n{run.stderr[-2000:]}", file=sys.stderr)
         return {}
@@ -153,7 +158,7 @@ def _run_worker(variant: str, args) -> dict:
 
 
 def _shape_argv(args) -> list[str]:
-    names = ("cells", "steps", "warmup", "threads", "vocab", "embedding", "units", "layers", "batch", "seq", "dropout")
+    names = ("device", "cells", "steps", "warmup", "threads", "vocab", "embedding", "units", "layers", "batch", "seq", "dropout")
     argv = [f"--{name}={getattr(args, name)}" for name in names]
     return argv + (["--stateless"] if args.stateless else [])
 
@@ -174,7 +179,7 @@ def report(rounds: list[dict], variants: list[str], args) -> None:
     """Print the table: tokens/s per variant and cell (median, min–max over rounds), then ratios to native."""
     cells = args.cells.split(",")
     threads = {k: v for rnd in rounds for res in rnd.values() for r in res.values() for k, v in r["threads"].items()}
-    print(f"train tokens/s, batch {args.batch}x{args.seq}, Embedding {args.embedding}, {args.layers}x{args.units}, "
+    print(f"device {args.device}; train tokens/s, batch {args.batch}x{args.seq}, Embedding {args.embedding}, {args.layers}x{args.units}, "
           f"vocab {args.vocab}, dropout {args.dropout}, {'stateless' if args.stateless else 'stateful'} both sides, "
           f"loss only (no metrics), {args.warmup} warm-up + {args.steps} timed steps, {len(rounds)} interleaved "
           f"repetitions (one process each), threads {args.threads}: {threads}")
@@ -216,6 +221,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--dropout", type=float, default=0.0, help="between layers (Keras: after each recurrent layer)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cuda: Keras on the GPU (cuDNN where its settings allow), PyTorch .to('cuda') (benchmarks/gpu.sh)")
     p.add_argument("--stateless", action="store_true", help="both sides stateless (default: both stateful)")
     p.add_argument("--json", default=None, help="also write every step time here")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)

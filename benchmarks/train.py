@@ -1,164 +1,250 @@
-"""Training speed: musicgen's Keras model vs a native PyTorch model of the same shape, per cell and Keras backend.
+"""Training speed, measured fairly: musicgen's Keras model vs an idiomatic native PyTorch model of the same shape.
 
 Model: Embedding(V, 128) → 2 × 256-unit {LSTM | GRU | SimpleRNN} → Dense(V), V = 390; batch 64 × 128 events;
-Adam with clipnorm 1.0 on both sides; random tokens. Reports training tokens/s (events that are targets, per second)
-and the ratio to native PyTorch. Also the *effective* throughput of a sliding-window trainer (window 100, stride 1,
-one target per window, the classic Keras-tutorial layout): unique corpus events learned per second, to compare with
-truncated BPTT, where every event of a window is a target.
+random tokens; Adam (lr 2e-3) with clipping by global norm 1.0 on both sides. Equal work on both sides:
 
-Each backend runs in its own process (Keras fixes its backend at import):
+- both stateful (the state carried from one batch to the next, as ``musicgen train`` does; PyTorch: the returned
+  hidden state, detached, is the next call's initial state), or both stateless with ``--stateless``;
+- loss only: no accuracy or other metric on either side (``musicgen train`` adds a weighted accuracy; not here);
+- the same thread counts, pinned and printed: TensorFlow intra-op/inter-op threads, ``torch.set_num_threads`` /
+  ``set_num_interop_threads``, JAX ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=N``,
+  ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` for all;
+- ``--warmup`` untimed steps (compilation), then ``--steps`` (>= 20) timed ones; tokens/s = targets per timed
+  second. Every variant's repetition runs in its own fresh process, interleaved (A, B, C, A, B, C, …), ``--reps``
+  times; each cell's median over the repetitions is printed with its spread (min–max), and the ratio to native
+  PyTorch is printed last (median of the per-repetition ratios, each against the PyTorch run of the same round).
 
-    python benchmarks/train.py                       # every installed backend, all cells
-    python benchmarks/train.py --cells lstm --steps 3 --backends tensorflow,jax
-    python benchmarks/train.py --jit                 # jit_compile=True for the Keras models
+Variants (``--variants``, comma-separated): ``BACKEND[:OPTION…]`` with BACKEND ``tensorflow``, ``jax`` or ``torch``
+(a Keras backend) or ``native`` (PyTorch ``nn.LSTM``/``nn.GRU``/``nn.RNN``, batch first). Options: ``stock`` (the stock
+Keras layers instead of musicgen's default fused ones, ``musicgen.fused_rnn``), ``jit`` / ``nojit``
+(``jit_compile=True`` / ``False``; default ``"auto"``: on for JAX, off for TensorFlow on a CPU), ``onednn0``
+(``TF_ENABLE_ONEDNN_OPTS=0``).
 
-Numbers from a shared CPU are noisy: keep runs short and compare ratios measured in the same invocation.
+    python benchmarks/train.py                                   # the default table (see RESULTS.md)
+    python benchmarks/train.py --cells gru --batch 16 --seq 64 --dropout 0.1 --variants jax,jax:stock  # recipe shape
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 
-SHAPE = dict(vocab=390, embedding=128, units=256, layers=2, batch=64, seq=128)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's musicgen
+
+DEFAULT_VARIANTS = "tensorflow,tensorflow:stock,jax,jax:stock,native"
 
 
-def _timed(step, steps: int, warmup: int) -> float:
+def _timed_steps(step, steps: int, warmup: int) -> dict:
+    """Wall seconds of each of ``steps`` calls of ``step`` after ``warmup`` untimed ones, and the process CPU
+    seconds of all of them (every thread's; on a shared machine the fairer measure of work, see RESULTS.md)."""
     for _ in range(warmup):
         step()
-    start = time.perf_counter()
+    times = []
+    cpu = time.process_time()
     for _ in range(steps):
+        start = time.perf_counter()
         step()
-    return (time.perf_counter() - start) / steps
+        times.append(time.perf_counter() - start)
+    return {"seconds": times, "cpu_seconds": time.process_time() - cpu}
 
 
-def keras_worker(cell: str, steps: int, warmup: int, jit: bool, sliding: bool) -> dict:
+def _pin_threads(backend: str, threads: int) -> dict:
+    """Pin the framework's thread pools (before any op runs) and return what is in force."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        return {"tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    if backend in ("torch", "native"):
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(threads)
+        return {"torch_threads": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads()}
+    return {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+
+
+def keras_worker(cell: str, args, options: set[str]) -> dict:
     import keras
     import numpy as np
 
-    from musicgen.config import ModelConfig, TrainConfig
+    from musicgen.config import ModelConfig
     from musicgen.models import build_model
-    from musicgen.trainer import _torch_stateful_workaround, compile_model
+    from musicgen.trainer import _torch_stateful_workaround
 
-    s = SHAPE
     rng = np.random.default_rng(0)
-    cfg = ModelConfig(vocab_size=s["vocab"], cell=cell, embedding_dim=s["embedding"], units=s["units"],
-                      layers=s["layers"], dropout=0.0)
-    model = build_model(cfg, batch_size=s["batch"], stateful=True)
-    compile_model(model, TrainConfig())
+    cfg = ModelConfig(vocab_size=args.vocab, cell=cell, embedding_dim=args.embedding, units=args.units,
+                      layers=args.layers, dropout=args.dropout)
+    stateful = not args.stateless
+    model = build_model(cfg, batch_size=args.batch, stateful=stateful, fused="stock" not in options)
+    jit = True if "jit" in options else False if "nojit" in options else "auto"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-3, clipnorm=1.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
     _torch_stateful_workaround(model)  # what train_model does on the torch backend (Keras 3.15 bug)
-    model.jit_compile = jit or "auto"
-    x = rng.integers(0, s["vocab"], (s["batch"], s["seq"])).astype("int32")
-    y = rng.integers(0, s["vocab"], (s["batch"], s["seq"])).astype("int32")
-    seconds = _timed(lambda: model.train_on_batch(x, y), steps, warmup)
-    out = {"tokens_per_s": s["batch"] * s["seq"] / seconds, "jit_compile": str(model.jit_compile)}
-    if sliding:  # many-to-one: 100 events in, the next one out; one new target per window
-        layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}[cell]
-        inputs = keras.Input((100,), dtype="int32")
-        h = keras.layers.Embedding(s["vocab"], s["embedding"])(inputs)
-        for i in range(s["layers"]):
-            h = layer(s["units"], return_sequences=i < s["layers"] - 1)(h)
-        window_model = keras.Model(inputs, keras.layers.Dense(s["vocab"])(h))
-        window_model.compile(optimizer=keras.optimizers.Adam(clipnorm=1.0),
-                             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        xw = rng.integers(0, s["vocab"], (s["batch"], 100)).astype("int32")
-        yw = rng.integers(0, s["vocab"], (s["batch"],)).astype("int32")
-        out["sliding_events_per_s"] = s["batch"] / _timed(lambda: window_model.train_on_batch(xw, yw), steps, warmup)
-    return out
+    x = rng.integers(0, args.vocab, (args.batch, args.seq)).astype("int32")
+    y = rng.integers(0, args.vocab, (args.batch, args.seq)).astype("int32")
+    timed = _timed_steps(lambda: model.train_on_batch(x, y), args.steps, args.warmup)
+    return {**timed, "jit_compile": str(model.jit_compile), "layer": type(model.get_layer("rnn_0")).__name__}
 
 
-def torch_worker(cell: str, steps: int, warmup: int) -> dict:
+def native_worker(cell: str, args, options: set[str]) -> dict:
     import torch
 
-    s = SHAPE
     torch.manual_seed(0)
     rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simple_rnn": torch.nn.RNN}[cell]
+    vocab = args.vocab
 
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.embedding = torch.nn.Embedding(s["vocab"], s["embedding"])
-            self.rnn = rnn(s["embedding"], s["units"], num_layers=s["layers"], batch_first=True)
-            self.logits = torch.nn.Linear(s["units"], s["vocab"])
+            self.embedding = torch.nn.Embedding(vocab, args.embedding)
+            self.rnn = rnn(args.embedding, args.units, num_layers=args.layers, batch_first=True, dropout=args.dropout)
+            self.logits = torch.nn.Linear(args.units, vocab)
 
-        def forward(self, x):
-            return self.logits(self.rnn(self.embedding(x))[0])
+        def forward(self, x, hidden=None):
+            out, hidden = self.rnn(self.embedding(x), hidden)
+            return self.logits(out), hidden
 
-    net = Net()
+    device = torch.device(args.device)
+    net = Net().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
-    x = torch.randint(0, s["vocab"], (s["batch"], s["seq"]))
-    y = torch.randint(0, s["vocab"], (s["batch"], s["seq"]))
+    x = torch.randint(0, vocab, (args.batch, args.seq), device=device)
+    y = torch.randint(0, vocab, (args.batch, args.seq), device=device)
+    carried = [None]
 
     def step():
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(x).reshape(-1, s["vocab"]), y.reshape(-1))
+        logits, hidden = net(x, carried[0])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         optimizer.step()
+        if not args.stateless:  # truncated BPTT: carry the state, cut the graph
+            carried[0] = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # Keras' train_on_batch returns the loss as a number: it waits too
 
-    return {"tokens_per_s": s["batch"] * s["seq"] / _timed(step, steps, warmup), "threads": torch.get_num_threads()}
+    return {**_timed_steps(step, args.steps, args.warmup), "layer": f"torch.nn.{rnn.__name__}"}
 
 
-def _run_worker(kind: str, backend: str, cells: list[str], args) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-    cmd = [sys.executable, __file__, "--worker", kind, "--cells", ",".join(cells), "--steps", str(args.steps),
-           "--warmup", str(args.warmup)] + (["--jit"] if args.jit else []) + (["--sliding"] if args.sliding else [])
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+def _worker_env(backend: str, options: set[str], threads: int, device: str) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+           "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}"}
+    if device == "cpu":  # hide any GPU from every framework
+        env.update(JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+    if backend != "native":
+        env["KERAS_BACKEND"] = backend
+    if "onednn0" in options:
+        env["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    return env
+
+
+def _run_worker(variant: str, args) -> dict:
+    backend, *options = variant.split(":")
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", variant] + _shape_argv(args)
+    run = subprocess.run(cmd, env=_worker_env(backend, set(options), args.threads, args.device), capture_output=True, text=True)
     if run.returncode != 0:
-        print(f"{kind}/{backend} failed:\n{run.stderr[-2000:]}", file=sys.stderr)
+        print(f"{variant} failed:\n{run.stderr[-2000:]}", file=sys.stderr)
         return {}
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+def _shape_argv(args) -> list[str]:
+    names = ("device", "cells", "steps", "warmup", "threads", "vocab", "embedding", "units", "layers", "batch", "seq", "dropout")
+    argv = [f"--{name}={getattr(args, name)}" for name in names]
+    return argv + (["--stateless"] if args.stateless else [])
+
+
+def _tokens_per_s(result: dict, args, cpu: bool = False) -> float:
+    """Targets per wall second (``cpu``: per process CPU second) over the timed steps."""
+    return args.batch * args.seq * len(result["seconds"]) / (result["cpu_seconds"] if cpu else sum(result["seconds"]))
+
+
+def _cellfmt(values: list[float], scale: float = 1000.0, unit: str = "k", digits: int = 1) -> str:
+    if not values:
+        return "-"
+    mid, low, high = statistics.median(values), min(values), max(values)
+    return f"{mid / scale:.{digits}f}{unit} ({low / scale:.{digits}f}–{high / scale:.{digits}f})"
+
+
+def report(rounds: list[dict], variants: list[str], args) -> None:
+    """Print the table: tokens/s per variant and cell (median, min–max over rounds), then ratios to native."""
+    cells = args.cells.split(",")
+    threads = {k: v for rnd in rounds for res in rnd.values() for r in res.values() for k, v in r["threads"].items()}
+    print(f"device {args.device}; train tokens/s, batch {args.batch}x{args.seq}, Embedding {args.embedding}, {args.layers}x{args.units}, "
+          f"vocab {args.vocab}, dropout {args.dropout}, {'stateless' if args.stateless else 'stateful'} both sides, "
+          f"loss only (no metrics), {args.warmup} warm-up + {args.steps} timed steps, {len(rounds)} interleaved "
+          f"repetitions (one process each), threads {args.threads}: {threads}")
+    for cpu in (False, True):
+        print(f"tokens per {'process CPU' if cpu else 'wall'} second: median (min–max) over repetitions")
+        print(f"{'':26}" + "".join(f"{c:>24}" for c in cells))
+        for v in variants:
+            per_cell = [[_tokens_per_s(rnd[v][c], args, cpu) for rnd in rounds if c in rnd.get(v, {})] for c in cells]
+            layer = next((rnd[v][c]["layer"] for rnd in rounds for c in cells if c in rnd.get(v, {})), "")
+            print(f"{v:26}" + "".join(f"{_cellfmt(x):>24}" for x in per_cell) + f"   [{layer}]")
+    if "native" not in variants:
+        return
+    for cpu in (True, False):  # the wall-clock ratio last
+        print(f"ratio to native PyTorch per {'CPU' if cpu else 'wall'} second, same round: median (min–max)")
+        for v in variants:
+            if v == "native":
+                continue
+            row = ""
+            for c in cells:
+                ratios = [_tokens_per_s(rnd[v][c], args, cpu) / _tokens_per_s(rnd["native"][c], args, cpu)
+                          for rnd in rounds if c in rnd.get(v, {}) and c in rnd.get("native", {})]
+                row += f"{_cellfmt(ratios, 1.0, 'x', 2):>24}"
+            print(f"{v:26}{row}")
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--cells", default="lstm,gru,simple_rnn")
-    p.add_argument("--backends", default=None, help="Keras backends to time (default: every installed one)")
-    p.add_argument("--steps", type=int, default=5, help="timed training steps per model")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation)")
-    p.add_argument("--jit", action="store_true", help="jit_compile=True for the Keras models")
-    p.add_argument("--sliding", action=argparse.BooleanOptionalAction, default=True,
-                   help="also time a sliding-window (window 100, stride 1) trainer")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help="BACKEND[:OPTION...] list, see the docstring")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per repetition")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
+    p.add_argument("--reps", type=int, default=3, help="interleaved repetitions, each variant in its own process")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every framework")
+    p.add_argument("--vocab", type=int, default=390)
+    p.add_argument("--embedding", type=int, default=128)
+    p.add_argument("--units", type=int, default=256)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--dropout", type=float, default=0.0, help="between layers (Keras: after each recurrent layer)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cuda: Keras on the GPU (cuDNN where its settings allow), PyTorch .to('cuda') (benchmarks/gpu.sh)")
+    p.add_argument("--stateless", action="store_true", help="both sides stateless (default: both stateful)")
+    p.add_argument("--json", default=None, help="also write every step time here")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    cells = args.cells.split(",")
     if args.worker:
-        fn = (lambda c: keras_worker(c, args.steps, args.warmup, args.jit, args.sliding)) \
-            if args.worker == "keras" else (lambda c: torch_worker(c, args.steps, args.warmup))
-        print(json.dumps({c: fn(c) for c in cells}))
+        backend, *options = args.worker.split(":")
+        threads = _pin_threads(backend, args.threads)
+        fn = native_worker if backend == "native" else keras_worker
+        out = {c: {**fn(c, args, set(options)), "threads": threads} for c in args.cells.split(",")}
+        print(json.dumps(out))
         return 0
-    installed = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
-    backends = args.backends.split(",") if args.backends else installed
-    results = {f"keras/{b}": _run_worker("keras", b, cells, args) for b in backends}
-    if importlib.util.find_spec("torch"):
-        results["native torch"] = _run_worker("torch", "torch", cells, args)
-    native = results.get("native torch", {})
-    print(f"train tokens/s, batch {SHAPE['batch']}x{SHAPE['seq']}, Embedding {SHAPE['embedding']}, "
-          f"{SHAPE['layers']}x{SHAPE['units']}, vocab {SHAPE['vocab']}, {args.steps} timed steps"
-          f"{', jit_compile=True' if args.jit else ''}")
-    print(f"{'':18}" + "".join(f"{c:>22}" for c in cells))
-    for name, res in results.items():
-        row = ""
-        for c in cells:
-            r = res.get(c, {})
-            tps = r.get("tokens_per_s")
-            ratio = f" ({tps / native[c]['tokens_per_s']:.2f}x)" if tps and c in native else ""
-            row += f"{(f'{tps / 1000:.1f}k' if tps else '-') + ratio:>22}"
-        print(f"{name:18}{row}")
-    if args.sliding:
-        print("sliding window (100, stride 1): unique events learned/s vs truncated BPTT tokens/s, same backend")
-        for name, res in results.items():
-            if name.startswith("keras/"):
-                parts = [f"{c} {res[c]['sliding_events_per_s']:.0f}/s vs {res[c]['tokens_per_s']:.0f}/s "
-                         f"({res[c]['tokens_per_s'] / res[c]['sliding_events_per_s']:.0f}x)"
-                         for c in cells if c in res and "sliding_events_per_s" in res[c]]
-                print(f"  {name}: " + "; ".join(parts))
-    print(json.dumps(results))
+    variants = args.variants.split(",")
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    rounds = []
+    for i in range(args.reps):
+        rounds.append({v: _run_worker(v, args) for v in variants})
+        print(f"round {i + 1}/{args.reps} done, load average {os.getloadavg()}", flush=True)
+    if args.json:
+        from musicgen.safeio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({"args": vars(args), "rounds": rounds}))
+    report(rounds, variants, args)
     return 0
 
 

@@ -78,6 +78,8 @@ class Bundle:
         """The Keras model, loaded with ``safe_mode=True`` (imports Keras; refuses Lambda layers and other code)."""
         import keras
 
+        import musicgen.fused_rnn  # noqa: F401  registers the fused layers a model.keras may hold
+
         try:
             return keras.saving.load_model(self.path / "model.keras", compile=False, safe_mode=True)
         except Exception as exc:  # Keras raises ValueError/TypeError for unsafe or foreign content

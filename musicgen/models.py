@@ -30,26 +30,33 @@ from musicgen.config import ModelConfig
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
 
-def _recurrent_layer(cfg: ModelConfig, index: int, stateful: bool):
+def _recurrent_layer(cfg: ModelConfig, index: int, stateful: bool, fused: bool):
     import keras
 
     # Defaults kept on purpose: tanh, sigmoid recurrent activation, no recurrent dropout, unroll=False,
-    # use_bias=True and GRU reset_after=True make LSTM/GRU eligible for the cuDNN kernel on GPUs.
+    # use_bias=True and GRU reset_after=True make LSTM/GRU eligible for the cuDNN kernel on GPUs (the fused
+    # layers keep them and run the stock cuDNN path there).
     kwargs = dict(units=cfg.units, return_sequences=True, stateful=stateful, name=f"rnn_{index}")
-    if cfg.cell == "lstm":
-        return keras.layers.LSTM(**kwargs)
     if cfg.cell == "gru":
-        return keras.layers.GRU(reset_after=True, **kwargs)
-    return keras.layers.SimpleRNN(**kwargs)
+        kwargs["reset_after"] = True
+    if fused:
+        from musicgen.fused_rnn import FUSED
+
+        return FUSED[cfg.cell](**kwargs)
+    return {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}[cfg.cell](
+        **kwargs)
 
 
-def build_model(cfg: ModelConfig, batch_size: int | None = None, stateful: bool = False):
+def build_model(cfg: ModelConfig, batch_size: int | None = None, stateful: bool = False, fused: bool = True):
     """Build (not compile) the Keras model.
 
     Args:
         cfg: the model config.
         batch_size: fixed batch size; required when ``stateful`` (Keras stateful RNNs need it).
         stateful: carry each row's recurrent state from one call to the next (truncated BPTT across windows).
+        fused: recurrent layers from ``musicgen.fused_rnn`` (the stock Keras layers with the input projection
+            hoisted out of the time loop on CPU: same weights, same results, faster); False: the stock
+            ``keras.layers.LSTM/GRU/SimpleRNN`` (what bundles store, so plain Keras loads their model.keras).
 
     Returns:
         A ``keras.Model`` mapping int tokens of shape (batch, time) to float logits (batch, time, vocab_size); with
@@ -68,7 +75,7 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None, stateful: bool 
         x = keras.layers.Add(name="add_context")([x] + parts)
         inputs = [inputs, context]
     for i in range(cfg.layers):
-        x = _recurrent_layer(cfg, i, stateful)(x)
+        x = _recurrent_layer(cfg, i, stateful, fused)(x)
         if cfg.dropout > 0:
             x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
     logits = keras.layers.Dense(cfg.vocab_size, name="logits")(x)

@@ -76,6 +76,7 @@ def load_training_model(last: Path, model_cfg: ModelConfig, train_cfg: TrainConf
     optimizer state."""
     import keras
 
+    import musicgen.fused_rnn  # noqa: F401  registers the fused layers the checkpoint holds
     from musicgen.models import build_model
 
     model = keras.saving.load_model(last, safe_mode=True)
@@ -186,7 +187,7 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
 
     state, _, best_weights = read_checkpoint(folder)
     model.load_weights(best_weights)
-    best = build_model(model_cfg)
+    best = build_model(model_cfg, fused=False)  # stock layers in the bundle: plain Keras loads its model.keras
     best.set_weights(model.get_weights())
     best_logs = dict(state.get("best_logs", {}))
     if eval_model is not None and "val_loss" not in best_logs:

@@ -1,0 +1,140 @@
+"""Recurrent layers that project the whole window's inputs in one matrix product and loop only over the recurrence.
+
+``FusedLSTM``, ``FusedGRU`` and ``FusedSimpleRNN`` are ``keras.layers.LSTM`` / ``GRU`` / ``SimpleRNN`` with one
+method replaced: ``inner_loop``. The stock CPU loop multiplies each step's input by the input kernel inside the loop
+(T small products of shape (batch, in) @ (in, G*n), and as many again in the backward pass); these layers compute
+``inputs @ kernel + bias`` for all T steps at once — (batch*T, in) @ (in, G*n), what PyTorch's CPU kernels do — and
+the loop (``tf.while_loop`` on TensorFlow, ``lax.scan`` on JAX, through Keras' ``backend.rnn``) carries only
+``h @ recurrent_kernel`` and the gate arithmetic.
+
+Same math, same weights: the cell, its variables (names, shapes, Keras gate orders), ``get_config`` and the
+``weights.npz`` export are the stock layer's; outputs and gradients equal the stock layer's up to float32 rounding
+(tests/test_fused_rnn.py, 1e-5). The fused loop is used only where it applies; otherwise the stock ``inner_loop``
+runs, unchanged:
+
+- the TensorFlow and JAX backends (torch keeps its own path, see ``trainer._torch_stateful_workaround``);
+- no GPU visible to the backend (on a GPU the stock layer's cuDNN kernel runs whenever its settings allow;
+  ``use_cudnn=False`` on a GPU also keeps the stock loop);
+- no mask, ``go_backwards=False``, ``unroll=False``, ``dropout == recurrent_dropout == 0`` (musicgen puts dropout
+  in separate ``Dropout`` layers), ``use_bias=True``; GRU with ``reset_after=True``.
+
+Stateful layers work as before: ``RNN.call`` feeds the carried state in and stores the new one.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+from keras import ops
+from keras.src import backend as keras_backend  # backend.rnn: the loop the stock layers run (while_loop / scan)
+
+
+@functools.lru_cache(maxsize=None)
+def accelerator_present() -> bool:
+    """True when the Keras backend sees a GPU (where the stock layers' cuDNN path is the fast one)."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU"))
+    if name == "jax":
+        import jax
+
+        return any(device.platform != "cpu" for device in jax.devices())
+    return False
+
+
+def fused_applies(layer, mask) -> bool:
+    """Whether ``layer`` (one of this module's classes) may run the fused loop for this call (module docstring)."""
+    cell = layer.cell
+    return (keras.backend.backend() in ("tensorflow", "jax") and mask is None and not layer.go_backwards
+            and not layer.unroll and not cell.dropout and not cell.recurrent_dropout and cell.use_bias
+            and getattr(cell, "reset_after", True)
+            and not (accelerator_present() and getattr(layer, "use_cudnn", False) in ("auto", True)))
+
+
+def _loop(layer, step, projected, initial_state):
+    """Run ``step`` over the time axis of ``projected`` (batch, T, G*n); returns ``(last, outputs, states)``."""
+    return keras_backend.rnn(step, projected, list(initial_state), go_backwards=False, mask=None, unroll=False,
+                             input_length=projected.shape[1], zero_output_for_mask=layer.zero_output_for_mask,
+                             return_all_outputs=layer.return_sequences)
+
+
+def _project(sequences, kernel, bias):
+    """``sequences @ kernel + bias`` for every step at once: (batch, T, in) → (batch, T, G*n)."""
+    return ops.add(ops.matmul(sequences, ops.cast(kernel, sequences.dtype)), ops.cast(bias, sequences.dtype))
+
+
+def _states(initial_state) -> list:
+    return list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+
+
+@keras.saving.register_keras_serializable(package="musicgen")
+class FusedLSTM(keras.layers.LSTM):
+    """``keras.layers.LSTM`` (same arguments, weights and results) with the input projection hoisted out of the
+    time loop on CPU; see the module docstring for when it applies."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not fused_applies(self, mask):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        cell = self.cell
+        recurrent_kernel = ops.cast(cell.recurrent_kernel, sequences.dtype)  # read once, not once per step
+        act, rec_act = cell.activation, cell.recurrent_activation
+
+        def step(x_t, states):  # x_t: (batch, 4n) = x @ kernel + bias; gates i, f, c, o
+            h, c = states
+            z_i, z_f, z_c, z_o = ops.split(ops.add(x_t, ops.matmul(h, recurrent_kernel)), 4, axis=-1)
+            c = rec_act(z_f) * c + rec_act(z_i) * act(z_c)
+            h = rec_act(z_o) * act(c)
+            return h, [h, c]
+
+        return _loop(self, step, _project(sequences, cell.kernel, cell.bias), _states(initial_state))
+
+
+@keras.saving.register_keras_serializable(package="musicgen")
+class FusedGRU(keras.layers.GRU):
+    """``keras.layers.GRU`` (same arguments, weights and results; the fused loop needs ``reset_after=True``) with
+    the input projection hoisted out of the time loop on CPU; see the module docstring."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not fused_applies(self, mask):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        cell = self.cell
+        recurrent_kernel = ops.cast(cell.recurrent_kernel, sequences.dtype)
+        recurrent_bias = ops.cast(cell.bias[1], sequences.dtype)  # bias (2, 3n): input row, recurrent row
+        act, rec_act = cell.activation, cell.recurrent_activation
+
+        def step(x_t, states):  # x_t: (batch, 3n) = x @ kernel + input bias; gates z, r, h
+            h = states[0]
+            x_z, x_r, x_h = ops.split(x_t, 3, axis=-1)
+            r_z, r_r, r_h = ops.split(ops.add(ops.matmul(h, recurrent_kernel), recurrent_bias), 3, axis=-1)
+            z = rec_act(x_z + r_z)
+            r = rec_act(x_r + r_r)
+            candidate = act(x_h + r * r_h)
+            h = z * h + (1 - z) * candidate
+            return h, [h]
+
+        return _loop(self, step, _project(sequences, cell.kernel, cell.bias[0]), _states(initial_state))
+
+
+@keras.saving.register_keras_serializable(package="musicgen")
+class FusedSimpleRNN(keras.layers.SimpleRNN):
+    """``keras.layers.SimpleRNN`` (same arguments, weights and results) with the input projection hoisted out of
+    the time loop on CPU and GPU (Keras has no cuDNN kernel for it); see the module docstring."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not fused_applies(self, mask):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        cell = self.cell
+        recurrent_kernel = ops.cast(cell.recurrent_kernel, sequences.dtype)
+        act = cell.activation if cell.activation is not None else (lambda v: v)
+
+        def step(x_t, states):  # x_t: (batch, n) = x @ kernel + bias
+            h = act(ops.add(x_t, ops.matmul(states[0], recurrent_kernel)))
+            return h, [h]
+
+        return _loop(self, step, _project(sequences, cell.kernel, cell.bias), _states(initial_state))
+
+
+FUSED = {"lstm": FusedLSTM, "gru": FusedGRU, "simple_rnn": FusedSimpleRNN}

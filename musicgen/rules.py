@@ -78,6 +78,8 @@ class EventRules:
         self.prog0 = r["PROGRAM"][0] if "PROGRAM" in r else None
         self.vel0 = r["VELOCITY"][0] if "VELOCITY" in r else None
         self.voice0 = r["VOICE"][0] if "VOICE" in r else None
+        self.n_voice_ids = r["VOICE"][1] if "VOICE" in r else 0
+        self.n_vel_ids = r["VELOCITY"][1] if "VELOCITY" in r else 0
         self.kind = np.full(self.vocab_size, _OTHER, np.int64)
         self.value = np.zeros(self.vocab_size, np.int64)
         names = {"NOTE_ON": _ON, "NOTE_OFF": _OFF, "TIME_SHIFT": _SHIFT, "VELOCITY": _VEL, "PROGRAM": _PROG,
@@ -187,6 +189,12 @@ class EventRules:
             if outside.any():
                 logits[outside, self.on0:self.off0] = NEG_INF
                 logits[outside, self.shift0:self.shift0 + self.n_shift] = NEG_INF
+                # a model that never writes PROGRAM (a one-program corpus: the tokenizer leaves program 0 implicit)
+                # could wander among VOICE/VELOCITY events: once an allowed PROGRAM can be drawn, it must be
+                can = outside & np.isfinite(logits[:, self.prog0:self.prog0 + 129]).any(axis=1)
+                for first, size in ((self.voice0, self.n_voice_ids), (self.vel0, self.n_vel_ids)):
+                    if first is not None and can.any():
+                        logits[can, first:first + size] = NEG_INF
         if self.max_note_steps:
             self._force_overdue_offs(logits)
         if self.tsig_block is not None:

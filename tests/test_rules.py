@@ -230,3 +230,13 @@ def test_programs_let_an_overdue_note_of_a_left_out_program_end():
     assert allowed(rules) == {("PROGRAM", 0)}
     feed(rules, [("PROGRAM", 0)])
     assert allowed(rules) == {("NOTE_OFF", 50)}
+
+
+def test_programs_make_a_voice_model_switch_program_before_anything_else():
+    """A voices vocabulary whose corpus had one program never writes PROGRAM: with --instruments 40 the next event
+    must be PROGRAM 40 (not VOICE or VELOCITY, which would let the model wander without a note)."""
+    rules = EventRules(TOK, 1, programs=[40])  # TOK has VOICE events
+    feed(rules, [("VOICE", 1)])
+    assert allowed(rules) == {("PROGRAM", 40)}
+    feed(rules, [("PROGRAM", 40)])
+    assert {n for n, _ in allowed(rules)} >= {"VOICE", "VELOCITY", "NOTE_ON", "TIME_SHIFT"}

@@ -242,10 +242,12 @@ def test_usage_errors_for_key_options_and_rtrl(trained, tmp_path, capsys):
         assert main(["sample", "--model", str(out), *flags, "-o", str(tmp_path / "s.mid")]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
-    plain = Path(__file__).resolve().parents[1] / "trained" / "default"
-    if plain.exists():  # a bundle from before context: loads; without a key mode --key is a pitch-class bias
-        assert main(["sample", "--model", str(plain), "--key-strength", "2", "-o", str(tmp_path / "s.mid")]) == 2
-        assert "--key-strength: needs --key" in capsys.readouterr().err
+    from conftest import make_bundle
+
+    plain = make_bundle(tmp_path / "plain", TokenizerConfig(min_pitch=48, max_pitch=72), with_keras=False)
+    # a bundle without context: without a key mode --key is a pitch-class bias, which needs --key
+    assert main(["sample", "--model", str(plain), "--key-strength", "2", "-o", str(tmp_path / "s.mid")]) == 2
+    assert "--key-strength: needs --key" in capsys.readouterr().err
     assert main(["train", str(cache), "--out", str(tmp_path / "r"), "--algorithm", "rtrl", "--epochs", "1"]) == 2
     assert "rtrl does not train context inputs" in capsys.readouterr().err
 

@@ -79,7 +79,11 @@ def test_check_request_refuses_a_primer_over_the_cap(monkeypatch):
 def test_parse_primer_gives_the_events_of_the_file(std):
     tok = std.bundles["default"].tokenizer
     tokens, qpm = parse_primer(".mid", primer_bytes(), tok)
-    events = [("BOS", 0), ("PROGRAM", 0), ("VELOCITY", 23)]  # velocity 90 of 127 in 32 bins
+    from musicgen.meter import time_signature_value
+
+    # the shipped model's framing: its KEY (C major: nothing to move) and meter, then voice 0's program and velocity
+    events = [("BOS", 0), ("KEY", 0), ("TIME_SIG", time_signature_value(4, 4)), ("VOICE", 0), ("PROGRAM", 0),
+              ("VELOCITY", 23)]  # velocity 90 of 127 in 32 bins
     for pitch in (60, 64, 67, 72):  # a quarter note is 12 grid steps
         events += [("NOTE_ON", pitch), ("TIME_SHIFT", 12), ("NOTE_OFF", pitch)]
     assert [tok.describe(int(t)) for t in tokens] == events + [("EOS", 0)]
@@ -112,7 +116,7 @@ def test_parse_primer_refuses_garbage_slow_and_long(std, monkeypatch):
     with pytest.raises(UsageError, match="primer: parsing took longer than 0.001 s"):
         parse_primer(".mid", primer_bytes(), tok, timeout=0.001)  # the worker is killed, not waited for
     monkeypatch.setattr(studio, "MAX_PRIMER_EVENTS", 5)
-    with pytest.raises(UsageError, match="primer: cannot use it: 16 events, at most 5"):
+    with pytest.raises(UsageError, match="primer: cannot use it: 19 events, at most 5"):
         parse_primer(".mid", primer_bytes(), tok)
 
 

@@ -55,14 +55,31 @@ def piece_table(bundle_path: str, corpus: str) -> tuple:
 
 
 def score(bundle, data, names: set[str]) -> dict:
-    """Per file name in ``names``: (total NLL nats, events scored, notes decoded) under ``bundle``."""
+    """Per file name in ``names``: (total NLL nats, events scored, notes decoded, {event kind: total NLL nats})
+    under ``bundle``."""
     from musicgen.evaluate import piece_scores
 
     index = [i for i in range(len(data)) if Path(str(data.paths[i])).name in names]
     pieces = [np.asarray(data.pieces[i]) for i in index]
     scores = piece_scores(bundle, pieces)
-    return {Path(str(data.paths[i])).name: (float(s.nll.sum()), int(s.nll.size), len(bundle.tokenizer.decode_notes(p)))
-            for i, p, s in zip(index, pieces, scores)}
+    tok = bundle.tokenizer
+    kinds = np.array([tok.describe(i)[0] for i in range(tok.vocab_size)])
+    out = {}
+    for i, p, s in zip(index, pieces, scores):
+        by_kind: dict[str, float] = {}
+        for kind, nll in zip(kinds[p[1:1 + s.nll.size]], s.nll):
+            by_kind[str(kind)] = by_kind.get(str(kind), 0.0) + float(nll)
+        out[Path(str(data.paths[i])).name] = (float(s.nll.sum()), int(s.nll.size), len(tok.decode_notes(p)), by_kind)
+    return out
+
+
+def by_kind(scores: dict, names: list[str], notes: int) -> dict[str, float]:
+    """Nats per note spent on each event kind over ``names`` (``notes``: the set's common note count)."""
+    total: dict[str, float] = {}
+    for n in names:
+        for kind, nll in scores[n][3].items():
+            total[kind] = total.get(kind, 0.0) + nll
+    return {k: v / notes for k, v in sorted(total.items(), key=lambda kv: -kv[1])}
 
 
 def compare(new: dict, old: dict, names: list[str], seed: int = 0, draws: int = 2000) -> dict:
@@ -74,6 +91,7 @@ def compare(new: dict, old: dict, names: list[str], seed: int = 0, draws: int = 
     idx = rng.integers(0, len(names), size=(draws, len(names)))
     diff = (a[idx].sum(1) - b[idx].sum(1)) / notes[idx].sum(1)
     return {"pieces": len(names), "notes": int(notes.sum()),
+            "new_by_kind": by_kind(new, names, int(notes.sum())), "old_by_kind": by_kind(old, names, int(notes.sum())),
             "new_events": int(sum(new[n][1] for n in names)), "old_events": int(sum(old[n][1] for n in names)),
             "new_notes_kept": int(sum(new[n][2] for n in names)), "old_notes_kept": int(sum(old[n][2] for n in names)),
             "new_nll_note": float(a.sum() / notes.sum()), "old_nll_note": float(b.sum() / notes.sum()),
@@ -92,6 +110,12 @@ def report(result: dict, command: str) -> str:
                      f"| {r['new_nll_note'] - r['old_nll_note']:+.3f} [{r['diff_ci'][0]:+.3f}, {r['diff_ci'][1]:+.3f}] "
                      f"| {r['pieces_new_better']} of {r['pieces']} | {r['new_nll_event']:.3f} "
                      f"| {r['old_nll_event']:.3f} |")
+    r = result["sets"]["unseen by both"]
+    kinds = list(dict.fromkeys([*r["new_by_kind"], *r["old_by_kind"]]))
+    lines += ["", "Nats per note by event kind, test pieces unseen by both (the common note count):", "",
+              "| event kind | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds),
+              "| new | " + " | ".join(f"{r['new_by_kind'].get(k, 0.0):.3f}" for k in kinds) + " |",
+              "| old | " + " | ".join(f"{r['old_by_kind'].get(k, 0.0):.3f}" for k in kinds) + " |"]
     lines += ["", f"New: `{result['new']}` ({result['new_split']}); old: `{result['old']}` ({result['old_split']}). "
               f"Of the new model's {result['sets']['all']['pieces']} test pieces, the old one trained on "
               f"{result['old_trained_on']}. Notes per set: the most either encoding keeps (the old encoding keeps "

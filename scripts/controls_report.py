@@ -25,7 +25,7 @@ def notes_per_second(result, seconds: float) -> np.ndarray:
 
 def density_rows(bundle, args) -> list[str]:
     rows = ["| --density | notes/s: min / median / max | in range | seconds to sample |", "|---|---|---|---|"]
-    for density in [None, (1.0, 2.0), (3.0, 5.0), (10.0, 14.0), (2.0, 2.5)]:
+    for density in [None, (1.0, 2.0), (3.0, 4.5), (3.0, 5.0), (2.0, 2.5), (9.0, 12.0), (10.0, 14.0)]:
         started = time.perf_counter()
         result = generate(bundle, seconds=args.seconds, seed=args.seed, num_samples=args.samples, tempo=args.tempo,
                           density=density)
@@ -39,6 +39,14 @@ def density_rows(bundle, args) -> list[str]:
 
 def key_rows(bundle, args) -> list[str]:
     key = parse_key(args.key)
+    if "KEY" in bundle.tokenizer.ranges:  # --key forces the KEY event the model was trained with
+        rows = [f"| --key | share of notes in {args.key} (mean, min) |", "|---|---|"]
+        for name in (None, args.key):
+            result = generate(bundle, length=args.length, seed=args.seed, num_samples=args.samples, key=name)
+            shares = [in_scale_share([n.pitch for i in m.instruments if not i.is_drum for n in i.notes], key)
+                      for m in result.midis]
+            rows.append(f"| {name or '(the model draws its key)'} | {np.mean(shares):.3f}, {np.min(shares):.3f} |")
+        return rows
     rows = [f"| --key-strength | share of notes in {args.key} (mean, min) |", "|---|---|"]
     for strength in (0.0, 1.0, 2.0, 4.0):
         result = generate(bundle, length=args.length, seed=args.seed, num_samples=args.samples, key=args.key,
@@ -86,8 +94,11 @@ def main() -> None:
         "",
         *density_rows(bundle, args),
         "",
-        f"## --key '{args.key}' --key-strength S (a model without KEY events; {args.samples} samples of "
-        f"{args.length} events; the scale is natural minor plus the leading tone, or major)",
+        (f"## --key '{args.key}' (a model with KEY events: --key forces its KEY; {args.samples} samples of "
+         f"{args.length} events; the scale is natural minor plus the leading tone, or major)"
+         if "KEY" in bundle.tokenizer.ranges else
+         f"## --key '{args.key}' --key-strength S (a model without KEY events; {args.samples} samples of "
+         f"{args.length} events; the scale is natural minor plus the leading tone, or major)"),
         "",
         *key_rows(bundle, args),
         "",

@@ -17,7 +17,7 @@ from musicgen.errors import UsageError
 def with_meter_and_key(config: TokenizerConfig | None, args, source=None) -> TokenizerConfig | None:
     """``config`` with ``--meter`` / ``--key-mode`` / ``--styles`` applied (``args.meter`` bool or None,
     ``args.key_mode`` "token", "normalize" or None, ``args.styles`` bool or None; none given: ``config`` unchanged).
-    ``--styles`` takes the style names from the music folder ``source`` (``styles.find_styles``). For a token cache
+    ``--styles`` takes the style names from the music folder ``source`` (``find_styles``). For a token cache
     ``source`` the flags must agree with the cache's own config (``UsageError`` naming the flag otherwise), and
     ``config`` comes back unchanged."""
     meter, key, styles = getattr(args, "meter", None), getattr(args, "key_mode", None), getattr(args, "styles", None)
@@ -34,7 +34,6 @@ def with_meter_and_key(config: TokenizerConfig | None, args, source=None) -> Tok
         return config
     config = (config or TokenizerConfig()).replace(meter=bool(meter), key=key or "")
     if styles:
-        from musicgen.styles import find_styles
 
         config = config.replace(styles=find_styles(source))
     return config
@@ -86,3 +85,20 @@ def cli_duplicates(args) -> int:
           f"groups hold {sum(len(g['members']) for g in groups)} pieces (threshold {args.threshold:g}, "
           f"{dedup.DEFAULT_NGRAM}-note shingles, {seconds:.2f} s)")
     return 0
+
+
+def find_styles(corpus_dir) -> tuple[str, ...]:
+    """The styles of a corpus folder: its top-level subfolders holding music files (at any depth), sorted.
+
+    Raises ``UsageError`` when a music file lies directly in ``corpus_dir`` (naming it) or no subfolder holds one.
+    """
+    from musicgen.corpus import _check_corpus_dir, _scan
+    from musicgen.styles import check_paths
+
+    root = _check_corpus_dir(corpus_dir)
+    music, _ = _scan(root)
+    names = tuple(sorted(set(check_paths(music, None, root))))
+    if not names:
+        raise UsageError(f"--styles: no subfolder of {str(corpus_dir)!r} holds music files; put each style's files "
+                         f"in a subfolder named after it (e.g. corpus/bach, corpus/folk)")
+    return names

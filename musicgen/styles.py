@@ -1,7 +1,7 @@
 """Styles in one model: each top-level subfolder of a corpus is a style, named by a STYLE event after BOS.
 
 ``musicgen ingest DIR --styles`` / ``musicgen train DIR --styles`` take the top-level subfolders of DIR that hold music
-files as the styles (``find_styles``: sorted names, recorded as ``TokenizerConfig.styles``); every piece gets the
+files as the styles (``corpus_cli.find_styles``: sorted names, recorded as ``TokenizerConfig.styles``); every piece gets the
 STYLE event of its folder right after BOS (``BOS STYLE KEY TIME_SIG …``, see ``musicgen.tokenizer``) and the model a
 ``style`` context feature (1 + style index, 0 unknown; ``musicgen.context``), so it conditions on the style at every
 step, not only through its memory of the STYLE event. A music file directly in DIR has no style: an error naming it.
@@ -47,22 +47,6 @@ def check_paths(music: Sequence[str], styles: Sequence[str] | None, corpus) -> l
     if unknown:
         raise UsageError(f"--styles: folder {unknown[0]!r} of {str(corpus)!r} is not one of the tokenizer's styles "
                          f"{list(styles)}")
-    return names
-
-
-def find_styles(corpus_dir) -> tuple[str, ...]:
-    """The styles of a corpus folder: its top-level subfolders holding music files (at any depth), sorted.
-
-    Raises ``UsageError`` when a music file lies directly in ``corpus_dir`` (naming it) or no subfolder holds one.
-    """
-    from musicgen.corpus import _check_corpus_dir, _scan
-
-    root = _check_corpus_dir(corpus_dir)
-    music, _ = _scan(root)
-    names = tuple(sorted(set(check_paths(music, None, root))))
-    if not names:
-        raise UsageError(f"--styles: no subfolder of {str(corpus_dir)!r} holds music files; put each style's files "
-                         f"in a subfolder named after it (e.g. corpus/bach, corpus/folk)")
     return names
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from musicgen import styles as st
+from musicgen.corpus_cli import find_styles
 from musicgen.cache import config_hash
 from musicgen.config import ConfigError, ModelConfig, SampleConfig, TokenizerConfig
 from musicgen.context import ContextTracker, context_features, context_names, context_sizes
@@ -177,13 +178,13 @@ def two_style_corpus(root: Path) -> Path:
 def test_find_styles_and_loose_files(tmp_path):
     corpus = two_style_corpus(tmp_path / "corpus")
     (corpus / "empty").mkdir()
-    assert st.find_styles(corpus) == ("bach", "folk")
+    assert find_styles(corpus) == ("bach", "folk")
     shutil.copy(DATA / "broken" / "type2.mid", corpus / "loose.mid")
     with pytest.raises(UsageError, match=r"^--styles: music files directly in .* no style folder: 'loose.mid'; move"):
-        st.find_styles(corpus)
+        find_styles(corpus)
     (tmp_path / "bare" / "empty").mkdir(parents=True)
     with pytest.raises(UsageError, match="^--styles: no subfolder of .* holds music files"):
-        st.find_styles(tmp_path / "bare")
+        find_styles(tmp_path / "bare")
 
 
 def test_ingest_gives_each_piece_its_folder_style(tmp_path, capsys):
@@ -333,7 +334,7 @@ def test_train_and_sample_a_style_end_to_end_with_numpy_equal_to_keras(tmp_path)
     from musicgen.corpus import ingest
 
     corpus = write_two_scale_styles(tmp_path / "corpus")
-    cache = ingest(corpus, tmp_path / "cache", TokenizerConfig(styles=st.find_styles(corpus)), progress=False).out_dir
+    cache = ingest(corpus, tmp_path / "cache", TokenizerConfig(styles=find_styles(corpus)), progress=False).out_dir
     bundle = train(cache, out=tmp_path / "bundle", styles=True, cell="gru", preset="tiny", epochs=1, batch_size=2,
                    bptt=16, val_fraction=0.25, test_fraction=0.0, tensorboard=False)
     tok = bundle.tokenizer

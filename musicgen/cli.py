@@ -33,7 +33,8 @@ def _add_ingest(sub) -> None:
     p = sub.add_parser("ingest", formatter_class=Formatter,
                        help="tokenize a folder of MIDI/MusicXML/ABC/kern files into a cached token set",
                        description="Walk CORPUS_DIR recursively, tokenize every music file in parallel, and write "
-                                   "a token cache (.npz) and a manifest (JSON) of kept and skipped files.")
+                                   "a token cache (memory-mapped shards) and a manifest (JSON) of kept and skipped "
+                                   "files.")
     p.add_argument("corpus_dir", help="folder of music files (searched recursively)")
     p.add_argument("--out", default=None, help="cache folder (default: data/tokens/<corpus folder name>)")
     p.add_argument("--time-mode", choices=TIME_MODES, default="beat",

@@ -12,7 +12,10 @@
 # after ~17 epochs, so 40 epochs with early stopping (patience 6) is the budget. The cell (GRU) was chosen by the
 # cell comparison (scripts/compare_cells.sh, docs/compare/), on validation pieces, never on the test split.
 # Run by hand; the time it took is in $RUNS/default.time and trained/default/README.md.
-# Needs the jax extra for speed on CPU (`pip install -e ".[jax]"`); KERAS_BACKEND=tensorflow works too, slower.
+# The shipped model was trained with KERAS_BACKEND=jax (the jax extra: `pip install -e ".[jax]"`). For the next
+# retrain consider KERAS_BACKEND=tensorflow: Keras 3.15.1 under JAX does not carry the recurrent state from one
+# window to the next in `fit` (docs/scale.md), TensorFlow does, and with musicgen's fused layers TensorFlow trained a
+# GRU of this size faster than JAX on this CPU (benchmarks/RESULTS.md, 2026-11-30: 16.8k vs 12.9k tokens/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KERAS_BACKEND=${KERAS_BACKEND:-jax}

@@ -296,16 +296,12 @@ class ShardStore:
 
     def clusters(self, threshold: float, ngram: int) -> tuple[np.ndarray, np.ndarray] | None:
         """``(cluster int64 (n,), rep int64 (C,))`` recorded for these dedup settings (``write_clusters``), or None."""
-        found = self._clusters_npz(threshold, ngram)
+        found = self.recorded_clusters(threshold, ngram)
         return None if found is None else (found["cluster"], found["rep"])
 
-    def music_keys(self, threshold: float, ngram: int) -> list[str] | None:
-        """Each piece's music key (``""`` under two notes) recorded with the clusters of these dedup settings, or None
-        (a store written before music keys, or other settings)."""
-        found = self._clusters_npz(threshold, ngram)
-        return None if found is None or "music" not in found else [str(m) for m in found["music"].tolist()]
-
-    def _clusters_npz(self, threshold: float, ngram: int) -> dict | None:
+    def recorded_clusters(self, threshold: float, ngram: int) -> dict | None:
+        """Everything ``write_clusters`` recorded for these dedup settings, read once: ``cluster``, ``rep`` and, in
+        stores written since music keys, ``music`` (unicode (n,)); None when missing, damaged or made with others."""
         try:
             with np.load(self.folder / CLUSTERS, allow_pickle=False) as z:
                 if float(z["threshold"]) != float(threshold) or int(z["ngram"]) != int(ngram):

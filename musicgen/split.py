@@ -85,13 +85,12 @@ def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config
         return Split(train, valid, valid.copy(), clusters, legacy=True, version=1)
     recorded = _recorded_clusters(pieces, cfg)
     if recorded is not None and cfg.split_version == 2:  # the clusters ingest found, the piece drawing each's part
-        clusters, reps = recorded
-        u = np.array([unit_hash(keys[int(r)], cfg.seed) for r in reps.tolist()], np.float64)
+        clusters = recorded["cluster"]
+        u = np.array([unit_hash(keys[int(r)], cfg.seed) for r in recorded["rep"].tolist()], np.float64)
         part = parts_of_clusters(u, cfg.val_fraction, cfg.test_fraction)[clusters]
     else:
-        music = _recorded_music(pieces, cfg) if recorded is not None and cfg.split_version == 3 else None
-        if music is not None:
-            clusters = recorded[0]
+        if recorded is not None and "music" in recorded:  # and the music keys it recorded beside them
+            clusters, music = recorded["cluster"], [str(m) for m in recorded["music"].tolist()]
         else:
             from musicgen.dedup import find_duplicates
 
@@ -112,24 +111,19 @@ def bundle_split(bundle, corpus_dir):
     return data, split_corpus(data.pieces, data.keys, bundle.train_config, bundle.tokenizer_config)
 
 
-def _recorded_clusters(pieces, cfg: TrainConfig):
-    """``(cluster (n,), representative piece per cluster (C,))`` that ingest recorded in the token store of
-    ``pieces`` (a whole ``shards.PieceSequence``) for the config's dedup settings, else None (compute them)."""
+def _recorded_clusters(pieces, cfg: TrainConfig) -> dict | None:
+    """What ingest recorded in the token store of ``pieces`` (a whole ``shards.PieceSequence``) for the config's
+    dedup settings (``ShardStore.recorded_clusters``: cluster, rep, music keys), else None (compute them)."""
     store = getattr(pieces, "store", None)
     if store is None or not getattr(pieces, "whole", False):
         return None
-    return store.clusters(cfg.dedup_threshold, cfg.dedup_ngram)
+    return store.recorded_clusters(cfg.dedup_threshold, cfg.dedup_ngram)
 
 
 def draw_keys(music: Sequence[str], keys: Sequence[str]) -> list[str]:
     """The key each piece draws its cluster's part from (``split_version`` 3): its music key, else (``""``: under
     two notes, or no tokenizer) its content key."""
     return [m or k for m, k in zip(music, keys)]
-
-
-def _recorded_music(pieces, cfg: TrainConfig) -> list[str] | None:
-    """Each piece's music key that ingest recorded beside the clusters (``ShardStore.music_keys``), else None."""
-    return pieces.store.music_keys(cfg.dedup_threshold, cfg.dedup_ngram)
 
 
 def assign_parts(clusters: np.ndarray, keys: Sequence[str], val_fraction: float, test_fraction: float,

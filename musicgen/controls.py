@@ -50,16 +50,21 @@ def in_scale_share(pitches, key: int) -> float:
     return float(scale_pitch_classes(key)[pitches % 12].mean()) if pitches.size else math.nan
 
 
+def parse_programs(text: str, flag: str, example: str) -> tuple[int, ...]:
+    """``"73,68,71"`` → ``(73, 68, 71)`` (order kept); ``UsageError`` naming ``flag`` (with ``example``) otherwise."""
+    try:
+        programs = tuple(int(part) for part in text.split(","))
+    except (AttributeError, ValueError):
+        programs = ()
+    if not programs or not all(0 <= p <= 127 for p in programs):
+        raise UsageError(f"{flag}: expected General MIDI programs 0-127 separated by commas (e.g. {example}), "
+                         f"got {text!r}")
+    return programs
+
+
 def parse_instruments(text: str) -> tuple[int, ...]:
     """``"0,40,73"`` → ``(0, 40, 73)`` (sorted, unique); ``UsageError`` naming ``--instruments`` otherwise."""
-    try:
-        programs = sorted({int(part) for part in text.split(",")})
-    except (AttributeError, ValueError):
-        programs = []
-    if not programs or not all(0 <= p <= 127 for p in programs):
-        raise UsageError(f"--instruments: expected General MIDI programs 0-127 separated by commas (e.g. 0,40,73), "
-                         f"got {text!r}")
-    return tuple(programs)
+    return tuple(sorted(set(parse_programs(text, "--instruments", "0,40,73"))))
 
 
 def parse_density(text: str) -> tuple[float, float]:

@@ -394,14 +394,9 @@ def add_render_options(parser) -> None:
 
 def parse_voice_programs(text: str) -> tuple[int, ...]:
     """``"73,68,71,70"`` → ``(73, 68, 71, 70)`` (order kept); ``UsageError`` naming ``--voice-programs`` otherwise."""
-    try:
-        programs = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        programs = ()
-    if not programs or not all(0 <= p <= 127 for p in programs):
-        raise UsageError(f"--voice-programs: expected General MIDI programs 0-127 separated by commas "
-                         f"(e.g. 73,68,71,70), got {text!r}")
-    return programs
+    from musicgen.controls import parse_programs
+
+    return parse_programs(text, "--voice-programs", "73,68,71,70")
 
 
 def _voice_programs_arg(text: str) -> tuple[int, ...]:

@@ -128,3 +128,37 @@ def make_bundle(path: Path, tokenizer_config, cell: str = "gru", *, embedding_di
     (path / "metrics.json").write_text(json.dumps(metrics) + "\n")
     rehash(path, {"format_version": FORMAT_VERSION, "cell": cell, "vocab_size": cfg.vocab_size})
     return path
+
+
+def segfault_reading(monkeypatch, name: str) -> None:
+    """Make ``musicgen.reader.read_piece`` kill its (worker) process with SIGSEGV on a file called ``name``; every
+    other file reads as usual."""
+    import signal
+
+    import musicgen.reader as reader
+
+    real = reader.read_piece
+
+    def read_or_segfault(path, *args, **kwargs):
+        if Path(path).name == name:
+            import faulthandler
+
+            faulthandler.disable()  # no traceback dump from the dying worker
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "read_piece", read_or_segfault)
+
+
+def run_cli_without_tensorflow(args: list[str], timeout: float = 120):
+    """``musicgen.cli.main(args)`` in a fresh Python process that fails (non-zero exit, "heavy import") if TensorFlow
+    or Keras got imported; returns the ``subprocess.CompletedProcess`` (exit status = main's return value)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom musicgen.cli import main\n"
+            f"rc = main({list(map(str, args))!r})\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\nsys.exit(rc)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+

@@ -1,7 +1,5 @@
 """Context features (metric position, key): hand-written sequences with hand-written answers, tracker == vectorized."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -181,10 +179,9 @@ def trained(tmp_path_factory):
 
 def test_train_sample_with_key_and_evaluate_end_to_end(trained, tmp_path):
     import json
-    import os
     import shlex
-    import subprocess
-    import sys
+
+    from conftest import run_cli_without_tensorflow
 
     from musicgen import evaluate as ev
     from musicgen.bundle import load_bundle
@@ -195,12 +192,8 @@ def test_train_sample_with_key_and_evaluate_end_to_end(trained, tmp_path):
     assert bundle.model_config.context == (25, 17, 3, 25) and bundle.start_state is not None
     assert {f"context_{k}" for k in range(4)} <= set(bundle.weights)
     # musicgen sample --key, in a fresh process that must not import TensorFlow
-    code = ("import sys\nfrom musicgen.cli import main\n"
-            f"rc = main(['sample', '--model', {str(out)!r}, '--key', 'D minor', '-n', '2', '--length', '60', "
-            f"'--seed', '3', '-o', {str(tmp_path / 'samples')!r}])\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\nsys.exit(rc)\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    run = run_cli_without_tensorflow(["sample", "--model", out, "--key", "D minor", "-n", "2", "--length", "60",
+                                      "--seed", "3", "-o", tmp_path / "samples"])
     assert run.returncode == 0, run.stderr[-2000:]
     sidecar = json.loads((tmp_path / "samples" / "sample-01.json").read_text())
     assert sidecar["key"] == "D minor" and sidecar["settings"]["key"] == "D minor"

@@ -1,13 +1,12 @@
 """Ingest (scan, parallel tokenize, manifest, cache reuse, damage recovery), load_tokens, and a music21 export ingested."""
 
 import json
-import os
 import shutil
-import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import segfault_reading
 
 from musicgen import safeio
 from musicgen.cli import main
@@ -173,19 +172,7 @@ def test_tokens_for_takes_a_cache_or_a_music_folder(tmp_path):
 
 
 def test_a_crashing_worker_skips_only_its_file(tmp_path, monkeypatch):
-    import musicgen.reader as reader
-
-    real = reader.read_piece
-
-    def read_or_segfault(path, *args, **kwargs):
-        if Path(path).name == "crash.mid":
-            import faulthandler
-
-            faulthandler.disable()  # no traceback dump from the dying worker
-            os.kill(os.getpid(), signal.SIGSEGV)
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(reader, "read_piece", read_or_segfault)
+    segfault_reading(monkeypatch, "crash.mid")
     src = small_corpus(tmp_path / "music")
     shutil.copy(BROKEN / "type2.mid", src / "crash.mid")
     report = ingest(src, tmp_path / "cache", workers=2, progress=False)

@@ -3,13 +3,12 @@ local ingest (tests/data; a few hundred generated files over several shards; a r
 a crashing parser)."""
 
 import json
-import os
 import shutil
-import signal
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import segfault_reading
 
 from musicgen import safeio
 from musicgen.cli import main
@@ -175,19 +174,7 @@ def test_a_shard_lost_after_a_kill_is_rewritten_by_the_pipeline(tmp_path):
 
 @needs_beam
 def test_a_parser_crash_in_a_beam_worker_skips_only_its_file(tmp_path, monkeypatch):
-    import musicgen.reader as reader
-
-    real = reader.read_piece
-
-    def read_or_segfault(path, *args, **kwargs):
-        if Path(path).name == "crash.mid":
-            import faulthandler
-
-            faulthandler.disable()  # no traceback dump from the dying worker
-            os.kill(os.getpid(), signal.SIGSEGV)
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(reader, "read_piece", read_or_segfault)
+    segfault_reading(monkeypatch, "crash.mid")
     music = tmp_path / "music"
     music.mkdir()
     for name in ("drums_only.mid", "hour_gap.mid", "tempo_1200bpm.mid"):

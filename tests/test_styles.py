@@ -8,16 +8,15 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli_without_tensorflow
 
 from musicgen import styles as st
-from musicgen.corpus_cli import find_styles
 from musicgen.cache import config_hash
+from musicgen.corpus_cli import find_styles
 from musicgen.config import ConfigError, ModelConfig, SampleConfig, TokenizerConfig
 from musicgen.context import ContextTracker, context_features, context_names, context_sizes
 from musicgen.errors import UsageError
@@ -342,12 +341,8 @@ def test_train_and_sample_a_style_end_to_end_with_numpy_equal_to_keras(tmp_path)
     assert sum(bundle.metrics[st.METRIC].values()) == bundle.metrics["train_pieces"]
     # musicgen sample --style, in a fresh process that must not import TensorFlow
     out = tmp_path / "samples"
-    code = ("import sys\nfrom musicgen.cli import main\n"
-            f"rc = main(['sample', '--model', {str(bundle.path)!r}, '--style', 'down', '-n', '2', '--length', '30', "
-            f"'--seed', '3', '-o', {str(out)!r}])\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\nsys.exit(rc)\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    run = run_cli_without_tensorflow(["sample", "--model", bundle.path, "--style", "down", "-n", "2", "--length", "30",
+                                      "--seed", "3", "-o", out])
     assert run.returncode == 0, run.stderr[-2000:]
     sidecar = json.loads((out / "sample-02.json").read_text())
     assert sidecar["style"] == "down" and sidecar["settings"]["style"] == "down"

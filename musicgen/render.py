@@ -419,7 +419,8 @@ def with_voice_programs(midi, programs) -> "pretty_midi.PrettyMIDI":
     pm = load_midi(midi)
     if not programs:
         return pm
-    pm = copy.deepcopy(pm)
+    if pm is midi:  # the caller's object: change a copy (a path was just read, so its PrettyMIDI is ours)
+        pm = copy.deepcopy(pm)
     pitched = [inst for inst in pm.instruments if not inst.is_drum]
     for k, inst in enumerate(pitched):
         inst.program = int(programs[k % len(programs)])

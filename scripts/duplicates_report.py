@@ -66,8 +66,7 @@ def reexport_check(first: str, second: str) -> None:
         a, b = parts_by_name(first, None, version), parts_by_name(second, None, version)
         same = sum(a[n] == b.get(n) for n in a)
         print(f"  split_version {version}: {same} of {len(a)}")
-    a = parts_by_name(first, None, 3)
-    b = parts_by_name(second, encoded, 3)
+    b = parts_by_name(second, encoded, 3)  # against ``a``, the version 3 parts of ``first`` from the loop
     print(f"  split_version 3, {second} with VOICE/TIME_SIG/KEY events and notes on C: "
           f"{sum(a[n] == b.get(n) for n in a)} of {len(a)}")
 

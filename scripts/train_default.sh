@@ -9,16 +9,17 @@
 # The recipe is the one the quality ablation chose on valid (docs/quality.md, scripts/quality_ablation.sh): GRU 2x256
 # (preset medium) with VOICE events (--voices auto), TIME_SIG events and metric-position inputs (--meter) and every
 # piece moved to C with its key as an input (--key-mode normalize); in the ablation validation NLL stopped improving
-# after ~17 epochs, so 40 epochs with early stopping (patience 6) is the budget. The cell (GRU) was chosen by the
+# after ~17 epochs; the JAX-trained default was still improving at its 40th, so 60 epochs with early stopping
+# (patience 6, on valid) is the budget. The cell (GRU) was chosen by the
 # cell comparison (scripts/compare_cells.sh, docs/compare/), on validation pieces, never on the test split.
 # Run by hand; the time it took is in $RUNS/default.time and trained/default/README.md.
-# The shipped model was trained with KERAS_BACKEND=jax (the jax extra: `pip install -e ".[jax]"`). For the next
-# retrain consider KERAS_BACKEND=tensorflow: Keras 3.15.1 under JAX does not carry the recurrent state from one
-# window to the next in `fit` (docs/scale.md), TensorFlow does, and with musicgen's fused layers TensorFlow trained a
-# GRU of this size faster than JAX on this CPU (benchmarks/RESULTS.md, 2026-11-30: 16.8k vs 12.9k tokens/s).
+# Backend: TensorFlow (the default of `musicgen train`). Keras 3.15.1 under JAX does not carry the recurrent state
+# from one window to the next in `fit` (docs/scale.md), TensorFlow does; the GRU it replaced (trained
+# 2026-11-30 with JAX) started every 64-event window from the zero state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export KERAS_BACKEND=${KERAS_BACKEND:-jax}
+export KERAS_BACKEND=${KERAS_BACKEND:-tensorflow}
+EPOCHS=${EPOCHS:-60}
 CORPUS=${CORPUS:-data/bach_bars}  # `musicgen corpus export` writes real bars (pickups as short bars): --meter reads them
 RUNS=${RUNS:-/tmp/musicgen-runs}
 STAGE=${1:-all}
@@ -29,7 +30,7 @@ if [ "$STAGE" = all ] || [ "$STAGE" = train ]; then
   # epoch and learning-rate halvings, test is scored once, below
   start=$(date +%s)
   musicgen train "$CORPUS" --voices auto --meter --key-mode normalize --cell gru --preset medium --batch-size 16 \
-      --bptt 64 --transpose 3 --epochs 40 --patience 6 --seed 0 --verbose 2 --no-tensorboard \
+      --bptt 64 --transpose 3 --epochs "$EPOCHS" --patience 6 --seed 0 --verbose 2 --no-tensorboard \
       --out "$RUNS/default" > "$RUNS/default.log" 2>&1
   echo "$(( $(date +%s) - start )) s wall, $(nproc) cores, $(uptime)" > "$RUNS/default.time"
 fi

@@ -67,6 +67,10 @@ def add_sample_options(parser) -> None:
                         help="style of every sample, one of the bundle's (bundles trained with --styles only; an "
                              "unknown name lists them). Default: each sample's style is drawn from the training "
                              "pieces' style shares; the sidecar records it")
+    parser.add_argument("--voices", type=int, default=None, metavar="N",
+                        help="bundles with VOICE events: at most N voices (parts) per sample (0 = no cap). Default: "
+                             "each sample's cap is drawn from how many voices the training pieces use, so samples "
+                             "are as often four-part as the corpus is; the sidecar records it")
     parser.add_argument("--well-formed", action=argparse.BooleanOptionalAction, default=True,
                         help="NOTE_ON/NOTE_OFF consistency masks (--no-well-formed: the model's own choice of note "
                              "events)")
@@ -84,7 +88,7 @@ def sample_config(args):
 
     fields = ("length", "seconds", "temperature", "top_k", "top_p", "seed", "num_samples", "keep_primer",
               "max_polyphony", "allow_eos", "tempo", "program", "max_note_length", "well_formed", "key",
-              "key_strength", "drums", "style")
+              "key_strength", "drums", "style", "voices")
     return SampleConfig(**{name: getattr(args, name) for name in fields},
                         pitch_range=tuple(args.pitch_range) if args.pitch_range else None,
                         instruments=None if args.instruments is None else parse_instruments(args.instruments),

@@ -336,6 +336,8 @@ class SampleConfig(_JsonConfig):
         density: ``(low, high)`` notes per second the running note rate is steered into (None: no steering).
         style: the STYLE event of every sample, a style name of the bundle (bundles trained with ``--styles`` only;
             None: each sample's style is drawn from the training pieces' style shares, see ``musicgen.styles``).
+        voices: the most voices a sample may use (voices bundles; 0: no cap; None: each sample's cap is drawn from
+            the training pieces' voice counts where the bundle records them, see ``musicgen.voices``).
     """
 
     length: int | None = None
@@ -359,6 +361,7 @@ class SampleConfig(_JsonConfig):
     drums: bool | None = None
     density: tuple[float, float] | None = None
     style: str | None = None
+    voices: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("pitch_range", "instruments", "density"):  # lists from JSON
@@ -407,6 +410,8 @@ class SampleConfig(_JsonConfig):
                "(LOW, HIGH) notes per second with 0 < LOW <= HIGH", self.density)
         _check(self.style is None or isinstance(self.style, str) and self.style != "", "style",
                "a style name of the bundle", self.style)
+        _check(self.voices is None or _is_int(self.voices) and 0 <= self.voices <= MAX_VOICES, "voices",
+               f"an integer in [0, {MAX_VOICES}] (0 = no cap)", self.voices)
 
     def to_dict(self) -> dict:
         """The fields as a dict; tuples as lists (the sidecar's ``settings`` keep the names they always had)."""

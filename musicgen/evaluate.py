@@ -38,7 +38,7 @@ SampleFn = Callable[..., list]
 START_EVENTS, START_BEATS = 32, 4  # the start of a piece: NLL of its first events, pitch range of its first beats
 SAMPLING = {  # generate() settings of the two sample sets
     "raw": dict(temperature=1.0, top_k=0, top_p=1.0, max_polyphony=0, pitch_range=None, allow_eos=True,
-                max_note_length=0.0, well_formed=False),
+                max_note_length=0.0, well_formed=False, voices=0),
     "rules": dict(temperature=1.0, top_k=0, top_p=1.0, max_polyphony=0, pitch_range=None, allow_eos=False,
                   max_note_length=8.0, well_formed=True),  # = musicgen sample's defaults
 }

@@ -177,6 +177,7 @@ def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=
 
         primer_tokens = with_style(primer_tokens, tok, int(styles[0]))
 
+    voice_caps = _voice_caps(used, bundle, primer_tokens if primer is not None else None, used.num_samples)
     started = time.perf_counter()
     with one_blas_thread():
         model = StepModel(bundle.weights, bundle.model_config, tokenizer=tok)
@@ -186,7 +187,7 @@ def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=
                                max_polyphony=used.max_polyphony, pitch_range=used.pitch_range,
                                allow_eos=used.allow_eos, limit_steps=limit_steps, max_note_steps=max_note_steps,
                                well_formed=used.well_formed, start_state=bundle.start_state, programs=programs,
-                               steering=steering, style=None if shared else styles)
+                               steering=steering, style=None if shared else styles, max_voices=voice_caps)
     head = primer_tokens if used.keep_primer else np.array(_context_tokens(primer_tokens, tok))
     primer_path = str(Path(primer).resolve()) if isinstance(primer, (str, os.PathLike)) else None
     settings = dict(used.to_dict(), primer=primer_path, primer_sha256=primer_sha,
@@ -205,6 +206,9 @@ def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=
         found = _key_and_meter(full, tok)
         drawn = used.replace(key=found.get("key")) if "KEY" in tok.ranges and primer is None else used
         drawn = drawn.replace(style=found["style"]) if "STYLE" in tok.ranges else drawn
+        if voice_caps is not None:
+            found["voices"] = int(voice_caps[i])
+            drawn = drawn.replace(voices=int(voice_caps[i]))
         result.sidecars.append(dict(**found,
             musicgen_version=__version__, model=str(Path(bundle.path).resolve()),
             model_weights_sha256=bundle.info.get("files", {}).get("weights.npz"),
@@ -247,6 +251,25 @@ def _style_setting(config: SampleConfig, bundle, primer_tokens, count: int) -> n
     if own is not None:
         return np.full(count, own, np.int64)
     return st.draw_styles(st.style_shares(bundle.metrics.get(st.METRIC), names), config.seed, count)
+
+
+def _voice_caps(config: SampleConfig, bundle, primer_tokens, count: int) -> np.ndarray | None:
+    """``--voices`` checked against the bundle → int64 (count,) voice caps (None: no cap). Without ``--voices``: a
+    primer's own voices, else ``count`` draws from the training pieces' voice counts (``voice_pieces``, recorded by
+    ``musicgen train``; a bundle without them gets no cap)."""
+    from musicgen import voices as vc
+
+    tok = bundle.tokenizer
+    if "VOICE" not in tok.ranges:
+        _usage(not config.voices, f"--voices: the bundle {str(bundle.path)!r} has no VOICE events (trained without "
+                                  f"--voices); leave --voices out")
+        return None
+    if config.voices is not None:
+        return np.full(count, config.voices, np.int64) if config.voices else None
+    own = 0 if primer_tokens is None else vc.piece_voices(primer_tokens, tok)
+    if own:
+        return np.full(count, own, np.int64)
+    return vc.draw_voice_caps((bundle.metrics or {}).get(vc.METRIC), config.seed, count)
 
 
 def _program_setting(config: SampleConfig, tok, path) -> list[int] | None:

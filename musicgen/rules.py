@@ -54,6 +54,9 @@ class EventRules:
         programs: the programs (0..127, 128 = drums) that may start notes (None: all; PROGRAM vocabularies only):
             a PROGRAM switch to another is forbidden (unless it reaches an overdue note); while the current program
             is another (the start program 0 included), NOTE_ON and TIME_SHIFT are, so the stream switches first.
+        max_voices: at most this many voices per stream (VOICE events 0..N-1 only): one int, or int (B,) one per
+            stream (None or 0: no cap; voices vocabularies only). A VOICE the stream already used (e.g. in a primer)
+            is never forbidden: observing VOICE(v) raises that stream's cap to v + 1 (``musicgen.voices``).
         context: keep ``self.context`` (a ``context.ContextTracker`` of the observed events) for a model with
             context inputs too; a TIME_SIG vocabulary keeps it anyway (the bar-start rule reads it). The sampler
             feeds the model from it, so the events are tracked once.
@@ -62,7 +65,7 @@ class EventRules:
     def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
                  allow_eos: bool = False, max_note_steps: int = 0, well_formed: bool = True,
                  voice_polyphony: int | None = None, key: int | None = None, programs=None, context: bool = False,
-                 style=None):
+                 style=None, max_voices=None):
         r = tokenizer.ranges
         self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
         self.max_note_steps, self.well_formed = max_note_steps, well_formed
@@ -126,6 +129,17 @@ class EventRules:
             self.programs_allowed = np.zeros(129, bool)
             self.programs_allowed[list(programs)] = True
             self.static[self.prog0:self.prog0 + 129][~self.programs_allowed] = NEG_INF
+        self.voice_cap = None                                      # int64 (B,): VOICE values below it are allowed
+        if max_voices is not None and np.any(np.asarray(max_voices) > 0):
+            if self.voice0 is None:
+                raise ValueError("max_voices: the vocabulary has no VOICE events to cap")
+            cap = np.broadcast_to(np.asarray(max_voices, np.int64), (batch,))
+            self.voice_cap = np.where(cap > 0, np.minimum(cap, self.n_voice_ids), self.n_voice_ids)
+            self.voice_add = self._voice_mask(self.voice_cap)
+
+    def _voice_mask(self, cap: np.ndarray) -> np.ndarray:
+        """float32 (len(cap), voice ids): 0 for the VOICE values below each row's cap, -inf from it on."""
+        return np.where(np.arange(self.n_voice_ids)[None, :] < cap[:, None], 0, NEG_INF).astype(np.float32)
 
     def _init_meter_and_key(self, tokenizer, key: int | None, context: bool = False, style=None) -> None:
         r = tokenizer.ranges
@@ -172,6 +186,8 @@ class EventRules:
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """Set forbidden events of each row of ``logits`` (B, V) to -inf, in place; returns ``logits``."""
         logits += self.static
+        if self.voice_cap is not None:
+            logits[:, self.voice0:self.voice0 + self.n_voice_ids] += self.voice_add
         if self.well_formed:
             logits[:, self.on0:self.off0 + self.n_pitch] += self.note_add[self.rows, self.slot]
         elif self.range_limited:
@@ -283,6 +299,9 @@ class EventRules:
             self.program[idx] = value[idx]
             idx = np.flatnonzero(kind == _VOICE)
             self.voice[idx] = value[idx]
+            if self.voice_cap is not None and (value[idx] >= self.voice_cap[idx]).any():  # a primer's own voices
+                self.voice_cap[idx] = np.maximum(self.voice_cap[idx], value[idx] + 1)
+                self.voice_add[idx] = self._voice_mask(self.voice_cap[idx])
             idx = np.flatnonzero((kind == _PROG) | (kind == _VOICE))
             self.slot[idx] = self._slots(self.voice[idx], self.program[idx])
         if present[_VEL]:

@@ -268,7 +268,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
                   limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0,
                   well_formed: bool = True, start_state: list | None = None, key: int | None = None,
-                  programs=None, steering=None, style=None, context=None) -> np.ndarray:
+                  programs=None, steering=None, style=None, context=None, max_voices=None) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
     Args:
@@ -279,7 +279,8 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         length: events to sample per stream (an upper bound when ``limit_steps`` or ``allow_eos`` ends a stream).
         rng: int seed (stream i draws from ``SeedSequence(seed).spawn(B)[i]``) or a ``numpy.random.Generator``.
         temperature, top_k, top_p: see ``filter_logits``.
-        max_polyphony, pitch_range, allow_eos, max_note_steps, well_formed, programs: see ``EventRules``.
+        max_polyphony, pitch_range, allow_eos, max_note_steps, well_formed, programs, max_voices: see
+            ``EventRules``.
         limit_steps: stop a stream once its TIME_SHIFTs reach this many grid steps (``--seconds``).
         close: append NOTE_OFFs for the notes still sounding at the end.
         start_state: per layer a tuple of (units,) arrays the primer is fed from (a bundle's ``start_state``);
@@ -310,7 +311,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         primer = np.array([tokenizer.bos_id])
     batch = num_samples
     rules = EventRules(tokenizer, batch, pitch_range, max_polyphony, allow_eos, max_note_steps, well_formed, key=key,
-                       programs=programs, context=bool(model.context), style=style)
+                       programs=programs, context=bool(model.context), style=style, max_voices=max_voices)
     if context is not None and rules.context is not None:
         rules.context.start_from(context)
     tracker = rules.context if model.context else None          # the rules track the events; the model reads them

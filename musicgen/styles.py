@@ -109,10 +109,10 @@ def style_shares(counts: dict[str, int] | None, styles: Sequence[str]) -> np.nda
     return n / n.sum() if n.sum() > 0 else np.full(len(styles), 1.0 / len(styles))
 
 
-def draw_styles(shares: np.ndarray, seed: int, count: int) -> np.ndarray:
-    """int64 (count,): style indices drawn from ``shares`` by an RNG of their own (seed mixed with ``STYLE_SALT``);
-    draw i depends on ``seed`` and i alone."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), STYLE_SALT]))
+def draw_styles(shares: np.ndarray, seed: int, count: int, salt: int = STYLE_SALT) -> np.ndarray:
+    """int64 (count,): indices drawn from ``shares`` by an RNG of their own (seed mixed with ``salt``, by default
+    ``STYLE_SALT``; ``musicgen.voices`` draws with its own); draw i depends on ``seed`` and i alone."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), salt]))
     return np.searchsorted(np.cumsum(shares), rng.random(count) * np.sum(shares), side="right").clip(
         0, len(shares) - 1).astype(np.int64)
 

@@ -199,6 +199,10 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         from musicgen.styles import METRIC, style_counts
 
         metrics[METRIC] = style_counts(train_pieces, tokenizer)
+    if tokenizer is not None and tokenizer.config.voices:  # the counts `musicgen sample` draws voice caps from
+        from musicgen import voices as vc
+
+        metrics[vc.METRIC] = vc.voice_counts(train_pieces, tokenizer)
     if "init_val_nll" in state:
         metrics["init_val_nll"] = state["init_val_nll"]
     history = folder / HISTORY

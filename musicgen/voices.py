@@ -1,4 +1,5 @@
-"""Voices at ingest: choose ``TokenizerConfig.voices`` (N, or ``auto``) and record the corpus's ``voice_polyphony``.
+"""Voices: choose ``TokenizerConfig.voices`` (N, or ``auto``) at ingest and record the corpus's ``voice_polyphony``; count
+the training pieces' voices and draw each sample's voice cap from them.
 
 ``musicgen ingest DIR --voices N|auto`` (and ``musicgen train DIR --voices …``) tokenize with VOICE events and then
 measure, from the tokens themselves, each piece's *voice polyphony*: the most notes one of its voices sounds at once
@@ -12,12 +13,22 @@ How: the corpus is first ingested with ``voices = N`` (``auto``: ``MAX_VOICES``)
 measured config differs, the entry packs are shared with it (the same ids: a smaller N only drops VOICE ids no
 piece uses; with meter or key, whose ranges follow VOICE, the packs are rewritten with the new ids) and ingest runs again with it, reusing every pack, so each
 file is parsed once. A rerun parses nothing but rewrites tokens.npz and the manifest twice.
+
+Voices at sampling (``voice_counts``, ``draw_voice_caps``): a model trained on a corpus that is mostly four-part (the
+Bach chorales: 365 of 410 files) but holds a few pieces of 5-15 parts drifts into many-part textures more often than
+its corpus does, and there its notes hang until ``max_note_length`` ends them (docs/quality_default.md). So
+``musicgen train`` records how many training pieces use each number of voices (``metrics.json`` → ``voice_pieces``,
+``{"4": 270, "5": 12, ...}``) and ``musicgen sample`` draws each sample's cap from those counts: the sample writes
+VOICE events 0..cap-1 only (``rules.EventRules(max_voices=...)``), so its texture is distributed like the corpus's.
+``--voices N`` fixes the cap, ``--voices 0`` lifts it, a primer's own voices set it; a bundle without the record
+samples without a cap.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +38,8 @@ from musicgen.errors import UsageError
 
 AUTO = "auto"
 POLYPHONY_SHARE = 0.98  # voice_polyphony: the smallest cap that at least this share of the pieces keep
+METRIC = "voice_pieces"  # metrics.json: {voices used (as a string): training pieces}
+VOICES_SALT = 0x70CE5  # mixed into the sample seed for the cap draws: the event draws stay as they were
 
 
 def parse_voices(text: str) -> int | str:
@@ -174,3 +187,38 @@ def describe(config: TokenizerConfig, polyphony: np.ndarray | None = None) -> st
     if polyphony is not None:
         cap += f" in {int((polyphony <= config.voice_polyphony).sum())} of {len(polyphony)} pieces"
     return f"voices: {config.voices}, {cap}"
+
+
+def piece_voices(tokens, tokenizer) -> int:
+    """Voices a piece uses: 1 + its highest VOICE value (int ids, shape (T,)); 0 without VOICE events."""
+    if "VOICE" not in tokenizer.ranges:
+        return 0
+    first, size = tokenizer.ranges["VOICE"]
+    t = np.asarray(tokens)
+    hits = t[(t >= first) & (t < first + size)]
+    return int(hits.max()) - first + 1 if hits.size else 0
+
+
+def voice_counts(pieces: Iterable, tokenizer) -> dict[str, int]:
+    """``{voices used: pieces}`` over token pieces, keys as strings in increasing order (JSON object keys); pieces
+    without VOICE events are left out, so a vocabulary without voices gives ``{}``."""
+    counts: dict[int, int] = {}
+    for tokens in pieces:
+        n = piece_voices(tokens, tokenizer)
+        if n:
+            counts[n] = counts.get(n, 0) + 1
+    return {str(n): counts[n] for n in sorted(counts)}
+
+
+def draw_voice_caps(counts: dict | None, seed: int, count: int) -> np.ndarray | None:
+    """int64 (count,): a voice cap per sample drawn from ``counts`` (``voice_counts``' form) by an RNG of its own
+    (seed mixed with ``VOICES_SALT``; draw i depends on ``seed`` and i alone); None without counts."""
+    from musicgen.styles import draw_styles
+
+    if not counts:
+        return None
+    values = np.array([int(n) for n in counts], np.int64)
+    shares = np.array([float(c) for c in counts.values()])
+    if shares.sum() <= 0:
+        return None
+    return values[draw_styles(shares / shares.sum(), seed, count, salt=VOICES_SALT)]

@@ -15,7 +15,7 @@ EVERY_FIELD_CHANGED = SampleConfig(
     length=300, seconds=12.5, temperature=0.8, top_k=20, top_p=0.9, seed=7, num_samples=3, keep_primer=False,
     max_polyphony=4, pitch_range=(40, 80), allow_eos=True, tempo=96.0, program=19, max_note_length=4.0,
     well_formed=False, key="D minor", key_strength=3.0, instruments=(0, 40, 73), drums=True, density=(2.0, 4.5),
-    style="folk")
+    style="folk", voices=4)
 
 
 def parse(argv):

@@ -240,3 +240,28 @@ def test_programs_make_a_voice_model_switch_program_before_anything_else():
     assert allowed(rules) == {("PROGRAM", 40)}
     feed(rules, [("PROGRAM", 40)])
     assert {n for n, _ in allowed(rules)} >= {"VOICE", "VELOCITY", "NOTE_ON", "TIME_SHIFT"}
+
+
+def test_voice_caps_per_stream_and_a_used_voice_is_never_forbidden():
+    rules = EventRules(TOK, 2, max_voices=[1, 2])
+
+    def voices(stream):
+        return {v for name, v in allowed(rules, stream) if name == "VOICE"}
+
+    assert voices(0) == {0} and voices(1) == {0, 1}
+    rules.observe(np.array(ids(("VOICE", 2), ("VOICE", 1))))    # e.g. a primer's own voices
+    assert voices(0) == {0, 1, 2} and voices(1) == {0, 1}
+    assert {v for name, v in allowed(EventRules(TOK, 1, max_voices=0)) if name == "VOICE"} == {0, 1, 2}
+    with pytest.raises(ValueError, match="max_voices"):
+        EventRules(Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59)), 1, max_voices=2)
+
+
+def test_sampled_streams_keep_below_their_voice_caps():
+    rng = np.random.default_rng(0)
+    weights = {k: rng.normal(0, 0.5, s).astype(np.float32) for k, s in expected_weight_shapes(CFG).items()}
+    free = sample_tokens(weights, CFG, TOK, [TOK.bos_id], 400, 3, num_samples=2)
+    capped = sample_tokens(weights, CFG, TOK, [TOK.bos_id], 400, 3, num_samples=2, max_voices=np.array([1, 2]))
+    voice0 = TOK.ranges["VOICE"][0]
+    assert (free[0] == voice0 + 2).any() and (free[1] == voice0 + 2).any()  # uncapped, both streams reach voice 2
+    assert not ((capped[0] > voice0) & (capped[0] < voice0 + 3)).any()
+    assert not ((capped[1] > voice0 + 1) & (capped[1] < voice0 + 3)).any()

@@ -1,4 +1,5 @@
-"""--voices at ingest: parsing, voice statistics from tokens, the polyphony cap, ingest/train with voices."""
+"""--voices at ingest: parsing, voice statistics from tokens, the polyphony cap, ingest/train with voices; the training
+pieces' voice counts and the voice caps drawn from them for sampling (`musicgen sample --voices`)."""
 
 import json
 
@@ -10,8 +11,8 @@ from musicgen.config import TokenizerConfig
 from musicgen.errors import UsageError
 from musicgen.midi_io import Note
 from musicgen.tokenizer import Tokenizer
-from musicgen.voices import (describe, ingest_voices, parse_voices, polyphony_cap, tokens_with_voices,
-                             voice_stats)
+from musicgen.voices import (METRIC, describe, draw_voice_caps, ingest_voices, parse_voices, piece_voices,
+                             polyphony_cap, tokens_with_voices, voice_counts, voice_stats)
 
 VOICED = Tokenizer(TokenizerConfig(voices=3))
 
@@ -115,8 +116,10 @@ def test_train_and_sample_with_voices_end_to_end(tmp_path, monkeypatch, capsys):
     assert code == 0, capsys.readouterr().err
     bundle = load_bundle(tmp_path / "model")
     assert (bundle.tokenizer_config.voices, bundle.tokenizer_config.voice_polyphony) == (3, 1)
+    assert bundle.metrics[METRIC] == {"3": bundle.metrics["train_pieces"]}  # every training piece has 3 voices
     assert main(["sample", "--model", str(tmp_path / "model"), "--length", "300", "--seed", "1",
                  "-o", str(tmp_path / "s.mid")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["voices"] == 3  # the cap drawn from those counts
     midi = pretty_midi.PrettyMIDI(str(tmp_path / "s.mid"))
     assert midi.instruments and all("(voice " in inst.name for inst in midi.instruments)
     for inst in midi.instruments:  # monophonic parts: one note at a time in each voice
@@ -140,3 +143,52 @@ def test_auto_voices_with_meter_and_key_rewrite_the_shared_packs(tmp_path):
         assert got.tolist() == tok.encode(read_piece(src / path)).tolist()
     rows = json.loads((tmp_path / "cache" / "manifest.json").read_text())["files"]
     assert all(r["meter"] == "4/4" and r["tonality"].endswith(("major", "minor")) for r in rows)
+
+
+def test_voice_counts_count_pieces_by_their_highest_voice():
+    on, v = VOICED.token("NOTE_ON", 60), (lambda k: VOICED.token("VOICE", k))
+    pieces = [[VOICED.bos_id, v(0), on, v(2), on], [VOICED.bos_id, v(0), on], [VOICED.bos_id, v(1), on, v(0), on],
+              [VOICED.bos_id, on], [VOICED.bos_id, v(2), on]]
+    assert [piece_voices(p, VOICED) for p in pieces] == [3, 1, 2, 0, 3]
+    assert voice_counts(pieces, VOICED) == {"1": 1, "2": 1, "3": 2}  # keys in increasing order, no VOICE: left out
+    assert voice_counts(pieces, Tokenizer(TokenizerConfig())) == {}
+    assert piece_voices(pieces[0], Tokenizer(TokenizerConfig())) == 0
+
+
+def test_voice_caps_are_drawn_from_the_counts_reproducibly():
+    counts = {"4": 3, "8": 1}
+    caps = draw_voice_caps(counts, 7, 4000)
+    assert caps.dtype == np.int64 and set(caps.tolist()) == {4, 8}
+    assert abs((caps == 4).mean() - 0.75) < 0.03
+    assert draw_voice_caps(counts, 7, 3).tolist() == caps[:3].tolist()  # draw i: the seed and i alone
+    assert draw_voice_caps(counts, 8, 50).tolist() != caps[:50].tolist()
+    assert draw_voice_caps(None, 7, 3) is None and draw_voice_caps({}, 7, 3) is None
+
+
+def test_sample_voices_flag(tmp_path, capsys):
+    from conftest import make_bundle
+
+    voiced = make_bundle(tmp_path / "voiced", TokenizerConfig(min_pitch=48, max_pitch=72, programs=False, voices=3),
+                         with_keras=False, note_bias=2.0, metrics={METRIC: {"1": 1, "3": 1}})
+    out = tmp_path / "s"
+    out.mkdir()
+    assert main(["sample", "--model", str(voiced), "-n", "8", "--length", "200", "--seed", "2", "-o", str(out)]) == 0
+    caps = [json.loads((out / f"sample-{i:02d}.json").read_text())["voices"] for i in range(1, 9)]
+    assert set(caps) == {1, 3} and caps == draw_voice_caps({"1": 1, "3": 1}, 2, 8).tolist()
+    one = tmp_path / "one.mid"
+    assert main(["sample", "--model", str(voiced), "--voices", "1", "--length", "200", "--seed", "2", "-o",
+                 str(one)]) == 0
+    import pretty_midi
+
+    assert len(pretty_midi.PrettyMIDI(str(one)).instruments) == 1
+    sidecar = json.loads(one.with_suffix(".json").read_text())
+    assert sidecar["voices"] == 1 and "--voices 1" in sidecar["regenerate"]
+    assert main(["sample", "--model", str(voiced), "--voices", "0", "--length", "50", "--seed", "2", "-o",
+                 str(one)]) == 0
+    assert "voices" not in json.loads(one.with_suffix(".json").read_text())
+    plain = make_bundle(tmp_path / "plain", TokenizerConfig(min_pitch=48, max_pitch=72), with_keras=False)
+    capsys.readouterr()
+    assert main(["sample", "--model", str(plain), "--voices", "2", "-o", str(one)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--voices: the bundle" in err and "has no VOICE events" in err
+    assert main(["sample", "--model", str(voiced), "--voices", "-1", "-o", str(one)]) == 2

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -162,6 +163,10 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
 
             import_weights(model, model_cfg, init_weights)
     _torch_stateful_workaround(model)
+    if train_cfg.stateful and not carries_state(keras.backend.backend()) and verbose:
+        print("warning: Keras under JAX does not carry a stateful RNN's state from one window to the next in fit: "
+              "every window trains from the zero state (docs/scale.md); KERAS_BACKEND=tensorflow carries it",
+              file=sys.stderr)
     folder.mkdir(parents=True, exist_ok=True)
 
     callbacks = [ReseedDropout(train_cfg.seed)] + ([ResetStates()] if train_cfg.stateful else [])
@@ -264,6 +269,13 @@ def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mode
                        tensorboard=tensorboard, verbose=verbose, init_weights=init_weights, devices=devices)
 
 
+def carries_state(backend: str) -> bool:
+    """Whether ``fit`` under Keras backend ``backend`` carries a stateful RNN's state from one batch to the next:
+    False for ``"jax"`` (Keras 3.15.1 keeps the state variables out of the JAX trainer's state, so each window starts
+    from zeros; tests/test_devices.py holds the strict-xfail check that turns red when Keras fixes it)."""
+    return backend != "jax"
+
+
 def _torch_stateful_workaround(model) -> None:
     """Keras 3.15 + torch: a stateful LSTM/GRU on the fused path updates its state in place before backward
     (keras-team/keras#23462, fixed upstream after 3.15.1). The step-by-step path copies the state, so use it."""
@@ -307,6 +319,7 @@ def report(state: dict, best_logs: dict, batches: StreamingBatches, train_pieces
         "train_events_per_s": round(float(np.median([row["train_events_per_s"] for row in history])), 1)
         if history else 0.0,
         "stateful": cfg.stateful,
+        "state_carried": cfg.stateful and carries_state(keras.backend.backend()),
         "keras_backend": keras.backend.backend(),
     }
     return metrics

@@ -288,6 +288,7 @@ for cell, stateful in cells:
     r = train_model(pieces, [str(i) for i in range(8)], cfg, tcfg, sys.argv[1] + "/" + cell, tensorboard=False,
                     verbose=0)
     assert math.isfinite(r.metrics["val_nll"]) and r.metrics["keras_backend"] == sys.argv[2], r.metrics
+    assert r.metrics["state_carried"] == (stateful and sys.argv[2] != "jax"), r.metrics
 print("ok")
 """
 

@@ -396,7 +396,7 @@ def _save_figure(fig, path: Path) -> Path:
 
 
 def cli_evaluate(args) -> int:
-    """Handler for ``musicgen evaluate`` (flags in ``cli._add_evaluate``): table to stdout, files only on request."""
+    """Handler for ``musicgen evaluate`` (flags in ``cli_parsers.add_evaluate``): table to stdout, files only on request."""
     from musicgen.bundle import write_bundle_file
 
     result = evaluate(args.model, args.corpus_dir, split=args.split, num_samples=args.num_samples,

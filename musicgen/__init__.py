@@ -14,7 +14,7 @@ _LAZY = {
     "TokenizerConfig": "musicgen.config",
     "ModelConfig": "musicgen.config",
     "TrainConfig": "musicgen.config",
-    "SampleConfig": "musicgen.config",
+    "SampleConfig": "musicgen.config_sample",
     "Note": "musicgen.midi_io",
     "read_notes": "musicgen.reader",
     "ingest": "musicgen.corpus",

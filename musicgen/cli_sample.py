@@ -79,7 +79,7 @@ def add_sample_options(parser) -> None:
 
 def sample_config(args):
     """``musicgen sample``'s flags → ``SampleConfig`` (bad values: ``UsageError`` naming the field or flag)."""
-    from musicgen.config import SampleConfig
+    from musicgen.config_sample import SampleConfig
     from musicgen.controls import parse_density, parse_instruments
 
     fields = ("length", "seconds", "temperature", "top_k", "top_p", "seed", "num_samples", "keep_primer",

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgen import __version__
-from musicgen.config import MAX_LENGTH, SampleConfig
+from musicgen.config_sample import MAX_LENGTH, SampleConfig
 from musicgen.meter import key_name, parse_key
 from musicgen.errors import BundleError, IngestError, UsageError
 from musicgen.midi_io import DRUMS, MIDI_SUFFIXES

@@ -78,7 +78,7 @@ class Request:
 
     def sample_config(self, tempo: float | None = None):
         """The ``SampleConfig`` of this request (``tempo``: the request's, else the primer's), one sample."""
-        from musicgen.config import SampleConfig
+        from musicgen.config_sample import SampleConfig
 
         return SampleConfig(length=self.length, seconds=self.seconds, temperature=self.temperature, top_p=self.top_p,
                             top_k=self.top_k, seed=self.seed, keep_primer=self.keep_primer, tempo=tempo,

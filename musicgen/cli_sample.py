@@ -20,7 +20,7 @@ def add_knob_options(parser) -> None:
 
 def add_sample_options(parser) -> None:
     """Declare every ``musicgen sample`` option on ``parser``: one per ``SampleConfig`` field (``--FIELD-NAME``,
-    ``--no-FIELD-NAME`` for a False boolean; ``generate.regenerate_command`` writes them back), plus ``--model``,
+    ``--no-FIELD-NAME`` for a False boolean; ``sidecar.regenerate_command`` writes them back), plus ``--model``,
     ``--primer``, ``-o`` and render's ``--wav/--png/…`` group."""
     parser.add_argument("--model", default="trained/default", help="bundle folder")
     parser.add_argument("--length", type=int, default=None,

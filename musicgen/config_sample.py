@@ -24,7 +24,7 @@ class SampleConfig(_JsonConfig):
     """Every setting of one ``musicgen sample`` call: how events are drawn, masked, steered and written.
 
     ``to_dict()`` is the sidecar's ``settings`` (with ``pitch_range``, ``instruments`` and ``density`` as lists) and
-    ``generate.regenerate_command`` turns one back into the command line. Validation names the field and the value.
+    ``sidecar.regenerate_command`` turns one back into the command line. Validation names the field and the value.
 
     Args:
         length: events to generate per sample, primer not counted (None: 512; with ``seconds`` an upper bound, None:

@@ -15,7 +15,7 @@ _LAZY = {
     "ModelConfig": "musicgen.config",
     "TrainConfig": "musicgen.config",
     "SampleConfig": "musicgen.config_sample",
-    "Note": "musicgen.midi_io",
+    "Note": "musicgen.piece",
     "read_notes": "musicgen.reader",
     "ingest": "musicgen.corpus",
     "build_model": "musicgen.models",

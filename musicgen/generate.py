@@ -35,7 +35,8 @@ from musicgen import __version__
 from musicgen.config_sample import MAX_LENGTH, SampleConfig
 from musicgen.meter import key_name, parse_key
 from musicgen.errors import BundleError, IngestError, UsageError
-from musicgen.midi_io import DRUMS, MIDI_SUFFIXES
+from musicgen.midi_io import MIDI_SUFFIXES
+from musicgen.piece import DRUMS
 from musicgen.safeio import atomic_paths, check_output_dir
 from musicgen.sidecar import _key_and_meter, regenerate_command, written_tempo  # noqa: F401 (re-exported)
 

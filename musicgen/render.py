@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.errors import MusicgenError, UsageError
-from musicgen.midi_io import seconds_to_beats
+from musicgen.piece import seconds_to_beats
 from musicgen.safeio import atomic_path
 
 SOUNDFONT_ENV = "MUSICGEN_SOUNDFONT"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from musicgen.context import ContextTracker, context_names
-from musicgen.midi_io import DRUMS
+from musicgen.piece import DRUMS
 
 NEG_INF = np.float32(-np.inf)
 

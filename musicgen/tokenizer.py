@@ -77,7 +77,7 @@ from musicgen.event_arrays import _forward_fill, _lex_order, emit_tokens, veloci
 from musicgen.keys import piece_key
 from musicgen.meter import (TS_DENOMINATORS, meter_events, normalize_shift, normalized_bounds,  # noqa: F401
                             time_signature_of, time_signature_value, with_meter_events)
-from musicgen.midi_io import DRUMS, Note, NoteArrays, Piece
+from musicgen.piece import DRUMS, Note, NoteArrays, Piece
 from musicgen.reader import read_piece
 from musicgen.tokenizer_decode import (_BOS, _EOS, _KEY, _OFF, _ON, _PAD, _PROG, _SHIFT, _STYLE, _TSIG,  # noqa: F401
                                        _VEL, _VOICE, KINDS, N_PROGRAMS, PITCHES, TokenDecoder)

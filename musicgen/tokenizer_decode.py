@@ -13,7 +13,8 @@ import numpy as np
 from musicgen.errors import UsageError
 from musicgen.event_arrays import _forward_fill
 from musicgen.meter import normalize_shift, time_signature_of
-from musicgen.midi_io import DRUMS, Note, Piece, arrays_to_pretty_midi
+from musicgen.midi_io import arrays_to_pretty_midi
+from musicgen.piece import DRUMS, Note, Piece
 
 N_PROGRAMS = 129
 PITCHES = 128  # MIDI pitch numbers, for (instrument, pitch) keys

@@ -26,7 +26,7 @@ import numpy as np
 
 from musicgen import stats
 from musicgen.errors import UsageError
-from musicgen.midi_io import Note
+from musicgen.piece import Note
 
 ONSET_PHASES = ("onset_on_beat", "onset_on_half_beat", "onset_on_quarter_beat", "onset_off_sixteenths")
 LINE_FEATURES = ("top_line_interval", "top_line_stepwise", "bass_line_interval", "mean_pitch", "mean_log2_duration")

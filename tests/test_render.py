@@ -17,7 +17,7 @@ import pytest
 from musicgen import render
 from musicgen.cli import main
 from musicgen.errors import UsageError
-from musicgen.midi_io import seconds_to_beats
+from musicgen.piece import seconds_to_beats
 from musicgen.render import plot_piano_roll, pm_tempo_map, render_outputs, render_wav, trim_tail
 
 TIM = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # 6 MB: fast to load; any GM SoundFont would pass these tests

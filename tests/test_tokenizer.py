@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from musicgen.config import TokenizerConfig
 from musicgen.errors import ConfigError, IngestError, UsageError
-from musicgen.midi_io import Note, Piece
+from musicgen.piece import Note, Piece
 from musicgen.reader import read_piece
 from musicgen.tokenizer import Tokenizer, stretch_notes, velocity_tables
 

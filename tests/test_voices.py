@@ -8,7 +8,7 @@ import pytest
 from musicgen.cli import main
 from musicgen.config import TokenizerConfig
 from musicgen.errors import UsageError
-from musicgen.midi_io import Note
+from musicgen.piece import Note
 from musicgen.tokenizer import Tokenizer
 from musicgen.voices import (describe, ingest_voices, parse_voices, polyphony_cap, tokens_with_voices,
                              voice_stats)

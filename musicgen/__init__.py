@@ -24,7 +24,7 @@ _LAZY = {
     "load_bundle": "musicgen.bundle",
     "sample": "musicgen.generate",
     "render_wav": "musicgen.render",
-    "plot_piano_roll": "musicgen.render",
+    "plot_piano_roll": "musicgen.piano_roll",
     "show": "musicgen.notebook",
     "evaluate": "musicgen.evaluate",
 }

@@ -283,3 +283,28 @@ def notes_to_pretty_midi(notes: list[Note], qpm: float = DEFAULT_QPM, time_mode:
     return arrays_to_pretty_midi([n.pitch for n in notes], [n.start for n in notes], [n.end for n in notes],
                                  [n.velocity for n in notes], [DRUMS if n.is_drum else n.program for n in notes],
                                  qpm=qpm, time_mode=time_mode, voice=voice)
+
+
+def load_midi(midi):
+    """A ``pretty_midi.PrettyMIDI`` from itself or a path; a missing/unreadable file is a ``UsageError``.
+
+    A file pretty_midi refuses (its last tick past 1e7: a long piece at a fine resolution, as music21 writes) is read
+    by ingest's reader (symusic), rewritten at 480 ticks per quarter (``midi_io.resample_midi``) and opened again.
+    """
+    import io
+
+    import pretty_midi
+
+    if isinstance(midi, pretty_midi.PrettyMIDI):
+        return midi
+    path = Path(midi)
+    if not path.is_file():
+        raise UsageError(f"MIDI file {str(path)!r} does not exist")
+    try:
+        return pretty_midi.PrettyMIDI(str(path))
+    except Exception as exc:  # mido/pretty_midi raise many types for a bad file
+        first = exc
+    try:
+        return pretty_midi.PrettyMIDI(io.BytesIO(resample_midi(path.read_bytes())))
+    except Exception:
+        raise UsageError(f"cannot read MIDI file {str(path)!r}: {type(first).__name__}: {first}") from None

@@ -6,7 +6,7 @@ by a random 32-hex id, a file by one of ``RESULT_FILES``, and an uploaded primer
 folder by a worker process under a fixed name (only its suffix is kept, and only one of ``PRIMER_SUFFIXES``).
 
 TensorFlow is never imported: generation is ``generate.generate`` (numpy), audio ``render.render_wav``, the piano roll
-``render.plot_piano_roll`` (matplotlib's Agg canvas).
+``piano_roll.plot_piano_roll`` (matplotlib's Agg canvas).
 
 Example::
 
@@ -344,7 +344,7 @@ class Studio:
         if req.audio:
             _render_wav(midi, job.folder / "sample.wav")
         if req.roll:
-            from musicgen.render import plot_piano_roll
+            from musicgen.piano_roll import plot_piano_roll
 
             plot_piano_roll(midi, job.folder / "sample.png", width=1000, height=400, title=f"seed {sidecar['seed']}")
         job.summary = dict(id=job.id, model=req.model, seed=sidecar["seed"], events=sidecar["events"],

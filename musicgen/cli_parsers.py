@@ -123,7 +123,8 @@ def add_train(sub) -> None:
     p.add_argument("--lr", dest="learning_rate", type=float, default=None,
                    help=f"Adam's initial learning rate, halved after patience/2 epochs without validation improvement "
                         f"(default: {d.learning_rate:g}; 5e-4 with --init-from)")
-    p.add_argument("--clipnorm", type=float, default=d.clipnorm or 0.0, help="clip gradients to this global norm (0 disables)")
+    p.add_argument("--clipnorm", type=float, default=d.clipnorm or 0.0,
+                   help="clip gradients to this global norm (0 disables)")
     p.add_argument("--val-fraction", dest="val_fraction", type=float, default=d.val_fraction,
                    help="share of near-duplicate clusters held out for validation (early stopping, LR halving, "
                         "best epoch)")

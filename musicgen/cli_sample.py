@@ -9,7 +9,8 @@ import argparse
 
 
 def add_knob_options(parser) -> None:
-    """``--temperature``, ``--top-k``, ``--top-p``: the logit filters ``musicgen sample`` and ``musicgen live`` share."""
+    """``--temperature``, ``--top-k``, ``--top-p``: the logit filters ``musicgen sample`` and ``musicgen live``
+    share."""
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="> 0; < 1 is more conservative (likely events), > 1 more adventurous")
     parser.add_argument("--top-k", type=int, default=0, help="sample only among the K most likely events (0 = all)")

@@ -19,7 +19,8 @@ TIME_MODES = ("beat", "seconds")
 MAX_VOICES = 64  # largest TokenizerConfig.voices
 MAX_STYLES = 256  # most TokenizerConfig.styles
 KEY_MODES = ("", "token", "normalize")  # TokenizerConfig.key: off, KEY event with notes as written, notes on C
-SPLIT_VERSION = 3  # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster, drawn from the music
+# TrainConfig.split_version of new runs: three-way split by near-duplicate cluster, drawn from the music
+SPLIT_VERSION = 3
 ALGORITHMS = ("bptt", "rtrl")  # TrainConfig.algorithm
 
 

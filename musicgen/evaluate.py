@@ -10,10 +10,11 @@ its samples look like. Runs on numpy: TensorFlow and Keras are never imported.
 3. **Baselines** (``musicgen.baselines``): add-one unigram and interpolated Kneser-Ney, fit on the training pieces at
    every transposition the model trained on; the Kneser-Ney order and discount are chosen on the valid part
    (``baselines=False`` skips them).
-4. **Samples**, drawn once per set in ``sets`` (default both, ``SAMPLING``): ``raw`` is the model's own distribution (temperature 1, no
-   top-k/top-p, EOS allowed, no note-consistency masks, no forced NOTE_OFF; only PAD and BOS are never drawn) and
-   ``rules`` the default ``musicgen sample`` settings. Each is compared with the evaluated pieces: musical statistics
-   (``musicgen.stats``), memorization (``musicgen.memorization``) and a two-sample classifier (``musicgen.twosample``).
+4. **Samples**, drawn once per set in ``sets`` (default both, ``SAMPLING``): ``raw`` is the model's own distribution
+   (temperature 1, no top-k/top-p, EOS allowed, no note-consistency masks, no forced NOTE_OFF; only PAD and BOS are
+   never drawn) and ``rules`` the default ``musicgen sample`` settings. Each is compared with the evaluated pieces:
+   musical statistics (``musicgen.stats``), memorization (``musicgen.memorization``) and a two-sample classifier
+   (``musicgen.twosample``).
 
 The table, JSON and plots of a result are made in ``musicgen.evaluate_report`` (re-exported here).
 Nothing is written unless asked: ``--json PATH`` writes the report, ``--save`` writes MODEL/evaluation.json and
@@ -203,7 +204,8 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
 
 
 def cli_evaluate(args) -> int:
-    """Handler for ``musicgen evaluate`` (flags in ``cli_parsers.add_evaluate``): table to stdout, files only on request."""
+    """Handler for ``musicgen evaluate`` (flags in ``cli_parsers.add_evaluate``): table to stdout, files only on
+    request."""
     from musicgen.bundle import write_bundle_file
 
     result = evaluate(args.model, args.corpus_dir, split=args.split, num_samples=args.num_samples,

@@ -258,7 +258,8 @@ def live_style(bundle, name: str | None) -> int | None:
     names = bundle.tokenizer.config.styles
     if not names:
         if name is not None:
-            raise UsageError(f"--style: the bundle {str(bundle.path)!r} was trained without --styles; leave --style out")
+            raise UsageError(f"--style: the bundle {str(bundle.path)!r} was trained without --styles; "
+                             f"leave --style out")
         return None
     if name is not None:
         return st.parse_style(name, names)

@@ -1,4 +1,5 @@
-"""``musicgen.cli_config``: ``musicgen train``'s flags → ``(ModelConfig, TrainConfig)``, and the default bundle folder."""
+"""``musicgen.cli_config``: ``musicgen train``'s flags → ``(ModelConfig, TrainConfig)``, and the default bundle
+folder."""
 
 import argparse
 from pathlib import Path

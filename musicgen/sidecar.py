@@ -11,14 +11,13 @@ import shlex
 import numpy as np
 
 from musicgen.config_sample import SampleConfig
-from musicgen.meter import key_name
+from musicgen.meter import key_name, time_signature_of
 
 
 def _key_and_meter(tokens: np.ndarray, tok) -> dict:
     """``{"key": "D minor", "meter": "3/4", "style": "folk"}``: the first KEY, TIME_SIG and STYLE of a sample, for
     vocabularies that have them (None when the sample has none)."""
     from musicgen.styles import piece_style
-    from musicgen.tokenizer import time_signature_of
 
     out = {}
     if "STYLE" in tok.ranges:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from musicgen.config_base import _check, _JsonConfig, _positive_int
+from musicgen.config_base import MAX_VOICES, _check, _JsonConfig, _positive_int
 from musicgen.config_sample import (DEFAULT_MAX_NOTE_LENGTH, MAX_LENGTH, MAX_NUM_SAMPLES, MAX_SECONDS,  # noqa: F401
                                     MAX_TEMPO, SampleConfig)  # re-exported: their old home
 
 CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")
-MAX_VOICES = 64  # largest TokenizerConfig.voices
 MAX_STYLES = 256  # most TokenizerConfig.styles
 KEY_MODES = ("", "token", "normalize")  # TokenizerConfig.key: off, KEY event with notes as written, notes on C
 # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster, drawn from the music

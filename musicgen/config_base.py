@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from musicgen.errors import ConfigError
 
 T = TypeVar("T")
+MAX_VOICES = 64  # largest TokenizerConfig.voices (config re-exports it; a bound more than one config checks)
 
 
 def _check(cond: bool, name: str, expected: str, value: Any) -> None:

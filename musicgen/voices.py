@@ -11,8 +11,8 @@ have monophonic parts, so 1. ``auto`` is the most voices any piece uses, at most
 How: the corpus is first ingested with ``voices = N`` (``auto``: ``MAX_VOICES``) and no polyphony recorded; when the
 measured config differs, the entry packs are shared with it (the same ids: a smaller N only drops VOICE ids no
 piece uses; with meter or key, whose ranges follow VOICE, the packs are rewritten with the new ids) and ingest runs
-again with it, reusing every pack, so each file is parsed once. A rerun parses nothing but rewrites tokens.npz and the
-manifest twice.
+again with it, reusing every pack, so each
+file is parsed once. A rerun parses nothing but rewrites tokens.npz and the manifest twice.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from musicgen.config_base import MAX_VOICES, _check, _JsonConfig, _positive_int
 from musicgen.config_sample import (DEFAULT_MAX_NOTE_LENGTH, MAX_LENGTH, MAX_NUM_SAMPLES, MAX_SECONDS,  # noqa: F401
                                     MAX_TEMPO, SampleConfig)  # re-exported: their old home
+from musicgen.errors import ConfigError, UsageError  # noqa: F401 (importable from here, as before)
 
 CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.errors import IngestError
-from musicgen.midi_io import (DEFAULT_MAX_NOTES, MUSIC21_DEFAULT_VELOCITY, Piece, _build_piece, _parse_midi, _tempo_map,
-                              beats_to_seconds, symusic_meta)
+from musicgen.midi_io import DEFAULT_MAX_NOTES, MUSIC21_DEFAULT_VELOCITY, _build_piece, _parse_midi, symusic_meta
+from musicgen.piece import Piece, _tempo_map, beats_to_seconds
 
 ABC2MIDI_TIMEOUT_S = 60
 ABC2MIDI_FLAGS = ("-NGUI", "-NGRA", "-NFER", "-silent")  # no guitar-chord accompaniment, grace notes, fermatas

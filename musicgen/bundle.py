@@ -87,7 +87,8 @@ class Bundle:
 
 
 def save_bundle(out_dir: str | Path, *, model, model_config: ModelConfig, train_config: TrainConfig,
-                tokenizer_config: TokenizerConfig, metrics: dict, history_csv: str | Path | None = None, start_state: list | None = None) -> Path:
+                tokenizer_config: TokenizerConfig, metrics: dict, history_csv: str | Path | None = None,
+                start_state: list | None = None) -> Path:
     """Write a bundle folder atomically and return its path.
 
     Entries already in ``out_dir`` that are not bundle files (e.g. a training run's ``checkpoints/`` or ``logs/``)

@@ -9,7 +9,8 @@ import argparse
 
 
 def add_knob_options(parser) -> None:
-    """``--temperature``, ``--top-k``, ``--top-p``: the logit filters ``musicgen sample`` and ``musicgen live`` share."""
+    """``--temperature``, ``--top-k``, ``--top-p``: the logit filters ``musicgen sample`` and ``musicgen live``
+    share."""
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="> 0; < 1 is more conservative (likely events), > 1 more adventurous")
     parser.add_argument("--top-k", type=int, default=0, help="sample only among the K most likely events (0 = all)")
@@ -20,7 +21,7 @@ def add_knob_options(parser) -> None:
 
 def add_sample_options(parser) -> None:
     """Declare every ``musicgen sample`` option on ``parser``: one per ``SampleConfig`` field (``--FIELD-NAME``,
-    ``--no-FIELD-NAME`` for a False boolean; ``generate.regenerate_command`` writes them back), plus ``--model``,
+    ``--no-FIELD-NAME`` for a False boolean; ``sidecar.regenerate_command`` writes them back), plus ``--model``,
     ``--primer``, ``-o`` and render's ``--wav/--png/…`` group."""
     parser.add_argument("--model", default="trained/default", help="bundle folder")
     parser.add_argument("--length", type=int, default=None,
@@ -83,7 +84,7 @@ def add_sample_options(parser) -> None:
 
 def sample_config(args):
     """``musicgen sample``'s flags → ``SampleConfig`` (bad values: ``UsageError`` naming the field or flag)."""
-    from musicgen.config import SampleConfig
+    from musicgen.config_sample import SampleConfig
     from musicgen.controls import parse_density, parse_instruments
 
     fields = ("length", "seconds", "temperature", "top_k", "top_p", "seed", "num_samples", "keep_primer",

@@ -1,8 +1,9 @@
 """Context features: the metric position, key and style in force after each token, as small integers the model embeds.
 
-With ``TokenizerConfig.meter``, ``TokenizerConfig.key`` and/or ``TokenizerConfig.styles`` the model gets, beside each token, the context *after*
-that token (where the next event happens); ``ModelConfig.context`` holds the feature sizes (``context_sizes``), and
-``models.build_model`` adds one embedding per feature to the token embedding. Value 0 of every feature is "unknown".
+With ``TokenizerConfig.meter``, ``TokenizerConfig.key`` and/or ``TokenizerConfig.styles`` the model gets, beside
+each token, the context *after* that token (where the next event happens); ``ModelConfig.context`` holds the feature
+sizes (``context_sizes``), and ``models.build_model`` adds one embedding per feature to the token embedding. Value 0 of
+every feature is "unknown".
 
 Features, in this order (``context_names`` / ``context_sizes``)::
 
@@ -21,8 +22,9 @@ ceil(beats * Q / den)`` and bar start ``= (p * den) % (Q * num) == 0``; when ``Q
 covers a beat shorter than a step or not a whole number of steps (e.g. /16 at 2 steps per quarter: every step is a
 beat start). Before the first TIME_SIG of a piece, and before the first BOS of a token array that starts mid-piece
 without a TIME_SIG, the three meter features are 0. The key feature is 1 + the latest KEY value of the current piece,
-or 0; the style feature likewise from the latest STYLE. BOS resets everything (the features after BOS are all 0); EOS changes nothing (the next BOS resets). Choices
-the spec left open: EOS does not reset; a token array is its own clock (time 0 at its first token).
+or 0; the style feature likewise from the latest STYLE. BOS resets everything (the features after BOS are all 0);
+EOS changes nothing (the next BOS resets). Choices the spec left open: EOS does not reset; a token array is its own
+clock (time 0 at its first token).
 
 Key names (``--key``) live in ``musicgen.meter``: ``parse_key("D minor") == 14``, ``key_name(14) == "D minor"``.
 

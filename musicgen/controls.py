@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from musicgen.errors import UsageError
-from musicgen.midi_io import DRUMS
+from musicgen.piece import DRUMS
 
 DEFAULT_KEY_STRENGTH = 2.0  # nats against each out-of-scale NOTE_ON, when --key-strength is not given
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10, 11)}  # minor: natural + leading tone

@@ -136,7 +136,8 @@ class StreamBatches:
 
     def epoch_arrays(self, epoch: int) -> tuple:
         """``(inputs, targets, weights)`` of shape ``(batch_size, steps_per_epoch * bptt)`` for ``epoch``; with
-        ``features`` the inputs are ``(tokens, context)``, context of shape ``(batch_size, steps_per_epoch * bptt, F)``."""
+        ``features`` the inputs are ``(tokens, context)``, context of shape
+        ``(batch_size, steps_per_epoch * bptt, F)``."""
         stream, context = self._stream(epoch)
         width = self.steps_per_epoch * self.bptt
         inputs = np.full((self.batch_size, width), self.pad_id, dtype=np.int32)

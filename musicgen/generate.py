@@ -3,7 +3,8 @@
 Runs on numpy and pretty_midi alone (TensorFlow, Keras, music21 and matplotlib are never imported unless a primer is a
 score file or ``--png`` is asked for). The sampling itself is ``sampler.sample_tokens``; this module validates the
 settings, loads the bundle and the primer, decodes the tokens and writes the files (atomically, only after every
-sample has been made, so nothing is written on failure).
+sample has been made, so nothing is written on failure). What each sidecar says about its sample (key, meter, style,
+written tempo, the command that regenerates it) is ``musicgen.sidecar``.
 
 BLAS runs on one thread while sampling (threadpoolctl): the step matmuls are small, and on a shared 2-core machine a
 second OpenBLAS thread spin-waiting for a busy core made a batch of 64 ten times slower (benchmarks/RESULTS.md).
@@ -18,13 +19,11 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import math
 import os
 import secrets
-import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,11 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from musicgen import __version__
-from musicgen.config import MAX_LENGTH, SampleConfig
+from musicgen.config_sample import MAX_LENGTH, SampleConfig
 from musicgen.meter import key_name, parse_key
 from musicgen.errors import BundleError, IngestError, UsageError
-from musicgen.midi_io import DRUMS, MIDI_SUFFIXES
+from musicgen.midi_io import MIDI_SUFFIXES
+from musicgen.piece import DRUMS
 from musicgen.safeio import atomic_paths, check_output_dir
+from musicgen.sidecar import _key_and_meter, regenerate_command, written_tempo  # noqa: F401 (re-exported)
 
 DEFAULT_MODEL = "trained/default"
 EVENTS_PER_STEP_CAP = 8  # with --seconds and no --length: at most this many events per grid step
@@ -300,68 +301,6 @@ def _steering(config: SampleConfig, tok, step_seconds: float, key_value: int | N
     strength = DEFAULT_KEY_STRENGTH if config.key_strength is None else config.key_strength
     return Steering(tok, config.num_samples, density=config.density, step_seconds=step_seconds,
                     key=key_value if bias_key else None, key_strength=strength)
-
-
-def _key_and_meter(tokens: np.ndarray, tok) -> dict:
-    """``{"key": "D minor", "meter": "3/4", "style": "folk"}``: the first KEY, TIME_SIG and STYLE of a sample, for
-    vocabularies that have them (None when the sample has none)."""
-    from musicgen.styles import piece_style
-    from musicgen.tokenizer import time_signature_of
-
-    out = {}
-    if "STYLE" in tok.ranges:
-        style = piece_style(tokens, tok)
-        out["style"] = None if style is None else tok.config.styles[style]
-    for name in ("KEY", "TIME_SIG"):
-        if name in tok.ranges:
-            first, size = tok.ranges[name]
-            hits = tokens[(tokens >= first) & (tokens < first + size)]
-            value = int(hits[0]) - first if hits.size else None
-            if name == "KEY":
-                out["key"] = None if value is None else key_name(value)
-            else:
-                out["meter"] = None if value is None else "{}/{}".format(*time_signature_of(value))
-    return out
-
-
-def written_tempo(midi) -> float:
-    """The first tempo of ``midi`` as its MIDI file holds it (whole microseconds per quarter), in quarter notes per
-    minute to 3 decimals: ``settings.tempo`` unless it was clamped to what a file can hold (or lowered so the last
-    tick fits, see ``midi_io.arrays_to_pretty_midi``)."""
-    qpm = float(midi.get_tempo_changes()[1][0])
-    return round(60e6 / int(60e6 / qpm), 3)
-
-
-_ALWAYS = ("seed", "length", "temperature", "top_k", "top_p", "num_samples", "tempo")  # written even at defaults
-
-
-def regenerate_command(model_path, config: SampleConfig, primer: str | None = None) -> str:
-    """The ``musicgen sample`` command line that makes ``config``'s samples again (pick one by index from a batch).
-
-    ``config`` should be the config as used (seed, length and tempo resolved; for a key-mode bundle, ``key`` the
-    sample's own key: with the same seed it draws the same events). Fields at their defaults are left out, except
-    the seed, length, temperature, top-k/top-p, sample count and tempo.
-    """
-    default = SampleConfig()
-    parts = ["musicgen", "sample", "--model", str(model_path)]
-    for f in dataclasses.fields(SampleConfig):
-        value = getattr(config, f.name)
-        if f.name not in _ALWAYS and value == getattr(default, f.name) or value is None:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + flag[2:])
-        elif f.name == "pitch_range":
-            parts += [flag, str(value[0]), str(value[1])]
-        elif f.name == "instruments":
-            parts += [flag, ",".join(map(str, value))]
-        elif f.name == "density":
-            parts += [flag, f"{value[0]!r}..{value[1]!r}"]
-        else:
-            parts += [flag, repr(value) if isinstance(value, float) else str(value)]
-    if primer:
-        parts += ["--primer", primer]
-    return shlex.join(parts)
 
 
 def sample(bundle_or_path=None, length: int | None = None, temperature: float = 1.0, top_k: int = 0,

@@ -117,7 +117,15 @@ class LiveSettings:
 
 class PlayedNote(NamedTuple):
     """A note the player played: ``start``/``end`` in seconds on the session clock, ``program`` from the channel's
-    last program change, ``is_drum`` for channel 10."""
+    last program change, ``is_drum`` for channel 10.
+
+    Why not ``musicgen.piece.Note``, which has the same first six fields: the meaning differs. A played note's times
+    are seconds on the running session clock (not quarter notes or seconds from a piece's start; ``phrase_primer``
+    rebases them to the first onset and converts them at ``--bpm``); it may have ``end == start`` (released at the
+    instant it was pressed: ``PhraseRecorder`` keeps it, the tokenizer's grid gives it one step), which ``Note``
+    refuses; and it has no voice (the player is one part: voice 0). It is recorded in the MIDI input loop, so it is
+    a plain tuple that checks nothing.
+    """
 
     pitch: int
     start: float
@@ -250,7 +258,8 @@ def live_style(bundle, name: str | None) -> int | None:
     names = bundle.tokenizer.config.styles
     if not names:
         if name is not None:
-            raise UsageError(f"--style: the bundle {str(bundle.path)!r} was trained without --styles; leave --style out")
+            raise UsageError(f"--style: the bundle {str(bundle.path)!r} was trained without --styles; "
+                             f"leave --style out")
         return None
     if name is not None:
         return st.parse_style(name, names)

@@ -207,7 +207,8 @@ def parse_key(name: str) -> int:
 
 
 def key_name(value: int) -> str:
-    """A KEY value (0..23) → ``"<tonic> major|minor"`` with pretty_midi's tonic names (``key_name(14) == "D minor"``)."""
+    """A KEY value (0..23) → ``"<tonic> major|minor"`` with pretty_midi's tonic names
+    (``key_name(14) == "D minor"``)."""
     if not (isinstance(value, (int, np.integer)) and 0 <= value < 24):
         raise UsageError(f"key value: expected an integer in [0, 24), got {value!r}")
     return f"{TONICS[int(value) % 12]} {'minor' if value >= 12 else 'major'}"

@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 
 from musicgen.errors import UsageError
-from musicgen.render import plot_piano_roll, render_wav
+from musicgen.piano_roll import plot_piano_roll
+from musicgen.render import render_wav
 
 
 def show(midi, *, title: str | None = None, audio: bool = True, sample_rate: int = 22050, soundfont=None,

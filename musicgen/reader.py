@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from musicgen.errors import IngestError
-from musicgen.midi_io import DEFAULT_MAX_NOTES, MIDI_SUFFIXES, Note, Piece, check_time_mode, read_midi
+from musicgen.midi_io import DEFAULT_MAX_NOTES, MIDI_SUFFIXES, read_midi
+from musicgen.piece import Note, Piece, check_time_mode
 from musicgen.scores import MUSIC21_SUFFIXES, ScorePiece, read_score_pieces
 
 MUSIC_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES

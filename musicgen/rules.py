@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from musicgen.context import ContextTracker, context_names
-from musicgen.midi_io import DRUMS
+from musicgen.piece import DRUMS
 
 NEG_INF = np.float32(-np.inf)
 
@@ -274,9 +274,9 @@ class EventRules:
         """Update the state with the events just emitted, shape (B,); returns the tokens actually kept.
 
         Streams already done get PAD; a NOTE_OFF of a silent pitch or a NOTE_ON of a sounding one (possible in a
-        primer) leaves the note count right. With ``limit_steps``, a TIME_SHIFT that reaches the limit is shortened to end
-        exactly on it and finishes its stream; an EOS finishes its stream too (and is written as PAD: the notes still
-        sounding are closed by ``closing_tokens``).
+        primer) leaves the note count right. With ``limit_steps``, a TIME_SHIFT that reaches the limit is shortened
+        to end exactly on it and finishes its stream; an EOS finishes its stream too (and is written as PAD: the notes
+        still sounding are closed by ``closing_tokens``).
         """
         tokens = np.where(self.done, self.pad_id, tokens)
         kind, value = self.kind[tokens], self.value[tokens]

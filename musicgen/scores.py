@@ -23,8 +23,9 @@ from typing import NamedTuple
 import numpy as np
 
 from musicgen.errors import IngestError
-from musicgen.midi_io import (DEFAULT_MAX_NOTES, MAX_SCORE_BYTES, MUSIC21_DEFAULT_VELOCITY, Piece,
-                              _build_piece, _check_size, _first_line, _tempo_map, beats_to_seconds)
+from musicgen.midi_io import (DEFAULT_MAX_NOTES, MAX_SCORE_BYTES, MUSIC21_DEFAULT_VELOCITY, _build_piece, _check_size,
+                              _first_line)
+from musicgen.piece import Piece, _tempo_map, beats_to_seconds
 from musicgen.safeio import TimeLimitExceeded, time_limit
 
 MUSIC21_SUFFIXES = (".mxl", ".musicxml", ".xml", ".abc", ".krn")

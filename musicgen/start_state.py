@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from musicgen.errors import BundleError
-from musicgen.midi_io import DRUMS
+from musicgen.piece import DRUMS
 
 START_STATE = "start_state.npz"
 TAIL_EVENTS = 512  # events of each piece fed before its EOS: enough to forget the zero state they start from

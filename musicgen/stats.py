@@ -1,7 +1,7 @@
 """Musical statistics of note lists and set-to-set comparison (mgeval style).
 
 Notes are any objects with ``pitch``, ``start``, ``end``, ``velocity``, ``program``, ``is_drum`` (e.g.
-``musicgen.midi_io.Note``); times are in **beats** (quarter notes) in beat mode and seconds in seconds mode, so
+``musicgen.piece.Note``); times are in **beats** (quarter notes) in beat mode and seconds in seconds mode, so
 "per beat" reads "per second" there. Pitch statistics (range, pitch classes, scale, polyphony) skip drum notes;
 rhythm statistics (notes per beat, inter-onset intervals) use every note. A statistic with nothing to measure
 (no pitched notes, one onset) is ``nan``; histograms are then all zeros.

@@ -6,7 +6,7 @@ by a random 32-hex id, a file by one of ``RESULT_FILES``, and an uploaded primer
 folder by a worker process under a fixed name (only its suffix is kept, and only one of ``PRIMER_SUFFIXES``).
 
 TensorFlow is never imported: generation is ``generate.generate`` (numpy), audio ``render.render_wav``, the piano roll
-``render.plot_piano_roll`` (matplotlib's Agg canvas).
+``piano_roll.plot_piano_roll`` (matplotlib's Agg canvas).
 
 Example::
 
@@ -78,7 +78,7 @@ class Request:
 
     def sample_config(self, tempo: float | None = None):
         """The ``SampleConfig`` of this request (``tempo``: the request's, else the primer's), one sample."""
-        from musicgen.config import SampleConfig
+        from musicgen.config_sample import SampleConfig
 
         return SampleConfig(length=self.length, seconds=self.seconds, temperature=self.temperature, top_p=self.top_p,
                             top_k=self.top_k, seed=self.seed, keep_primer=self.keep_primer, tempo=tempo,
@@ -344,7 +344,7 @@ class Studio:
         if req.audio:
             _render_wav(midi, job.folder / "sample.wav")
         if req.roll:
-            from musicgen.render import plot_piano_roll
+            from musicgen.piano_roll import plot_piano_roll
 
             plot_piano_roll(midi, job.folder / "sample.png", width=1000, height=400, title=f"seed {sidecar['seed']}")
         job.summary = dict(id=job.id, model=req.model, seed=sidecar["seed"], events=sidecar["events"],

@@ -1,10 +1,11 @@
 """Styles in one model: each top-level subfolder of a corpus is a style, named by a STYLE event after BOS.
 
 ``musicgen ingest DIR --styles`` / ``musicgen train DIR --styles`` take the top-level subfolders of DIR that hold music
-files as the styles (``corpus_cli.find_styles``: sorted names, recorded as ``TokenizerConfig.styles``); every piece gets the
-STYLE event of its folder right after BOS (``BOS STYLE KEY TIME_SIG …``, see ``musicgen.tokenizer``) and the model a
-``style`` context feature (1 + style index, 0 unknown; ``musicgen.context``), so it conditions on the style at every
-step, not only through its memory of the STYLE event. A music file directly in DIR has no style: an error naming it.
+files as the styles (``corpus_cli.find_styles``: sorted names, recorded as ``TokenizerConfig.styles``); every piece
+gets the STYLE event of its folder right after BOS (``BOS STYLE KEY TIME_SIG …``, see ``musicgen.tokenizer``) and the
+model a ``style`` context feature (1 + style index, 0 unknown; ``musicgen.context``), so it conditions on the style at
+every step, not only through its memory of the STYLE event. A music file directly in DIR has no style: an error naming
+it.
 
 Caching: a styled piece's cache key is its content hash plus ``@<style name>`` (``styled_key``), so a file moved to
 another style folder is tokenized again, and one file copied into two style folders is two pieces (one per style;

@@ -59,6 +59,9 @@ that voice, program and pitch) is ignored, a NOTE_ON of a pitch already sounding
 closed at its own step (by a NOTE_OFF or a repeated NOTE_ON) is dropped, and notes still sounding at the end are closed
 at the last step (given one step if they start there). Decoded notes never overlap in one (voice, program, pitch), so
 ``decode_notes(encode_notes(decode_notes(t))) == decode_notes(t)``.
+
+The decoding methods live in ``musicgen.tokenizer_decode`` (``TokenDecoder``, a base class of ``Tokenizer``) with the
+event kinds; this module builds the range table, encodes and transposes.
 """
 
 from __future__ import annotations
@@ -74,21 +77,18 @@ from musicgen.event_arrays import _forward_fill, _lex_order, emit_tokens, veloci
 from musicgen.keys import piece_key
 from musicgen.meter import (TS_DENOMINATORS, meter_events, normalize_shift, normalized_bounds,  # noqa: F401
                             time_signature_of, time_signature_value, with_meter_events)
-from musicgen.midi_io import DRUMS, Note, NoteArrays, Piece, arrays_to_pretty_midi
+from musicgen.piece import DRUMS, Note, NoteArrays, Piece
 from musicgen.reader import read_piece
+from musicgen.tokenizer_decode import (_BOS, _EOS, _KEY, _OFF, _ON, _PAD, _PROG, _SHIFT, _STYLE, _TSIG,  # noqa: F401
+                                       _VEL, _VOICE, KINDS, N_PROGRAMS, PITCHES, TokenDecoder)
 
-N_PROGRAMS = 129
-PITCHES = 128  # MIDI pitch numbers, for (instrument, pitch) keys
-_PAD, _BOS, _EOS, _ON, _OFF, _SHIFT, _VEL, _PROG, _VOICE, _TSIG, _KEY, _STYLE = range(12)
-KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM", "VOICE", "TIME_SIG", "KEY",
-         "STYLE")
 # TIME_SIG value = (numerator - 1) * 4 + index of the denominator in TS_DENOMINATORS = (2, 4, 8, 16); numerators 1..16
 TS_VALUES = 16 * len(TS_DENOMINATORS)
 KEY_VALUES = 24
 DEFAULT_MAX_TOKENS = 20_000_000
 
 
-class Tokenizer:
+class Tokenizer(TokenDecoder):
     """Event vocabulary for one ``TokenizerConfig``.
 
     Args:
@@ -302,111 +302,6 @@ class Tokenizer:
         order = _lex_order(ev_pitch, ev_inst, ev_on, ev_voice, ev_note, ev_time, ev_seg)
         return emit_tokens(self, *(a[order] for a in (ev_seg, ev_time, ev_on, ev_inst, ev_pitch, ev_bin, ev_voice,
                                                       ev_note)), n_segments, keys)
-
-    # ---- decode --------------------------------------------------------------------------------------------
-    def _check_ids(self, tokens) -> np.ndarray:
-        t = np.asarray(tokens)
-        if t.size and not np.issubdtype(t.dtype, np.integer):
-            raise UsageError(f"tokens: expected integer ids, got dtype {t.dtype}")
-        t = t.astype(np.int64).ravel()
-        if t.size and (t.min() < 0 or t.max() >= self.vocab_size):
-            bad = t[(t < 0) | (t >= self.vocab_size)][0]
-            raise UsageError(f"tokens: id {bad} is outside [0, {self.vocab_size})")
-        return t
-
-    def _instrument_of(self, t: np.ndarray) -> np.ndarray:
-        kind = self._kind[t]
-        return _forward_fill(kind == _PROG, self._value[t], 0)
-
-    def decode_arrays(self, tokens) -> dict[str, np.ndarray]:
-        """Tokens → note arrays sorted by (start, pitch, instrument, voice): ``pitch``, ``start``, ``end`` (grid
-        steps, int64), ``velocity``, ``instrument`` (program, 128 = drums), ``voice`` (0 without VOICE events), each
-        shape (n,). Total; see the module doc."""
-        t = self._check_ids(tokens)
-        eos = np.flatnonzero(t == self.eos_id)
-        if eos.size:
-            t = t[:eos[0]]
-        kind, value = self._kind[t], self._value[t]
-        time = np.cumsum(np.where(kind == _SHIFT, value, 0))
-        final = int(time[-1]) if time.size else 0
-        inst = _forward_fill(kind == _PROG, value, 0)
-        voice = _forward_fill(kind == _VOICE, value, 0)
-        default_v = self.default_velocity
-        vel = _forward_fill(kind == _VEL, self._bin_to_vel[np.where(kind == _VEL, value, 0)], default_v)
-        pos = np.flatnonzero((kind == _ON) | (kind == _OFF))
-        key = (voice[pos] * N_PROGRAMS + inst[pos]) * PITCHES + value[pos]
-        order = np.argsort(key, kind="stable")
-        pos, key = pos[order], key[order]
-        is_on, tm = kind[pos] == _ON, time[pos]
-        next_same = np.append(key[1:] == key[:-1], False)
-        end = np.where(next_same, np.append(tm[1:], 0), final)
-        zero = end <= tm  # closed at its own step (dropped) or still sounding at the very end (one step)
-        keep = is_on & ~(zero & next_same)
-        end = np.where(zero, tm + 1, end)
-        pos, start, end = pos[keep], tm[keep], end[keep]
-        pitch = value[pos]
-        if self.config.key == "normalize":  # back from C to the key of the first KEY event (none: C)
-            key = self._first_key(kind, value)
-            pitch = pitch - np.where(inst[pos] == DRUMS, 0, normalize_shift(0 if key is None else key % 12))
-            fits = (pitch >= self.config.min_pitch) & (pitch <= self.config.max_pitch)
-            pos, start, end, pitch = pos[fits], start[fits], end[fits], pitch[fits]
-        out = dict(pitch=pitch, start=start, end=end, velocity=vel[pos], instrument=inst[pos], voice=voice[pos])
-        order = np.lexsort((out["voice"], out["instrument"], out["pitch"], out["start"]))
-        return {k: v[order] for k, v in out.items()}
-
-    @staticmethod
-    def _first_key(kind: np.ndarray, value: np.ndarray) -> int | None:
-        at = np.flatnonzero(kind == _KEY)
-        return int(value[at[0]]) if at.size else None
-
-    def decode_meta(self, tokens) -> tuple[int | None, list[tuple[int, int, int]]]:
-        """``(key, meters)`` of tokens (up to the first EOS): the first KEY value (None without one; later KEY
-        events are ignored, a well-formed piece has one) and every TIME_SIG as ``(grid step, numerator,
-        denominator)`` in order. Total."""
-        t = self._check_ids(tokens)
-        eos = np.flatnonzero(t == self.eos_id)
-        t = t[:eos[0]] if eos.size else t
-        kind, value = self._kind[t], self._value[t]
-        step = np.cumsum(np.where(kind == _SHIFT, value, 0))
-        at = np.flatnonzero(kind == _TSIG)
-        return self._first_key(kind, value), [(int(step[i]), *time_signature_of(int(value[i]))) for i in at]
-
-    def decode_piece(self, tokens, qpm: float = 120.0) -> Piece:
-        """Tokens → ``Piece`` with notes (``decode_notes``), meters (TIME_SIG events, times in this tokenizer's
-        unit) and key (the first KEY event, else None); ``encode`` of it gives back well-formed tokens. Total."""
-        key, meters = self.decode_meta(tokens)
-        times = self.from_steps([m[0] for m in meters]).tolist()
-        return Piece(self.decode_notes(tokens), qpm, self.config.time_mode, key=key,
-                     meters=[(t, n, d) for t, (_, n, d) in zip(times, meters)])
-
-    def decode_notes(self, tokens) -> list[Note]:
-        """Tokens → ``Note`` list (times in quarter notes or seconds), sorted by (start, pitch, instrument, voice).
-        Total."""
-        a = self.decode_arrays(tokens)
-        start, end = self.from_steps(a["start"]).tolist(), self.from_steps(a["end"]).tolist()
-        return [Note(p, s, e, v, 0 if i == DRUMS else i, i == DRUMS, k) for p, s, e, v, i, k in
-                zip(a["pitch"].tolist(), start, end, a["velocity"].tolist(), a["instrument"].tolist(),
-                    a["voice"].tolist())]
-
-    def decode(self, tokens, qpm: float = 120.0):
-        """Tokens → ``pretty_midi.PrettyMIDI``; beat-mode steps are converted to seconds at ``qpm``. Total.
-
-        One instrument per program, or with voices per (voice, program) (named "<program name> (voice k)"); each
-        TIME_SIG event becomes a time signature change, the first KEY event a key signature at time 0.
-        """
-        a = self.decode_arrays(tokens)
-        key, meters = self.decode_meta(tokens)
-        c = self.config
-        if c.time_mode == "beat":
-            resolution = c.steps_per_quarter * max(1, round(480 / c.steps_per_quarter))
-        else:  # a tick divides the step at this tempo when it can
-            per_quarter = max(1, round(60.0 / (qpm * c.step_seconds)))
-            resolution = per_quarter * max(1, math.ceil(480 / per_quarter))
-        return arrays_to_pretty_midi(a["pitch"], self.from_steps(a["start"]), self.from_steps(a["end"]),
-                                     a["velocity"], a["instrument"], qpm=qpm, time_mode=c.time_mode,
-                                     resolution=resolution, voice=a["voice"] if c.voices else None,
-                                     time_signatures=[(float(self.from_steps(s)), n, d) for s, n, d in meters],
-                                     key=key)
 
     # ---- augmentation --------------------------------------------------------------------------------------
     def _pitched_notes(self, t: np.ndarray) -> np.ndarray:

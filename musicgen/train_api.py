@@ -1,6 +1,6 @@
 """``musicgen.train(corpus_dir, out=..., **options)``: ``musicgen train`` from Python, returning the bundle.
 
-The options are the command's own, parsed by the same parser (``cli._add_train``) and run by the same handler
+The options are the command's own, parsed by the same parser (``cli_parsers.add_train``) and run by the same handler
 (``trainer.cli_train``), so the two never drift apart.
 """
 

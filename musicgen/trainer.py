@@ -341,7 +341,7 @@ def format_report(metrics: dict) -> str:
 def cli_train(args) -> int:
     """``musicgen train CORPUS_DIR``: tokens (cached) → train (or resume) → bundle; prints the final report."""
     from musicgen.bundle import recover_interrupted_save, save_bundle
-    from musicgen.cli import configs_from_args, default_out  # argparse stays in cli.py
+    from musicgen.cli_config import configs_from_args, default_out
     from musicgen.corpus import tokens_for
     from musicgen.tokenizer import Tokenizer
     from musicgen.train_callbacks import STATE

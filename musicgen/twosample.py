@@ -26,7 +26,7 @@ import numpy as np
 
 from musicgen import stats
 from musicgen.errors import UsageError
-from musicgen.midi_io import Note
+from musicgen.piece import Note
 
 ONSET_PHASES = ("onset_on_beat", "onset_on_half_beat", "onset_on_quarter_beat", "onset_off_sixteenths")
 LINE_FEATURES = ("top_line_interval", "top_line_stepwise", "bass_line_interval", "mean_pitch", "mean_log2_duration")
@@ -85,9 +85,9 @@ def excerpts(tokenizer, pieces: Sequence, length: int) -> tuple[list[list[Note]]
     Returns:
         ``(notes, piece_index)``: for each excerpt, its notes from ``tokenizer.decode_notes`` with times moved to
         where they are in the piece (quarter notes or seconds from its start, so beat phases mean something), and
-        int64 (excerpts,) the index into ``pieces`` it came from. The VOICE, PROGRAM and VELOCITY in force at an excerpt's
-        start are put before it when decoding (not counted in ``length``); notes sounding when it starts are left
-        out, notes still sounding at its end are closed at its last time step.
+        int64 (excerpts,) the index into ``pieces`` it came from. The VOICE, PROGRAM and VELOCITY in force at an
+        excerpt's start are put before it when decoding (not counted in ``length``); notes sounding when it starts are
+        left out, notes still sounding at its end are closed at its last time step.
     """
     shift_first = tokenizer.ranges["TIME_SHIFT"][0]
     out, index = [], []

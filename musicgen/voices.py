@@ -1,5 +1,5 @@
-"""Voices: choose ``TokenizerConfig.voices`` (N, or ``auto``) at ingest and record the corpus's ``voice_polyphony``; count
-the training pieces' voices and draw each sample's voice cap from them.
+"""Voices: choose ``TokenizerConfig.voices`` (N, or ``auto``) at ingest and record the corpus's
+``voice_polyphony``; count the training pieces' voices and draw each sample's voice cap from them.
 
 ``musicgen ingest DIR --voices N|auto`` (and ``musicgen train DIR --voices …``) tokenize with VOICE events and then
 measure, from the tokens themselves, each piece's *voice polyphony*: the most notes one of its voices sounds at once
@@ -11,7 +11,8 @@ have monophonic parts, so 1. ``auto`` is the most voices any piece uses, at most
 
 How: the corpus is first ingested with ``voices = N`` (``auto``: ``MAX_VOICES``) and no polyphony recorded; when the
 measured config differs, the entry packs are shared with it (the same ids: a smaller N only drops VOICE ids no
-piece uses; with meter or key, whose ranges follow VOICE, the packs are rewritten with the new ids) and ingest runs again with it, reusing every pack, so each
+piece uses; with meter or key, whose ranges follow VOICE, the packs are rewritten with the new ids) and ingest runs
+again with it, reusing every pack, so each
 file is parsed once. A rerun parses nothing but rewrites tokens.npz and the manifest twice.
 
 Voices at sampling (``voice_counts``, ``draw_voice_caps``): a model trained on a corpus that is mostly four-part (the

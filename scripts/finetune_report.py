@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from musicgen import evaluate as ev
+    from musicgen.evaluate_report import write_json
     from musicgen.bundle import load_bundle
     from musicgen.safeio import atomic_write_text
 
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
         if args.forgetting and name not in forgetting:
             forgetting[name] = base_test_nll(bundle, args.base, args.forgetting)
             print(f"  NLL on the base's test pieces of {args.forgetting}: {forgetting[name]['nll_nats']:.4f}")
-    ev.write_json({"runs": {n: {"command": r[2][1:], "seconds": r[1]} for n, r in runs.items()}, "evaluations": rows,
+    write_json({"runs": {n: {"command": r[2][1:], "seconds": r[1]} for n, r in runs.items()}, "evaluations": rows,
                    "forgetting": forgetting}, saved)
     args.forgetting_rows = forgetting
     atomic_write_text(args.doc, render(args, base, runs, rows))

@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                                    else sys.argv[1:])
     print(f"wrote {write_doc(Path(args.out), markdown(report))}", file=sys.stderr)
     if args.json:
-        from musicgen.evaluate import write_json
+        from musicgen.evaluate_report import write_json
 
         write_json(report, args.json)
     return 0

@@ -92,7 +92,7 @@ def evaluating_paragraph(result: dict, command: str) -> str:
 
 def evaluation_section(result: dict, command: str) -> str:
     """trained/default/README.md: the score paragraph and the full table of ``evaluate.format_table``."""
-    from musicgen.evaluate import format_table
+    from musicgen.evaluate_report import format_table
 
     model = result["scores"]["model"]
     trained = result["model"].get("trained_val_nll")
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from musicgen import evaluate as ev
+    from musicgen import evaluate_report as report
     from musicgen.bundle import write_bundle_file
 
     command = (f"musicgen evaluate {args.model} {args.corpus} --split {args.split} --num-samples {args.num_samples} "
@@ -129,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     result = ev.evaluate(args.model, args.corpus, split=args.split, num_samples=args.num_samples,
                          sample_length=args.length, seed=args.seed, max_order=args.max_order,
                          log=lambda msg: print(f"report: {msg}", file=sys.stderr, flush=True))
-    print(ev.format_table(result))
+    print(report.format_table(result))
     if args.json:
-        ev.write_json(result, args.json)
+        report.write_json(result, args.json)
     if args.save:
-        write_bundle_file(args.model, "evaluation.json", ev.to_json(result))
+        write_bundle_file(args.model, "evaluation.json", report.to_json(result))
     from musicgen.safeio import atomic_write_text
 
     model_readme = Path(args.model_readme or Path(args.model) / "README.md")

@@ -162,3 +162,22 @@ def run_cli_without_tensorflow(args: list[str], timeout: float = 120):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": os.getcwd()})
 
+
+def note_gap_chord():
+    """A PrettyMIDI at 120 qpm: piano C4 0-1 s (velocity 100), silence, a C major triad 2-3 s (velocity 90)."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    piano = pretty_midi.Instrument(program=0)
+    piano.notes.append(pretty_midi.Note(100, 60, 0.0, 1.0))
+    piano.notes += [pretty_midi.Note(90, p, 2.0, 3.0) for p in (60, 64, 67)]
+    pm.instruments.append(piano)
+    return pm
+
+
+def png_pixels(path):
+    """(image array (h, w, channels), width, height) of a PNG file."""
+    import matplotlib.image as mpimg
+
+    image = mpimg.imread(str(path))
+    return image, image.shape[1], image.shape[0]

@@ -46,7 +46,8 @@ def test_unigram_row_by_hand_and_kneser_ney_chosen_on_valid():
     valid = [np.array(motif * 3), rng.integers(0, 10, size=30)]
     evaluated = [np.array(motif[3:] + motif * 2)]
     rows = baseline_scores(train, valid, evaluated, vocab_size=10, max_order=4, discounts=(0.5, 1.0))
-    fits = {(n, d): KneserNeyModel(order=n, vocab_size=10, discount=d).fit(train) for n in (2, 3, 4) for d in (0.5, 1.0)}
+    fits = {(n, d): KneserNeyModel(order=n, vocab_size=10, discount=d).fit(train)
+            for n in (2, 3, 4) for d in (0.5, 1.0)}
     best = min(fits, key=lambda k: fits[k].nll(valid))
     kn = rows["kneser_ney"]
     assert (kn["order"], kn["discount"]) == best

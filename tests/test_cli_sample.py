@@ -9,7 +9,7 @@ import pytest
 from musicgen.cli import build_parser, main
 from musicgen.cli_sample import sample_config
 from musicgen.config import SampleConfig
-from musicgen.generate import regenerate_command
+from musicgen.sidecar import regenerate_command
 
 EVERY_FIELD_CHANGED = SampleConfig(
     length=300, seconds=12.5, temperature=0.8, top_k=20, top_p=0.9, seed=7, num_samples=3, keep_primer=False,

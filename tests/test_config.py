@@ -2,14 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from musicgen.config import MODEL_PRESETS, ModelConfig, SampleConfig, TokenizerConfig, TrainConfig
+from musicgen.config import MODEL_PRESETS, ModelConfig, TokenizerConfig, TrainConfig
+from musicgen.config_sample import SampleConfig
 from musicgen.errors import ConfigError, UsageError
 
 
 @pytest.mark.parametrize("cfg", [
     TokenizerConfig(), TokenizerConfig.seconds(), TokenizerConfig(velocity_bins=0, programs=False),
-    ModelConfig(vocab_size=300, cell="gru"), TrainConfig(clipnorm=None, transpose=3), SampleConfig(top_k=5, top_p=0.9),
-    SampleConfig(pitch_range=(40, 80), instruments=(0, 40), density=(1.5, 3.0), key="Bb major", drums=False),
+    ModelConfig(vocab_size=300, cell="gru"), TrainConfig(clipnorm=None, transpose=3),
 ])
 def test_json_round_trip(cfg, tmp_path):
     assert type(cfg).from_json(cfg.to_json()) == cfg
@@ -28,13 +28,6 @@ def test_seconds_preset_is_performance_rnn():
     (lambda: ModelConfig(vocab_size=10, dropout=1.0), "dropout: expected a number in [0, 1), got 1.0"),
     (lambda: TrainConfig(bptt=1), "bptt: expected an integer >= 2, got 1"),
     (lambda: TrainConfig(clipnorm=-1.0), "clipnorm"),
-    (lambda: SampleConfig(temperature=0), "temperature: expected a number > 0, got 0"),
-    (lambda: SampleConfig(top_p=1.5), "top_p: expected a number in (0, 1], got 1.5"),
-    (lambda: SampleConfig(seconds=0), "seconds: expected a positive number up to 86400, got 0"),
-    (lambda: SampleConfig(pitch_range=(70, 60)), "pitch_range: expected (LO, HI) with 0 <= LO <= HI <= 127"),
-    (lambda: SampleConfig(instruments=(128,)), "instruments: expected General MIDI programs in [0, 127]"),
-    (lambda: SampleConfig(density=(3.0, 2.0)), "density: expected (LOW, HIGH) notes per second with 0 < LOW <= HIGH"),
-    (lambda: SampleConfig(key="H minor"), "--key: expected"),
     (lambda: TokenizerConfig(time_mode="bars"), "time_mode"),
     (lambda: TokenizerConfig(min_pitch=60, max_pitch=59), "max_pitch"),
 ])
@@ -80,9 +73,3 @@ def test_a_save_failing_halfway_keeps_the_old_file_whole(cfg, tmp_path, monkeypa
     monkeypatch.undo()
     assert path.read_text() == before and type(cfg).load(path) == cfg
     assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
-
-
-def test_sample_config_dict_is_the_sidecar_settings_with_lists():
-    data = SampleConfig(pitch_range=(40, 80), instruments=(0, 40), density=(1.5, 3.0)).to_dict()
-    assert (data["pitch_range"], data["instruments"], data["density"]) == ([40, 80], [0, 40], [1.5, 3.0])
-    assert SampleConfig.from_dict(data).pitch_range == (40, 80)

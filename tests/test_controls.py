@@ -113,4 +113,5 @@ def test_key_bias_raises_the_in_scale_share(tmp_path):
         shares.append(np.mean([in_scale_share([n.pitch for i in m.instruments for n in i.notes], key)
                                for m in result.midis]))
     assert shares[1] > shares[0] + 0.15 and shares[1] > 0.9, shares
-    assert result.sidecars[0]["settings"]["key"] == "D minor" and "--key-strength 2.0" in result.sidecars[0]["regenerate"]
+    sidecar = result.sidecars[0]
+    assert sidecar["settings"]["key"] == "D minor" and "--key-strength 2.0" in sidecar["regenerate"]

@@ -1,4 +1,5 @@
-"""Ingest (scan, parallel tokenize, manifest, cache reuse, damage recovery), load_tokens, and a music21 export ingested."""
+"""Ingest (scan, parallel tokenize, manifest, cache reuse, damage recovery), load_tokens, and a music21 export
+ingested."""
 
 import json
 import shutil

@@ -5,7 +5,7 @@ import pytest
 
 from musicgen.keys import (PROFILES, analyze_keys, analyze_piece_key, key_correlations, piece_key,
                            pitch_class_histograms)
-from musicgen.midi_io import Note, Piece
+from musicgen.piece import Note, Piece
 
 
 def test_weights_are_music21s():

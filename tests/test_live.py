@@ -100,6 +100,14 @@ def test_phrase_primer_counts_beats_at_the_bpm_and_continues_a_conversation():
     assert phrase_primer([], tok, 120).size == 0
 
 
+def test_a_note_released_as_it_was_pressed_gets_one_step():
+    """Why ``PlayedNote`` is not ``piece.Note``: it may have end == start (``Note`` refuses that)."""
+    tok = Tokenizer(numpy_bundle().tokenizer_config)
+    T = tok.token
+    assert phrase_primer([PlayedNote(60, 3.0, 3.0, 80)], tok, 120).tolist() == [
+        tok.bos_id, T("VELOCITY", 5), T("NOTE_ON", 60), T("TIME_SHIFT", 1), T("NOTE_OFF", 60)]
+
+
 # ---------------------------------------------------------------------------------------------------- responder
 def test_schedule_is_the_answer_in_seconds_after_the_phrase_end():
     bundle = numpy_bundle()

@@ -1,4 +1,5 @@
-"""musicgen.live_session: the listen → answer → play loop on scripted ports (no MIDI hardware), in real and fast time."""
+"""musicgen.live_session: the listen → answer → play loop on scripted ports (no MIDI hardware), in real and fast
+time."""
 
 from pathlib import Path
 

@@ -203,8 +203,10 @@ def test_controls_reach_the_sample_config_and_bad_ones_name_the_field(std):
     midi = pretty_midi.PrettyMIDI(str(job.folder / "sample.mid"))
     assert {inst.program for inst in midi.instruments if inst.notes} == {40}
     assert check_request({"key": "", "instruments": None}, ["default"]).key is None
-    for field, value, message in (("key", "H minor", "key: expected"), ("instruments", "0,999", "instruments: expected"),
-                                  ("density", "3", "density: expected LOW..HIGH"), ("key", 5, "key: expected a string")):
+    for field, value, message in (("key", "H minor", "key: expected"),
+                                  ("instruments", "0,999", "instruments: expected"),
+                                  ("density", "3", "density: expected LOW..HIGH"),
+                                  ("key", 5, "key: expected a string")):
         with pytest.raises(UsageError) as exc:
             check_request({field: value}, ["default"])
         assert str(exc.value).startswith(message), str(exc.value)

@@ -20,7 +20,7 @@ from musicgen.corpus_cli import find_styles
 from musicgen.config import ConfigError, ModelConfig, SampleConfig, TokenizerConfig
 from musicgen.context import ContextTracker, context_features, context_names, context_sizes
 from musicgen.errors import UsageError
-from musicgen.midi_io import Note, Piece
+from musicgen.piece import Note, Piece
 from musicgen.rules import NEG_INF, EventRules
 from musicgen.tokenizer import Tokenizer
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from musicgen.config import TokenizerConfig
 from musicgen.errors import ConfigError, IngestError, UsageError
-from musicgen.midi_io import Note, Piece
+from musicgen.piece import Note, Piece
 from musicgen.reader import read_piece
 from musicgen.tokenizer import Tokenizer, stretch_notes, velocity_tables
 
@@ -114,23 +114,6 @@ def test_seconds_mode_grid():
         ("TIME_SHIFT", 74), ("NOTE_ON", 64), ("TIME_SHIFT", 25), ("NOTE_OFF", 64))
     assert tuples(SECONDS.decode_notes(tokens)) == [(60, 0.0, 0.25, 78, 0, False), (64, 2.75, 3.0, 78, 0, False),
                                                     (67, 1.0, 1.01, 78, 0, False)]
-
-
-def test_decoding_rules_by_hand():
-    t = BEAT
-    tokens = [t.bos_id, t.token("NOTE_OFF", 60), t.token("NOTE_ON", 60), t.token("NOTE_ON", 60), t.pad_id,
-              t.token("TIME_SHIFT", 3), t.token("NOTE_ON", 60), t.token("TIME_SHIFT", 2), t.token("NOTE_OFF", 60),
-              t.token("NOTE_OFF", 60), t.token("NOTE_ON", 62), t.token("NOTE_OFF", 62), t.token("NOTE_ON", 64),
-              t.token("TIME_SHIFT", 5), t.token("PROGRAM", 128), t.token("VELOCITY", 32), t.token("NOTE_ON", 36),
-              t.eos_id, t.token("NOTE_ON", 70)]
-    # orphan OFFs ignored; same-step duplicate and ON+OFF at one step dropped; retrigger ends the earlier note;
-    # default velocity 80 → centre 78; 64 closed at the end (step 10); drum hit at the last step gets one step
-    assert tuples(t.decode_notes(tokens)) == [(36, 10 / 12, 11 / 12, 126, 0, True), (60, 0.0, 3 / 12, 78, 0, False),
-                                              (60, 3 / 12, 5 / 12, 78, 0, False), (64, 5 / 12, 10 / 12, 78, 0, False)]
-    assert t.decode_notes([]) == [] and t.decode_notes([t.bos_id, t.eos_id]) == []
-    for bad in ([468], [-1], [1, 2, 1000]):
-        with pytest.raises(UsageError, match="outside"):
-            t.decode(bad)
 
 
 def test_velocity_tables():

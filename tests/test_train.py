@@ -318,7 +318,7 @@ def test_cli_bad_flags_exit_2_with_one_line(flags, message, tmp_path, capsys):
 
 def test_cli_test_fraction_reaches_the_config_and_bad_values_exit_2(tmp_path, capsys):
     from musicgen.cli import build_parser, main
-    from musicgen.cli import configs_from_args
+    from musicgen.cli_config import configs_from_args
 
     args = build_parser().parse_args(["train", str(tmp_path), "--test-fraction", "0.2", "--val-fraction", "0.15"])
     _, cfg = configs_from_args(args, vocab_size=VOCAB)

@@ -43,22 +43,3 @@ def test_cli_rtrl_refusals_exit_2(flags, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "o" / "bundle.json").exists()
-
-
-@pytest.mark.parametrize("preset, units", [("tiny", 32), ("small", 128), ("medium", 256), (None, 32)])
-def test_rtrl_takes_a_presets_sizes_with_one_layer_and_no_dropout(preset, units):
-    """``--preset small --algorithm rtrl`` used to fail on the preset's 2 layers, then on its dropout."""
-    import argparse
-
-    from musicgen.config import MODEL_PRESETS
-    from musicgen.rtrl import check_budget
-    from musicgen.cli import configs_from_args
-
-    args = argparse.Namespace(preset=preset, algorithm="rtrl", cell="gru")
-    model_cfg, train_cfg = configs_from_args(args, vocab_size=40)
-    assert (model_cfg.layers, model_cfg.dropout, model_cfg.units) == (1, 0.0, units)
-    assert model_cfg.embedding_dim == MODEL_PRESETS[preset or "tiny"]["embedding_dim"]
-    if preset != "medium":
-        check_budget(model_cfg)  # RTRL accepts it
-    bptt, _ = configs_from_args(argparse.Namespace(preset=preset, algorithm="bptt", cell="gru"), vocab_size=40)
-    assert bptt.layers == MODEL_PRESETS[preset or "medium"]["layers"]  # BPTT keeps the preset as it is

@@ -9,7 +9,7 @@ import pytest
 
 from musicgen import twosample
 from musicgen.errors import UsageError
-from musicgen.midi_io import Note
+from musicgen.piece import Note
 from musicgen.tokenizer import Tokenizer
 
 TOK = Tokenizer()

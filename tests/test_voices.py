@@ -9,7 +9,7 @@ import pytest
 from musicgen.cli import main
 from musicgen.config import TokenizerConfig
 from musicgen.errors import UsageError
-from musicgen.midi_io import Note
+from musicgen.piece import Note
 from musicgen.tokenizer import Tokenizer
 from musicgen.voices import (METRIC, describe, draw_voice_caps, ingest_voices, parse_voices, piece_voices,
                              polyphony_cap, tokens_with_voices, voice_counts, voice_stats)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen import __version__
+from musicgen import __version__, voices
 from musicgen.config_sample import MAX_LENGTH, SampleConfig
 from musicgen.meter import key_name, parse_key
 from musicgen.errors import BundleError, IngestError, UsageError
@@ -178,7 +178,7 @@ def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=
 
         primer_tokens = with_style(primer_tokens, tok, int(styles[0]))
 
-    voice_caps = _voice_caps(used, bundle, primer_tokens if primer is not None else None, used.num_samples)
+    voice_caps = voices.sample_voice_caps(used, bundle, primer_tokens if primer is not None else None, used.num_samples)
     started = time.perf_counter()
     with one_blas_thread():
         model = StepModel(bundle.weights, bundle.model_config, tokenizer=tok)
@@ -252,25 +252,6 @@ def _style_setting(config: SampleConfig, bundle, primer_tokens, count: int) -> n
     if own is not None:
         return np.full(count, own, np.int64)
     return st.draw_styles(st.style_shares(bundle.metrics.get(st.METRIC), names), config.seed, count)
-
-
-def _voice_caps(config: SampleConfig, bundle, primer_tokens, count: int) -> np.ndarray | None:
-    """``--voices`` checked against the bundle → int64 (count,) voice caps (None: no cap). Without ``--voices``: a
-    primer's own voices, else ``count`` draws from the training pieces' voice counts (``voice_pieces``, recorded by
-    ``musicgen train``; a bundle without them gets no cap)."""
-    from musicgen import voices as vc
-
-    tok = bundle.tokenizer
-    if "VOICE" not in tok.ranges:
-        _usage(not config.voices, f"--voices: the bundle {str(bundle.path)!r} has no VOICE events (trained without "
-                                  f"--voices); leave --voices out")
-        return None
-    if config.voices is not None:
-        return np.full(count, config.voices, np.int64) if config.voices else None
-    own = 0 if primer_tokens is None else vc.piece_voices(primer_tokens, tok)
-    if own:
-        return np.full(count, own, np.int64)
-    return vc.draw_voice_caps((bundle.metrics or {}).get(vc.METRIC), config.seed, count)
 
 
 def _program_setting(config: SampleConfig, tok, path) -> list[int] | None:

@@ -223,3 +223,21 @@ def draw_voice_caps(counts: dict | None, seed: int, count: int) -> np.ndarray | 
     if shares.sum() <= 0:
         return None
     return values[draw_styles(shares / shares.sum(), seed, count, salt=VOICES_SALT)]
+
+
+def sample_voice_caps(config, bundle, primer_tokens, count: int) -> np.ndarray | None:
+    """``config.voices`` (a ``SampleConfig``'s, ``--voices``) checked against the bundle → int64 (count,) voice caps (None: no cap). Without ``--voices``: a
+    primer's own voices, else ``count`` draws from the training pieces' voice counts (``voice_pieces``, recorded by
+    ``musicgen train``; a bundle without them gets no cap)."""
+    tok = bundle.tokenizer
+    if "VOICE" not in tok.ranges:
+        if config.voices:
+            raise UsageError(f"--voices: the bundle {str(bundle.path)!r} has no VOICE events (trained without "
+                             f"--voices); leave --voices out")
+        return None
+    if config.voices is not None:
+        return np.full(count, config.voices, np.int64) if config.voices else None
+    own = 0 if primer_tokens is None else piece_voices(primer_tokens, tok)
+    if own:
+        return np.full(count, own, np.int64)
+    return draw_voice_caps((bundle.metrics or {}).get(METRIC), config.seed, count)

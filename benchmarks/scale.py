@@ -47,8 +47,12 @@ def _env() -> dict:
             "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
+CPU_S: dict[str, float] = {}  # CPU seconds (user + system) of the last measured child and its reaped workers
+
+
 def run_measured(argv: list[str]) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in MiB, stdout+stderr tail) of one child process."""
+    """(wall seconds, peak RSS in MiB, stdout+stderr tail) of one child process; its CPU seconds (with the worker
+    processes it reaped: ``wait4``'s usage) go to ``CPU_S["last"]``."""
     t = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
     out = proc.stdout.read().decode(errors="replace")
@@ -56,6 +60,7 @@ def run_measured(argv: list[str]) -> tuple[float, int, str]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{out[-2000:]}")
+    CPU_S["last"] = round(usage.ru_utime + usage.ru_stime, 1)
     return time.perf_counter() - t, usage.ru_maxrss // 1024, out[-400:]
 
 
@@ -89,11 +94,15 @@ def build_corpora(source: Path, sizes: list[int], work: Path) -> list[Path]:
 def ingest(corpus: Path, cache: Path, keep: bool, engine: str = "local", python: str = sys.executable) -> dict:
     if cache.exists() and not keep:
         shutil.rmtree(cache)
+    start = time.time()
     wall, rss, _ = run_measured([python, "-m", "musicgen", "ingest", str(corpus), "--out", str(cache),
                                  "--engine", engine])
     files = json.loads((cache / "manifest.json").read_text())["counts"]["files"]  # links followed, as ingest does
     index = json.loads((cache / "shards" / "index.json").read_text())
+    written = [(cache / p).stat().st_mtime for p in ("shards/index.json", "clusters.json")]
     return {"files": files, "seconds": round(wall, 1), "files_per_s": round(files / wall), "peak_rss_mib": rss,
+            "cpu_s": CPU_S["last"], "to_index_s": round(written[0] - start, 1),
+            "dedup_s": round(written[1] - written[0], 1),
             "pieces": index["pieces"], "events": index["events"], "shards": len(index["shards"]),
             "dtype": index["dtype"]}
 
@@ -143,7 +152,7 @@ print(f"DEDUP {time.perf_counter() - t:.2f} {len(groups)}")
 def dedup(cache: Path) -> dict:
     _, rss, out = run_measured([sys.executable, "-c", DEDUP, str(cache)])
     seconds, groups = re.search(r"DEDUP ([\d.]+) (\d+)", out).groups()
-    return {"seconds": float(seconds), "groups": int(groups), "peak_rss_mib": rss}
+    return {"seconds": float(seconds), "groups": int(groups), "peak_rss_mib": rss, "cpu_s": CPU_S["last"]}
 
 
 def replicate(source: Path, cache: Path, times: int) -> dict:

@@ -261,11 +261,15 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
                 outcome[fkey] = rows
         files.append(rec)
 
-    results = KnownPieces(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild)
+    def summarize(fkey: str, pieces: list[PieceResult]) -> list[dict]:  # manifest rows, made while tokens are here
+        return piece_rows(pieces, not _is_midi(first_with_key.get(fkey, "")), tokenizer)
+
+    results = KnownPieces(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild,
+                          summarize=summarize)
     todo = [k for k in first_with_key if k not in outcome]
     tokenized = _tokenize(run, entries, results.missing_files(todo), first_with_key, results)
     for fkey in todo:
-        outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]), tokenizer)
+        outcome[fkey] = results.rows[fkey]
 
     def kept_pieces() -> list[tuple[str, str, int]]:  # (piece key, path, index) in path order
         return [(row["key"], rec["path"], row.get("index", 0)) for rec in files if "status" not in rec
@@ -279,7 +283,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
             results.files.pop(fkey, None)
         tokenized += _tokenize(run, entries, redo, first_with_key, results)
         for fkey in redo:
-            outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]), tokenizer)
+            outcome[fkey] = results.rows[fkey]
         kept = kept_pieces()
         if kept:
             keys, paths, indices = [k for k, _, _ in kept], [p for _, p, _ in kept], [i for _, _, i in kept]

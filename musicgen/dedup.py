@@ -25,9 +25,9 @@ Pairs with at least ``threshold`` similarity (default 0.5, see docs/evaluation.m
 chorales) and at least ``MIN_COMMON`` shared shingles are joined; clusters are the connected components
 (union-find), so a chain a~b~c is one cluster. Pieces with equal content keys (identical files) are always joined.
 
-Cost: pairs come from an inverted index (shingle → pieces) sorted in numpy; a shingle found in more than ``MAX_DF``
-pieces (a stock formula, or a mass-duplicated piece) is left out of the intersections, which bounds the work at
-``MAX_DF`` pairs per stored shingle. The 410 Bach chorales take 0.3 s (``scripts/duplicates_report.py``).
+Cost: pairs come from an inverted index (shingle → pieces) sorted in numpy, counted by a sparse product
+(``pair_counts``); a shingle found in more than ``MAX_DF`` pieces (a stock formula, or a mass-duplicated piece) is
+left out of the intersections, which bounds the work at ``MAX_DF`` pairs per stored shingle. The 410 Bach chorales take 0.3 s (``scripts/duplicates_report.py``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ DEFAULT_NGRAM = 8
 DEFAULT_THRESHOLD = 0.5
 MIN_COMMON = 5  # shared shingles a joined pair needs at least (short pieces are matched only by content key)
 MAX_DF = 256  # shingles in more pieces than this are left out of the pair counts
-PAIR_CHUNK = 2**22  # pair codes counted at a time (32 MiB of int64) before merging into the running counts
 MAX_INTERVAL = 48
 MAX_RATIO_CLASS = 6
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -158,51 +157,41 @@ def similar_pairs(fps: Sequence[Fingerprint], threshold: float = DEFAULT_THRESHO
         return _pairs([], [], [], [])
     hashes = np.concatenate([f.hashes for f in fps])
     owner = np.repeat(np.arange(len(fps), dtype=np.int64), sizes)
-    order = np.argsort(hashes, kind="stable")  # stable: owners ascend within a shingle
-    hashes, owner = hashes[order], owner[order]
+    order = np.argsort(hashes, kind="stable")
+    codes, common = pair_counts(hashes[order], owner[order], len(fps), max_df)
+    del hashes, owner, order
+    return pairs_from_counts(codes, common, sizes, threshold, min_common)
+
+
+def pair_counts(hashes: np.ndarray, owner: np.ndarray, n: int, max_df: int = MAX_DF) -> tuple[np.ndarray, np.ndarray]:
+    """Shingles shared by each pair of pieces a < b, counting only shingles found in 2..``max_df`` pieces:
+    ``(codes, counts)``, int64, codes ``a * n + b`` ascending (pairs sharing none left out). ``hashes`` uint64 (S,)
+    sorted, ``owner`` int64 (S,) the piece of each (each shingle once per piece). Computed as the upper triangle of
+    the sparse product ``M.T @ M`` of the 0/1 matrix M (shingle, piece) (``scipy.sparse``): the work is the pair
+    occurrences (the sum of df² over the shingles), each an add in C++."""
+    from scipy import sparse
+
     starts = np.flatnonzero(np.concatenate([[True], hashes[1:] != hashes[:-1]]))
     df = np.diff(np.append(starts, hashes.size))
-    n = np.int64(len(fps))
-    groups = [(s, owner[starts[df == s][:, None] + np.arange(s)]) for s in np.unique(df[(df >= 2) & (df <= max_df)])
-              .tolist()]  # (df, members (shingles, df)): every pair of members shares that shingle
-    del hashes, owner, order
-    code, common = _count_pairs(groups, n)
-    if not code.size:
-        return _pairs([], [], [], [])
-    a, b = code // n, code % n
+    row = np.repeat(np.arange(starts.size), df)
+    keep = ((df >= 2) & (df <= max_df))[row]
+    m = sparse.csr_matrix((np.ones(int(keep.sum()), np.int32), (row[keep], owner[keep])), shape=(starts.size, n))
+    del starts, df, row, keep
+    upper = sparse.triu(m.T @ m, k=1, format="csr")
+    upper.sort_indices()
+    codes = np.repeat(np.arange(n, dtype=np.int64) * n, np.diff(upper.indptr)) + upper.indices
+    return codes, upper.data.astype(np.int64)
+
+
+def pairs_from_counts(codes: np.ndarray, common: np.ndarray, sizes: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
+                      min_common: int = MIN_COMMON) -> Pairs:
+    """The pairs of ``pair_counts``'s ``codes`` (``a * n + b``, ascending, n = sizes.size) and ``common`` shared
+    shingles that reach ``threshold`` containment and ``min_common``; ``sizes`` int64 (n,) shingles per piece."""
+    n = np.int64(sizes.size)
+    a, b = codes // n, codes % n
     similarity = common / np.minimum(sizes[a], sizes[b])
     keep = (similarity >= threshold) & (common >= min_common)
     return _pairs(a[keep], b[keep], similarity[keep], common[keep])
-
-
-def _count_pairs(groups: list[tuple[int, np.ndarray]], n: np.int64, chunk: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct pair codes ``a * n + b`` (a < b) over all shingle groups and how many shingles each pair shares; int64
-    arrays, sorted by code. Codes are made ``chunk`` (default ``PAIR_CHUNK``) at a time and merged into the running
-    counts, so memory follows the distinct pairs, not the pair occurrences (a corpus of many copies of a few pieces
-    repeats each pair once per shared shingle)."""
-    chunk = chunk or PAIR_CHUNK
-    codes, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    buf: list[np.ndarray] = []
-    held = 0
-
-    def merge(codes, counts, buf):
-        c, k = np.unique(np.concatenate(buf), return_counts=True)
-        codes, inverse = np.unique(np.concatenate([codes, c]), return_inverse=True)
-        return codes, np.bincount(inverse, weights=np.concatenate([counts, k]), minlength=codes.size).astype(np.int64)
-
-    for s, members in groups:
-        i, j = np.triu_indices(s, 1)
-        rows = max(1, chunk // i.size)
-        for r in range(0, members.shape[0], rows):
-            m = members[r:r + rows]
-            buf.append((m[:, i] * n + m[:, j]).ravel())
-            held += buf[-1].size
-            if held >= chunk:
-                codes, counts = merge(codes, counts, buf)
-                buf, held = [], 0
-    if buf:
-        codes, counts = merge(codes, counts, buf)
-    return codes, counts
 
 
 def _pairs(a, b, similarity, common) -> Pairs:
@@ -304,8 +293,8 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
     """Cluster the pieces of the token store that ingest just wrote into ``cache_dir`` with ``tokenizer_config``,
     write ``cache_dir/clusters.json`` and the store's ``shards/clusters.npz`` (what the split reads); returns
     ``describe_groups``'s list (members named by their corpus paths) for the manifest. Reuses the files while the
-    store is unchanged. The pieces are read one at a time from the memory-mapped shards (only their fingerprints are
-    held: ~10 bytes per note).
+    store is unchanged. The pieces are read in batches from the memory-mapped shards and clustered by
+    ``dedup_store.store_duplicates`` (memory per piece, not per note; the result of ``find_duplicates``).
 
     clusters.json: ``threshold``, ``ngram``, ``shards`` (size, mtime_ns of the store's index.json it was made from),
     ``paths`` and ``keys`` (the kept pieces, store order), ``cluster`` (int id per piece) and ``groups``.
@@ -315,7 +304,9 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
 
     from musicgen.cache import store_stamp
     from musicgen.safeio import atomic_write_text
-    from musicgen.shards import Column, PieceSequence, ShardStore, write_clusters
+    from musicgen.dedup_store import store_duplicates
+    from musicgen.shards import Column, ShardStore, write_clusters
+    from musicgen.tokenizer import Tokenizer
 
     folder = Path(cache_dir)
     stamp = {"threshold": threshold, "ngram": ngram, "shards": store_stamp(folder), "music_keys": 1}
@@ -326,10 +317,12 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
     except (OSError, ValueError, KeyError, AttributeError):
         pass
     store = ShardStore(folder)
-    keys, paths = list(Column(store, "keys")), list(Column(store, "paths"))
-    dups = find_duplicates(PieceSequence(store), keys, tokenizer_config, threshold, ngram)
-    groups = describe_groups(dups, paths)
-    write_clusters(folder, dups.clusters, keys, threshold, ngram, [fp.music for fp in dups.fingerprints])
+    keys = list(Column(store, "keys"))
+    dups = store_duplicates(store, Tokenizer(tokenizer_config), threshold, ngram, keys)
+    paths = list(Column(store, "paths"))
+    groups = [{"members": [paths[i] for i in members.tolist()], "similarity": [round(s, 3) for s in similarity],
+               "semitones": semitones} for members, similarity, semitones in dups.groups]
+    write_clusters(folder, dups.clusters, keys, threshold, ngram, dups.music)
     record = {**stamp, "paths": paths, "keys": keys, "cluster": dups.clusters.tolist(), "groups": groups}
     atomic_write_text(folder / CLUSTERS_FILE, json.dumps(record) + "\n")
     return groups

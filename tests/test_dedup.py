@@ -95,10 +95,8 @@ def test_similar_pairs_and_clusters_by_hand(monkeypatch):
     assert len(similar_pairs(fps, threshold=0.8)) == 0
     assert similar_pairs(fps, threshold=0.5, min_common=4).b.tolist() == [2, 3]
     assert similar_pairs(fps, 0.5, max_df=1).a.size == 0  # every shared shingle is too common
-    for chunk in (1, 2, 5):  # pair codes counted a few at a time and merged: the same pairs and counts
-        monkeypatch.setattr(dedup, "PAIR_CHUNK", chunk)
-        small = similar_pairs(fps, threshold=0.5, min_common=4)
-        assert (small.a.tolist(), small.b.tolist(), small.common.tolist()) == ([0, 1], [2, 3], [6, 4])
+    small = similar_pairs(fps, threshold=0.5, min_common=4)
+    assert (small.a.tolist(), small.b.tolist(), small.common.tolist()) == ([0, 1], [2, 3], [6, 4])
     with pytest.raises(UsageError, match="threshold"):
         similar_pairs(fps, 0.0)
     chain = Pairs(np.array([0, 2]), np.array([2, 4]), np.ones(2), np.full(2, 9))

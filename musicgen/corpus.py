@@ -314,7 +314,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
         (out / "tokens.npz").unlink(missing_ok=True)
         shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
         (out / CLUSTERS_FILE).unlink(missing_ok=True)
-    clusters = record_clusters(out, config) if report.kept else []  # near-duplicate groups (musicgen.dedup)
+    clusters = record_clusters(out, config, workers=run.workers or _idle_cores()) if report.kept else []  # dedup
     manifest = {"format": MANIFEST_FORMAT, "corpus": str(corpus), "config_hash": chash, "tokenizer": config.to_dict(),
                 "counts": {"files": report.found, "kept": report.kept, "skipped": report.skipped,
                            "ignored": report.ignored},

@@ -46,6 +46,7 @@ DEFAULT_NGRAM = 8
 DEFAULT_THRESHOLD = 0.5
 MIN_COMMON = 5  # shared shingles a joined pair needs at least (short pieces are matched only by content key)
 MAX_DF = 256  # shingles in more pieces than this are left out of the pair counts
+NUMPY_PAIRS = 2**22  # pair occurrences up to which ``pair_counts`` counts with numpy alone (no scipy import)
 MAX_INTERVAL = 48
 MAX_RATIO_CLASS = 6
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -166,15 +167,25 @@ def similar_pairs(fps: Sequence[Fingerprint], threshold: float = DEFAULT_THRESHO
 def pair_counts(hashes: np.ndarray, owner: np.ndarray, n: int, max_df: int = MAX_DF) -> tuple[np.ndarray, np.ndarray]:
     """Shingles shared by each pair of pieces a < b, counting only shingles found in 2..``max_df`` pieces:
     ``(codes, counts)``, int64, codes ``a * n + b`` ascending (pairs sharing none left out). ``hashes`` uint64 (S,)
-    sorted, ``owner`` int64 (S,) the piece of each (each shingle once per piece). Computed as the upper triangle of
-    the sparse product ``M.T @ M`` of the 0/1 matrix M (shingle, piece) (``scipy.sparse``): the work is the pair
-    occurrences (the sum of df² over the shingles), each an add in C++."""
-    from scipy import sparse
+    sorted, ``owner`` int64 (S,) the piece of each, ascending within a shingle (each shingle once per piece).
 
+    Up to ``NUMPY_PAIRS`` pair occurrences (the sum of df (df - 1) / 2 over the shingles) every occurrence's code is
+    made and counted with ``np.unique``; above, as the upper triangle of the sparse product ``M.T @ M`` of the 0/1
+    matrix M (shingle, piece) (``scipy.sparse``: each occurrence an add in C++, memory per distinct pair)."""
     starts = np.flatnonzero(np.concatenate([[True], hashes[1:] != hashes[:-1]]))
     df = np.diff(np.append(starts, hashes.size))
+    wanted = (df >= 2) & (df <= max_df)
+    if int((df[wanted] * (df[wanted] - 1) // 2).sum()) <= NUMPY_PAIRS:
+        codes = [np.zeros(0, np.int64)]
+        for s in np.unique(df[wanted]).tolist():
+            members = owner[starts[df == s][:, None] + np.arange(s)]
+            i, j = np.triu_indices(s, 1)
+            codes.append((members[:, i] * n + members[:, j]).ravel())
+        return tuple(a.astype(np.int64) for a in np.unique(np.concatenate(codes), return_counts=True))
+    from scipy import sparse
+
     row = np.repeat(np.arange(starts.size), df)
-    keep = ((df >= 2) & (df <= max_df))[row]
+    keep = wanted[row]
     m = sparse.csr_matrix((np.ones(int(keep.sum()), np.int32), (row[keep], owner[keep])), shape=(starts.size, n))
     del starts, df, row, keep
     upper = sparse.triu(m.T @ m, k=1, format="csr")
@@ -201,27 +212,30 @@ def _pairs(a, b, similarity, common) -> Pairs:
 
 def cluster_ids(n: int, pairs: Pairs, keys: Sequence[str] | None = None) -> np.ndarray:
     """Connected components of the pairs (and of equal ``keys``): int64 cluster id per piece, shape (n,), numbered
-    0, 1, … in order of each cluster's first piece."""
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    edges = list(zip(pairs.a.tolist(), pairs.b.tolist()))
+    0, 1, … in order of each cluster's first piece. Vectorized: every piece takes the smallest label among its
+    neighbours, then labels jump to their label's label, until nothing changes (the label of a component ends as
+    its first piece)."""
+    a, b = [pairs.a.astype(np.int64)], [pairs.b.astype(np.int64)]
     if keys is not None:
         first: dict[str, int] = {}
-        for i, k in enumerate(keys):
-            if first.setdefault(k, i) != i:
-                edges.append((first[k], i))
-    for x, y in edges:
-        rx, ry = find(x), find(y)
-        if rx != ry:
-            parent[max(rx, ry)] = min(rx, ry)
-    roots = np.array([find(i) for i in range(n)], np.int64)
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+        same = [(first[k], i) for i, k in enumerate(keys) if first.setdefault(k, i) != i]
+        a.append(np.array([x for x, _ in same], np.int64))
+        b.append(np.array([y for _, y in same], np.int64))
+    a, b = np.concatenate(a), np.concatenate(b)
+    label = np.arange(n, dtype=np.int64)
+    while True:
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        while True:  # pointer jumping
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, label):
+            return np.unique(label, return_inverse=True)[1].astype(np.int64).reshape(n)
+        label = new
 
 
 def transposition(a: Fingerprint, b: Fingerprint) -> int | None:
@@ -289,12 +303,13 @@ CLUSTERS_FILE = "clusters.json"
 
 
 def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: float = DEFAULT_THRESHOLD,
-                    ngram: int = DEFAULT_NGRAM) -> list[dict]:
+                    ngram: int = DEFAULT_NGRAM, workers: int = 1) -> list[dict]:
     """Cluster the pieces of the token store that ingest just wrote into ``cache_dir`` with ``tokenizer_config``,
     write ``cache_dir/clusters.json`` and the store's ``shards/clusters.npz`` (what the split reads); returns
     ``describe_groups``'s list (members named by their corpus paths) for the manifest. Reuses the files while the
     store is unchanged. The pieces are read in batches from the memory-mapped shards and clustered by
-    ``dedup_store.store_duplicates`` (memory per piece, not per note; the result of ``find_duplicates``).
+    ``dedup_store.store_duplicates`` (memory per piece, not per note; the result of ``find_duplicates``) in
+    ``workers`` processes.
 
     clusters.json: ``threshold``, ``ngram``, ``shards`` (size, mtime_ns of the store's index.json it was made from),
     ``paths`` and ``keys`` (the kept pieces, store order), ``cluster`` (int id per piece) and ``groups``.
@@ -318,7 +333,7 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
         pass
     store = ShardStore(folder)
     keys = list(Column(store, "keys"))
-    dups = store_duplicates(store, Tokenizer(tokenizer_config), threshold, ngram, keys)
+    dups = store_duplicates(store, Tokenizer(tokenizer_config), threshold, ngram, keys, workers=workers)
     paths = list(Column(store, "paths"))
     groups = [{"members": [paths[i] for i in members.tolist()], "similarity": [round(s, 3) for s in similarity],
                "semitones": semitones} for members, similarity, semitones in dups.groups]

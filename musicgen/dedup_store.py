@@ -15,13 +15,20 @@ same shingles, so byte-identical ``clusters.npz``; ``tests/test_dedup_store.py``
    reference) and their anchor differences, for ``dedup.describe_groups``'s containment and transposition (a median
    over the shared shingles, from a sparse histogram of differences per member).
 
-Peak memory: one batch, one partition and its sort, the pair counts (per distinct near-duplicate pair) and ~100
-bytes per piece. The partition files live in ``CACHE/.dedup/`` and are removed afterwards.
+With ``workers`` > 1 each pass runs in a process pool: pass 1 over ranges of pieces (each range writes its own
+partition files, named by its first piece, so owners stay ascending when a partition's files are read in name
+order), passes 2 and 3 one partition per task; the driver only merges per-piece arrays. A store small enough for
+one partition is done in this process, in memory.
+
+Peak memory per process: one batch, one partition and its sort, the pair counts of one partition (per pair that
+shares a shingle there) and ~100 bytes per piece. The partition files live in ``CACHE/.dedup/`` and are removed
+afterwards.
 """
 
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,51 +58,40 @@ class StoreDuplicates:
     groups: list[tuple[np.ndarray, list[float], list[int | None]]]
 
 
-class _Partitions:
-    """Shingle rows split by the top bits of their hash: in memory (one partition) or in files under ``folder``."""
+class _Writer:
+    """Appends shingle rows to the partition files of one range of pieces (``tag``), by the top bits of the hash."""
 
-    def __init__(self, folder: Path, parts: int):
+    def __init__(self, folder: Path, parts: int, tag: str):
         self.parts, self.bits = parts, parts.bit_length() - 1
-        self.folder = folder
-        self.memory: list[list[np.ndarray]] = [[] for _ in _ROW]
-        if parts > 1:
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            self.files = [[open(folder / f"{p:04d}.{name}", "wb") for name, _ in _ROW] for p in range(parts)]
+        self.files = [[open(folder / f"{p:04d}.{tag}.{name}", "wb") for name, _ in _ROW] for p in range(parts)]
 
     def add(self, hashes: np.ndarray, owner: np.ndarray, anchors: np.ndarray) -> None:
-        cols = (hashes, owner.astype(np.int32), anchors)
-        if self.parts == 1:
-            for kept, col in zip(self.memory, cols):
-                kept.append(col)
-            return
-        part = (hashes >> np.uint64(64 - self.bits)).astype(np.int64)
+        part = (hashes >> np.uint64(64 - self.bits)).astype(np.int64) if self.bits else np.zeros(hashes.size, int)
         order = np.argsort(part, kind="stable")  # stable: owners stay ascending within a partition
         cuts = np.searchsorted(part[order], np.arange(self.parts + 1))
-        cols = [c[order] for c in cols]
+        cols = [c[order] for c in (hashes, owner.astype(np.int32), anchors)]
         for p in np.flatnonzero(np.diff(cuts)).tolist():
             for f, col in zip(self.files[p], cols):
                 col[cuts[p]:cuts[p + 1]].tofile(f)
 
     def close(self) -> None:
-        if self.parts > 1:
-            for files in self.files:
-                for f in files:
-                    f.close()
+        for files in self.files:
+            for f in files:
+                f.close()
 
-    def read(self, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Partition ``p``'s rows sorted by hash (owners ascending within a hash): hashes, owner int64, anchors."""
-        if self.parts == 1:
-            cols = [np.concatenate(c) if c else np.zeros(0, dt) for c, (_, dt) in zip(self.memory, _ROW)]
-        else:
-            cols = [np.fromfile(self.folder / f"{p:04d}.{name}", dtype=dt) for name, dt in _ROW]
-        order = np.argsort(cols[0], kind="stable")
-        return cols[0][order], cols[1][order].astype(np.int64), cols[2][order]
 
-    def remove(self) -> None:
-        self.memory = [[] for _ in _ROW]
-        if self.parts > 1:
-            shutil.rmtree(self.folder, ignore_errors=True)
+def _sorted_rows(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.argsort(cols[0], kind="stable")  # stable: owners ascending within a hash
+    return cols[0][order], cols[1][order].astype(np.int64), cols[2][order]
+
+
+def _read_partition(folder: Path, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Partition ``p``'s rows (every range's file, in range order) sorted by hash: hashes, owner int64, anchors."""
+    cols = []
+    for name, dt in _ROW:
+        files = sorted(folder.glob(f"{p:04d}.*.{name}"))
+        cols.append(np.concatenate([np.fromfile(f, dtype=dt) for f in files]) if files else np.zeros(0, dt))
+    return _sorted_rows(cols)
 
 
 def _partitions_for(events: int) -> int:
@@ -107,94 +103,119 @@ def _partitions_for(events: int) -> int:
     return parts
 
 
-def _fingerprint_store(store, tokenizer, ngram: int, spill: _Partitions) -> tuple[np.ndarray, list[str]]:
-    """Pass 1: every piece's shingles into ``spill``; returns (shingles per piece int64 (n,), music keys)."""
-    n = len(store)
-    sizes, music = np.zeros(n, np.int64), []
-    for shard in range(len(store.shards)):
-        lo, hi = int(store.first_piece[shard]), int(store.first_piece[shard + 1])
-        base = store.offsets[lo]
-        i = lo
-        while i < hi:
-            j = int(np.searchsorted(store.offsets, store.offsets[i] + BATCH_EVENTS, side="right")) - 1
-            j = min(max(j, i + 1), hi)
-            a, b = int(store.offsets[i] - base), int(store.offsets[j] - base)
-            tokens = np.array(store._map(shard)[a:b], dtype=np.int64)
-            store.release()
-            batch = flat_fingerprints(tokens, np.diff(store.offsets[i:j + 1]), tokenizer, ngram)
-            sizes[i:j] = batch.sizes
-            music += batch.music
-            spill.add(batch.hashes, np.repeat(np.arange(i, j, dtype=np.int64), batch.sizes), batch.anchors)
-            i = j
-    spill.close()
+def _fingerprint_pieces(store, tokenizer, ngram: int, lo: int, hi: int, sink) -> tuple[np.ndarray, list[str]]:
+    """Pass 1 over pieces ``lo``..``hi`` (end excluded): their shingle rows to ``sink(hashes, owner, anchors)``,
+    a batch of about ``BATCH_EVENTS`` tokens at a time (never across a shard); returns (shingles per piece, music
+    keys) of the range."""
+    sizes, music = np.zeros(hi - lo, np.int64), []
+    i = lo
+    while i < hi:
+        shard = int(np.searchsorted(store.first_piece, i, side="right") - 1)
+        end = min(hi, int(store.first_piece[shard + 1]))
+        j = int(np.searchsorted(store.offsets, store.offsets[i] + BATCH_EVENTS, side="right")) - 1
+        j = min(max(j, i + 1), end)
+        base = store.offsets[store.first_piece[shard]]
+        tokens = np.array(store._map(shard)[int(store.offsets[i] - base):int(store.offsets[j] - base)], np.int64)
+        store.release()
+        batch = flat_fingerprints(tokens, np.diff(store.offsets[i:j + 1]), tokenizer, ngram)
+        sizes[i - lo:j - lo] = batch.sizes
+        music += batch.music
+        sink(batch.hashes, np.repeat(np.arange(i, j, dtype=np.int64), batch.sizes), batch.anchors)
+        i = j
     return sizes, music
 
 
-def _pairs_of(spill: _Partitions, sizes: np.ndarray, threshold: float, min_common: int, max_df: int) -> Pairs:
-    """Pass 2: ``dedup.similar_pairs`` from the partitions. With one partition its counts are the totals. With P, a
-    pair that reaches ``need`` shared shingles in all has at least need / P in one partition (pigeonhole): only
-    pairs with that many somewhere are candidates, and their totals are summed from each partition's counts (kept
-    on disk meanwhile), so memory follows the candidates, not every pair that shares a shingle."""
+def _fingerprint_range(cache_dir: str, lo: int, hi: int, config_json: str, ngram: int, folder: str, parts: int):
+    """Pool task of pass 1: pieces ``lo``..``hi`` of the store in ``cache_dir`` into partition files tagged ``lo``."""
+    from musicgen.config import TokenizerConfig
+    from musicgen.shards import ShardStore
+    from musicgen.tokenizer import Tokenizer
+
+    writer = _Writer(Path(folder), parts, f"{lo:012d}")
+    try:
+        return _fingerprint_pieces(ShardStore(cache_dir), Tokenizer(TokenizerConfig.from_json(config_json)), ngram,
+                                   lo, hi, writer.add)
+    finally:
+        writer.close()
+
+
+def _need(codes: np.ndarray, sizes: np.ndarray, threshold: float, min_common: int) -> np.ndarray:
+    """A lower bound of the shared shingles pair ``code`` needs to be joined (``pairs_from_counts``'s test)."""
     n = sizes.size
-    if spill.parts == 1:
-        h, owner, _ = spill.read(0)
-        return pairs_from_counts(*pair_counts(h, owner, n, max_df), sizes, threshold, min_common)
-    found = []
-    for p in range(spill.parts):
-        h, owner, _ = spill.read(p)
-        codes, counts = pair_counts(h, owner, n, max_df)
-        del h, owner
-        np.save(spill.folder / f"{p:04d}.codes.npy", codes)
-        np.save(spill.folder / f"{p:04d}.counts.npy", counts)
-        need = np.maximum(min_common, np.floor(threshold * np.minimum(sizes[codes // n], sizes[codes % n])) - 1)
-        found.append(codes[counts * spill.parts >= need])
-    candidates = np.unique(np.concatenate(found))
-    del found
+    return np.maximum(min_common, np.floor(threshold * np.minimum(sizes[codes // n], sizes[codes % n])) - 1)
+
+
+def _count_partition(folder: str, p: int, parts: int, threshold: float, min_common: int, max_df: int) -> np.ndarray:
+    """Pool task of pass 2: partition ``p``'s pair counts (saved next to it) and its candidate pair codes: a pair
+    that reaches ``need`` shared shingles in all has at least need / P in one partition (pigeonhole)."""
+    folder = Path(folder)
+    sizes = np.load(folder / "sizes.npy")
+    h, owner, _ = _read_partition(folder, p)
+    codes, counts = pair_counts(h, owner, sizes.size, max_df)
+    del h, owner
+    np.save(folder / f"{p:04d}.codes.npy", codes)
+    np.save(folder / f"{p:04d}.counts.npy", counts)
+    return codes[counts * parts >= _need(codes, sizes, threshold, min_common)]
+
+
+def _totals(folder: Path, parts: int, candidates: np.ndarray) -> np.ndarray:
+    """Shared shingles of each candidate pair, summed over the partitions' saved counts."""
     total = np.zeros(candidates.size, np.int64)
-    for p in range(spill.parts):
-        codes = np.load(spill.folder / f"{p:04d}.codes.npy")
-        at = np.minimum(np.searchsorted(codes, candidates), max(codes.size - 1, 0))
-        hit = codes[at] == candidates if codes.size else np.zeros(candidates.size, bool)
-        total[hit] += np.load(spill.folder / f"{p:04d}.counts.npy")[at[hit]]
-    return pairs_from_counts(candidates, total, sizes, threshold, min_common)
+    for p in range(parts):
+        codes = np.load(folder / f"{p:04d}.codes.npy")
+        if not codes.size:
+            continue
+        at = np.minimum(np.searchsorted(codes, candidates), codes.size - 1)
+        hit = codes[at] == candidates
+        total[hit] += np.load(folder / f"{p:04d}.counts.npy")[at[hit]]
+    return total
 
 
-def _describe(spill: _Partitions, clusters: np.ndarray, sizes: np.ndarray):
-    """Pass 3: per group member, shingles shared with its group's first piece and the median anchor difference."""
-    n = clusters.size
-    count = np.bincount(clusters, minlength=int(clusters.max()) + 1 if n else 0)
-    ref = np.unique(clusters, return_index=True)[1].astype(np.int64)  # first piece of each cluster (ids 0..C-1)
+def _shared_with_reference(h, owner, anchor, clusters, ref) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 3 on sorted rows: per group member, the shingles it shares with its group's reference (first piece) and
+    their anchor differences: ``(owners, shared counts, histogram codes owner * 1024 + diff + 512, their counts)``,
+    each sorted."""
+    r = ref[clusters[owner]]
+    grouped = r >= 0
+    h, owner, anchor, r = h[grouped], owner[grouped], anchor[grouped].astype(np.int64), r[grouped]
+    order = np.lexsort((owner, r, h))  # runs of (shingle, group), owners ascending: the reference first if there
+    h, owner, anchor, r = h[order], owner[order], anchor[order], r[order]
+    start = np.ones(h.size, bool)
+    start[1:] = (h[1:] != h[:-1]) | (r[1:] != r[:-1])
+    run_first = np.maximum.accumulate(np.where(start, np.arange(h.size), 0))
+    shared = owner[run_first] == r
+    who, common = np.unique(owner[shared], return_counts=True)
+    code, k = np.unique(owner[shared] * 1024 + anchor[shared] - anchor[run_first[shared]] + 512, return_counts=True)
+    return who, common, code, k
+
+
+def _describe_partition(folder: str, p: int):
+    """Pool task of pass 3 on partition ``p`` (clusters and references saved in ``folder``)."""
+    folder = Path(folder)
+    return _shared_with_reference(*_read_partition(folder, p), np.load(folder / "clusters.npy"),
+                                  np.load(folder / "ref.npy"))
+
+
+def _references(clusters: np.ndarray) -> np.ndarray:
+    """Per cluster id, its first piece, or -1 for a cluster of one piece; int64 (C,)."""
+    count = np.bincount(clusters) if clusters.size else np.zeros(0, np.int64)
+    ref = np.unique(clusters, return_index=True)[1].astype(np.int64)
     ref[count < 2] = -1
-    common = np.zeros(n, np.int64)
-    hist_code, hist_count = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    for p in range(spill.parts):
-        h, owner, anchor = spill.read(p)
-        r = ref[clusters[owner]]
-        grouped = r >= 0
-        h, owner, anchor, r = h[grouped], owner[grouped], anchor[grouped].astype(np.int64), r[grouped]
-        order = np.lexsort((owner, r, h))  # runs of (shingle, group), owners ascending: the reference first
-        h, owner, anchor, r = h[order], owner[order], anchor[order], r[order]
-        start = np.ones(h.size, bool)
-        start[1:] = (h[1:] != h[:-1]) | (r[1:] != r[:-1])
-        run_first = np.maximum.accumulate(np.where(start, np.arange(h.size), 0))
-        shared = owner[run_first] == r  # the reference holds this shingle
-        np.add.at(common, owner[shared], 1)
-        diff = anchor[shared] - anchor[run_first[shared]]
-        code, k = np.unique(owner[shared] * 1024 + diff + 512, return_counts=True)
-        hist_code, inverse = np.unique(np.concatenate([hist_code, code]), return_inverse=True)
-        hist_count = np.bincount(inverse, weights=np.concatenate([hist_count, k]),
-                                 minlength=hist_code.size).astype(np.int64)
-    semitones = _medians(hist_code, hist_count, n)
-    groups = np.flatnonzero(count >= 2).tolist()
+    return ref
+
+
+def _groups(clusters: np.ndarray, sizes: np.ndarray, common: np.ndarray, hist: tuple[np.ndarray, np.ndarray]):
+    """``StoreDuplicates.groups`` from the shared counts (n,) and the difference histogram of pass 3."""
+    semitones = _medians(*hist, clusters.size)
     members_of = np.argsort(clusters, kind="stable")
-    cuts = np.searchsorted(clusters[members_of], np.arange(count.size + 1))
+    count = np.bincount(clusters) if clusters.size else np.zeros(0, np.int64)
+    cuts = np.concatenate([[0], np.cumsum(count)])
     out = []
-    for c in groups:
+    for c in np.flatnonzero(count >= 2).tolist():
         members = members_of[cuts[c]:cuts[c + 1]]
         r = int(members[0])
         sim = [float(common[m] / min(sizes[r], sizes[m])) if sizes[r] and sizes[m] else 0.0 for m in members.tolist()]
-        semi = [semitones[m] if common[m] else None for m in members.tolist()]
-        out.append((members, sim, semi))
+        out.append((members, sim, [semitones[m] if common[m] else None for m in members.tolist()]))
     out.sort(key=lambda g: (-g[0].size, int(g[0][0])))
     return out
 
@@ -206,27 +227,78 @@ def _medians(code: np.ndarray, count: np.ndarray, n: int) -> list[int]:
     total = np.bincount(owner, weights=count, minlength=n).astype(np.int64)
     cum = np.cumsum(count)
     before = np.concatenate([[0], np.cumsum(total)])[:-1]  # rows of earlier pieces
-    has = total > 0
-    lo_k = before + (total - 1) // 2
-    hi_k = before + total // 2
-    lo = diff[np.minimum(np.searchsorted(cum, lo_k, side="right"), max(diff.size - 1, 0))] if diff.size else lo_k
-    hi = diff[np.minimum(np.searchsorted(cum, hi_k, side="right"), max(diff.size - 1, 0))] if diff.size else hi_k
-    med = np.round((lo.astype(np.float64) + hi) / 2)
-    return np.where(has, med, 0).astype(np.int64).tolist()
+    if not diff.size:
+        return [0] * n
+    lo = diff[np.minimum(np.searchsorted(cum, before + (total - 1) // 2, side="right"), diff.size - 1)]
+    hi = diff[np.minimum(np.searchsorted(cum, before + total // 2, side="right"), diff.size - 1)]
+    return np.where(total > 0, np.round((lo.astype(np.float64) + hi) / 2), 0).astype(np.int64).tolist()
+
+
+def _merge_hist(hist: tuple[np.ndarray, np.ndarray], code: np.ndarray, k: np.ndarray):
+    codes, inverse = np.unique(np.concatenate([hist[0], code]), return_inverse=True)
+    return codes, np.bincount(inverse, weights=np.concatenate([hist[1], k]), minlength=codes.size).astype(np.int64)
+
+
+def _in_memory(store, tokenizer, threshold, ngram, keys, min_common, max_df) -> StoreDuplicates:
+    """The one-partition case, in this process."""
+    n = len(store)
+    held: list[list[np.ndarray]] = [[], [], []]
+    sizes, music = _fingerprint_pieces(store, tokenizer, ngram, 0, n,
+                                       lambda *cols: [k.append(c) for k, c in zip(held, cols)])
+    rows = _sorted_rows([np.concatenate(c) if c else np.zeros(0, dt) for c, (_, dt) in zip(held, _ROW)])
+    del held
+    pairs = pairs_from_counts(*pair_counts(rows[0], rows[1], n, max_df), sizes, threshold, min_common)
+    clusters = cluster_ids(n, pairs, keys)
+    who, shared, code, k = _shared_with_reference(*rows, clusters, _references(clusters))
+    common = np.zeros(n, np.int64)
+    common[who] = shared
+    return StoreDuplicates(clusters, pairs, music, _groups(clusters, sizes, common, (code, k)))
+
+
+def _ranges(store, tasks: int) -> list[tuple[int, int]]:
+    """The store's pieces cut into about ``tasks`` runs of equal events."""
+    n = len(store)
+    cuts = np.searchsorted(store.offsets, np.linspace(0, store.events, tasks + 1)[1:-1])
+    cuts = np.unique(np.clip(np.concatenate([[0], cuts, [n]]), 0, n))
+    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
 def store_duplicates(store, tokenizer, threshold: float = DEFAULT_THRESHOLD, ngram: int = DEFAULT_NGRAM,
-                     keys=None, min_common: int = MIN_COMMON, max_df: int = MAX_DF) -> StoreDuplicates:
+                     keys=None, min_common: int = MIN_COMMON, max_df: int = MAX_DF,
+                     workers: int = 1) -> StoreDuplicates:
     """Near-duplicate clusters of every piece of ``store`` (a ``shards.ShardStore``), decoded with ``tokenizer``;
     equal to ``dedup.find_duplicates`` on the same pieces (see the module docstring). ``keys`` (n,) content keys:
-    pieces with equal keys are joined."""
-    n = len(store)
-    spill = _Partitions(store.folder.parent / SPILL_DIR, _partitions_for(store.events))
+    pieces with equal keys are joined. ``workers``: processes for the passes of a partitioned store (1: here)."""
+    n, parts = len(store), _partitions_for(store.events)
+    if parts == 1:
+        return _in_memory(store, tokenizer, threshold, ngram, keys, min_common, max_df)
+    from musicgen.safeio import _pool
+
+    folder = store.folder.parent / SPILL_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    pool = _pool(workers) if workers > 1 else None
+    run = (lambda fn, *args: pool.map(fn, *args)) if pool is not None else map
     try:
-        sizes, music = _fingerprint_store(store, tokenizer, ngram, spill)
-        pairs = _pairs_of(spill, sizes, threshold, min_common, max_df)
+        spans = _ranges(store, 4 * workers)
+        got = list(run(_fingerprint_range, *zip(*[(str(store.folder.parent), lo, hi, tokenizer.config.to_json(),
+                                                    ngram, str(folder), parts) for lo, hi in spans])))
+        sizes = np.concatenate([g[0] for g in got])
+        music = [m for g in got for m in g[1]]
+        del got
+        np.save(folder / "sizes.npy", sizes)
+        candidates = np.unique(np.concatenate(list(run(_count_partition, *zip(*[
+            (str(folder), p, parts, threshold, min_common, max_df) for p in range(parts)])))))
+        pairs = pairs_from_counts(candidates, _totals(folder, parts, candidates), sizes, threshold, min_common)
         clusters = cluster_ids(n, pairs, keys)
-        groups = _describe(spill, clusters, sizes)
+        np.save(folder / "clusters.npy", clusters)
+        np.save(folder / "ref.npy", _references(clusters))
+        common, hist = np.zeros(n, np.int64), (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        for who, shared, code, k in run(_describe_partition, [str(folder)] * parts, range(parts)):
+            common[who] += shared
+            hist = _merge_hist(hist, code, k)
+        return StoreDuplicates(clusters, pairs, music, _groups(clusters, sizes, common, hist))
     finally:
-        spill.remove()
-    return StoreDuplicates(clusters, pairs, music, groups)
+        if pool is not None:
+            pool.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -38,15 +38,16 @@ def make_store(tmp_path, pieces, shard_bytes=2**26):
     return ShardStore(tmp_path), keys
 
 
-@pytest.mark.parametrize("rows,batch", [(2**20, 2**19), (40, 500)], ids=["in-memory", "partitioned-small-batches"])
-def test_store_clusters_equal_find_duplicates(tmp_path, monkeypatch, rows, batch):
+@pytest.mark.parametrize("rows,batch,workers", [(2**20, 2**19, 1), (40, 500, 1), (40, 3000, 2)],
+                         ids=["in-memory", "partitioned-small-batches", "partitioned-two-processes"])
+def test_store_clusters_equal_find_duplicates(tmp_path, monkeypatch, rows, batch, workers):
     monkeypatch.setattr(dedup_store, "PARTITION_ROWS", rows)
     monkeypatch.setattr(dedup_store, "BATCH_EVENTS", batch)
     pieces = planted_pieces()
     store, keys = make_store(tmp_path, pieces, shard_bytes=4000)  # several shards
     assert len(store.shards) > 1
     expected = find_duplicates(pieces, keys, BEAT)
-    got = store_duplicates(store, Tokenizer(BEAT), keys=keys)
+    got = store_duplicates(store, Tokenizer(BEAT), keys=keys, workers=workers)
     assert got.clusters.tolist() == expected.clusters.tolist()
     assert [g.tolist() for g in expected.groups()] == [[3, 12, 16], [5, 13, 17], [8, 14], [9, 15]]
     for name in ("a", "b", "similarity", "common"):
@@ -60,17 +61,15 @@ def test_store_clusters_equal_find_duplicates(tmp_path, monkeypatch, rows, batch
 
 
 def test_partitions_split_rows_by_hash_and_keep_owners_ascending(tmp_path):
-    parts = dedup_store._Partitions(tmp_path / "spill", 4)
     h = np.array([5, 2**63 + 1, 2**62 + 7, 5, 2**63 + 1, 2**64 - 1], np.uint64)
-    parts.add(h[:3], np.array([0, 0, 0]), np.array([60, 61, 62], np.int16))
-    parts.add(h[3:], np.array([1, 1, 2]), np.array([50, 51, 52], np.int16))
-    parts.close()
-    got = [parts.read(p) for p in range(4)]
+    for tag, rows in (("000002", slice(3, None)), ("000000", slice(0, 3))):  # a later range written first
+        writer = dedup_store._Writer(tmp_path, 4, tag)
+        writer.add(h[rows], np.array([0, 0, 0, 1, 1, 2])[rows], np.array([60, 61, 62, 50, 51, 52], np.int16)[rows])
+        writer.close()
+    got = [dedup_store._read_partition(tmp_path, p) for p in range(4)]
     assert [g[0].tolist() for g in got] == [[5, 5], [2**62 + 7], [2**63 + 1, 2**63 + 1], [2**64 - 1]]
     assert [g[1].tolist() for g in got] == [[0, 1], [0], [0, 1], [2]]
     assert got[0][2].tolist() == [60, 50]
-    parts.remove()
-    assert not (tmp_path / "spill").exists()
 
 
 def test_medians_round_half_to_even_like_numpy():

@@ -287,8 +287,10 @@ def store_duplicates(store, tokenizer, threshold: float = DEFAULT_THRESHOLD, ngr
         music = [m for g in got for m in g[1]]
         del got
         np.save(folder / "sizes.npy", sizes)
-        candidates = np.unique(np.concatenate(list(run(_count_partition, *zip(*[
-            (str(folder), p, parts, threshold, min_common, max_df) for p in range(parts)])))))
+        candidates = np.zeros(0, np.int64)  # merged as they come: a pair may be a candidate in every partition
+        for found in run(_count_partition, *zip(*[(str(folder), p, parts, threshold, min_common, max_df)
+                                                  for p in range(parts)])):
+            candidates = np.union1d(candidates, found)
         pairs = pairs_from_counts(candidates, _totals(folder, parts, candidates), sizes, threshold, min_common)
         clusters = cluster_ids(n, pairs, keys)
         np.save(folder / "clusters.npy", clusters)

@@ -155,7 +155,16 @@ def _count_partition(folder: str, p: int, parts: int, threshold: float, min_comm
     del h, owner
     np.save(folder / f"{p:04d}.codes.npy", codes)
     np.save(folder / f"{p:04d}.counts.npy", counts)
+    codes, counts = codes[counts * parts >= min_common], counts[counts * parts >= min_common]
     return codes[counts * parts >= _need(codes, sizes, threshold, min_common)]
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of two int64 arrays (``np.union1d`` by sorting: numpy 2.4's hash-based ``np.unique``
+    took 1.5 s where a sort takes 0.01 s, on 1.2 M codes here)."""
+    c = np.concatenate([a, b])
+    c.sort()
+    return c[np.concatenate([[True], c[1:] != c[:-1]])] if c.size else c
 
 
 def _totals(folder: Path, parts: int, candidates: np.ndarray) -> np.ndarray:
@@ -290,7 +299,7 @@ def store_duplicates(store, tokenizer, threshold: float = DEFAULT_THRESHOLD, ngr
         candidates = np.zeros(0, np.int64)  # merged as they come: a pair may be a candidate in every partition
         for found in run(_count_partition, *zip(*[(str(folder), p, parts, threshold, min_common, max_df)
                                                   for p in range(parts)])):
-            candidates = np.union1d(candidates, found)
+            candidates = _union(candidates, found)
         pairs = pairs_from_counts(candidates, _totals(folder, parts, candidates), sizes, threshold, min_common)
         clusters = cluster_ids(n, pairs, keys)
         np.save(folder / "clusters.npy", clusters)

@@ -45,7 +45,7 @@ _NO_TOKENS = np.zeros(0, np.int32)
 
 __all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "KnownPieces", "PieceResult", "TokenSet", "config_hash", "file_key_of",
            "is_token_cache", "load_manifest", "load_tokens", "manifest_text", "piece_key", "store_stamp",
-           "tokens_current", "write_pack", "write_tokens"]
+           "tokens_current", "write_manifest", "write_pack", "write_tokens"]
 
 
 @dataclass
@@ -316,14 +316,35 @@ def load_manifest(path: Path) -> dict:
         return {}
 
 
+def _manifest_parts(manifest: dict):
+    """The pieces of ``manifest_text``, in order (a list field's items one by one)."""
+    yield "{\n"
+    for i, (k, v) in enumerate(manifest.items()):
+        yield f"{',' if i else ''}\n {json.dumps(k)}: " if i else f" {json.dumps(k)}: "
+        if isinstance(v, list) and v:
+            yield "[\n" + ",\n".join(f"  {json.dumps(x)}" for x in v[:1])
+            for x in v[1:]:
+                yield f",\n  {json.dumps(x)}"
+            yield "\n ]"
+        else:
+            yield json.dumps(v)
+    yield "\n}\n"
+
+
 def manifest_text(manifest: dict) -> str:
     """JSON with one line per top-level field and per list item: readable, and written by the C encoder (an
     ``indent`` makes ``json`` use its pure-Python encoder, 5x slower on a large corpus)."""
-    def value(v):
-        return "[\n" + ",\n".join(f"  {json.dumps(x)}" for x in v) + "\n ]" if isinstance(v, list) and v \
-            else json.dumps(v)
+    return "".join(_manifest_parts(manifest))
 
-    return "{\n" + ",\n".join(f" {json.dumps(k)}: {value(v)}" for k, v in manifest.items()) + "\n}\n"
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    """``manifest_text(manifest)`` written atomically to ``path``, a line at a time (the text of a 200k-file
+    manifest is never held whole)."""
+    from musicgen.safeio import atomic_path
+
+    with atomic_path(path, keep_suffix=False) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for part in _manifest_parts(manifest):
+            f.write(part)
 
 
 def store_stamp(out: Path) -> dict | None:

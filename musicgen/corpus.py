@@ -23,8 +23,8 @@ from pathlib import Path
 
 
 from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceResult, TokenSet, config_hash,
-                            file_key_of, is_token_cache, load_manifest, load_tokens, manifest_text, store_stamp,
-                            tokens_current, write_tokens)
+                            file_key_of, is_token_cache, load_manifest, load_tokens, store_stamp, tokens_current,
+                            write_manifest, write_tokens)
 from musicgen.config import TokenizerConfig
 from musicgen.dedup import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
@@ -290,6 +290,13 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
             write_tokens(out, keys, results, paths, indices, shard_bytes=run.shard_bytes, reuse=not rebuild,
                          write_shards=None if run.engine == "local" else
                          _beam().shard_writer(run, entries, results, keys, paths, indices, _idle_cores))
+    kept_keys = [k for k, _, _ in kept]
+    results = kept = keys = paths = indices = None  # per-piece state the rest does not need: memory for the dedup
+    if not kept_keys:
+        (out / "tokens.npz").unlink(missing_ok=True)
+        shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
+        (out / CLUSTERS_FILE).unlink(missing_ok=True)
+    clusters = record_clusters(out, config, workers=run.workers or _idle_cores()) if kept_keys else []  # dedup
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
                           reused=len(first_with_key) - tokenized, files=len(music))
@@ -309,12 +316,6 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
     rows += [{"path": rel, "status": "ignored", "reason": "not a music file"} for rel in other]
     rows.sort(key=lambda r: r["path"])  # stable: a file's pieces stay in index order
 
-    kept_keys = [k for k, _, _ in kept]
-    if report.kept == 0:
-        (out / "tokens.npz").unlink(missing_ok=True)
-        shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
-        (out / CLUSTERS_FILE).unlink(missing_ok=True)
-    clusters = record_clusters(out, config, workers=run.workers or _idle_cores()) if report.kept else []  # dedup
     manifest = {"format": MANIFEST_FORMAT, "corpus": str(corpus), "config_hash": chash, "tokenizer": config.to_dict(),
                 "counts": {"files": report.found, "kept": report.kept, "skipped": report.skipped,
                            "ignored": report.ignored},
@@ -322,7 +323,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
                 "shards": store_stamp(out) if report.kept else None, "clusters": clusters, "files": rows}
     if manifest != old or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
         atomic_write_text(out / "tokenizer.json", config.to_json() + "\n")
-        atomic_write_text(out / "manifest.json", manifest_text(manifest))
+        write_manifest(out / "manifest.json", manifest)
     if report.kept == 0:
         raise UsageError(f"corpus_dir: no usable music file in {str(corpus)!r}: {report.summary()}; "
                          f"see {out / 'manifest.json'}")

@@ -34,11 +34,12 @@ def rows(paths: list[Path]) -> list[dict]:
 
 def rates(found: list[dict], corpus: str) -> dict:
     """CPU seconds per event: ``W``, ``P``, ``S``, ``R`` (see the module docstring) from the rows of ``corpus``
-    (its ingest and dedup rows) and the last worker row of any corpus."""
+    (its ingest, dedup and worker rows; without a worker row, the last one of any corpus)."""
     mine = [r for r in found if Path(r["corpus"]).name == corpus]
     ingest = next(r["ingest"] for r in reversed(mine) if "ingest" in r)
     dedup = next(r["dedup"] for r in reversed(mine) if "dedup" in r)
-    worker = next(r["worker"] for r in reversed(found) if "worker" in r)
+    worker = next((r["worker"] for r in reversed(mine) if "worker" in r), None) or \
+        next(r["worker"] for r in reversed(found) if "worker" in r)  # its own, else the last one
     events = ingest["events"]
     w = 1 / worker["events_per_cpu_s"]
     p, s = dedup["pool_cpu_s"] / events, dedup["driver_cpu_s"] / events

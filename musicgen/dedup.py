@@ -319,9 +319,6 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
 
     from musicgen.cache import store_stamp
     from musicgen.safeio import atomic_write_text
-    from musicgen.dedup_store import store_duplicates
-    from musicgen.shards import Column, ShardStore, write_clusters
-    from musicgen.tokenizer import Tokenizer
 
     folder = Path(cache_dir)
     stamp = {"threshold": threshold, "ngram": ngram, "shards": store_stamp(folder), "music_keys": 1}
@@ -331,6 +328,10 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
             return old["groups"]
     except (OSError, ValueError, KeyError, AttributeError):
         pass
+    from musicgen.dedup_store import store_duplicates  # imported only when the clusters are made (a warm run reuses)
+    from musicgen.shards import Column, ShardStore, write_clusters
+    from musicgen.tokenizer import Tokenizer
+
     store = ShardStore(folder)
     keys = list(Column(store, "keys"))
     dups = store_duplicates(store, Tokenizer(tokenizer_config), threshold, ngram, keys, workers=workers)

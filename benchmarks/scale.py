@@ -7,12 +7,14 @@ that process's ``ru_maxrss`` (``os.wait4``; for ingest the largest of the parent
 
 * ingest: ``python -m musicgen ingest CORPUS --out CACHE [--engine beam]`` (cold into an empty cache unless
   ``--keep-cache``; ``--ingest-python`` runs it with another interpreter, e.g. a venv holding Apache Beam); wall
-  time, files/s, peak RSS, shards written;
+  time, files/s, peak RSS, CPU seconds (with its workers), shards written; ``to_index_s`` / ``dedup_s`` split the
+  wall time at index.json's and clusters.json's mtimes (parse + tokenize + shards / near-duplicate clusters);
 * worker: the per-core rate of ingest's worker function: ``ingest_worker.tokenize_chunk`` on the first ``WORKER_FILES``
   files of the corpus, chunks of 64, in one child process; files and events per CPU-second (``time.process_time``),
   what each core of a Beam cluster does (``musicgen ingest --engine beam`` runs the same function);
-* dedup: ``dedup.record_clusters`` alone on the store (its two files removed first): fingerprints every piece, read
-  one at a time from the memory-mapped shards; wall time, peak RSS;
+* dedup: ``dedup.record_clusters`` alone on the store (its two files removed first), ``--dedup-workers`` processes
+  (``dedup_store``: batched fingerprints, hash partitions, sparse pair counts); wall time, CPU seconds of the driver
+  (serial) and of the pool, peak RSS of each;
 * batches: in a child process, ``split_corpus`` (from the clusters ingest recorded), one epoch's plan and ``--steps``
   ``StreamingBatches`` batches of 16 x 128 with ``--transpose 3``; seconds, ms per batch, peak RSS (no TensorFlow);
 * train: ``python -m musicgen train CACHE --epochs 1 ...`` under a pseudo-terminal (so Keras prints its step
@@ -47,8 +49,12 @@ def _env() -> dict:
             "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
+CPU_S: dict[str, float] = {}  # CPU seconds (user + system) of the last measured child and its reaped workers
+
+
 def run_measured(argv: list[str]) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in MiB, stdout+stderr tail) of one child process."""
+    """(wall seconds, peak RSS in MiB, stdout+stderr tail) of one child process; its CPU seconds (with the worker
+    processes it reaped: ``wait4``'s usage) go to ``CPU_S["last"]``."""
     t = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
     out = proc.stdout.read().decode(errors="replace")
@@ -56,6 +62,7 @@ def run_measured(argv: list[str]) -> tuple[float, int, str]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{out[-2000:]}")
+    CPU_S["last"] = round(usage.ru_utime + usage.ru_stime, 1)
     return time.perf_counter() - t, usage.ru_maxrss // 1024, out[-400:]
 
 
@@ -89,11 +96,15 @@ def build_corpora(source: Path, sizes: list[int], work: Path) -> list[Path]:
 def ingest(corpus: Path, cache: Path, keep: bool, engine: str = "local", python: str = sys.executable) -> dict:
     if cache.exists() and not keep:
         shutil.rmtree(cache)
+    start = time.time()
     wall, rss, _ = run_measured([python, "-m", "musicgen", "ingest", str(corpus), "--out", str(cache),
                                  "--engine", engine])
     files = json.loads((cache / "manifest.json").read_text())["counts"]["files"]  # links followed, as ingest does
     index = json.loads((cache / "shards" / "index.json").read_text())
+    written = [(cache / p).stat().st_mtime for p in ("shards/index.json", "clusters.json")]
     return {"files": files, "seconds": round(wall, 1), "files_per_s": round(files / wall), "peak_rss_mib": rss,
+            "cpu_s": CPU_S["last"], "to_index_s": round(written[0] - start, 1),
+            "dedup_s": round(written[1] - written[0], 1),
             "pieces": index["pieces"], "events": index["events"], "shards": len(index["shards"]),
             "dtype": index["dtype"]}
 
@@ -127,23 +138,29 @@ def worker(corpus: Path) -> dict:
 
 
 DEDUP = """
-import sys, time
+import resource, sys, time
 from pathlib import Path
 from musicgen.config import TokenizerConfig
 from musicgen.dedup import CLUSTERS_FILE, record_clusters
 cache = Path(sys.argv[1])
 (cache / CLUSTERS_FILE).unlink(missing_ok=True)
 (cache / "shards" / "clusters.npz").unlink(missing_ok=True)
-t = time.perf_counter()
-groups = record_clusters(cache, TokenizerConfig.load(cache / "tokenizer.json"))
-print(f"DEDUP {time.perf_counter() - t:.2f} {len(groups)}")
+t, cpu = time.perf_counter(), time.process_time()
+groups = record_clusters(cache, TokenizerConfig.load(cache / "tokenizer.json"), workers=int(sys.argv[2]))
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"DEDUP {time.perf_counter() - t:.2f} {len(groups)} {time.process_time() - cpu:.2f} "
+      f"{kids.ru_utime + kids.ru_stime:.2f} {kids.ru_maxrss // 1024}")
 """
 
 
-def dedup(cache: Path) -> dict:
-    _, rss, out = run_measured([sys.executable, "-c", DEDUP, str(cache)])
-    seconds, groups = re.search(r"DEDUP ([\d.]+) (\d+)", out).groups()
-    return {"seconds": float(seconds), "groups": int(groups), "peak_rss_mib": rss}
+def dedup(cache: Path, workers: int) -> dict:
+    """``record_clusters`` alone with ``workers`` processes: wall and CPU seconds of the driver (the serial part)
+    and of its pool, peak RSS of the driver and of the largest pool process."""
+    _, rss, out = run_measured([sys.executable, "-c", DEDUP, str(cache), str(workers)])
+    seconds, groups, cpu, pool_cpu, pool_rss = re.search(r"DEDUP ([\d.]+) (\d+) ([\d.]+) ([\d.]+) (\d+)",
+                                                          out).groups()
+    return {"seconds": float(seconds), "groups": int(groups), "peak_rss_mib": rss, "driver_cpu_s": float(cpu),
+            "pool_cpu_s": float(pool_cpu), "pool_peak_rss_mib": int(pool_rss), "workers": workers}
 
 
 def replicate(source: Path, cache: Path, times: int) -> dict:
@@ -272,6 +289,7 @@ def main() -> None:
     ap.add_argument("--replicate", type=int, default=0, metavar="TIMES",
                     help="instead of ingesting CORPUS, write its cache (from an earlier run) TIMES over into "
                          "WORK/<corpus>-xTIMES-cache (no parsing; see replicate) and measure that")
+    ap.add_argument("--dedup-workers", type=int, default=2, help="dedup stage: record_clusters(workers=...)")
     ap.add_argument("--steps", type=int, default=200, help="training steps to measure")
     ap.add_argument("--preset", default="small")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -298,7 +316,7 @@ def main() -> None:
         if "worker" not in skip:
             row["worker"] = worker(corpus)
         if "dedup" not in skip:
-            row["dedup"] = dedup(cache)
+            row["dedup"] = dedup(cache, args.dedup_workers)
         if "batches" not in skip:
             row["batches"] = batches(cache, args.steps, 3)
         if "train" not in skip:

@@ -45,7 +45,7 @@ _NO_TOKENS = np.zeros(0, np.int32)
 
 __all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "KnownPieces", "PieceResult", "TokenSet", "config_hash", "file_key_of",
            "is_token_cache", "load_manifest", "load_tokens", "manifest_text", "piece_key", "store_stamp",
-           "tokens_current", "write_pack", "write_tokens"]
+           "tokens_current", "write_manifest", "write_pack", "write_tokens"]
 
 
 @dataclass
@@ -89,7 +89,8 @@ def config_hash(config: TokenizerConfig) -> str:
 class PieceResult(NamedTuple):
     """What ingest knows of one piece of a file: its cache ``key`` (``piece_key``), ``index`` in the file, ``title``
     ("" if none), ``reader`` ("" for MIDI or when unread), ``reason`` ("" when kept), ``tokens`` int32 (T,) (empty
-    when skipped) and ``qpm``."""
+    when skipped; in ``KnownPieces`` a lazy view of its pack once the pack is known) and ``qpm``; ``pack`` the entry
+    pack holding it ("" when unknown)."""
 
     key: str
     index: int
@@ -98,6 +99,7 @@ class PieceResult(NamedTuple):
     reason: str
     tokens: np.ndarray
     qpm: float
+    pack: str = ""  # the entry pack (file name) that holds it, when known
 
     @classmethod
     def skipped(cls, key: str, reason: str, index: int = 0, title: str = "", reader: str = "") -> PieceResult:
@@ -116,15 +118,18 @@ def file_key_of(key: str) -> str:
     return key.split("#", 1)[0]
 
 
-def write_pack(folder: Path, pieces: list[PieceResult]) -> None:
-    """One pack holding every piece of a chunk of files (all pieces of a file always go into the same pack)."""
+def write_pack(folder: Path, pieces: list[PieceResult]) -> str:
+    """One pack holding every piece of a chunk of files (all pieces of a file always go into the same pack); returns
+    its file name."""
     keys = [p.key for p in pieces]
-    save_pack(folder / f"{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}.npz", keys,
+    name = f"{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}.npz"
+    save_pack(folder / name, keys,
               [p.tokens for p in pieces], reasons=np.array([p.reason for p in pieces], dtype=np.str_),
               qpm=np.array([p.qpm for p in pieces], np.float64),
               index=np.array([p.index for p in pieces], np.int64),
               titles=np.array([p.title for p in pieces], dtype=np.str_),
               readers=np.array([p.reader for p in pieces], dtype=np.str_))
+    return name
 
 
 _PACK_COLUMNS = ("reasons", "qpm", "index", "titles", "readers")
@@ -166,22 +171,62 @@ class KnownPieces:
     from the entry packs or this run's workers) and ``tokens`` (piece key -> (tokens, qpm) of kept pieces, from the
     last run's store when its config matches and it is trusted, then the packs). Each source is read at most
     once; ``read_new_packs`` reads packs that another engine wrote since. ``origin`` says where each piece's tokens
-    were found: ``piece key -> pack file name`` (in ``entries``) or ``-> i`` (piece i of the last run's store); pieces
-    from this process's own workers have none."""
+    were found: ``piece key -> pack file name`` (in ``entries``) or ``-> i`` (piece i of the last run's store);
+    pieces added without a pack have none.
 
-    def __init__(self, out: Path, entries: Path, config: TokenizerConfig, vocab_size: int, trust_tokens: bool):
+    Memory stays per piece, not per token: a piece whose pack is known keeps only a lazy view of it (``InPack``),
+    read back when its shard is written (``piece``; the last ``PACKS_HELD`` packs read are held). ``summarize``
+    (``summarize(file key, pieces) -> rows``), when given, is called by ``add`` while the tokens are at hand; its
+    result is kept in ``rows[file key]`` (ingest's manifest rows)."""
+
+    PACKS_HELD = 16
+
+    def __init__(self, out: Path, entries: Path, config: TokenizerConfig, vocab_size: int, trust_tokens: bool,
+                 summarize=None):
         self.files: dict[str, list[PieceResult]] = {}
         self.config = config
         self.tokens: dict[str, tuple[np.ndarray, float]] = {}
         self.origin: dict[str, str | int] = {}
+        self.rows: dict[str, object] = {}
+        self._summarize = summarize
         self._seen_packs: set[str] = set()
         self._npz = (lambda: _kept_in_cache(out, config)) if trust_tokens else None
         self._packs = lambda: _read_packs(entries, vocab_size, self._seen_packs, self.origin)
         self._entries, self._vocab_size = entries, vocab_size
+        self._held: dict[str, dict[str, np.ndarray]] = {}
 
     def add(self, file_key: str, pieces: list[PieceResult]) -> None:
-        self.files[file_key] = pieces
-        self.tokens.update((p.key, (p.tokens, p.qpm)) for p in pieces if not p.reason)
+        if self._summarize is not None:
+            self.rows[file_key] = self._summarize(file_key, pieces)
+        light = []
+        for p in pieces:
+            pack = p.pack or self.origin.get(p.key)
+            if isinstance(pack, str) and pack and not p.reason:
+                self.origin[p.key] = pack
+                p = p._replace(tokens=InPack(self, pack, p.key, int(p.tokens.size)), pack=pack)
+            light.append(p)
+            if not p.reason:
+                self.tokens[p.key] = (p.tokens, p.qpm)
+        self.files[file_key] = light
+
+    def read_pack(self, pack: str, key: str) -> np.ndarray:
+        """Tokens (int32 (T,)) of piece ``key`` in entry pack ``pack``; raises ``MusicgenError`` when the pack
+        vanished or is damaged."""
+        found = self._held.get(pack)
+        if found is None:
+            got = load_pack(self._entries / pack, _PACK_COLUMNS, self._vocab_size)
+            if got is None:
+                raise MusicgenError(f"entry pack {pack!r} vanished or is damaged while the store was written; "
+                                    f"rerun `musicgen ingest`")
+            if len(self._held) >= self.PACKS_HELD:
+                self._held.pop(next(iter(self._held)))
+            found = self._held[pack] = dict(zip(got[0], got[1]))
+        return found[key]
+
+    def piece(self, key: str) -> tuple[np.ndarray, float]:
+        """``(tokens int32 (T,), qpm)`` of kept piece ``key``, read from its pack or the last store if need be."""
+        tokens, qpm = self.tokens[key]
+        return (tokens if isinstance(tokens, np.ndarray) else np.asarray(tokens)), qpm
 
     def _read_packs_once(self) -> None:
         if self._packs is not None:
@@ -219,6 +264,23 @@ class KnownPieces:
         return [k for k in keys if k not in self.tokens]
 
 
+class InPack:
+    """Tokens of a piece that lie in an entry pack (``KnownPieces``): ``size`` without reading them; ``np.asarray``
+    or ``tolist`` reads them."""
+
+    __slots__ = ("known", "pack", "key", "size")
+
+    def __init__(self, known: KnownPieces, pack: str, key: str, size: int):
+        self.known, self.pack, self.key, self.size = known, pack, key, size
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.known.read_pack(self.pack, self.key)
+        return out if dtype is None else out.astype(dtype)
+
+    def tolist(self) -> list:
+        return self.known.read_pack(self.pack, self.key).tolist()
+
+
 def _kept_in_cache(out: Path, config: TokenizerConfig) -> dict[str, tuple[np.ndarray, float]]:
     try:
         tokens = load_tokens(out)
@@ -254,14 +316,35 @@ def load_manifest(path: Path) -> dict:
         return {}
 
 
+def _manifest_parts(manifest: dict):
+    """The pieces of ``manifest_text``, in order (a list field's items one by one)."""
+    yield "{\n"
+    for i, (k, v) in enumerate(manifest.items()):
+        yield f"{',' if i else ''}\n {json.dumps(k)}: " if i else f" {json.dumps(k)}: "
+        if isinstance(v, list) and v:
+            yield "[\n" + ",\n".join(f"  {json.dumps(x)}" for x in v[:1])
+            for x in v[1:]:
+                yield f",\n  {json.dumps(x)}"
+            yield "\n ]"
+        else:
+            yield json.dumps(v)
+    yield "\n}\n"
+
+
 def manifest_text(manifest: dict) -> str:
     """JSON with one line per top-level field and per list item: readable, and written by the C encoder (an
     ``indent`` makes ``json`` use its pure-Python encoder, 5x slower on a large corpus)."""
-    def value(v):
-        return "[\n" + ",\n".join(f"  {json.dumps(x)}" for x in v) + "\n ]" if isinstance(v, list) and v \
-            else json.dumps(v)
+    return "".join(_manifest_parts(manifest))
 
-    return "{\n" + ",\n".join(f" {json.dumps(k)}: {value(v)}" for k, v in manifest.items()) + "\n}\n"
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    """``manifest_text(manifest)`` written atomically to ``path``, a line at a time (the text of a 200k-file
+    manifest is never held whole)."""
+    from musicgen.safeio import atomic_path
+
+    with atomic_path(path, keep_suffix=False) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for part in _manifest_parts(manifest):
+            f.write(part)
 
 
 def store_stamp(out: Path) -> dict | None:

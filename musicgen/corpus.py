@@ -23,8 +23,8 @@ from pathlib import Path
 
 
 from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceResult, TokenSet, config_hash,
-                            file_key_of, is_token_cache, load_manifest, load_tokens, manifest_text, store_stamp,
-                            tokens_current, write_tokens)
+                            file_key_of, is_token_cache, load_manifest, load_tokens, store_stamp, tokens_current,
+                            write_manifest, write_tokens)
 from musicgen.config import TokenizerConfig
 from musicgen.dedup import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
@@ -261,11 +261,15 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
                 outcome[fkey] = rows
         files.append(rec)
 
-    results = KnownPieces(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild)
+    def summarize(fkey: str, pieces: list[PieceResult]) -> list[dict]:  # manifest rows, made while tokens are here
+        return piece_rows(pieces, not _is_midi(first_with_key.get(fkey, "")), tokenizer)
+
+    results = KnownPieces(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild,
+                          summarize=summarize)
     todo = [k for k in first_with_key if k not in outcome]
     tokenized = _tokenize(run, entries, results.missing_files(todo), first_with_key, results)
     for fkey in todo:
-        outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]), tokenizer)
+        outcome[fkey] = results.rows[fkey]
 
     def kept_pieces() -> list[tuple[str, str, int]]:  # (piece key, path, index) in path order
         return [(row["key"], rec["path"], row.get("index", 0)) for rec in files if "status" not in rec
@@ -279,13 +283,20 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
             results.files.pop(fkey, None)
         tokenized += _tokenize(run, entries, redo, first_with_key, results)
         for fkey in redo:
-            outcome[fkey] = piece_rows(results.files[fkey], not _is_midi(first_with_key[fkey]), tokenizer)
+            outcome[fkey] = results.rows[fkey]
         kept = kept_pieces()
         if kept:
             keys, paths, indices = [k for k, _, _ in kept], [p for _, p, _ in kept], [i for _, _, i in kept]
             write_tokens(out, keys, results, paths, indices, shard_bytes=run.shard_bytes, reuse=not rebuild,
                          write_shards=None if run.engine == "local" else
                          _beam().shard_writer(run, entries, results, keys, paths, indices, _idle_cores))
+    kept_keys = [k for k, _, _ in kept]
+    results = kept = keys = paths = indices = None  # per-piece state the rest does not need: memory for the dedup
+    if not kept_keys:
+        (out / "tokens.npz").unlink(missing_ok=True)
+        shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
+        (out / CLUSTERS_FILE).unlink(missing_ok=True)
+    clusters = record_clusters(out, config, workers=run.workers or _idle_cores()) if kept_keys else []  # dedup
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
                           reused=len(first_with_key) - tokenized, files=len(music))
@@ -305,12 +316,6 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
     rows += [{"path": rel, "status": "ignored", "reason": "not a music file"} for rel in other]
     rows.sort(key=lambda r: r["path"])  # stable: a file's pieces stay in index order
 
-    kept_keys = [k for k, _, _ in kept]
-    if report.kept == 0:
-        (out / "tokens.npz").unlink(missing_ok=True)
-        shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
-        (out / CLUSTERS_FILE).unlink(missing_ok=True)
-    clusters = record_clusters(out, config) if report.kept else []  # near-duplicate groups (musicgen.dedup)
     manifest = {"format": MANIFEST_FORMAT, "corpus": str(corpus), "config_hash": chash, "tokenizer": config.to_dict(),
                 "counts": {"files": report.found, "kept": report.kept, "skipped": report.skipped,
                            "ignored": report.ignored},
@@ -318,7 +323,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
                 "shards": store_stamp(out) if report.kept else None, "clusters": clusters, "files": rows}
     if manifest != old or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
         atomic_write_text(out / "tokenizer.json", config.to_json() + "\n")
-        atomic_write_text(out / "manifest.json", manifest_text(manifest))
+        write_manifest(out / "manifest.json", manifest)
     if report.kept == 0:
         raise UsageError(f"corpus_dir: no usable music file in {str(corpus)!r}: {report.summary()}; "
                          f"see {out / 'manifest.json'}")

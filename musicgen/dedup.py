@@ -25,9 +25,9 @@ Pairs with at least ``threshold`` similarity (default 0.5, see docs/evaluation.m
 chorales) and at least ``MIN_COMMON`` shared shingles are joined; clusters are the connected components
 (union-find), so a chain a~b~c is one cluster. Pieces with equal content keys (identical files) are always joined.
 
-Cost: pairs come from an inverted index (shingle → pieces) sorted in numpy; a shingle found in more than ``MAX_DF``
-pieces (a stock formula, or a mass-duplicated piece) is left out of the intersections, which bounds the work at
-``MAX_DF`` pairs per stored shingle. The 410 Bach chorales take 0.3 s (``scripts/duplicates_report.py``).
+Cost: pairs come from an inverted index (shingle → pieces) sorted in numpy, counted by a sparse product
+(``pair_counts``); a shingle found in more than ``MAX_DF`` pieces (a stock formula, or a mass-duplicated piece) is
+left out of the intersections, which bounds the work at ``MAX_DF`` pairs per stored shingle. The 410 Bach chorales take 0.3 s (``scripts/duplicates_report.py``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ DEFAULT_NGRAM = 8
 DEFAULT_THRESHOLD = 0.5
 MIN_COMMON = 5  # shared shingles a joined pair needs at least (short pieces are matched only by content key)
 MAX_DF = 256  # shingles in more pieces than this are left out of the pair counts
-PAIR_CHUNK = 2**22  # pair codes counted at a time (32 MiB of int64) before merging into the running counts
+NUMPY_PAIRS = 2**22  # pair occurrences up to which ``pair_counts`` counts with numpy alone (no scipy import)
 MAX_INTERVAL = 48
 MAX_RATIO_CLASS = 6
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -158,51 +158,51 @@ def similar_pairs(fps: Sequence[Fingerprint], threshold: float = DEFAULT_THRESHO
         return _pairs([], [], [], [])
     hashes = np.concatenate([f.hashes for f in fps])
     owner = np.repeat(np.arange(len(fps), dtype=np.int64), sizes)
-    order = np.argsort(hashes, kind="stable")  # stable: owners ascend within a shingle
-    hashes, owner = hashes[order], owner[order]
+    order = np.argsort(hashes, kind="stable")
+    codes, common = pair_counts(hashes[order], owner[order], len(fps), max_df)
+    del hashes, owner, order
+    return pairs_from_counts(codes, common, sizes, threshold, min_common)
+
+
+def pair_counts(hashes: np.ndarray, owner: np.ndarray, n: int, max_df: int = MAX_DF) -> tuple[np.ndarray, np.ndarray]:
+    """Shingles shared by each pair of pieces a < b, counting only shingles found in 2..``max_df`` pieces:
+    ``(codes, counts)``, int64, codes ``a * n + b`` ascending (pairs sharing none left out). ``hashes`` uint64 (S,)
+    sorted, ``owner`` int64 (S,) the piece of each, ascending within a shingle (each shingle once per piece).
+
+    Up to ``NUMPY_PAIRS`` pair occurrences (the sum of df (df - 1) / 2 over the shingles) every occurrence's code is
+    made and counted with ``np.unique``; above, as the upper triangle of the sparse product ``M.T @ M`` of the 0/1
+    matrix M (shingle, piece) (``scipy.sparse``: each occurrence an add in C++, memory per distinct pair)."""
     starts = np.flatnonzero(np.concatenate([[True], hashes[1:] != hashes[:-1]]))
     df = np.diff(np.append(starts, hashes.size))
-    n = np.int64(len(fps))
-    groups = [(s, owner[starts[df == s][:, None] + np.arange(s)]) for s in np.unique(df[(df >= 2) & (df <= max_df)])
-              .tolist()]  # (df, members (shingles, df)): every pair of members shares that shingle
-    del hashes, owner, order
-    code, common = _count_pairs(groups, n)
-    if not code.size:
-        return _pairs([], [], [], [])
-    a, b = code // n, code % n
+    wanted = (df >= 2) & (df <= max_df)
+    if int((df[wanted] * (df[wanted] - 1) // 2).sum()) <= NUMPY_PAIRS:
+        codes = [np.zeros(0, np.int64)]
+        for s in np.unique(df[wanted]).tolist():
+            members = owner[starts[df == s][:, None] + np.arange(s)]
+            i, j = np.triu_indices(s, 1)
+            codes.append((members[:, i] * n + members[:, j]).ravel())
+        return tuple(a.astype(np.int64) for a in np.unique(np.concatenate(codes), return_counts=True))
+    from scipy import sparse
+
+    row = np.repeat(np.arange(starts.size), df)
+    keep = wanted[row]
+    m = sparse.csr_matrix((np.ones(int(keep.sum()), np.int32), (row[keep], owner[keep])), shape=(starts.size, n))
+    del starts, df, row, keep
+    upper = sparse.triu(m.T @ m, k=1, format="csr")
+    upper.sort_indices()
+    codes = np.repeat(np.arange(n, dtype=np.int64) * n, np.diff(upper.indptr)) + upper.indices
+    return codes, upper.data.astype(np.int64)
+
+
+def pairs_from_counts(codes: np.ndarray, common: np.ndarray, sizes: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
+                      min_common: int = MIN_COMMON) -> Pairs:
+    """The pairs of ``pair_counts``'s ``codes`` (``a * n + b``, ascending, n = sizes.size) and ``common`` shared
+    shingles that reach ``threshold`` containment and ``min_common``; ``sizes`` int64 (n,) shingles per piece."""
+    n = np.int64(sizes.size)
+    a, b = codes // n, codes % n
     similarity = common / np.minimum(sizes[a], sizes[b])
     keep = (similarity >= threshold) & (common >= min_common)
     return _pairs(a[keep], b[keep], similarity[keep], common[keep])
-
-
-def _count_pairs(groups: list[tuple[int, np.ndarray]], n: np.int64, chunk: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct pair codes ``a * n + b`` (a < b) over all shingle groups and how many shingles each pair shares; int64
-    arrays, sorted by code. Codes are made ``chunk`` (default ``PAIR_CHUNK``) at a time and merged into the running
-    counts, so memory follows the distinct pairs, not the pair occurrences (a corpus of many copies of a few pieces
-    repeats each pair once per shared shingle)."""
-    chunk = chunk or PAIR_CHUNK
-    codes, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    buf: list[np.ndarray] = []
-    held = 0
-
-    def merge(codes, counts, buf):
-        c, k = np.unique(np.concatenate(buf), return_counts=True)
-        codes, inverse = np.unique(np.concatenate([codes, c]), return_inverse=True)
-        return codes, np.bincount(inverse, weights=np.concatenate([counts, k]), minlength=codes.size).astype(np.int64)
-
-    for s, members in groups:
-        i, j = np.triu_indices(s, 1)
-        rows = max(1, chunk // i.size)
-        for r in range(0, members.shape[0], rows):
-            m = members[r:r + rows]
-            buf.append((m[:, i] * n + m[:, j]).ravel())
-            held += buf[-1].size
-            if held >= chunk:
-                codes, counts = merge(codes, counts, buf)
-                buf, held = [], 0
-    if buf:
-        codes, counts = merge(codes, counts, buf)
-    return codes, counts
 
 
 def _pairs(a, b, similarity, common) -> Pairs:
@@ -212,27 +212,30 @@ def _pairs(a, b, similarity, common) -> Pairs:
 
 def cluster_ids(n: int, pairs: Pairs, keys: Sequence[str] | None = None) -> np.ndarray:
     """Connected components of the pairs (and of equal ``keys``): int64 cluster id per piece, shape (n,), numbered
-    0, 1, … in order of each cluster's first piece."""
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    edges = list(zip(pairs.a.tolist(), pairs.b.tolist()))
+    0, 1, … in order of each cluster's first piece. Vectorized: every piece takes the smallest label among its
+    neighbours, then labels jump to their label's label, until nothing changes (the label of a component ends as
+    its first piece)."""
+    a, b = [pairs.a.astype(np.int64)], [pairs.b.astype(np.int64)]
     if keys is not None:
         first: dict[str, int] = {}
-        for i, k in enumerate(keys):
-            if first.setdefault(k, i) != i:
-                edges.append((first[k], i))
-    for x, y in edges:
-        rx, ry = find(x), find(y)
-        if rx != ry:
-            parent[max(rx, ry)] = min(rx, ry)
-    roots = np.array([find(i) for i in range(n)], np.int64)
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+        same = [(first[k], i) for i, k in enumerate(keys) if first.setdefault(k, i) != i]
+        a.append(np.array([x for x, _ in same], np.int64))
+        b.append(np.array([y for _, y in same], np.int64))
+    a, b = np.concatenate(a), np.concatenate(b)
+    label = np.arange(n, dtype=np.int64)
+    while True:
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        while True:  # pointer jumping
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, label):
+            return np.unique(label, return_inverse=True)[1].astype(np.int64).reshape(n)
+        label = new
 
 
 def transposition(a: Fingerprint, b: Fingerprint) -> int | None:
@@ -300,12 +303,13 @@ CLUSTERS_FILE = "clusters.json"
 
 
 def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: float = DEFAULT_THRESHOLD,
-                    ngram: int = DEFAULT_NGRAM) -> list[dict]:
+                    ngram: int = DEFAULT_NGRAM, workers: int = 1) -> list[dict]:
     """Cluster the pieces of the token store that ingest just wrote into ``cache_dir`` with ``tokenizer_config``,
     write ``cache_dir/clusters.json`` and the store's ``shards/clusters.npz`` (what the split reads); returns
     ``describe_groups``'s list (members named by their corpus paths) for the manifest. Reuses the files while the
-    store is unchanged. The pieces are read one at a time from the memory-mapped shards (only their fingerprints are
-    held: ~10 bytes per note).
+    store is unchanged. The pieces are read in batches from the memory-mapped shards and clustered by
+    ``dedup_store.store_duplicates`` (memory per piece, not per note; the result of ``find_duplicates``) in
+    ``workers`` processes.
 
     clusters.json: ``threshold``, ``ngram``, ``shards`` (size, mtime_ns of the store's index.json it was made from),
     ``paths`` and ``keys`` (the kept pieces, store order), ``cluster`` (int id per piece) and ``groups``.
@@ -315,7 +319,6 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
 
     from musicgen.cache import store_stamp
     from musicgen.safeio import atomic_write_text
-    from musicgen.shards import Column, PieceSequence, ShardStore, write_clusters
 
     folder = Path(cache_dir)
     stamp = {"threshold": threshold, "ngram": ngram, "shards": store_stamp(folder), "music_keys": 1}
@@ -325,11 +328,17 @@ def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: flo
             return old["groups"]
     except (OSError, ValueError, KeyError, AttributeError):
         pass
+    from musicgen.dedup_store import store_duplicates  # imported only when the clusters are made (a warm run reuses)
+    from musicgen.shards import Column, ShardStore, write_clusters
+    from musicgen.tokenizer import Tokenizer
+
     store = ShardStore(folder)
-    keys, paths = list(Column(store, "keys")), list(Column(store, "paths"))
-    dups = find_duplicates(PieceSequence(store), keys, tokenizer_config, threshold, ngram)
-    groups = describe_groups(dups, paths)
-    write_clusters(folder, dups.clusters, keys, threshold, ngram, [fp.music for fp in dups.fingerprints])
+    keys = list(Column(store, "keys"))
+    dups = store_duplicates(store, Tokenizer(tokenizer_config), threshold, ngram, keys, workers=workers)
+    paths = list(Column(store, "paths"))
+    groups = [{"members": [paths[i] for i in members.tolist()], "similarity": [round(s, 3) for s in similarity],
+               "semitones": semitones} for members, similarity, semitones in dups.groups]
+    write_clusters(folder, dups.clusters, keys, threshold, ngram, dups.music)
     record = {**stamp, "paths": paths, "keys": keys, "cluster": dups.clusters.tolist(), "groups": groups}
     atomic_write_text(folder / CLUSTERS_FILE, json.dumps(record) + "\n")
     return groups

@@ -213,12 +213,14 @@ def run_isolated(fn, items: list, workers: int, *args, chunk: int = 16):
     with _pool(workers) as ex:
         futures = {ex.submit(fn, c, *args): c for c in chunks}
         for fut in as_completed(futures):
+            done = futures.pop(fut)  # a finished chunk's results are dropped once yielded (memory per chunk)
             try:
                 results = fut.result()
             except BrokenProcessPool:
-                lost.extend(futures[fut])
+                lost.extend(done)
                 continue
-            yield from zip(futures[fut], results)
+            del fut
+            yield from zip(done, results)
     for item in lost:
         with _pool(1) as ex:
             try:

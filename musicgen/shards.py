@@ -110,20 +110,31 @@ def shard_is_whole(cache_dir: str | Path, shard: dict, keys: Sequence[str], dtyp
 
 
 def write_shard(cache_dir: str | Path, name: str, keys: Sequence[str], paths: Sequence[str], indices: Sequence[int],
-                got: Sequence[tuple[np.ndarray, float]], tokenizer, dtype: np.dtype) -> None:
-    """Write one shard's two files (layout in the module docstring), atomically: ``got[j] = (tokens int (T,), qpm)``
-    of its piece j, whose key, path and index in its file are ``keys[j]``, ``paths[j]``, ``indices[j]``."""
+                got: Iterable[tuple[np.ndarray, float]], tokenizer, dtype: np.dtype, events: int | None = None) -> None:
+    """Write one shard's two files (layout in the module docstring), atomically: ``got`` yields ``(tokens int (T,),
+    qpm)`` of its piece j, whose key, path and index in its file are ``keys[j]``, ``paths[j]``, ``indices[j]``.
+    With ``events`` (the shard's total) the pieces are copied one at a time into the shard's array as ``got`` yields
+    them (memory: the shard in its dtype, not every piece as int32 besides)."""
     folder = Path(cache_dir) / SHARDS_DIR
-    arrays = [np.asarray(t) for t, _ in got]
-    tokens = np.concatenate(arrays).astype(dtype)
-    offsets = np.zeros(len(got) + 1, np.int64)
-    np.cumsum([t.size for t in arrays], out=offsets[1:])
-    bounds = np.array([tokenizer.transpose_bounds(t.astype(np.int64)) for t in arrays], np.int16)
+    offsets, qpm, bounds = np.zeros(len(keys) + 1, np.int64), [], []
+    if events is None:
+        got = list(got)
+        events = int(sum(np.asarray(t).size for t, _ in got))
+    tokens = np.empty(events, dtype)
+    for j, (piece, q) in enumerate(got):
+        piece = np.asarray(piece)
+        offsets[j + 1] = offsets[j] + piece.size
+        tokens[offsets[j]:offsets[j + 1]] = piece
+        qpm.append(q)
+        bounds.append(tokenizer.transpose_bounds(piece.astype(np.int64)))
+    if offsets[-1] != events or len(qpm) != len(keys):
+        raise MusicgenError(f"shard {name!r}: expected {len(keys)} pieces of {events} events, got {len(qpm)} of "
+                            f"{int(offsets[-1])}; rerun `musicgen ingest`")
     with atomic_path(folder / f"{name}.tokens.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, tokens, allow_pickle=False)
     save_npz(folder / f"{name}.index.npz", offsets=offsets, keys=np.array(list(keys), dtype=np.str_),
              paths=np.array(list(paths), dtype=np.str_), indices=np.array(list(indices), np.int64),
-             qpm=np.array([q for _, q in got], np.float64), bounds=bounds.reshape(-1, 2))
+             qpm=np.array(qpm, np.float64), bounds=np.array(bounds, np.int16).reshape(-1, 2))
 
 
 def finish_store(cache_dir: str | Path, plan: list[dict], tokenizer) -> dict:
@@ -176,7 +187,7 @@ def write_store(cache_dir: str | Path, keys: Sequence[str], paths: Sequence[str]
         if write_shards is None and s in todo:
             lo, hi = s["lo"], s["hi"]
             write_shard(cache_dir, s["name"], keys[lo:hi], paths[lo:hi], indices[lo:hi],
-                        [piece(i) for i in range(lo, hi)], tokenizer, dtype)
+                        (piece(i) for i in range(lo, hi)), tokenizer, dtype, events=s["events"])
         if on_shard is not None:
             on_shard(s["number"])
     return finish_store(cache_dir, plan, tokenizer)

@@ -95,14 +95,16 @@ def test_similar_pairs_and_clusters_by_hand(monkeypatch):
     assert len(similar_pairs(fps, threshold=0.8)) == 0
     assert similar_pairs(fps, threshold=0.5, min_common=4).b.tolist() == [2, 3]
     assert similar_pairs(fps, 0.5, max_df=1).a.size == 0  # every shared shingle is too common
-    for chunk in (1, 2, 5):  # pair codes counted a few at a time and merged: the same pairs and counts
-        monkeypatch.setattr(dedup, "PAIR_CHUNK", chunk)
+    for numpy_pairs in (2**22, 0):  # counted with numpy, and as a scipy sparse product: the same pairs and counts
+        monkeypatch.setattr(dedup, "NUMPY_PAIRS", numpy_pairs)
         small = similar_pairs(fps, threshold=0.5, min_common=4)
         assert (small.a.tolist(), small.b.tolist(), small.common.tolist()) == ([0, 1], [2, 3], [6, 4])
     with pytest.raises(UsageError, match="threshold"):
         similar_pairs(fps, 0.0)
     chain = Pairs(np.array([0, 2]), np.array([2, 4]), np.ones(2), np.full(2, 9))
     assert cluster_ids(6, chain, keys=["a", "b", "c", "b", "d", "e"]).tolist() == [0, 1, 0, 1, 0, 2]
+    ring = Pairs(np.array([3, 1, 0, 5]), np.array([7, 7, 6, 6]), np.ones(4), np.full(4, 9))  # 1~3 through 7
+    assert cluster_ids(9, ring).tolist() == [0, 1, 2, 1, 3, 0, 0, 1, 4]
 
 
 def test_opaque_ids_without_a_tokenizer():

@@ -66,6 +66,39 @@ def _project(sequences, kernel, bias):
     return ops.add(ops.matmul(sequences, ops.cast(kernel, sequences.dtype)), ops.cast(bias, sequences.dtype))
 
 
+TF_LSTM_FORWARD = "loop"
+"""``FusedLSTM`` on TensorFlow (where ``tf_lstm_applies``) runs ``musicgen.tf_lstm.lstm_window`` with this forward
+(``"loop"`` or ``"block"``, see there); ``None`` differentiates the ``tf.while_loop`` below instead
+(benchmarks/train.py options ``lstmblock`` / ``lstmautodiff``)."""
+
+
+def tf_lstm_applies(layer, sequences) -> bool:
+    """Whether a ``FusedLSTM`` call that ``fused_applies`` may run ``musicgen.tf_lstm``: TensorFlow backend, float32,
+    the stock activations (tanh, sigmoid: the hand-written backward and ``BlockLSTMV2`` assume them), not inside an
+    XLA-compiled function (``BlockLSTMV2`` has no XLA kernel; XLA differentiates the loop itself)."""
+    if (TF_LSTM_FORWARD is None or keras.backend.backend() != "tensorflow"
+            or keras.backend.standardize_dtype(sequences.dtype) != "float32"):
+        return False
+    from keras.src.backend.tensorflow.rnn import _do_lstm_arguments_support_cudnn  # the tanh/sigmoid check
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.ops import control_flow_util
+
+    cell = layer.cell
+    return (_do_lstm_arguments_support_cudnn(cell.activation, cell.recurrent_activation, False, True)
+            and not control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
+
+
+def _tf_lstm(layer, sequences, initial_state):
+    """``musicgen.tf_lstm.lstm_window`` → ``(last, outputs, [h, c])`` as ``_loop`` returns them."""
+    from musicgen.tf_lstm import lstm_window
+
+    cell = layer.cell
+    h0, c0 = _states(initial_state)
+    outputs, h_last, c_last = lstm_window(sequences, h0, c0, cell.kernel, cell.recurrent_kernel, cell.bias,
+                                          forward=TF_LSTM_FORWARD)
+    return h_last, outputs if layer.return_sequences else h_last[:, None], [h_last, c_last]
+
+
 def _states(initial_state) -> list:
     return list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
 
@@ -78,6 +111,8 @@ class FusedLSTM(keras.layers.LSTM):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not fused_applies(self, mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
+        if tf_lstm_applies(self, sequences):
+            return _tf_lstm(self, sequences, initial_state)
         cell = self.cell
         recurrent_kernel = ops.cast(cell.recurrent_kernel, sequences.dtype)  # read once, not once per step
         act, rec_act = cell.activation, cell.recurrent_activation

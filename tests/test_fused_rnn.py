@@ -115,11 +115,32 @@ def test_jax_backend_equals_the_stock_layer():
 @pytest.mark.parametrize("cell", CELLS)
 def test_the_fused_loop_runs_on_cpu(cell, monkeypatch):
     calls = []
-    real = fused_rnn._loop
-    monkeypatch.setattr(fused_rnn, "_loop", lambda *a: calls.append(1) or real(*a))
+    real_loop, real_tf_lstm = fused_rnn._loop, fused_rnn._tf_lstm
+    monkeypatch.setattr(fused_rnn, "_loop", lambda *a: calls.append("loop") or real_loop(*a))
+    monkeypatch.setattr(fused_rnn, "_tf_lstm", lambda *a: calls.append("tf_lstm") or real_tf_lstm(*a))
     layer = FUSED[cell](units=5, return_sequences=True)
     layer(np.zeros((2, 3, 4), "float32"))
-    assert calls == [1]
+    assert calls == ["tf_lstm" if cell == "lstm" and keras.backend.backend() == "tensorflow" else "loop"]
+
+
+@pytest.mark.parametrize("forward", ["block", None])
+@pytest.mark.parametrize("stateful", [False, True])
+def test_lstm_other_tensorflow_paths_equal_the_stock_layer(forward, stateful, monkeypatch):
+    """The default (``tf_lstm`` with the loop forward) is covered above; here the ``BlockLSTMV2`` forward and
+    Keras' autodiff of the fused loop (``TF_LSTM_FORWARD=None``)."""
+    monkeypatch.setattr(fused_rnn, "TF_LSTM_FORWARD", forward)
+    assert max(max_differences("lstm", stateful)) < TOL
+
+
+def test_tf_lstm_path_is_skipped_where_it_does_not_apply(monkeypatch):
+    layer = FUSED["lstm"](units=5)
+    x = np.zeros((2, 3, 4), "float32")
+    assert fused_rnn.tf_lstm_applies(layer, x) == (keras.backend.backend() == "tensorflow")
+    assert not fused_rnn.tf_lstm_applies(FUSED["lstm"](units=5, activation="relu"), x)
+    assert not fused_rnn.tf_lstm_applies(FUSED["lstm"](units=5, recurrent_activation="hard_sigmoid"), x)
+    assert not fused_rnn.tf_lstm_applies(layer, x.astype("float16"))
+    monkeypatch.setattr(fused_rnn, "TF_LSTM_FORWARD", None)
+    assert not fused_rnn.tf_lstm_applies(layer, x)
 
 
 @pytest.mark.parametrize("kwargs", [dict(go_backwards=True), dict(dropout=0.2), dict(recurrent_dropout=0.2),

@@ -66,10 +66,10 @@ def _project(sequences, kernel, bias):
     return ops.add(ops.matmul(sequences, ops.cast(kernel, sequences.dtype)), ops.cast(bias, sequences.dtype))
 
 
-TF_LSTM_FORWARD = "loop"
+TF_LSTM_FORWARD = "block"
 """``FusedLSTM`` on TensorFlow (where ``tf_lstm_applies``) runs ``musicgen.tf_lstm.lstm_window`` with this forward
-(``"loop"`` or ``"block"``, see there); ``None`` differentiates the ``tf.while_loop`` below instead
-(benchmarks/train.py options ``lstmblock`` / ``lstmautodiff``)."""
+(``"block"``: TensorFlow's ``BlockLSTMV2`` kernel, or ``"loop"``; see there); ``None`` differentiates the
+``tf.while_loop`` below instead (benchmarks/train.py options ``lstmloop`` / ``lstmautodiff``)."""
 
 
 def tf_lstm_applies(layer, sequences) -> bool:

@@ -123,10 +123,10 @@ def test_the_fused_loop_runs_on_cpu(cell, monkeypatch):
     assert calls == ["tf_lstm" if cell == "lstm" and keras.backend.backend() == "tensorflow" else "loop"]
 
 
-@pytest.mark.parametrize("forward", ["block", None])
+@pytest.mark.parametrize("forward", ["loop", None])
 @pytest.mark.parametrize("stateful", [False, True])
 def test_lstm_other_tensorflow_paths_equal_the_stock_layer(forward, stateful, monkeypatch):
-    """The default (``tf_lstm`` with the loop forward) is covered above; here the ``BlockLSTMV2`` forward and
+    """The default (``tf_lstm`` with the ``BlockLSTMV2`` forward) is covered above; here its loop forward and
     Keras' autodiff of the fused loop (``TF_LSTM_FORWARD=None``)."""
     monkeypatch.setattr(fused_rnn, "TF_LSTM_FORWARD", forward)
     assert max(max_differences("lstm", stateful)) < TOL

@@ -67,16 +67,22 @@ def _project(sequences, kernel, bias):
 
 
 TF_LSTM_FORWARD = "block"
-"""``FusedLSTM`` on TensorFlow (where ``tf_lstm_applies``) runs ``musicgen.tf_lstm.lstm_window`` with this forward
+"""``FusedLSTM`` on TensorFlow (where ``tf_rnn_applies``) runs ``musicgen.tf_rnn.lstm_window`` with this forward
 (``"block"``: TensorFlow's ``BlockLSTMV2`` kernel, or ``"loop"``; see there); ``None`` differentiates the
 ``tf.while_loop`` below instead (benchmarks/train.py options ``lstmloop`` / ``lstmautodiff``)."""
 
+TF_GRU = True
+"""``FusedGRU`` on TensorFlow (where ``tf_rnn_applies``) runs ``musicgen.tf_rnn.gru_window``; ``False``
+differentiates the ``tf.while_loop`` below instead (benchmarks/train.py option ``gruautodiff``)."""
 
-def tf_lstm_applies(layer, sequences) -> bool:
-    """Whether a ``FusedLSTM`` call that ``fused_applies`` may run ``musicgen.tf_lstm``: TensorFlow backend, float32,
-    the stock activations (tanh, sigmoid: the hand-written backward and ``BlockLSTMV2`` assume them), not inside an
-    XLA-compiled function (``BlockLSTMV2`` has no XLA kernel; XLA differentiates the loop itself)."""
-    if (TF_LSTM_FORWARD is None or keras.backend.backend() != "tensorflow"
+
+def tf_rnn_applies(layer, sequences) -> bool:
+    """Whether a ``FusedLSTM``/``FusedGRU`` call that ``fused_applies`` may run ``musicgen.tf_rnn``: switched on
+    (``TF_LSTM_FORWARD`` / ``TF_GRU``), TensorFlow backend, float32, the stock activations (tanh, sigmoid: the
+    hand-written backward passes and ``BlockLSTMV2`` assume them), not inside an XLA-compiled function
+    (``BlockLSTMV2`` has no XLA kernel; XLA differentiates the loop itself)."""
+    switched_on = TF_GRU if isinstance(layer, keras.layers.GRU) else TF_LSTM_FORWARD is not None
+    if (not switched_on or keras.backend.backend() != "tensorflow"
             or keras.backend.standardize_dtype(sequences.dtype) != "float32"):
         return False
     from keras.src.backend.tensorflow.rnn import _do_lstm_arguments_support_cudnn  # the tanh/sigmoid check
@@ -89,14 +95,23 @@ def tf_lstm_applies(layer, sequences) -> bool:
 
 
 def _tf_lstm(layer, sequences, initial_state):
-    """``musicgen.tf_lstm.lstm_window`` → ``(last, outputs, [h, c])`` as ``_loop`` returns them."""
-    from musicgen.tf_lstm import lstm_window
+    """``musicgen.tf_rnn.lstm_window`` → ``(last, outputs, [h, c])`` as ``_loop`` returns them."""
+    from musicgen.tf_rnn import lstm_window
 
     cell = layer.cell
     h0, c0 = _states(initial_state)
     outputs, h_last, c_last = lstm_window(sequences, h0, c0, cell.kernel, cell.recurrent_kernel, cell.bias,
                                           forward=TF_LSTM_FORWARD)
     return h_last, outputs if layer.return_sequences else h_last[:, None], [h_last, c_last]
+
+
+def _tf_gru(layer, sequences, initial_state):
+    """``musicgen.tf_rnn.gru_window`` → ``(last, outputs, [h])`` as ``_loop`` returns them."""
+    from musicgen.tf_rnn import gru_window
+
+    cell = layer.cell
+    outputs, h_last = gru_window(sequences, _states(initial_state)[0], cell.kernel, cell.recurrent_kernel, cell.bias)
+    return h_last, outputs if layer.return_sequences else h_last[:, None], [h_last]
 
 
 def _states(initial_state) -> list:
@@ -111,7 +126,7 @@ class FusedLSTM(keras.layers.LSTM):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not fused_applies(self, mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        if tf_lstm_applies(self, sequences):
+        if tf_rnn_applies(self, sequences):
             return _tf_lstm(self, sequences, initial_state)
         cell = self.cell
         recurrent_kernel = ops.cast(cell.recurrent_kernel, sequences.dtype)  # read once, not once per step
@@ -135,6 +150,8 @@ class FusedGRU(keras.layers.GRU):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not fused_applies(self, mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
+        if tf_rnn_applies(self, sequences):
+            return _tf_gru(self, sequences, initial_state)
         cell = self.cell
         recurrent_kernel = ops.cast(cell.recurrent_kernel, sequences.dtype)
         recurrent_bias = ops.cast(cell.bias[1], sequences.dtype)  # bias (2, 3n): input row, recurrent row

@@ -7,6 +7,13 @@ method replaced: ``inner_loop``. The stock CPU loop multiplies each step's input
 the loop (``tf.while_loop`` on TensorFlow, ``lax.scan`` on JAX, through Keras' ``backend.rnn``) carries only
 ``h @ recurrent_kernel`` and the gate arithmetic.
 
+On TensorFlow, ``FusedLSTM`` and ``FusedGRU`` go one step further (``musicgen.tf_rnn``, where ``tf_rnn_applies``:
+float32, the stock tanh/sigmoid activations, not under XLA): a hand-written backward pass whose weight gradients are
+whole-window matrix products (``H_prev.T @ dZ``) instead of T products contracting over the batch alone, and for the
+LSTM TensorFlow's C++ whole-window kernel ``BlockLSTMV2`` as the forward (same gate order as Keras; its registered
+gradient is wrong for it and is not used). ``TF_LSTM_FORWARD`` / ``TF_GRU`` switch these off (benchmarks/train.py
+measures each; benchmarks/RESULTS.md).
+
 Same math, same weights: the cell, its variables (names, shapes, Keras gate orders), ``get_config`` and the
 ``weights.npz`` export are the stock layer's; outputs and gradients equal the stock layer's up to float32 rounding
 (tests/test_fused_rnn.py, 1e-5). The fused loop is used only where it applies; otherwise the stock ``inner_loop``

@@ -18,7 +18,10 @@ Variants (``--variants``, comma-separated): ``BACKEND[:OPTION…]`` with BACKEND
 (a Keras backend) or ``native`` (PyTorch ``nn.LSTM``/``nn.GRU``/``nn.RNN``, batch first). Options: ``stock`` (the stock
 Keras layers instead of musicgen's default fused ones, ``musicgen.fused_rnn``), ``jit`` / ``nojit``
 (``jit_compile=True`` / ``False``; default ``"auto"``: on for JAX, off for TensorFlow on a CPU), ``onednn0``
-(``TF_ENABLE_ONEDNN_OPTS=0``).
+(``TF_ENABLE_ONEDNN_OPTS=0``), ``lstmloop`` / ``lstmautodiff`` (``FusedLSTM`` on TensorFlow: ``musicgen.tf_rnn`` with the
+``tf.while_loop`` forward instead of ``BlockLSTMV2``, or Keras' autodiff of the fused ``tf.while_loop`` instead of
+``tf_rnn``; ``musicgen.fused_rnn.TF_LSTM_FORWARD``), ``gruautodiff`` (``FusedGRU`` on TensorFlow: Keras' autodiff of the
+fused ``tf.while_loop`` instead of ``musicgen.tf_rnn.gru_window``; ``TF_GRU``).
 
     python benchmarks/train.py                                   # the default table (see RESULTS.md)
     python benchmarks/train.py --cells gru --batch 16 --seq 64 --dropout 0.1 --variants jax,jax:stock  # recipe shape
@@ -79,6 +82,14 @@ def keras_worker(cell: str, args, options: set[str]) -> dict:
     from musicgen.models import build_model
     from musicgen.trainer import _torch_stateful_workaround
 
+    if "lstmloop" in options or "lstmautodiff" in options:
+        from musicgen import fused_rnn
+
+        fused_rnn.TF_LSTM_FORWARD = "loop" if "lstmloop" in options else None
+    if "gruautodiff" in options:
+        from musicgen import fused_rnn
+
+        fused_rnn.TF_GRU = False
     rng = np.random.default_rng(0)
     cfg = ModelConfig(vocab_size=args.vocab, cell=cell, embedding_dim=args.embedding, units=args.units,
                       layers=args.layers, dropout=args.dropout)

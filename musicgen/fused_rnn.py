@@ -7,6 +7,13 @@ method replaced: ``inner_loop``. The stock CPU loop multiplies each step's input
 the loop (``tf.while_loop`` on TensorFlow, ``lax.scan`` on JAX, through Keras' ``backend.rnn``) carries only
 ``h @ recurrent_kernel`` and the gate arithmetic.
 
+On TensorFlow, ``FusedLSTM`` and ``FusedGRU`` go one step further (``musicgen.tf_rnn``, where ``tf_rnn_applies``:
+float32, the stock tanh/sigmoid activations, not under XLA): a hand-written backward pass whose weight gradients are
+whole-window matrix products (``H_prev.T @ dZ``) instead of T products contracting over the batch alone, and for the
+LSTM TensorFlow's C++ whole-window kernel ``BlockLSTMV2`` as the forward (same gate order as Keras; its registered
+gradient is wrong for it and is not used). ``TF_LSTM_FORWARD`` / ``TF_GRU`` switch these off (benchmarks/train.py
+measures each; benchmarks/RESULTS.md).
+
 Same math, same weights: the cell, its variables (names, shapes, Keras gate orders), ``get_config`` and the
 ``weights.npz`` export are the stock layer's; outputs and gradients equal the stock layer's up to float32 rounding
 (tests/test_fused_rnn.py, 1e-5). The fused loop is used only where it applies; otherwise the stock ``inner_loop``
@@ -66,6 +73,54 @@ def _project(sequences, kernel, bias):
     return ops.add(ops.matmul(sequences, ops.cast(kernel, sequences.dtype)), ops.cast(bias, sequences.dtype))
 
 
+TF_LSTM_FORWARD = "block"
+"""``FusedLSTM`` on TensorFlow (where ``tf_rnn_applies``) runs ``musicgen.tf_rnn.lstm_window`` with this forward
+(``"block"``: TensorFlow's ``BlockLSTMV2`` kernel, or ``"loop"``; see there); ``None`` differentiates the
+``tf.while_loop`` below instead (benchmarks/train.py options ``lstmloop`` / ``lstmautodiff``)."""
+
+TF_GRU = True
+"""``FusedGRU`` on TensorFlow (where ``tf_rnn_applies``) runs ``musicgen.tf_rnn.gru_window``; ``False``
+differentiates the ``tf.while_loop`` below instead (benchmarks/train.py option ``gruautodiff``)."""
+
+
+def tf_rnn_applies(layer, sequences) -> bool:
+    """Whether a ``FusedLSTM``/``FusedGRU`` call that ``fused_applies`` may run ``musicgen.tf_rnn``: switched on
+    (``TF_LSTM_FORWARD`` / ``TF_GRU``), TensorFlow backend, float32, the stock activations (tanh, sigmoid: the
+    hand-written backward passes and ``BlockLSTMV2`` assume them), not inside an XLA-compiled function
+    (``BlockLSTMV2`` has no XLA kernel; XLA differentiates the loop itself)."""
+    switched_on = TF_GRU if isinstance(layer, keras.layers.GRU) else TF_LSTM_FORWARD is not None
+    if (not switched_on or keras.backend.backend() != "tensorflow"
+            or keras.backend.standardize_dtype(sequences.dtype) != "float32"):
+        return False
+    from keras.src.backend.tensorflow.rnn import _do_lstm_arguments_support_cudnn  # the tanh/sigmoid check
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.ops import control_flow_util
+
+    cell = layer.cell
+    return (_do_lstm_arguments_support_cudnn(cell.activation, cell.recurrent_activation, False, True)
+            and not control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
+
+
+def _tf_lstm(layer, sequences, initial_state):
+    """``musicgen.tf_rnn.lstm_window`` → ``(last, outputs, [h, c])`` as ``_loop`` returns them."""
+    from musicgen.tf_rnn import lstm_window
+
+    cell = layer.cell
+    h0, c0 = _states(initial_state)
+    outputs, h_last, c_last = lstm_window(sequences, h0, c0, cell.kernel, cell.recurrent_kernel, cell.bias,
+                                          forward=TF_LSTM_FORWARD)
+    return h_last, outputs if layer.return_sequences else h_last[:, None], [h_last, c_last]
+
+
+def _tf_gru(layer, sequences, initial_state):
+    """``musicgen.tf_rnn.gru_window`` → ``(last, outputs, [h])`` as ``_loop`` returns them."""
+    from musicgen.tf_rnn import gru_window
+
+    cell = layer.cell
+    outputs, h_last = gru_window(sequences, _states(initial_state)[0], cell.kernel, cell.recurrent_kernel, cell.bias)
+    return h_last, outputs if layer.return_sequences else h_last[:, None], [h_last]
+
+
 def _states(initial_state) -> list:
     return list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
 
@@ -78,6 +133,8 @@ class FusedLSTM(keras.layers.LSTM):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not fused_applies(self, mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
+        if tf_rnn_applies(self, sequences):
+            return _tf_lstm(self, sequences, initial_state)
         cell = self.cell
         recurrent_kernel = ops.cast(cell.recurrent_kernel, sequences.dtype)  # read once, not once per step
         act, rec_act = cell.activation, cell.recurrent_activation
@@ -100,6 +157,8 @@ class FusedGRU(keras.layers.GRU):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not fused_applies(self, mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
+        if tf_rnn_applies(self, sequences):
+            return _tf_gru(self, sequences, initial_state)
         cell = self.cell
         recurrent_kernel = ops.cast(cell.recurrent_kernel, sequences.dtype)
         recurrent_bias = ops.cast(cell.bias[1], sequences.dtype)  # bias (2, 3n): input row, recurrent row

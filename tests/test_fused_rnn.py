@@ -115,11 +115,37 @@ def test_jax_backend_equals_the_stock_layer():
 @pytest.mark.parametrize("cell", CELLS)
 def test_the_fused_loop_runs_on_cpu(cell, monkeypatch):
     calls = []
-    real = fused_rnn._loop
-    monkeypatch.setattr(fused_rnn, "_loop", lambda *a: calls.append(1) or real(*a))
+    for name in ("_loop", "_tf_lstm", "_tf_gru"):
+        real = getattr(fused_rnn, name)
+        monkeypatch.setattr(fused_rnn, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
     layer = FUSED[cell](units=5, return_sequences=True)
     layer(np.zeros((2, 3, 4), "float32"))
-    assert calls == [1]
+    tf_path = {"lstm": "_tf_lstm", "gru": "_tf_gru"}.get(cell, "_loop")
+    assert calls == [tf_path if keras.backend.backend() == "tensorflow" else "_loop"]
+
+
+@pytest.mark.parametrize("forward", ["loop", None])
+@pytest.mark.parametrize("stateful", [False, True])
+def test_other_tensorflow_paths_equal_the_stock_layer(forward, stateful, monkeypatch):
+    """The defaults (``tf_rnn``; LSTM with the ``BlockLSTMV2`` forward) are covered above; here the LSTM's loop
+    forward and Keras' autodiff of the fused loops (``TF_LSTM_FORWARD=None``, ``TF_GRU=False``)."""
+    monkeypatch.setattr(fused_rnn, "TF_LSTM_FORWARD", forward)
+    assert max(max_differences("lstm", stateful)) < TOL
+    if forward is None:
+        monkeypatch.setattr(fused_rnn, "TF_GRU", False)
+        assert max(max_differences("gru", stateful)) < TOL
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_tf_rnn_path_is_skipped_where_it_does_not_apply(cell, monkeypatch):
+    layer = FUSED[cell](units=5)
+    x = np.zeros((2, 3, 4), "float32")
+    assert fused_rnn.tf_rnn_applies(layer, x) == (keras.backend.backend() == "tensorflow")
+    assert not fused_rnn.tf_rnn_applies(FUSED[cell](units=5, activation="relu"), x)
+    assert not fused_rnn.tf_rnn_applies(FUSED[cell](units=5, recurrent_activation="hard_sigmoid"), x)
+    assert not fused_rnn.tf_rnn_applies(layer, x.astype("float16"))
+    monkeypatch.setattr(fused_rnn, {"lstm": "TF_LSTM_FORWARD", "gru": "TF_GRU"}[cell], None)
+    assert not fused_rnn.tf_rnn_applies(layer, x)
 
 
 @pytest.mark.parametrize("kwargs", [dict(go_backwards=True), dict(dropout=0.2), dict(recurrent_dropout=0.2),

@@ -195,6 +195,9 @@ def add_evaluate(sub) -> None:
     p.add_argument("--copy-n", type=int, default=32,
                    help="a sample copies when it shares at least this many consecutive events with a training piece")
     p.add_argument("--excerpt-length", type=int, default=256, help="events per excerpt in the two-sample test")
+    p.add_argument("--voices", type=int, default=None, metavar="N",
+                   help="voice cap of the rules samples, as `musicgen sample --voices` (0 = none; default: drawn per "
+                        "sample from the training pieces' voice counts)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON to PATH")
     p.add_argument("--save", action="store_true",
                    help="write MODEL/evaluation.json and record its checksum in MODEL/bundle.json")

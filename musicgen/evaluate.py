@@ -112,7 +112,8 @@ def sample_report(tokenizer, samples: Sequence[np.ndarray], real: Sequence[np.nd
 def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_samples: int = 64,
              sample_length: int = 512, seed: int = 0, max_order: int = 8, copy_n: int = 32, excerpt_length: int = 256,
              sample_fn: SampleFn | None = None, log: Callable[[str], None] = lambda _msg: None,
-             sets: Sequence[str] = tuple(SAMPLING), baselines: bool = True, split_of=None) -> dict:
+             sets: Sequence[str] = tuple(SAMPLING), baselines: bool = True, split_of=None,
+             voices: int | None = None) -> dict:
     """Score a bundle (see the module docstring) and return a JSON-ready dict (``nan`` written as null by
     ``write_json``).
 
@@ -134,6 +135,8 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         split_of: a ``Bundle`` or folder whose split of the corpus is used instead of the bundle's own (its train
             config decides it; its tokenizer config must be the bundle's): scores a base model and the models
             fine-tuned or trained from it on the same test pieces.
+        voices: the voice cap of the ``rules`` samples (``musicgen sample --voices``; 0: none); None: the sampling
+            default (each sample's cap drawn from the training pieces' voice counts, ``musicgen.voices``).
     """
     from musicgen.bundle import Bundle, load_bundle
     from musicgen.split import bundle_split
@@ -192,7 +195,8 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         pitch_range = corpus_pitch_range(tok, train)
         result["samples"] = {"num_samples": num_samples, "length": sample_length, "seed": seed, "copy_n": copy_n,
                              "excerpt_length": excerpt_length, "pitch_range": list(pitch_range), "sets": {}}
-        for name, settings in ((name, SAMPLING[name]) for name in sets):
+        for name in sets:  # voices: the rules set's voice cap (None: musicgen sample's default, drawn per sample)
+            settings = {**SAMPLING[name], **({"voices": voices} if name == "rules" and voices is not None else {})}
             log(f"sampling {num_samples} x {sample_length} events ({name}, seed {seed}) and comparing")
             samples = [np.asarray(s, dtype=np.int64) for s in
                        (sample_fn or _generate)(bundle, num_samples, sample_length, seed, **settings)]
@@ -210,7 +214,7 @@ def cli_evaluate(args) -> int:
 
     result = evaluate(args.model, args.corpus_dir, split=args.split, num_samples=args.num_samples,
                       sample_length=args.length, seed=args.seed, max_order=args.max_order, copy_n=args.copy_n,
-                      excerpt_length=args.excerpt_length, split_of=args.split_of,
+                      excerpt_length=args.excerpt_length, split_of=args.split_of, voices=args.voices,
                       log=lambda msg: print(f"evaluate: {msg}", file=sys.stderr, flush=True))
     print(format_table(result))
     if args.json:

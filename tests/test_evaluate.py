@@ -238,7 +238,8 @@ def test_one_sample_set_without_baselines(saved):
     assert calls == [ev.SAMPLING["rules"]] and list(result["samples"]["sets"]) == ["rules"]
     ev.evaluate(bundle, cache, num_samples=2, sample_length=20, excerpt_length=4, baselines=False,
                 sample_fn=fake_sampler, voices=4)  # the voice cap reaches the rules set only
-    assert calls[1:] == [ev.SAMPLING["raw"], {**ev.SAMPLING["rules"], "voices": 4}] and ev.SAMPLING["raw"]["voices"] == 0
+    assert calls[1:] == [ev.SAMPLING["raw"], {**ev.SAMPLING["rules"], "voices": 4}]
+    assert ev.SAMPLING["raw"]["voices"] == 0
     assert list(result["scores"]) == ["model"] and "baselines" not in result and "margin" not in result
     model = result["scores"]["model"]
     from musicgen.split import bundle_split

@@ -198,6 +198,8 @@ class KnownPieces:
         self._held: dict[str, dict[str, np.ndarray]] = {}
 
     def add(self, file_key: str, pieces: list[PieceResult]) -> None:
+        # one string object per key, not one more from the worker (memory)
+        pieces = [p._replace(key=file_key) if p.key == file_key and p.key is not file_key else p for p in pieces]
         if self._summarize is not None:
             rows = self._summarize(file_key, pieces)
             if rows is not None:

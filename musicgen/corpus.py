@@ -302,13 +302,15 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
             write_tokens(out, keys, results, paths, indices, shard_bytes=run.shard_bytes, reuse=not rebuild,
                          write_shards=None if run.engine == "local" else
                          _beam().shard_writer(run, entries, results, keys, paths, indices, _idle_cores))
-    kept_keys = keys
+    kept_keys, kept_paths = keys, paths
     results = keys = paths = indices = None  # per-piece state the rest does not need: memory for the dedup
     if not kept_keys:
         (out / "tokens.npz").unlink(missing_ok=True)
         shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
         (out / CLUSTERS_FILE).unlink(missing_ok=True)
-    clusters = record_clusters(out, config, workers=run.workers or _idle_cores()) if kept_keys else []  # dedup
+    clusters = record_clusters(out, config, workers=run.workers or _idle_cores(), keys=kept_keys,
+                               paths=kept_paths) if kept_keys else []  # near-duplicates, for the split
+    kept_paths = None
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
                           reused=len(first_with_key) - tokenized, files=n)
@@ -390,17 +392,18 @@ def _tokenize(run: _Run, entries: Path, keys: list[str], music: list[str], first
     worker processes (largest first); fills ``results``; returns how many files."""
     if not keys:
         return 0
-    items = [(os.path.join(run.corpus, music[first_with_key[k]]), k) for k in keys]
-    expected = [expected_pieces(path) for path, _ in items]
-    work = [cost(path, e) for (path, _), e in zip(items, expected)]
-    order = sorted(range(len(items)), key=lambda j: -work[j])  # stable: equal costs keep path order
-    items, total_work, total_expected = [items[j] for j in order], sum(work), sum(expected)
-    costs = [work[j] for j in order]
+    paths = [os.path.join(run.corpus, music[first_with_key[k]]) for k in keys]
+    expected = [expected_pieces(path) for path in paths]
+    work = [cost(path, e) for path, e in zip(paths, expected)]
+    paths = None
+    order = sorted(range(len(keys)), key=lambda j: -work[j])  # stable: equal costs keep path order
+    items = _Items(str(run.corpus), music, first_with_key, [keys[j] for j in order])
+    costs, total_work, total_expected = [work[j] for j in order], sum(work), sum(expected)
     order = expected = work = None
     auto = min(_idle_cores(), -(-total_work // FILES_PER_WORKER))
     workers = min(run.workers, len(items)) if run.workers else min(auto, len(items))
     if run.engine == "beam":
-        _beam().tokenize_into(results, run, entries, items, costs, CHUNK_FILES, workers)
+        _beam().tokenize_into(results, run, entries, items[:], costs, CHUNK_FILES, workers)
         return len(items)
     bar = None
     if run.progress:
@@ -420,6 +423,23 @@ def _tokenize(run: _Run, entries: Path, keys: list[str], music: list[str], first
         if bar is not None:
             bar.close()
     return len(items)
+
+
+class _Items:
+    """``(absolute path, file key)`` of each file to tokenize, in the order of ``keys``; a slice is made when asked
+    for (``run_isolated`` sends a chunk at a time), so the paths of a 200k-file corpus are not all held at once."""
+
+    def __init__(self, root: str, music: list[str], first_with_key: dict[str, int], keys: list[str]):
+        self.root, self.music, self.first_with_key, self.keys = root, music, first_with_key, keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self.keys)))]
+        key = self.keys[i]
+        return os.path.join(self.root, self.music[self.first_with_key[key]]), key
 
 
 # --------------------------------------------------------------------------------------------------------- loading

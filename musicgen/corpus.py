@@ -14,16 +14,12 @@ load and its files are redone.
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import os
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceResult, TokenSet, config_hash,
                             file_key_of, is_token_cache, load_manifest, load_tokens, store_stamp, tokens_current,
@@ -32,7 +28,7 @@ from musicgen.config import TokenizerConfig
 from musicgen.dedup import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.ingest_worker import cost, expected_pieces, piece_rows, tokenize_chunk
-from musicgen.manifest_rows import kept_of, pack_rows, unpack_rows
+from musicgen.ingest_table import FileTable, TokenizeItems, pack_rows
 from musicgen.midi_io import MIDI_SUFFIXES
 from musicgen.reader import MUSIC_SUFFIXES
 from musicgen.shards import SHARD_BYTES, SHARDS_DIR
@@ -238,14 +234,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
     music, other = _scan(corpus, exclude=out.resolve())
     style_of = dict(zip(music, check_paths(music, config.styles, corpus))) if config.styles else {}
 
-    # Per music file i (``music[i]``), held compactly (a 200k-file corpus): its content key (None: unreadable), size
-    # and mtime, why it is skipped (unreadable, duplicate), and its pieces' manifest rows (``manifest_rows``; for the
-    # first file of each content key, trusted from the last manifest or made now).
-    n = len(music)
-    fkeys: list[str | None] = [None] * n
-    sizes, mtimes = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    skipped: dict[int, str] = {}
-    rows_of: list = [None] * n
+    table = FileTable(music)  # per music file, compactly (a 200k-file corpus)
     first_with_key: dict[str, int] = {}  # file key -> its first file
     root = str(corpus)
     for i, rel in enumerate(music):
@@ -257,47 +246,37 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
                 and style_of_key(prev["key"]) == style_of.get(rel)
             fkey = file_key_of(prev["key"]) if same_stat else styled_key(sha256_file(path), style_of.get(rel))
         except OSError as exc:
-            skipped[i] = f"unreadable: {exc.strerror or exc}"
+            table.skipped[i] = f"unreadable: {exc.strerror or exc}"
             continue
-        fkeys[i], sizes[i], mtimes[i] = fkey, st.st_size, st.st_mtime_ns
+        table.keys[i], table.sizes[i], table.mtimes[i] = fkey, st.st_size, st.st_mtime_ns
         if fkey in first_with_key:
-            skipped[i] = f"duplicate of {music[first_with_key[fkey]]}"
+            table.skipped[i] = f"duplicate of {music[first_with_key[fkey]]}"
         else:
             first_with_key[fkey] = i
             rows = _trusted_rows(old_rows.get(rel), fkey) if same_config and not rebuild else None
             if rows is not None:
-                rows_of[i] = pack_rows(rows)
+                table.rows[i] = pack_rows(rows)
     old_rows = None
 
     def summarize(fkey: str, pieces: list[PieceResult]) -> None:  # manifest rows, made while tokens are here
         i = first_with_key.get(fkey)
         if i is not None:  # (not a stale pack's file)
-            rows_of[i] = pack_rows(piece_rows(pieces, not _is_midi(music[i]), tokenizer))
+            table.rows[i] = pack_rows(piece_rows(pieces, not _is_midi(music[i]), tokenizer))
 
     results = KnownPieces(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild,
                           summarize=summarize)
-    todo = [k for k, i in first_with_key.items() if rows_of[i] is None]
+    todo = [k for k, i in first_with_key.items() if table.rows[i] is None]
     tokenized = _tokenize(run, entries, results.missing_files(todo), music, first_with_key, results)
     todo = None
 
-    def kept_columns() -> tuple[list[str], list[str], list[int]]:  # piece keys, paths, indices in path order
-        keys, paths, indices = [], [], []
-        for i in range(n):
-            if i not in skipped:
-                for key, index in kept_of(rows_of[i]):
-                    keys.append(key)
-                    paths.append(music[i])
-                    indices.append(index)
-        return keys, paths, indices
-
-    keys, paths, indices = kept_columns()
+    keys, paths, indices = table.kept_columns()
     if keys and (rebuild or not tokens_current(out, old, chash, keys)):
         lost = results.missing_tokens(keys)  # damaged entries: read those files again
         redo = list(dict.fromkeys(file_key_of(k) for k in lost))
         for fkey in redo:
             results.files.pop(fkey, None)
         tokenized += _tokenize(run, entries, redo, music, first_with_key, results)
-        keys, paths, indices = kept_columns()
+        keys, paths, indices = table.kept_columns()
         if keys:
             write_tokens(out, keys, results, paths, indices, shard_bytes=run.shard_bytes, reuse=not rebuild,
                          write_shards=None if run.engine == "local" else
@@ -313,24 +292,11 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
     kept_paths = None
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
-                          reused=len(first_with_key) - tokenized, files=n)
-
-    def file_rows(i: int) -> list[dict]:  # manifest rows of music file i, fields in ``_ROW_ORDER``
-        rec = {"path": music[i]}
-        if fkeys[i] is not None:
-            rec.update(key=fkeys[i], size=int(sizes[i]), mtime_ns=int(mtimes[i]))
-        if i in skipped:
-            return [_ordered({**rec, "status": "skipped", "reason": skipped[i]})]
-        return [_ordered({"path": rec["path"], "size": rec["size"], "mtime_ns": rec["mtime_ns"], **row,
-                          "status": "skipped" if "reason" in row else "kept"}) for row in unpack_rows(rows_of[i])]
-
-    def manifest_rows() -> Iterator[dict]:  # every file's rows sorted by path (a file's pieces in index order)
-        ignored = ({"path": rel, "status": "ignored", "reason": "not a music file"} for rel in other)
-        return heapq.merge((row for i in range(n) for row in file_rows(i)), ignored, key=lambda r: r["path"])
+                          reused=len(first_with_key) - tokenized, files=len(table))
 
     same_rows = isinstance(old.get("files"), list)
     old_files = iter(old["files"] if same_rows else ())
-    for row in manifest_rows():  # counts first (they precede the rows in the manifest); compared with the last
+    for row in table.manifest_rows(other):  # counts first (the manifest has them before the rows); compare with old
         if row["status"] == "kept":
             report.kept += 1
             report.events += row["events"]
@@ -349,7 +315,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
     same = same_rows and set(old) == set(manifest) | {"files"} and all(old[k] == v for k, v in manifest.items())
     if not same or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
         atomic_write_text(out / "tokenizer.json", config.to_json() + "\n")
-        write_manifest(out / "manifest.json", {**manifest, "files": manifest_rows()})
+        write_manifest(out / "manifest.json", {**manifest, "files": table.manifest_rows(other)})
     if report.kept == 0:
         raise UsageError(f"corpus_dir: no usable music file in {str(corpus)!r}: {report.summary()}; "
                          f"see {out / 'manifest.json'}")
@@ -357,13 +323,6 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
 
 
 _END = object()
-_ROW_ORDER = ("path", "index", "title", "key", "size", "mtime_ns", "status", "reader", "reason", "events", "tonality",
-              "meter")
-
-
-def _ordered(row: dict) -> dict:
-    """A manifest row with its fields in one fixed order (readable; equal rows compare and print alike)."""
-    return {k: row[k] for k in _ROW_ORDER if k in row}
 
 
 def _is_midi(rel: str) -> bool:
@@ -397,7 +356,7 @@ def _tokenize(run: _Run, entries: Path, keys: list[str], music: list[str], first
     work = [cost(path, e) for path, e in zip(paths, expected)]
     paths = None
     order = sorted(range(len(keys)), key=lambda j: -work[j])  # stable: equal costs keep path order
-    items = _Items(str(run.corpus), music, first_with_key, [keys[j] for j in order])
+    items = TokenizeItems(str(run.corpus), music, first_with_key, [keys[j] for j in order])
     costs, total_work, total_expected = [work[j] for j in order], sum(work), sum(expected)
     order = expected = work = None
     auto = min(_idle_cores(), -(-total_work // FILES_PER_WORKER))
@@ -423,23 +382,6 @@ def _tokenize(run: _Run, entries: Path, keys: list[str], music: list[str], first
         if bar is not None:
             bar.close()
     return len(items)
-
-
-class _Items:
-    """``(absolute path, file key)`` of each file to tokenize, in the order of ``keys``; a slice is made when asked
-    for (``run_isolated`` sends a chunk at a time), so the paths of a 200k-file corpus are not all held at once."""
-
-    def __init__(self, root: str, music: list[str], first_with_key: dict[str, int], keys: list[str]):
-        self.root, self.music, self.first_with_key, self.keys = root, music, first_with_key, keys
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self.keys)))]
-        key = self.keys[i]
-        return os.path.join(self.root, self.music[self.first_with_key[key]]), key
 
 
 # --------------------------------------------------------------------------------------------------------- loading

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -176,8 +177,9 @@ class KnownPieces:
 
     Memory stays per piece, not per token: a piece whose pack is known keeps only a lazy view of it (``InPack``),
     read back when its shard is written (``piece``; the last ``PACKS_HELD`` packs read are held). ``summarize``
-    (``summarize(file key, pieces) -> rows``), when given, is called by ``add`` while the tokens are at hand; its
-    result is kept in ``rows[file key]`` (ingest's manifest rows)."""
+    (``summarize(file key, pieces) -> rows or None``), when given, is called by ``add`` while the tokens are at hand;
+    a result that is not None is kept in ``rows[file key]``, and ``files`` then only says which files are known
+    (values None: ingest keeps what it needs of them itself)."""
 
     PACKS_HELD = 16
 
@@ -196,8 +198,12 @@ class KnownPieces:
         self._held: dict[str, dict[str, np.ndarray]] = {}
 
     def add(self, file_key: str, pieces: list[PieceResult]) -> None:
+        # one string object per key, not one more from the worker (memory)
+        pieces = [p._replace(key=file_key) if p.key == file_key and p.key is not file_key else p for p in pieces]
         if self._summarize is not None:
-            self.rows[file_key] = self._summarize(file_key, pieces)
+            rows = self._summarize(file_key, pieces)
+            if rows is not None:
+                self.rows[file_key] = rows
         light = []
         for p in pieces:
             pack = p.pack or self.origin.get(p.key)
@@ -207,7 +213,7 @@ class KnownPieces:
             light.append(p)
             if not p.reason:
                 self.tokens[p.key] = (p.tokens, p.qpm)
-        self.files[file_key] = light
+        self.files[file_key] = light if self._summarize is None else None  # with summarize: only known (memory)
 
     def read_pack(self, pack: str, key: str) -> np.ndarray:
         """Tokens (int32 (T,)) of piece ``key`` in entry pack ``pack``; raises ``MusicgenError`` when the pack
@@ -316,18 +322,24 @@ def load_manifest(path: Path) -> dict:
         return {}
 
 
+_END = object()
+
+
 def _manifest_parts(manifest: dict):
-    """The pieces of ``manifest_text``, in order (a list field's items one by one)."""
+    """The pieces of ``manifest_text``, in order (a list field's items one by one; a field may also be an iterator
+    of items, written as a list as it yields them)."""
     yield "{\n"
     for i, (k, v) in enumerate(manifest.items()):
         yield f"{',' if i else ''}\n {json.dumps(k)}: " if i else f" {json.dumps(k)}: "
-        if isinstance(v, list) and v:
-            yield "[\n" + ",\n".join(f"  {json.dumps(x)}" for x in v[:1])
-            for x in v[1:]:
+        items = iter(v) if isinstance(v, (list, Iterator)) else None
+        first = next(items, _END) if items is not None else _END
+        if first is not _END:
+            yield f"[\n  {json.dumps(first)}"
+            for x in items:
                 yield f",\n  {json.dumps(x)}"
             yield "\n ]"
         else:
-            yield json.dumps(v)
+            yield json.dumps(v if items is None else [])
     yield "\n}\n"
 
 

@@ -21,7 +21,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceResult, TokenSet, config_hash,
                             file_key_of, is_token_cache, load_manifest, load_tokens, store_stamp, tokens_current,
                             write_manifest, write_tokens)
@@ -29,6 +28,7 @@ from musicgen.config import TokenizerConfig
 from musicgen.dedup import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.ingest_worker import cost, expected_pieces, piece_rows, tokenize_chunk
+from musicgen.ingest_table import FileTable, TokenizeItems, pack_rows
 from musicgen.midi_io import MIDI_SUFFIXES
 from musicgen.reader import MUSIC_SUFFIXES
 from musicgen.shards import SHARD_BYTES, SHARDS_DIR
@@ -234,13 +234,11 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
     music, other = _scan(corpus, exclude=out.resolve())
     style_of = dict(zip(music, check_paths(music, config.styles, corpus))) if config.styles else {}
 
-    files: list[dict] = []  # per music file: path, size, mtime_ns, key (file content) or status + reason
-    first_with_key: dict[str, str] = {}
-    outcome: dict[str, list[dict]] = {}  # file key -> piece rows, trusted from the last manifest or made now
+    table = FileTable(music)  # per music file, compactly (a 200k-file corpus)
+    first_with_key: dict[str, int] = {}  # file key -> its first file
     root = str(corpus)
-    for rel in music:
+    for i, rel in enumerate(music):
         path = os.path.join(root, rel)
-        rec = {"path": rel}
         try:
             st = os.stat(path)
             prev = (old_rows.get(rel) or [{}])[0]
@@ -248,95 +246,83 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
                 and style_of_key(prev["key"]) == style_of.get(rel)
             fkey = file_key_of(prev["key"]) if same_stat else styled_key(sha256_file(path), style_of.get(rel))
         except OSError as exc:
-            rec.update(status="skipped", reason=f"unreadable: {exc.strerror or exc}")
-            files.append(rec)
+            table.skipped[i] = f"unreadable: {exc.strerror or exc}"
             continue
-        rec.update(key=fkey, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        table.keys[i], table.sizes[i], table.mtimes[i] = fkey, st.st_size, st.st_mtime_ns
         if fkey in first_with_key:
-            rec.update(status="skipped", reason=f"duplicate of {first_with_key[fkey]}")
+            table.skipped[i] = f"duplicate of {music[first_with_key[fkey]]}"
         else:
-            first_with_key[fkey] = rel
+            first_with_key[fkey] = i
             rows = _trusted_rows(old_rows.get(rel), fkey) if same_config and not rebuild else None
             if rows is not None:
-                outcome[fkey] = rows
-        files.append(rec)
+                table.rows[i] = pack_rows(rows)
+    old_rows = None
 
-    def summarize(fkey: str, pieces: list[PieceResult]) -> list[dict]:  # manifest rows, made while tokens are here
-        return piece_rows(pieces, not _is_midi(first_with_key.get(fkey, "")), tokenizer)
+    def summarize(fkey: str, pieces: list[PieceResult]) -> None:  # manifest rows, made while tokens are here
+        i = first_with_key.get(fkey)
+        if i is not None:  # (not a stale pack's file)
+            table.rows[i] = pack_rows(piece_rows(pieces, not _is_midi(music[i]), tokenizer))
 
     results = KnownPieces(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild,
                           summarize=summarize)
-    todo = [k for k in first_with_key if k not in outcome]
-    tokenized = _tokenize(run, entries, results.missing_files(todo), first_with_key, results)
-    for fkey in todo:
-        outcome[fkey] = results.rows[fkey]
+    todo = [k for k, i in first_with_key.items() if table.rows[i] is None]
+    tokenized = _tokenize(run, entries, results.missing_files(todo), music, first_with_key, results)
+    todo = None
 
-    def kept_pieces() -> list[tuple[str, str, int]]:  # (piece key, path, index) in path order
-        return [(row["key"], rec["path"], row.get("index", 0)) for rec in files if "status" not in rec
-                for row in outcome[rec["key"]] if "reason" not in row]
-
-    kept = kept_pieces()
-    if kept and (rebuild or not tokens_current(out, old, chash, [k for k, _, _ in kept])):
-        lost = results.missing_tokens([k for k, _, _ in kept])  # damaged entries: read those files again
+    keys, paths, indices = table.kept_columns()
+    if keys and (rebuild or not tokens_current(out, old, chash, keys)):
+        lost = results.missing_tokens(keys)  # damaged entries: read those files again
         redo = list(dict.fromkeys(file_key_of(k) for k in lost))
         for fkey in redo:
             results.files.pop(fkey, None)
-        tokenized += _tokenize(run, entries, redo, first_with_key, results)
-        for fkey in redo:
-            outcome[fkey] = results.rows[fkey]
-        kept = kept_pieces()
-        if kept:
-            keys, paths, indices = [k for k, _, _ in kept], [p for _, p, _ in kept], [i for _, _, i in kept]
+        tokenized += _tokenize(run, entries, redo, music, first_with_key, results)
+        keys, paths, indices = table.kept_columns()
+        if keys:
             write_tokens(out, keys, results, paths, indices, shard_bytes=run.shard_bytes, reuse=not rebuild,
                          write_shards=None if run.engine == "local" else
                          _beam().shard_writer(run, entries, results, keys, paths, indices, _idle_cores))
-    kept_keys = [k for k, _, _ in kept]
-    results = kept = keys = paths = indices = None  # per-piece state the rest does not need: memory for the dedup
+    kept_keys, kept_paths = keys, paths
+    results = keys = paths = indices = None  # per-piece state the rest does not need: memory for the dedup
     if not kept_keys:
         (out / "tokens.npz").unlink(missing_ok=True)
         shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
         (out / CLUSTERS_FILE).unlink(missing_ok=True)
-    clusters = record_clusters(out, config, workers=run.workers or _idle_cores()) if kept_keys else []  # dedup
+    clusters = record_clusters(out, config, workers=run.workers or _idle_cores(), keys=kept_keys,
+                               paths=kept_paths) if kept_keys else []  # near-duplicates, for the split
+    kept_paths = None
 
     report = IngestReport(corpus_dir=corpus, out_dir=out, tokenized=tokenized, ignored=len(other),
-                          reused=len(first_with_key) - tokenized, files=len(music))
-    rows: list[dict] = []
-    for rec in files:
-        file_rows = [{**rec, "status": "skipped"}] if "status" in rec else \
-            [{"path": rec["path"], **{k: v for k, v in rec.items() if k in ("size", "mtime_ns")}, **row,
-              "status": "skipped" if "reason" in row else "kept"} for row in outcome[rec["key"]]]
-        for row in file_rows:
-            if row["status"] == "kept":
-                report.kept += 1
-                report.events += row["events"]
-            else:
-                report.skipped += 1
-                report.reasons[_short_reason(row["reason"])] += 1
-        rows += [_ordered(row) for row in file_rows]
-    rows += [{"path": rel, "status": "ignored", "reason": "not a music file"} for rel in other]
-    rows.sort(key=lambda r: r["path"])  # stable: a file's pieces stay in index order
+                          reused=len(first_with_key) - tokenized, files=len(table))
+
+    same_rows = isinstance(old.get("files"), list)
+    old_files = iter(old["files"] if same_rows else ())
+    for row in table.manifest_rows(other):  # counts first (the manifest has them before the rows); compare with old
+        if row["status"] == "kept":
+            report.kept += 1
+            report.events += row["events"]
+        elif row["status"] == "skipped":
+            report.skipped += 1
+            report.reasons[_short_reason(row["reason"])] += 1
+        same_rows = same_rows and next(old_files, None) == row
+    same_rows = same_rows and next(old_files, _END) is _END
+    old_files = None
 
     manifest = {"format": MANIFEST_FORMAT, "corpus": str(corpus), "config_hash": chash, "tokenizer": config.to_dict(),
                 "counts": {"files": report.found, "kept": report.kept, "skipped": report.skipped,
                            "ignored": report.ignored},
                 "events": report.events, "kept_keys": kept_keys if report.kept else [],
-                "shards": store_stamp(out) if report.kept else None, "clusters": clusters, "files": rows}
-    if manifest != old or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
+                "shards": store_stamp(out) if report.kept else None, "clusters": clusters}
+    same = same_rows and set(old) == set(manifest) | {"files"} and all(old[k] == v for k, v in manifest.items())
+    if not same or not (out / "tokenizer.json").is_file():  # a warm run writes nothing
         atomic_write_text(out / "tokenizer.json", config.to_json() + "\n")
-        write_manifest(out / "manifest.json", manifest)
+        write_manifest(out / "manifest.json", {**manifest, "files": table.manifest_rows(other)})
     if report.kept == 0:
         raise UsageError(f"corpus_dir: no usable music file in {str(corpus)!r}: {report.summary()}; "
                          f"see {out / 'manifest.json'}")
     return report
 
 
-_ROW_ORDER = ("path", "index", "title", "key", "size", "mtime_ns", "status", "reader", "reason", "events", "tonality",
-              "meter")
-
-
-def _ordered(row: dict) -> dict:
-    """A manifest row with its fields in one fixed order (readable; equal rows compare and print alike)."""
-    return {k: row[k] for k in _ROW_ORDER if k in row}
+_END = object()
 
 
 def _is_midi(rel: str) -> bool:
@@ -359,25 +345,30 @@ def _beam():
     return ingest_beam
 
 
-def _tokenize(run: _Run, entries: Path, keys: list[str], first_with_key: dict, results: KnownPieces) -> int:
-    """Read and tokenize every piece of the files with these content keys in worker processes (largest first);
-    fills ``results``; returns how many files."""
+def _tokenize(run: _Run, entries: Path, keys: list[str], music: list[str], first_with_key: dict[str, int],
+              results: KnownPieces) -> int:
+    """Read and tokenize every piece of the files with these content keys (``music[first_with_key[key]]``) in
+    worker processes (largest first); fills ``results``; returns how many files."""
     if not keys:
         return 0
-    items = [(os.path.join(run.corpus, first_with_key[k]), k) for k in keys]
-    expected = {path: expected_pieces(path) for path, _ in items}
-    work = {path: cost(path, n) for path, n in expected.items()}
-    items.sort(key=lambda item: -work[item[0]])  # stable: equal costs keep path order
-    auto = min(_idle_cores(), -(-sum(work.values()) // FILES_PER_WORKER))
+    paths = [os.path.join(run.corpus, music[first_with_key[k]]) for k in keys]
+    expected = [expected_pieces(path) for path in paths]
+    work = [cost(path, e) for path, e in zip(paths, expected)]
+    paths = None
+    order = sorted(range(len(keys)), key=lambda j: -work[j])  # stable: equal costs keep path order
+    items = TokenizeItems(str(run.corpus), music, first_with_key, [keys[j] for j in order])
+    costs, total_work, total_expected = [work[j] for j in order], sum(work), sum(expected)
+    order = expected = work = None
+    auto = min(_idle_cores(), -(-total_work // FILES_PER_WORKER))
     workers = min(run.workers, len(items)) if run.workers else min(auto, len(items))
     if run.engine == "beam":
-        _beam().tokenize_into(results, run, entries, items, [work[path] for path, _ in items], CHUNK_FILES, workers)
+        _beam().tokenize_into(results, run, entries, items[:], costs, CHUNK_FILES, workers)
         return len(items)
     bar = None
     if run.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=sum(expected.values()), unit="piece", desc="ingest", file=sys.stderr)
+        bar = tqdm(total=total_expected, unit="piece", desc="ingest", file=sys.stderr)
     try:
         for (path, key), result in run_isolated(tokenize_chunk, items, workers, run.config.to_json(), str(entries),
                                                 run.time_limit_s, chunk=CHUNK_FILES):

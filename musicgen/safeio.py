@@ -200,27 +200,29 @@ def _pool(workers: int) -> ProcessPoolExecutor:
                                initializer=_die_with_parent)
 
 
-def run_isolated(fn, items: list, workers: int, *args, chunk: int = 16):
+def run_isolated(fn, items, workers: int, *args, chunk: int = 16):
     """Yield ``(item, result)`` for each item, computed as ``fn([item, …], *args)`` in worker processes.
 
-    Items go out in chunks (at most ``chunk`` each). When a worker dies (segfault, out of memory, ``os._exit``) the
-    pool breaks: the items it had not finished are rerun one per fresh process, and an item that kills its process
-    again yields ``result=None``. Results come in completion order.
+    ``items``: a list, or any sequence whose slices are lists (made when their chunk is sent out). Items go out in
+    chunks (at most ``chunk`` each), at most ``4 * workers`` chunks waiting at a time (memory: those chunks, not
+    every item). When a worker dies (segfault, out of memory, ``os._exit``) the pool breaks: the items it had not
+    finished are rerun one per fresh process, and an item that kills its process again yields ``result=None``.
+    Results come in completion order.
     """
     size = max(1, min(chunk, -(-len(items) // (4 * workers))))
-    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    chunks = (items[i:i + size] for i in range(0, len(items), size))
     lost = []
     with _pool(workers) as ex:
-        futures = {ex.submit(fn, c, *args): c for c in chunks}
-        for fut in as_completed(futures):
-            done = futures.pop(fut)  # a finished chunk's results are dropped once yielded (memory per chunk)
+        futures = {}
+        for c in chunks:
             try:
-                results = fut.result()
-            except BrokenProcessPool:
-                lost.extend(done)
+                futures[ex.submit(fn, c, *args)] = c
+            except BrokenProcessPool:  # a worker died: this chunk and those after it are rerun below
+                lost.extend(c)
                 continue
-            del fut
-            yield from zip(done, results)
+            if len(futures) >= 4 * workers:
+                yield from _drain(futures, lost, wait_one=True)
+        yield from _drain(futures, lost, wait_one=False)
     for item in lost:
         with _pool(1) as ex:
             try:
@@ -228,6 +230,23 @@ def run_isolated(fn, items: list, workers: int, *args, chunk: int = 16):
             except BrokenProcessPool:
                 result = None
         yield item, result
+
+
+def _drain(futures: dict, lost: list, wait_one: bool):
+    """Yield the results of ``futures`` (future -> its chunk) as they finish, dropping each once yielded (memory per
+    chunk); with ``wait_one`` stop after the first finished chunk. A broken pool's chunks go to ``lost``."""
+    for fut in as_completed(list(futures)):
+        done = futures.pop(fut)
+        try:
+            results = fut.result()
+        except BrokenProcessPool:
+            lost.extend(done)
+            results = None
+        del fut
+        if results is not None:
+            yield from zip(done, results)
+        if wait_one:
+            return
 
 
 def check_output_dir(folder: str | os.PathLike, flag: str) -> Path:

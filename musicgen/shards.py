@@ -113,25 +113,27 @@ def write_shard(cache_dir: str | Path, name: str, keys: Sequence[str], paths: Se
                 got: Iterable[tuple[np.ndarray, float]], tokenizer, dtype: np.dtype, events: int | None = None) -> None:
     """Write one shard's two files (layout in the module docstring), atomically: ``got`` yields ``(tokens int (T,),
     qpm)`` of its piece j, whose key, path and index in its file are ``keys[j]``, ``paths[j]``, ``indices[j]``.
-    With ``events`` (the shard's total) the pieces are copied one at a time into the shard's array as ``got`` yields
-    them (memory: the shard in its dtype, not every piece as int32 besides)."""
+    With ``events`` (the shard's total) each piece is written to the file as ``got`` yields it, after the ``.npy``
+    header that ``np.save`` writes (the same bytes; memory: one piece, not the shard)."""
     folder = Path(cache_dir) / SHARDS_DIR
     offsets, qpm, bounds = np.zeros(len(keys) + 1, np.int64), [], []
     if events is None:
         got = list(got)
         events = int(sum(np.asarray(t).size for t, _ in got))
-    tokens = np.empty(events, dtype)
-    for j, (piece, q) in enumerate(got):
-        piece = np.asarray(piece)
-        offsets[j + 1] = offsets[j] + piece.size
-        tokens[offsets[j]:offsets[j + 1]] = piece
-        qpm.append(q)
-        bounds.append(tokenizer.transpose_bounds(piece.astype(np.int64)))
-    if offsets[-1] != events or len(qpm) != len(keys):
-        raise MusicgenError(f"shard {name!r}: expected {len(keys)} pieces of {events} events, got {len(qpm)} of "
-                            f"{int(offsets[-1])}; rerun `musicgen ingest`")
     with atomic_path(folder / f"{name}.tokens.npy") as tmp, open(tmp, "wb") as f:
-        np.save(f, tokens, allow_pickle=False)
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                 "fortran_order": False, "shape": (events,)})
+        for j, (piece, q) in enumerate(got):
+            piece = np.asarray(piece)
+            offsets[j + 1] = offsets[j] + piece.size
+            if offsets[j + 1] > events:
+                break
+            f.write(piece.astype(dtype).tobytes())
+            qpm.append(q)
+            bounds.append(tokenizer.transpose_bounds(piece.astype(np.int64)))
+        if offsets[-1] != events or len(qpm) != len(keys):
+            raise MusicgenError(f"shard {name!r}: expected {len(keys)} pieces of {events} events, got {len(qpm)} of "
+                                f"{int(offsets[-1])}; rerun `musicgen ingest`")
     save_npz(folder / f"{name}.index.npz", offsets=offsets, keys=np.array(list(keys), dtype=np.str_),
              paths=np.array(list(paths), dtype=np.str_), indices=np.array(list(indices), np.int64),
              qpm=np.array(qpm, np.float64), bounds=np.array(bounds, np.int16).reshape(-1, 2))

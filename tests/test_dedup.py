@@ -186,3 +186,15 @@ def test_fingerprint_is_the_same_with_voices_on_or_off():
     a = dedup.fingerprints([with_voices], voiced)[0]
     b = dedup.fingerprints([encode((pitch, start, end))], BEAT)[0]
     assert len(a) > 100 and np.array_equal(a.hashes, b.hashes)
+
+
+def test_clusters_json_parts_make_the_text_json_dumps_makes():
+    import json
+
+    from musicgen.dedup import _json_parts
+
+    record = {"threshold": 0.5, "ngram": 8, "shards": {"size": 1, "mtime_ns": 2}, "paths": ['a"b.mid', "é.mid"] * 5,
+              "keys": [], "cluster": np.arange(7), "groups": [{"members": ["x"], "similarity": [0.5]}]}
+    plain = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in record.items()}
+    for batch in (1, 3, 4096):
+        assert "".join(_json_parts(record, batch)) == json.dumps(plain) + "\n"

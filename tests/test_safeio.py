@@ -42,3 +42,36 @@ def test_keras_style_suffixes_are_kept_and_bytes_helpers_use_plain_temporaries(t
     save_npz(tmp_path / "y.npz", a=[1])
     assert all(n.endswith(".tmp") for n in names) and len(names) == 2  # what CacheLock sweeps (".*.tmp")
     assert (tmp_path / "x.json").read_text() == "{}"
+
+
+def _double(items):
+    return [2 * x for x in items]
+
+
+def test_run_isolated_sends_many_chunks_a_few_at_a_time_and_returns_every_result():
+    from musicgen.safeio import run_isolated
+
+    got = dict(run_isolated(_double, list(range(50)), 1, chunk=1))  # 50 chunks, at most 4 waiting
+    assert got == {x: 2 * x for x in range(50)}
+
+
+class _Lazy:
+    """A sequence whose slices are made when asked (what ingest passes)."""
+
+    def __init__(self, n):
+        self.n, self.sliced = n, 0
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, s):
+        self.sliced += 1
+        return list(range(self.n))[s]
+
+
+def test_run_isolated_takes_a_lazy_sequence():
+    from musicgen.safeio import run_isolated
+
+    items = _Lazy(10)
+    assert sorted(run_isolated(_double, items, 1, chunk=3)) == [(x, 2 * x) for x in range(10)]
+    assert items.sliced == 4

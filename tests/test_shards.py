@@ -188,3 +188,27 @@ def test_another_writer_given_the_plan_writes_the_same_files(tmp_path):
     assert files == sorted(p.name for p in (tmp_path / "b" / "shards").iterdir())
     assert all((tmp_path / "a" / "shards" / f).read_bytes() == (tmp_path / "b" / "shards" / f).read_bytes()
                for f in files)
+
+
+def test_a_shard_file_has_the_bytes_np_save_writes(tmp_path):
+    import io
+
+    index = _write(tmp_path)
+    for shard, pieces, dtype in ((index["shards"][1], PIECES[2:4], np.uint16),):
+        want = io.BytesIO()
+        np.save(want, np.array([t for p in pieces for t in p], dtype), allow_pickle=False)
+        assert (tmp_path / "shards" / f"{shard['name']}.tokens.npy").read_bytes() == want.getvalue()
+    wide = _write(tmp_path / "wide", tok=Tok(70000))
+    want = io.BytesIO()
+    np.save(want, np.array(PIECES[4], np.int32), allow_pickle=False)
+    assert (tmp_path / "wide" / "shards" / f"{wide['shards'][-1]['name']}.tokens.npy").read_bytes() == want.getvalue()
+
+
+def test_a_shard_given_other_events_than_planned_is_refused_and_not_left(tmp_path):
+    (tmp_path / "shards").mkdir()
+    got = [(np.array([1, 5, 2]), 100.0), (np.array([1, 2]), 100.0)]
+    for events in (4, 6):  # too few planned (the second piece overruns), too many
+        with pytest.raises(MusicgenError, match="expected 2 pieces of"):
+            shards.write_shard(tmp_path, "s", ["a", "b"], ["a.mid", "b.mid"], [0, 0], iter(got), Tok(), np.uint16,
+                               events=events)
+    assert list((tmp_path / "shards").iterdir()) == []

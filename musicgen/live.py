@@ -28,6 +28,7 @@ import numpy as np
 
 from musicgen.errors import UsageError
 from musicgen.live_context import DEFAULT_METER, Conversation, kind_mask, open_bar, parse_meter, phrase_key
+from musicgen.voices import METRIC as VOICES_METRIC, draw_voice_caps
 
 GAP_CAP_BEATS = 4.0  # with carry: the rest fed between an answer and the next phrase is at most this long
 MAX_LENGTH = 100_000
@@ -307,6 +308,10 @@ class Responder:
         self.exchanges, self.since = 0, None
         self.meter = parse_meter(settings.meter)
         self.style = live_style(bundle, settings.style)
+        # one voice cap for the session, drawn like musicgen sample's (the phrase's own voices are never forbidden)
+        caps = draw_voice_caps((bundle.metrics or {}).get(VOICES_METRIC), settings.seed, 1) \
+            if "VOICE" in self.tokenizer.ranges else None
+        self.voice_cap = None if caps is None else int(caps[0])
         self.conversation = Conversation(self.tokenizer, None if settings.key is None else parse_key(settings.key))
         cfg = self.tokenizer.config
         self.step_seconds = (cfg.step_seconds if cfg.time_mode == "seconds"
@@ -332,7 +337,8 @@ class Responder:
         seed = np.random.SeedSequence([s.seed, self.exchanges])
         events = sample_tokens(self.model, self.model_config, tok, primer, s.length, seed, temperature=s.temperature,
                                top_k=s.top_k, top_p=s.top_p, limit_steps=self.limit_steps,
-                               max_note_steps=self.max_note_steps, start_state=self.state, context=history)[0]
+                               max_note_steps=self.max_note_steps, start_state=self.state, context=history,
+                               max_voices=self.voice_cap)[0]
         events = events[events != tok.pad_id].astype(np.int64)
         schedule, duration = self.schedule(primer, events, key)
         return Answer(primer, events, schedule, duration, version, time.perf_counter() - began, key=key)

@@ -216,6 +216,25 @@ def test_voices_answer_uses_several_voices_on_their_channels():
     assert {m.channel for _, m in answer.schedule} == set(a["voice"][late].tolist())
 
 
+def test_voices_answers_keep_to_the_session_voice_cap_drawn_from_the_training_counts():
+    import dataclasses
+
+    from musicgen.voices import METRIC
+
+    bundle = context_bundle(voices=4, voice_bias=3.0)
+    settings = LiveSettings(bpm=120, length=64, seed=2, voice_channels=(0, 1, 2, 3))
+
+    def voices_used(responder):
+        answer = responder.respond(scale([60, 62, 64]))
+        a = bundle.tokenizer.decode_arrays(np.concatenate([answer.primer, answer.tokens]))
+        return set(a["voice"].tolist())
+
+    free = Responder(bundle, settings)
+    assert free.voice_cap is None and max(voices_used(free)) >= 2
+    capped = Responder(dataclasses.replace(bundle, metrics={METRIC: {"2": 1}}), settings)
+    assert capped.voice_cap == 2 and voices_used(capped) <= {0, 1}
+
+
 # ----------------------------------------------------------------------------------------- all three, carried on
 def test_carried_conversation_sees_the_context_of_the_whole_token_history():
     bundle = context_bundle(voices=4, meter=True, key="normalize", voice_bias=1.0)

@@ -12,7 +12,7 @@ that process's ``ru_maxrss`` (``os.wait4``; for ingest the largest of the parent
 * worker: the per-core rate of ingest's worker function: ``ingest_worker.tokenize_chunk`` on the first ``WORKER_FILES``
   files of the corpus, chunks of 64, in one child process; files and events per CPU-second (``time.process_time``),
   what each core of a Beam cluster does (``musicgen ingest --engine beam`` runs the same function);
-* dedup: ``dedup.record_clusters`` alone on the store (its two files removed first), ``--dedup-workers`` processes
+* dedup: ``dedup_store.record_clusters`` alone on the store (its two files removed first), ``--dedup-workers`` processes
   (``dedup_store``: batched fingerprints, hash partitions, sparse pair counts); wall time, CPU seconds of the driver
   (serial) and of the pool, peak RSS of each;
 * batches: in a child process, ``split_corpus`` (from the clusters ingest recorded), one epoch's plan and ``--steps``
@@ -141,7 +141,7 @@ DEDUP = """
 import resource, sys, time
 from pathlib import Path
 from musicgen.config import TokenizerConfig
-from musicgen.dedup import CLUSTERS_FILE, record_clusters
+from musicgen.dedup_store import CLUSTERS_FILE, record_clusters
 cache = Path(sys.argv[1])
 (cache / CLUSTERS_FILE).unlink(missing_ok=True)
 (cache / "shards" / "clusters.npz").unlink(missing_ok=True)

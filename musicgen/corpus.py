@@ -25,7 +25,7 @@ from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceRes
                             file_key_of, is_token_cache, load_manifest, load_tokens, store_stamp, tokens_current,
                             write_manifest, write_tokens)
 from musicgen.config import TokenizerConfig
-from musicgen.dedup import CLUSTERS_FILE, record_clusters
+from musicgen.dedup_store import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.ingest_worker import cost, expected_pieces, piece_rows, tokenize_chunk
 from musicgen.ingest_table import FileTable, TokenizeItems, pack_rows

@@ -23,6 +23,10 @@ one partition is done in this process, in memory.
 Peak memory per process: one batch, one partition and its sort, the pair counts of one partition (per pair that
 shares a shingle there) and ~100 bytes per piece. The partition files live in ``CACHE/.dedup/`` and are removed
 afterwards.
+
+``record_clusters`` is what ingest calls: it clusters a store with ``store_duplicates`` and writes ``clusters.json``
+and ``shards/clusters.npz`` (it lives here, not in ``dedup``, so ``dedup`` ← ``fingerprints`` ← ``dedup_store``
+stays a line, not a circle).
 """
 
 from __future__ import annotations
@@ -313,3 +317,68 @@ def store_duplicates(store, tokenizer, threshold: float = DEFAULT_THRESHOLD, ngr
         if pool is not None:
             pool.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+CLUSTERS_FILE = "clusters.json"
+
+
+def record_clusters(cache_dir, tokenizer_config: TokenizerConfig, threshold: float = DEFAULT_THRESHOLD,
+                    ngram: int = DEFAULT_NGRAM, workers: int = 1, keys=None, paths=None) -> list[dict]:
+    """Cluster the pieces of the token store that ingest just wrote into ``cache_dir`` with ``tokenizer_config``,
+    write ``cache_dir/clusters.json`` and the store's ``shards/clusters.npz`` (what the split reads); returns
+    ``describe_groups``'s list (members named by their corpus paths) for the manifest. Reuses the files while the
+    store is unchanged. The pieces are read in batches from the memory-mapped shards and clustered by
+    ``store_duplicates`` (memory per piece, not per note; the result of ``find_duplicates``) in
+    ``workers`` processes. ``keys`` / ``paths``: the store's piece keys and corpus paths in store order when the
+    caller holds them already (ingest; else read from the store).
+
+    clusters.json: ``threshold``, ``ngram``, ``shards`` (size, mtime_ns of the store's index.json it was made from),
+    ``paths`` and ``keys`` (the kept pieces, store order), ``cluster`` (int id per piece) and ``groups``.
+    """
+    import json
+
+    from musicgen.cache import store_stamp
+    from musicgen.safeio import atomic_path
+
+    folder = Path(cache_dir)
+    stamp = {"threshold": threshold, "ngram": ngram, "shards": store_stamp(folder), "music_keys": 1}
+    try:
+        old = json.loads((folder / CLUSTERS_FILE).read_text())
+        if all(old.get(k) == v for k, v in stamp.items()):
+            return old["groups"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    from musicgen.shards import Column, ShardStore, write_clusters
+    from musicgen.tokenizer import Tokenizer
+
+    store = ShardStore(folder)
+    keys = list(Column(store, "keys")) if keys is None else keys
+    dups = store_duplicates(store, Tokenizer(tokenizer_config), threshold, ngram, keys, workers=workers)
+    paths = list(Column(store, "paths")) if paths is None else paths
+    groups = [{"members": [paths[i] for i in members.tolist()], "similarity": [round(s, 3) for s in similarity],
+               "semitones": semitones} for members, similarity, semitones in dups.groups]
+    write_clusters(folder, dups.clusters, keys, threshold, ngram, dups.music)
+    record = {**stamp, "paths": paths, "keys": keys, "cluster": dups.clusters, "groups": groups}
+    with atomic_path(folder / CLUSTERS_FILE, keep_suffix=False) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for part in _json_parts(record):
+            f.write(part)
+    return groups
+
+
+def _json_parts(record: dict, batch: int = 4096):
+    """``json.dumps(record) + "\\n"`` in parts (equal text): a long list value (or int array) a batch of items at a
+    time, so that the text of a 200k-piece clusters.json is never held whole."""
+    import json
+
+    yield "{"
+    for i, (k, v) in enumerate(record.items()):
+        yield f"{', ' if i else ''}{json.dumps(k)}: "
+        if isinstance(v, (list, np.ndarray)) and len(v) > batch:
+            for lo in range(0, len(v), batch):
+                part = v[lo:lo + batch]
+                text = json.dumps(part.tolist() if isinstance(part, np.ndarray) else list(part))[1:-1]
+                yield ("[" if lo == 0 else ", ") + text
+            yield "]"
+        else:
+            yield json.dumps(v.tolist() if isinstance(v, np.ndarray) else v)
+    yield "}\n"

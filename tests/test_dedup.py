@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicgen import dedup
+from musicgen import dedup, dedup_store
 from musicgen.config import TokenizerConfig
 from musicgen.dedup import Fingerprint, Pairs, cluster_ids, find_duplicates, note_features, similar_pairs
 from musicgen.errors import UsageError
@@ -158,7 +158,7 @@ def test_ingest_records_clusters_and_the_cli_lists_them(tmp_path, capsys):
     manifest = json.loads((cache / "manifest.json").read_text())
     assert manifest["clusters"] == [{"members": ["piece1-up3-slow.mid", "piece1.mid"], "similarity": [1.0, 1.0],
                                      "semitones": [0, -3]}]
-    record = json.loads((cache / dedup.CLUSTERS_FILE).read_text())
+    record = json.loads((cache / dedup_store.CLUSTERS_FILE).read_text())
     by_path = dict(zip(record["paths"], record["cluster"]))
     assert by_path["piece1.mid"] == by_path["piece1-up3-slow.mid"] and len(set(by_path.values())) == 4
     assert record["threshold"] == dedup.DEFAULT_THRESHOLD and record["ngram"] == dedup.DEFAULT_NGRAM
@@ -191,7 +191,7 @@ def test_fingerprint_is_the_same_with_voices_on_or_off():
 def test_clusters_json_parts_make_the_text_json_dumps_makes():
     import json
 
-    from musicgen.dedup import _json_parts
+    from musicgen.dedup_store import _json_parts
 
     record = {"threshold": 0.5, "ngram": 8, "shards": {"size": 1, "mtime_ns": 2}, "paths": ['a"b.mid', "é.mid"] * 5,
               "keys": [], "cluster": np.arange(7), "groups": [{"members": ["x"], "similarity": [0.5]}]}

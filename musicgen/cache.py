@@ -425,6 +425,7 @@ def load_tokens(cache_dir: str | Path) -> TokenSet:
     vocab = Tokenizer(config).vocab_size
     if store.vocab_size != vocab or len(store) < 1:
         raise MusicgenError(f"token cache {str(cache)!r} is inconsistent: {len(store)} pieces of a "
-                            f"{store.vocab_size}-id vocabulary, tokenizer.json has {vocab} ids; rerun `musicgen ingest`")
+                            f"{store.vocab_size}-id vocabulary, tokenizer.json has {vocab} ids; "
+                            f"rerun `musicgen ingest`")
     return TokenSet(pieces=PieceSequence(store), keys=Column(store, "keys"), qpms=store.qpm,
                     paths=Column(store, "paths"), tokenizer_config=config, indices=Column(store, "indices"))

@@ -27,7 +27,8 @@ chorales) and at least ``MIN_COMMON`` shared shingles are joined; clusters are t
 
 Cost: pairs come from an inverted index (shingle → pieces) sorted in numpy, counted by a sparse product
 (``pair_counts``); a shingle found in more than ``MAX_DF`` pieces (a stock formula, or a mass-duplicated piece) is
-left out of the intersections, which bounds the work at ``MAX_DF`` pairs per stored shingle. The 410 Bach chorales take 0.3 s (``scripts/duplicates_report.py``).
+left out of the intersections, which bounds the work at ``MAX_DF`` pairs per stored shingle. The 410 Bach chorales
+take 0.3 s (``scripts/duplicates_report.py``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ def tokenize_chunk(items: list[tuple[str, str]], config_json: str, pack_dir: str
     with a style (``styles.styled_key``) gives the file's pieces that STYLE event.
 
     Returns a ``PieceResult`` list per item (a file that cannot be read at all: one entry, index 0, with the
-    reason), each naming the pack (``pack``). Any failure of one file or tune (IngestError, a parser bug, the time limit) skips that one only.
+    reason), each naming the pack (``pack``). Any failure of one file or tune (IngestError, a parser bug, the time
+    limit) skips that one only.
     """
     from musicgen import midi_io, reader
     from musicgen.errors import IngestError

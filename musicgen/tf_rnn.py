@@ -53,7 +53,8 @@ def lstm_window(x, h0, c0, kernel, recurrent_kernel, bias, forward: str = "loop"
 def _gate_gradients(dhs, dc_last, i, f, g, o, cs, co, c0, recurrent_kernel):
     """Backward through the recurrence. All gate tensors time-major (T, batch, n): activations i, f, g (cell
     candidate), o; cell states cs and tanh(cs) co. ``dhs`` (T, batch, n) is the loss gradient w.r.t. every h_t,
-    ``dc_last`` w.r.t. c_T (None: zero, as for an unused output). Returns dZ (T, batch, 4n) w.r.t. the pre-activations, dh0, dc0."""
+    ``dc_last`` w.r.t. c_T (None: zero, as for an unused output). Returns dZ (T, batch, 4n) w.r.t. the
+    pre-activations, dh0, dc0."""
     dhs = tf.zeros_like(cs) if dhs is None else dhs
     dc_last = tf.zeros_like(c0) if dc_last is None else dc_last
     steps = tf.shape(dhs)[0]

@@ -226,9 +226,9 @@ def draw_voice_caps(counts: dict | None, seed: int, count: int) -> np.ndarray | 
 
 
 def sample_voice_caps(config, bundle, primer_tokens, count: int) -> np.ndarray | None:
-    """``config.voices`` (a ``SampleConfig``'s, ``--voices``) checked against the bundle → int64 (count,) voice caps (None: no cap). Without ``--voices``: a
-    primer's own voices, else ``count`` draws from the training pieces' voice counts (``voice_pieces``, recorded by
-    ``musicgen train``; a bundle without them gets no cap)."""
+    """``config.voices`` (a ``SampleConfig``'s, ``--voices``) checked against the bundle → int64 (count,) voice caps
+    (None: no cap). Without ``--voices``: a primer's own voices, else ``count`` draws from the training pieces' voice
+    counts (``voice_pieces``, recorded by ``musicgen train``; a bundle without them gets no cap)."""
     tok = bundle.tokenizer
     if "VOICE" not in tok.ranges:
         if config.voices:

@@ -132,11 +132,9 @@ def _context_tokens(primer: np.ndarray, tokenizer) -> list[int]:
     alone (no primer). The meter is not repeated: a TIME_SIG at the continuation's start would put a bar line there."""
     out = [tokenizer.bos_id]
     for name in ("STYLE", "KEY", "VOICE", "PROGRAM", "VELOCITY"):
-        if name in tokenizer.ranges:
-            first, size = tokenizer.ranges[name]
-            hits = primer[(primer >= first) & (primer < first + size)]
-            if hits.size:
-                out.append(int(hits[-1]))
+        hits = primer[tokenizer.kind_mask(primer, name)]
+        if hits.size:
+            out.append(int(hits[-1]))
     return out
 
 

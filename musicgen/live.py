@@ -27,7 +27,7 @@ import mido
 import numpy as np
 
 from musicgen.errors import UsageError
-from musicgen.live_context import DEFAULT_METER, Conversation, kind_mask, open_bar, parse_meter, phrase_key
+from musicgen.live_context import DEFAULT_METER, Conversation, open_bar, parse_meter, phrase_key
 from musicgen.voices import METRIC as VOICES_METRIC, draw_voice_caps
 
 GAP_CAP_BEATS = 4.0  # with carry: the rest fed between an answer and the next phrase is at most this long
@@ -237,9 +237,9 @@ def phrase_primer(notes: list[PlayedNote], tokenizer, bpm: float, since: float |
     cols = np.array([(n.pitch, n.start, n.end, n.velocity, 128 if n.is_drum else n.program) for n in notes]).T
     tokens = tokenizer.encode_arrays(cols[0], (cols[1] - t0) * unit, (cols[2] - t0) * unit, cols[3], cols[4],
                                      key=key, meters=[(0.0, *meter)]).astype(np.int64)
-    framing = (tokens == tokenizer.eos_id) | (tokens == tokenizer.bos_id) | kind_mask(tokens, tokenizer, "KEY")
-    tokens = tokens[~(framing | kind_mask(tokens, tokenizer, "TIME_SIG"))]
-    if not kind_mask(tokens, tokenizer, "NOTE_ON").any():
+    framing = (tokens == tokenizer.eos_id) | (tokens == tokenizer.bos_id) | tokenizer.kind_mask(tokens, "KEY")
+    tokens = tokens[~(framing | tokenizer.kind_mask(tokens, "TIME_SIG"))]
+    if not tokenizer.kind_mask(tokens, "NOTE_ON").any():
         return np.zeros(0, np.int64)
     if cfg.meter:
         tokens = open_bar(tokens, tokenizer, meter, history if since is not None else None)

@@ -74,20 +74,12 @@ def phrase_key(notes) -> int:
     return int(analyze_keys(hist)[0])
 
 
-def kind_mask(tokens: np.ndarray, tokenizer, name: str) -> np.ndarray:
-    """bool, shape of ``tokens``: the ids of event kind ``name`` (all False when the vocabulary has none)."""
-    if name not in tokenizer.ranges:
-        return np.zeros(np.shape(tokens), bool)
-    first, size = tokenizer.ranges[name]
-    return (tokens >= first) & (tokens < first + size)
-
-
 def open_bar(body: np.ndarray, tokenizer, meter: tuple[int, int], history: ContextTracker | None) -> np.ndarray:
     """``body`` (int64 (T,), a phrase's events without TIME_SIG, opening with the rest before its first onset) with
     TIME_SIG(``meter``) inserted at the first onset, right after the opening TIME_SHIFTs (where the tokenizer puts a
     TIME_SIG: before the step's note events). ``history``: the conversation's tracker; when, after the rest, a bar of
     ``meter`` starts anyway, no TIME_SIG is inserted (the tokenizer would write none). None: always inserted."""
-    shifts = kind_mask(body, tokenizer, "TIME_SHIFT")
+    shifts = tokenizer.kind_mask(body, "TIME_SHIFT")
     lead = int(np.argmin(shifts)) if not shifts.all() else body.size
     if history is not None:
         probe = ContextTracker(tokenizer, 1).start_from(history)

@@ -25,9 +25,8 @@ def _key_and_meter(tokens: np.ndarray, tok) -> dict:
         out["style"] = None if style is None else tok.config.styles[style]
     for name in ("KEY", "TIME_SIG"):
         if name in tok.ranges:
-            first, size = tok.ranges[name]
-            hits = tokens[(tokens >= first) & (tokens < first + size)]
-            value = int(hits[0]) - first if hits.size else None
+            values = tok.values_of(tokens, name)
+            value = int(values[0]) if values.size else None
             if name == "KEY":
                 out["key"] = None if value is None else key_name(value)
             else:

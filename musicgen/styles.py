@@ -75,12 +75,8 @@ def parse_style(name: str, styles: Sequence[str], where: str = "the bundle") -> 
 
 def piece_style(tokens, tokenizer) -> int | None:
     """The value of the first STYLE event of ``tokens`` (int ids, shape (T,)), None without one (or no styles)."""
-    if "STYLE" not in tokenizer.ranges:
-        return None
-    first, size = tokenizer.ranges["STYLE"]
-    t = np.asarray(tokens)
-    hits = t[(t >= first) & (t < first + size)]
-    return int(hits[0]) - first if hits.size else None
+    values = tokenizer.values_of(tokens, "STYLE")
+    return int(values[0]) if values.size else None
 
 
 def with_style(tokens, tokenizer, style: int) -> np.ndarray:

@@ -165,6 +165,21 @@ class Tokenizer(TokenDecoder):
             raise UsageError(f"token id: expected an integer in [0, {self.vocab_size}), got {token_id!r}")
         return KINDS[self._kind[token_id]], int(self._value[token_id])
 
+    def kind_mask(self, tokens, name: str) -> np.ndarray:
+        """bool, shape of ``tokens`` (int ids): the ids of event kind ``name`` (all False when the vocabulary has
+        none)."""
+        t = np.asarray(tokens)
+        if name not in self.ranges:
+            return np.zeros(t.shape, bool)
+        first, size = self.ranges[name]
+        return (t >= first) & (t < first + size)
+
+    def values_of(self, tokens, name: str) -> np.ndarray:
+        """int64 (k,): the values (as ``describe`` gives them) of the events of kind ``name`` in ``tokens`` (int ids,
+        shape (T,)), in order; empty when there are none or the vocabulary has no such kind."""
+        t = np.asarray(tokens)
+        return self._value[t[self.kind_mask(t, name)]]
+
     # ---- grid ----------------------------------------------------------------------------------------------
     def to_steps(self, times) -> np.ndarray:
         """Times (quarter notes or seconds) → int64 grid steps, rounded to the nearest step."""

@@ -45,13 +45,6 @@ def _body(tokenizer, tokens) -> np.ndarray:
     return t[(t != tokenizer.pad_id) & (t != tokenizer.bos_id)]
 
 
-def _in_range(tokenizer, t: np.ndarray, name: str) -> np.ndarray:
-    if name not in tokenizer.ranges:
-        return np.zeros(t.size, bool)
-    first, size = tokenizer.ranges[name]
-    return (t >= first) & (t < first + size)
-
-
 def excerpt_starts(tokenizer, tokens, length: int) -> list[int]:
     """Where the excerpts of one token sequence start, as positions in its body (PAD/BOS dropped, cut at EOS).
 
@@ -62,7 +55,7 @@ def excerpt_starts(tokenizer, tokens, length: int) -> list[int]:
     if not (isinstance(length, (int, np.integer)) and length > 0):
         raise UsageError(f"length: expected a positive integer, got {length!r}")
     t = _body(tokenizer, tokens)
-    shift = _in_range(tokenizer, t, "TIME_SHIFT")
+    shift = tokenizer.kind_mask(t, "TIME_SHIFT")
     boundary = np.flatnonzero(np.concatenate([[True], shift[:-1] & ~shift[1:]])) if t.size else np.zeros(0, int)
     starts, a = [], 0
     while t.size and a + length <= t.size:
@@ -93,11 +86,11 @@ def excerpts(tokenizer, pieces: Sequence, length: int) -> tuple[list[list[Note]]
     out, index = [], []
     for i, tokens in enumerate(pieces):
         t = _body(tokenizer, tokens)
-        shift = _in_range(tokenizer, t, "TIME_SHIFT")
+        shift = tokenizer.kind_mask(t, "TIME_SHIFT")
         steps = np.concatenate([[0], np.cumsum(np.where(shift, t - shift_first + 1, 0))])  # steps before position
         for a in excerpt_starts(tokenizer, t, length):
-            prefix = [int(t[:a][_in_range(tokenizer, t[:a], kind)][-1]) for kind in ("VOICE", "PROGRAM", "VELOCITY")
-                      if _in_range(tokenizer, t[:a], kind).any()]
+            prefix = [int(t[:a][tokenizer.kind_mask(t[:a], kind)][-1]) for kind in ("VOICE", "PROGRAM", "VELOCITY")
+                      if tokenizer.kind_mask(t[:a], kind).any()]
             offset = float(tokenizer.from_steps(steps[a]))
             notes = tokenizer.decode_notes(np.concatenate([np.array(prefix, np.int64), t[a:a + length]]))
             out.append([Note(n.pitch, n.start + offset, n.end + offset, n.velocity, n.program, n.is_drum, n.voice)

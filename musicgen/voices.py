@@ -192,12 +192,8 @@ def describe(config: TokenizerConfig, polyphony: np.ndarray | None = None) -> st
 
 def piece_voices(tokens, tokenizer) -> int:
     """Voices a piece uses: 1 + its highest VOICE value (int ids, shape (T,)); 0 without VOICE events."""
-    if "VOICE" not in tokenizer.ranges:
-        return 0
-    first, size = tokenizer.ranges["VOICE"]
-    t = np.asarray(tokens)
-    hits = t[(t >= first) & (t < first + size)]
-    return int(hits.max()) - first + 1 if hits.size else 0
+    values = tokenizer.values_of(tokens, "VOICE")
+    return int(values.max()) + 1 if values.size else 0
 
 
 def voice_counts(pieces: Iterable, tokenizer) -> dict[str, int]:

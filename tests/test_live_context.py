@@ -11,7 +11,7 @@ from conftest import numpy_bundle
 from musicgen.context import ContextTracker, context_features, context_names, context_sizes
 from musicgen.errors import UsageError
 from musicgen.live import LiveSettings, PlayedNote, Responder, phrase_primer
-from musicgen.live_context import Conversation, describe, kind_mask, open_bar, parse_channels, parse_meter, phrase_key
+from musicgen.live_context import Conversation, describe, open_bar, parse_channels, parse_meter, phrase_key
 from musicgen.live_ports import RecordingOutput, TurnTakingInput
 from musicgen.live_session import FastClock, LiveSession
 from musicgen.meter import time_signature_value
@@ -132,7 +132,7 @@ def test_meter_primer_is_bos_time_sig_notes_and_the_model_counts_bars_of_that_me
     assert [t for t, _ in seen] == full[:len(seen)].tolist()
     assert [list(c) for _, c in seen] == context_features(full, tok)[:len(seen)].tolist()
     # any TIME_SIG the model adds stands at a bar start (the rules' mask), and the notes decode in range
-    for i in np.flatnonzero(kind_mask(full, tok, "TIME_SIG"))[1:]:
+    for i in np.flatnonzero(tok.kind_mask(full, "TIME_SIG"))[1:]:
         assert context_features(full[:i], tok)[-1, 2] == 2
     assert onsets(answer.schedule) and all(48 <= p <= 72 for p in onsets(answer.schedule))
     plain = Responder(numpy_bundle(meter=True), LiveSettings(meter="3/4")).respond(notes)  # no context inputs
@@ -143,9 +143,9 @@ def test_meter_primer_is_bos_time_sig_notes_and_the_model_counts_bars_of_that_me
 def stored_onsets(tok, primer, events):
     """The answer's note pitches as stored (decoded without the KEY, so nothing moves), from the primer's end."""
     tokens = np.concatenate([primer, events])
-    a = tok.decode_arrays(tokens[~kind_mask(tokens, tok, "KEY")])
+    a = tok.decode_arrays(tokens[~tok.kind_mask(tokens, "KEY")])
     first = tok.ranges["TIME_SHIFT"][0]
-    start = int((primer[kind_mask(primer, tok, "TIME_SHIFT")] - first + 1).sum())
+    start = int((primer[tok.kind_mask(primer, "TIME_SHIFT")] - first + 1).sum())
     return sorted(a["pitch"][a["start"] >= start].tolist())
 
 

@@ -59,6 +59,17 @@ def test_small_table_without_velocity_or_programs():
                                                                           (71, 0.5, 2.0, 80, 0, False)]
 
 
+def test_kind_mask_and_values_of_read_one_event_kind():
+    tok = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=4, voices=3))
+    t = np.array([tok.bos_id, tok.token("VOICE", 2), tok.token("VELOCITY", 3), tok.token("NOTE_ON", 50),
+                  tok.token("TIME_SHIFT", 6), tok.token("VOICE", 0), tok.token("NOTE_ON", 48)])
+    assert tok.kind_mask(t, "VOICE").tolist() == [False, True, False, False, False, True, False]
+    assert tok.values_of(t, "VOICE").tolist() == [2, 0] and tok.values_of(t, "NOTE_ON").tolist() == [50, 48]
+    assert tok.values_of(t, "TIME_SHIFT").tolist() == [6] and tok.values_of(t, "VELOCITY").tolist() == [3]
+    assert not tok.kind_mask(t, "KEY").any() and tok.values_of(t, "KEY").size == 0  # no KEY range here
+    assert tok.kind_mask(t.reshape(1, -1), "NOTE_ON").shape == (1, 7)
+
+
 def test_c_major_triad_then_rest():
     notes = [Note(60, 0.0, 1.0, 80), Note(64, 0.0, 1.0, 80), Note(67, 0.0, 1.0, 80), Note(72, 2.0, 3.0, 100)]
     tokens = BEAT.encode_notes(notes)

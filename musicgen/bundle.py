@@ -141,8 +141,24 @@ def write_bundle_file(path: str | Path, name: str, data: str | bytes) -> Path:
         atomic_write_bytes(path / name, data)
     else:
         atomic_write_text(path / name, data)
+    return _record_checksum(path, info, name)
+
+
+def update_metrics(path: str | Path, **fields) -> dict:
+    """Add or replace ``fields`` in a bundle's ``metrics.json`` (e.g. a record an older ``musicgen train`` did not
+    write) and its sha256 in bundle.json, both atomically, so ``load_bundle`` still verifies; returns the metrics."""
+    path = Path(path)
+    info = _read_json(path, "bundle.json")
+    metrics = {**_read_json(path, "metrics.json"), **fields}
+    _write_json(path / "metrics.json", metrics)
+    _record_checksum(path, info, "metrics.json")
+    return metrics
+
+
+def _record_checksum(path: Path, info: dict, name: str) -> Path:
+    """Record the sha256 of ``path / name`` in ``info`` (bundle.json's contents) and write bundle.json atomically."""
     info.setdefault("files", {})[name] = sha256_file(path / name)
-    atomic_write_text(path / "bundle.json", json.dumps(info, indent=2, sort_keys=True, default=float) + "\n")
+    _write_json(path / "bundle.json", info)
     return path / name
 
 

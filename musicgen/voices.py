@@ -209,7 +209,9 @@ def voice_counts(pieces: Iterable, tokenizer) -> dict[str, int]:
 
 def draw_voice_caps(counts: dict | None, seed: int, count: int) -> np.ndarray | None:
     """int64 (count,): a voice cap per sample drawn from ``counts`` (``voice_counts``' form) by an RNG of its own
-    (seed mixed with ``VOICES_SALT``; draw i depends on ``seed`` and i alone); None without counts."""
+    (seed mixed with ``VOICES_SALT``; draw i depends on ``seed`` and i alone); None without counts. The draw maps
+    onto the counts in their dict order: a bundle's ``metrics.json`` holds them as JSON sorts its keys ("12" before
+    "4"), which is the order ``musicgen sample`` draws in."""
     from musicgen.styles import draw_styles
 
     if not counts:

@@ -4,21 +4,19 @@
     python scripts/record_voice_counts.py trained/default data/bach_bars
 
 The training pieces are the bundle's own split of CORPUS (``split.bundle_split``: the same tokens and parts
-``musicgen evaluate`` uses). ``metrics.json`` is rewritten atomically and its sha256 in ``bundle.json`` updated, so the
-bundle still verifies; a bundle that already records them is left alone unless ``--force``.
+``musicgen evaluate`` uses). ``metrics.json`` is rewritten atomically and its sha256 in ``bundle.json`` updated
+(``bundle.update_metrics``), so the bundle still verifies; a bundle that already records them is left alone unless ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from musicgen.bundle import load_bundle  # noqa: E402
-from musicgen.safeio import atomic_write_text, sha256_file  # noqa: E402
+from musicgen.bundle import load_bundle, update_metrics  # noqa: E402
 from musicgen.split import bundle_split  # noqa: E402
 from musicgen.voices import METRIC, voice_counts  # noqa: E402
 
@@ -42,13 +40,8 @@ def main(argv=None) -> int:
         print(f"{args.bundle}: {sum(counts.values())} training pieces counted, metrics.json says "
               f"{bundle.metrics['train_pieces']}: not the corpus it was trained on?", file=sys.stderr)
         return 1
-    path = Path(args.bundle)
-    metrics = {**bundle.metrics, METRIC: counts}
-    atomic_write_text(path / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    info = json.loads((path / "bundle.json").read_text())
-    info["files"]["metrics.json"] = sha256_file(path / "metrics.json")
-    atomic_write_text(path / "bundle.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-    load_bundle(path)  # verifies the checksums
+    update_metrics(args.bundle, **{METRIC: counts})
+    load_bundle(args.bundle)  # verifies the checksums
     print(f"{args.bundle}: {METRIC} {counts}")
     return 0
 

@@ -132,6 +132,17 @@ def test_write_bundle_file_records_its_checksum(bundle_dir):
     assert not [p for p in bundle_dir.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
+def test_update_metrics_adds_fields_and_keeps_the_bundle_verifying(bundle_dir):
+    from musicgen.bundle import update_metrics
+
+    old = load_bundle(bundle_dir).metrics
+    assert update_metrics(bundle_dir, voice_pieces={"4": 3}) == {**old, "voice_pieces": {"4": 3}}
+    assert load_bundle(bundle_dir).metrics == {**old, "voice_pieces": {"4": 3}}  # verifies the new checksum
+    info = json.loads((bundle_dir / "bundle.json").read_text())
+    assert info["files"]["metrics.json"] == sha256_file(bundle_dir / "metrics.json")
+    assert not [p for p in bundle_dir.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

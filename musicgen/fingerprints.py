@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from musicgen.dedup import _MIX, MAX_INTERVAL, MAX_RATIO_CLASS, Fingerprint, music_key
+from musicgen.dedup import MAX_INTERVAL, MAX_RATIO_CLASS, Fingerprint, music_key, shingles
 from musicgen.errors import UsageError
 from musicgen.midi_io import DRUMS
 
@@ -138,12 +138,7 @@ def _shingles(seg: np.ndarray, features: np.ndarray, ngram: int) -> tuple[np.nda
     n = features.size - ngram + 1
     if n <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    f = features.astype(np.uint64)
-    h = np.full(n, np.uint64(ngram), np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(ngram):
-            h = (h ^ f[j:j + n]) * _MIX
-            h ^= h >> np.uint64(29)
+    h = shingles(features, ngram)  # over the concatenated pieces; windows that cross a piece boundary are dropped
     inside = np.flatnonzero(seg[:n] == seg[ngram - 1:])
     return seg[inside], h[inside], inside
 

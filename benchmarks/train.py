@@ -8,10 +8,12 @@ random tokens; Adam (lr 2e-3) with clipping by global norm 1.0 on both sides. Eq
 - loss only: no accuracy or other metric on either side (``musicgen train`` adds a weighted accuracy; not here);
 - the same thread counts, pinned and printed: TensorFlow intra-op/inter-op threads, ``torch.set_num_threads`` /
   ``set_num_interop_threads``, JAX ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=N``,
-  ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` for all;
+  ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` for all; on TensorFlow (CPU, LSTM and GRU) what ``musicgen train`` does
+  with N cores instead: ``musicgen.fused_rnn.use_cpu_lanes`` (the batch in lanes, one intra-op thread, N inter-op
+  threads; ``nolanes`` pins N and N as for the other backends);
 - ``--warmup`` untimed steps (compilation), then ``--steps`` (>= 20) timed ones; tokens/s = targets per timed
   second. Every variant's repetition runs in its own fresh process, interleaved (A, B, C, A, B, C, …), ``--reps``
-  times; each cell's median over the repetitions is printed with its spread (min–max), and the ratio to native
+  times (each cell in its own process); each cell's median over the repetitions is printed with its spread (min–max), and the ratio to native
   PyTorch is printed last (median of the per-repetition ratios, each against the PyTorch run of the same round).
 
 Variants (``--variants``, comma-separated): ``BACKEND[:OPTION…]`` with BACKEND ``tensorflow``, ``jax`` or ``torch``
@@ -21,7 +23,8 @@ Keras layers instead of musicgen's default fused ones, ``musicgen.fused_rnn``), 
 (``TF_ENABLE_ONEDNN_OPTS=0``), ``lstmloop`` / ``lstmautodiff`` (``FusedLSTM`` on TensorFlow: ``musicgen.tf_rnn`` with the
 ``tf.while_loop`` forward instead of ``BlockLSTMV2``, or Keras' autodiff of the fused ``tf.while_loop`` instead of
 ``tf_rnn``; ``musicgen.fused_rnn.TF_LSTM_FORWARD``), ``gruautodiff`` (``FusedGRU`` on TensorFlow: Keras' autodiff of the
-fused ``tf.while_loop`` instead of ``musicgen.tf_rnn.gru_window``; ``TF_GRU``).
+fused ``tf.while_loop`` instead of ``musicgen.tf_rnn.gru_window``; ``TF_GRU``), ``nolanes`` (TensorFlow: no lanes,
+TensorFlow's threads pinned to N intra-op and N inter-op, the default before lanes).
 
     python benchmarks/train.py                                   # the default table (see RESULTS.md)
     python benchmarks/train.py --cells gru --batch 16 --seq 64 --dropout 0.1 --variants jax,jax:stock  # recipe shape
@@ -159,18 +162,24 @@ def _worker_env(backend: str, options: set[str], threads: int, device: str) -> d
 
 
 def _run_worker(variant: str, args) -> dict:
+    """Every cell of ``variant`` in its own fresh process (thread pools are fixed per process: on TensorFlow the
+    lanes plan, ``musicgen.fused_rnn.use_cpu_lanes``, depends on the cell)."""
     backend, *options = variant.split(":")
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", variant] + _shape_argv(args)
-    run = subprocess.run(cmd, env=_worker_env(backend, set(options), args.threads, args.device), capture_output=True, text=True)
-    if run.returncode != 0:
-        print(f"{variant} failed:\n{run.stderr[-2000:]}", file=sys.stderr)
-        return {}
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    out = {}
+    for cell in args.cells.split(","):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", variant] + _shape_argv(args, cells=cell)
+        run = subprocess.run(cmd, env=_worker_env(backend, set(options), args.threads, args.device),
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            print(f"{variant} {cell} failed:\n{run.stderr[-2000:]}", file=sys.stderr)
+            continue
+        out.update(json.loads(run.stdout.strip().splitlines()[-1]))
+    return out
 
 
-def _shape_argv(args) -> list[str]:
-    names = ("device", "cells", "steps", "warmup", "threads", "vocab", "embedding", "units", "layers", "batch", "seq", "dropout")
-    argv = [f"--{name}={getattr(args, name)}" for name in names]
+def _shape_argv(args, cells: str) -> list[str]:
+    names = ("device", "steps", "warmup", "threads", "vocab", "embedding", "units", "layers", "batch", "seq", "dropout")
+    argv = [f"--cells={cells}"] + [f"--{name}={getattr(args, name)}" for name in names]
     return argv + (["--stateless"] if args.stateless else [])
 
 
@@ -189,7 +198,10 @@ def _cellfmt(values: list[float], scale: float = 1000.0, unit: str = "k", digits
 def report(rounds: list[dict], variants: list[str], args) -> None:
     """Print the table: tokens/s per variant and cell (median, min–max over rounds), then ratios to native."""
     cells = args.cells.split(",")
-    threads = {k: v for rnd in rounds for res in rnd.values() for r in res.values() for k, v in r["threads"].items()}
+    threads = {}  # per variant and cell, as the first round's workers set them
+    for v, res in rounds[0].items():
+        for c, r in res.items():
+            threads[f"{v}/{c}"] = ",".join(f"{k}={x}" for k, x in r["threads"].items())
     print(f"device {args.device}; train tokens/s, batch {args.batch}x{args.seq}, Embedding {args.embedding}, {args.layers}x{args.units}, "
           f"vocab {args.vocab}, dropout {args.dropout}, {'stateless' if args.stateless else 'stateful'} both sides, "
           f"loss only (no metrics), {args.warmup} warm-up + {args.steps} timed steps, {len(rounds)} interleaved "
@@ -240,7 +252,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.worker:
         backend, *options = args.worker.split(":")
-        threads = _pin_threads(backend, args.threads)
+        if backend == "tensorflow" and "nolanes" not in options and args.device == "cpu":
+            from musicgen.fused_rnn import use_cpu_lanes  # what `musicgen train` does: lanes, threads
+
+            lanes = use_cpu_lanes(args.batch, args.cells, cores=args.threads)  # one cell per worker
+            threads = {"lanes": lanes.get("lanes", 1), "tf_intra_op": lanes.get("intra_op"),
+                       "tf_inter_op": lanes.get("inter_op")}
+            if lanes["lanes"] == 1:
+                threads = _pin_threads(backend, args.threads)
+        else:
+            threads = _pin_threads(backend, args.threads)
         fn = native_worker if backend == "native" else keras_worker
         out = {c: {**fn(c, args, set(options)), "threads": threads} for c in args.cells.split(",")}
         print(json.dumps(out))

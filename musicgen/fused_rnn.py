@@ -78,6 +78,77 @@ TF_LSTM_FORWARD = "block"
 (``"block"``: TensorFlow's ``BlockLSTMV2`` kernel, or ``"loop"``; see there); ``None`` differentiates the
 ``tf.while_loop`` below instead (benchmarks/train.py options ``lstmloop`` / ``lstmautodiff``)."""
 
+TF_LANES = 1
+"""``musicgen.tf_rnn``'s ``lanes``: the batch split into this many independent recurrences (``use_cpu_lanes`` sets
+it for a training run)."""
+
+LANES_ENV = "MUSICGEN_TF_LANES"
+"""Environment variable: lanes for ``musicgen train`` on a TensorFlow CPU (``1``: off, TensorFlow's own threading;
+unset: ``auto_lanes``)."""
+
+MAX_AUTO_CORES = 4
+"""``auto_lanes`` turns lanes on only up to this many cores: measured on 2 (benchmarks/RESULTS.md); on a larger
+machine one intra-op thread would leave the output layer and the optimizer on one core each, not measured."""
+
+MIN_LANE_ROWS = 4
+
+
+def lanes_setting(setting: str | None) -> int | None:
+    """The ``MUSICGEN_TF_LANES`` value as an int (None: unset or empty); anything but a positive integer is a
+    ``UsageError``."""
+    if setting in (None, ""):
+        return None
+    try:
+        value = int(setting)
+    except ValueError:
+        value = 0
+    if value < 1:
+        from musicgen.errors import UsageError
+
+        raise UsageError(f"{LANES_ENV}: expected a positive integer (1 = off), got {setting!r}")
+    return value
+
+
+def auto_lanes(batch_size: int, cores: int, setting: str | None = None) -> int:
+    """Lanes for a CPU training run: ``setting`` (the ``MUSICGEN_TF_LANES`` value, ``lanes_setting``) when given,
+    else one lane per core on machines of 2..``MAX_AUTO_CORES`` cores; never more than
+    ``batch_size // MIN_LANE_ROWS``, at least 1."""
+    wanted = lanes_setting(setting)
+    if wanted is None:
+        wanted = cores if 2 <= cores <= MAX_AUTO_CORES else 1
+    return max(1, min(wanted, batch_size // MIN_LANE_ROWS))
+
+
+def use_cpu_lanes(batch_size: int, cell: str, cores: int | None = None) -> dict:
+    """Before a TensorFlow CPU training run's first op: split the recurrent layers' batch into lanes
+    (``auto_lanes``) that run at once on TensorFlow's inter-op threads, one intra-op thread each (measured:
+    benchmarks/train.py, options ``lanes2:intra1``). Same math: only the summation order of the lanes' weight
+    gradients changes. ``cores``: the CPU cores to use (default: those this process may run on). Returns what is in
+    force, ``{"lanes": n, "intra_op": i, "inter_op": j}``; lanes stay 1 where
+    they do not apply (another backend, a GPU, a SimpleRNN, one core, TensorFlow already running)."""
+    import os
+
+    global TF_LANES
+    TF_LANES = 1
+    if keras.backend.backend() != "tensorflow" or cell not in ("lstm", "gru"):
+        return {"lanes": 1}
+    import tensorflow as tf
+
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    lanes = auto_lanes(batch_size, cores, os.environ.get(LANES_ENV))
+    threads = tf.config.threading
+    if lanes > 1 and not tf.config.list_physical_devices("GPU"):
+        try:
+            threads.set_intra_op_parallelism_threads(1)
+            threads.set_inter_op_parallelism_threads(max(lanes, cores))
+            TF_LANES = lanes
+        except RuntimeError:  # TensorFlow already running in this process: its threads are fixed
+            if threads.get_intra_op_parallelism_threads() == 1 and threads.get_inter_op_parallelism_threads() >= lanes:
+                TF_LANES = lanes  # an earlier run of this process set them
+    return {"lanes": TF_LANES, "intra_op": threads.get_intra_op_parallelism_threads(),
+            "inter_op": threads.get_inter_op_parallelism_threads()}
+
 TF_GRU = True
 """``FusedGRU`` on TensorFlow (where ``tf_rnn_applies``) runs ``musicgen.tf_rnn.gru_window``; ``False``
 differentiates the ``tf.while_loop`` below instead (benchmarks/train.py option ``gruautodiff``)."""
@@ -108,7 +179,7 @@ def _tf_lstm(layer, sequences, initial_state):
     cell = layer.cell
     h0, c0 = _states(initial_state)
     outputs, h_last, c_last = lstm_window(sequences, h0, c0, cell.kernel, cell.recurrent_kernel, cell.bias,
-                                          forward=TF_LSTM_FORWARD)
+                                          forward=TF_LSTM_FORWARD, lanes=TF_LANES)
     return h_last, outputs if layer.return_sequences else h_last[:, None], [h_last, c_last]
 
 
@@ -117,7 +188,8 @@ def _tf_gru(layer, sequences, initial_state):
     from musicgen.tf_rnn import gru_window
 
     cell = layer.cell
-    outputs, h_last = gru_window(sequences, _states(initial_state)[0], cell.kernel, cell.recurrent_kernel, cell.bias)
+    outputs, h_last = gru_window(sequences, _states(initial_state)[0], cell.kernel, cell.recurrent_kernel, cell.bias,
+                                 lanes=TF_LANES)
     return h_last, outputs if layer.return_sequences else h_last[:, None], [h_last]
 
 

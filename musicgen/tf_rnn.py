@@ -17,6 +17,10 @@ gates, tanh cell; one bias), no mask, float32. What makes it faster than differe
 ``hh = tanh(x_h + r * (h @ R_h + b_rec_h))``; sigmoid gates, tanh candidate; bias rows input and recurrent), with a
 loop forward (TensorFlow has no whole-window GRU kernel).
 
+``lanes`` splits the batch into independent recurrences (``lane_sizes``): TensorFlow's executor runs them at once on
+its inter-op threads. With one intra-op thread per op that keeps both cores of a small machine busy through the
+sequential part, which one recurrence with two-thread matrix products does not (``fused_rnn.use_cpu_lanes``).
+
 TensorFlow registers the V1 gradient (gate order i, c, f, o) for ``BlockLSTMV2`` (gate order i, f, c, o), which
 gives wrong gradients; this module never uses that registration.
 """
@@ -29,7 +33,27 @@ from tensorflow.python.ops import gen_rnn_ops
 FORWARDS = ("loop", "block")
 
 
-def lstm_window(x, h0, c0, kernel, recurrent_kernel, bias, forward: str = "loop"):
+def lane_sizes(batch, lanes: int) -> list[int] | None:
+    """Batch rows per lane: ``lanes`` near-equal parts of a static ``batch``, or None (one lane) where the batch is
+    unknown or smaller than ``2 * lanes``."""
+    if lanes <= 1 or batch is None or batch < 2 * lanes:
+        return None
+    return [batch // lanes + (1 if k < batch % lanes else 0) for k in range(lanes)]
+
+
+def _in_lanes(window, lanes: int, batched: list, shared: list) -> list:
+    """Run ``window(*batched_part, *shared)`` on each lane's rows and join the results along the batch axis (axis 0
+    of every result). The lanes' recurrences are independent ops, so TensorFlow's inter-op threads run them at the
+    same time; each lane's weight gradients are summed by the tape."""
+    sizes = lane_sizes(batched[0].shape[0], lanes)
+    if sizes is None:
+        return list(window(*batched, *shared))
+    parts = [tf.split(v, sizes, axis=0) for v in batched]
+    results = [window(*(p[k] for p in parts), *shared) for k in range(len(sizes))]
+    return [tf.concat(list(r), axis=0) for r in zip(*results)]
+
+
+def lstm_window(x, h0, c0, kernel, recurrent_kernel, bias, forward: str = "loop", lanes: int = 1):
     """Run an LSTM over a window and return ``(outputs, h_T, c_T)``.
 
     Args:
@@ -38,6 +62,7 @@ def lstm_window(x, h0, c0, kernel, recurrent_kernel, bias, forward: str = "loop"
             may be assigned afterwards without changing the gradient).
         kernel: (in, 4n); recurrent_kernel: (n, 4n); bias: (4n,); Keras' gate order i, f, c, o.
         forward: ``"loop"`` (``tf.while_loop`` over the recurrence) or ``"block"`` (``BlockLSTMV2``).
+        lanes: split the batch into this many independent recurrences (``lane_sizes``); same results.
 
     Returns:
         outputs (batch, T, n), h_T (batch, n), c_T (batch, n); differentiable w.r.t. every argument.
@@ -45,9 +70,13 @@ def lstm_window(x, h0, c0, kernel, recurrent_kernel, bias, forward: str = "loop"
     if forward not in FORWARDS:
         raise ValueError(f"forward: expected one of {FORWARDS}, got {forward!r}")
     args = [tf.convert_to_tensor(v) for v in (x, h0, c0, kernel, recurrent_kernel, bias)]
-    args[0] = tf.transpose(args[0], [1, 0, 2])  # time-major (T, batch, in)
-    hs, c_last = (_block_forward if forward == "block" else _loop_forward)(*args)
-    return tf.transpose(hs, [1, 0, 2]), hs[-1], c_last
+    run = _block_forward if forward == "block" else _loop_forward
+
+    def window(x, h0, c0, *weights):
+        hs, c_last = run(tf.transpose(x, [1, 0, 2]), h0, c0, *weights)  # time-major (T, batch, in)
+        return tf.transpose(hs, [1, 0, 2]), hs[-1], c_last
+
+    return tuple(_in_lanes(window, lanes, args[:3], args[3:]))
 
 
 def _gate_gradients(dhs, dc_last, i, f, g, o, cs, co, c0, recurrent_kernel):
@@ -132,20 +161,24 @@ def _block_forward(x, h0, c0, kernel, recurrent_kernel, bias):
     return (hs, cs[-1]), grad
 
 
-def gru_window(x, h0, kernel, recurrent_kernel, bias):
+def gru_window(x, h0, kernel, recurrent_kernel, bias, lanes: int = 1):
     """Run a GRU (``reset_after=True``) over a window and return ``(outputs, h_T)``.
 
     Args:
         x: float32 (batch, T, in), T >= 1; h0: float32 (batch, n), the starting state (read as a value).
         kernel: (in, 3n); recurrent_kernel: (n, 3n); bias: (2, 3n), rows input and recurrent; gate order z, r, h.
+        lanes: split the batch into this many independent recurrences (``lane_sizes``); same results.
 
     Returns:
         outputs (batch, T, n), h_T (batch, n); differentiable w.r.t. every argument.
     """
     args = [tf.convert_to_tensor(v) for v in (x, h0, kernel, recurrent_kernel, bias)]
-    args[0] = tf.transpose(args[0], [1, 0, 2])
-    hs = _gru_forward(*args)
-    return tf.transpose(hs, [1, 0, 2]), hs[-1]
+
+    def window(x, h0, *weights):
+        hs = _gru_forward(tf.transpose(x, [1, 0, 2]), h0, *weights)
+        return tf.transpose(hs, [1, 0, 2]), hs[-1]
+
+    return tuple(_in_lanes(window, lanes, args[:2], args[2:]))
 
 
 @tf.custom_gradient

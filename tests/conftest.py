@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("MUSICGEN_TF_LANES", "1")  # one process, many runs: tests that want lanes ask for them
 
 from pathlib import Path  # noqa: E402
 

@@ -64,7 +64,7 @@ class Verb(NamedTuple):
 VERBS = (
     Verb("ingest", add_ingest, "musicgen.corpus_cli:cli_ingest"),
     Verb("corpus", add_corpus, "musicgen.corpus_cli:cli_corpus"),  # `corpus duplicates` names its own run
-    Verb("train", add_train, "musicgen.trainer:cli_train", keras=True),
+    Verb("train", add_train, "musicgen.train_cli:cli_train", keras=True),
     Verb("sample", add_sample, "musicgen.generate:cli_sample", config=_sample_config),
     Verb("evaluate", add_evaluate, "musicgen.evaluate:cli_evaluate"),
     Verb("render", add_render, "musicgen.render:cli_render"),

@@ -1,7 +1,7 @@
 """``musicgen.train(corpus_dir, out=..., **options)``: ``musicgen train`` from Python, returning the bundle.
 
 The options are the command's own, parsed by the same parser (``cli_parsers.add_train``) and run by the same handler
-(``trainer.cli_train``), so the two never drift apart.
+(``train_cli.cli_train``), so the two never drift apart.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def train(corpus_dir: str | Path, out: str | Path | None = None, **options):
     """
     from musicgen.bundle import load_bundle
     from musicgen.cli import build_parser
-    from musicgen.trainer import cli_train
+    from musicgen.train_cli import cli_train
 
     args = build_parser().parse_args(["train", str(corpus_dir)])
     known = (set(vars(args)) | {"epochs"}) - _NOT_OPTIONS

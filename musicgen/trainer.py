@@ -1,7 +1,7 @@
 """Training: truncated BPTT over token pieces with Keras, resumable, ending in a bundle.
 
-``train_model`` is the trainer (tokens in, best model and metrics out); ``cli_train`` is ``musicgen train``:
-corpus → tokens (cached) → ``train_model`` → ``bundle.save_bundle``.
+``train_model`` is the trainer (tokens in, best model and metrics out); ``train_cli.cli_train`` is ``musicgen
+train``: corpus → tokens (cached) → ``fit_model`` → ``bundle.save_bundle``.
 
 Working files live inside the output folder and survive the bundle swap::
 
@@ -20,8 +20,6 @@ Keras 3 APIs only: the same code trains with ``KERAS_BACKEND=tensorflow`` (defau
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import sys
 from pathlib import Path
@@ -29,12 +27,11 @@ from typing import Sequence
 
 import numpy as np
 
-from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
+from musicgen.config import ModelConfig, TrainConfig
 from musicgen.devices import Placement
 from musicgen.shards import take
 from musicgen.streaming import StreamingBatches
 from musicgen.errors import UsageError
-from musicgen.safeio import check_output_dir
 from musicgen.split import Split, split_corpus
 from musicgen.train_result import TrainResult, split_metrics
 
@@ -135,6 +132,11 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
     if train_cfg.transpose and tokenizer is None:
         raise UsageError("transpose: augmentation needs the tokenizer")
     features = context_function(model_cfg, tokenizer)
+    lanes = {"lanes": 1}
+    if devices == 1 and train_cfg.algorithm == "bptt":  # before TensorFlow's first op: it fixes the threads
+        from musicgen.fused_rnn import use_cpu_lanes
+
+        lanes = use_cpu_lanes(train_cfg.batch_size, model_cfg.cell)
     placement = Placement(devices, train_cfg.batch_size)
     batches = StreamingBatches(train_pieces, train_cfg.batch_size, train_cfg.bptt, train_cfg.seed, tokenizer,
                                train_cfg.transpose, pad_id, features)  # dataset.StreamBatches' batches, streamed
@@ -199,7 +201,7 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         eval_model.set_weights(model.get_weights())
         best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK, features))
     metrics = {**report(state, best_logs, batches, train_pieces, val_pieces, train_cfg), **split_metrics(split),
-               "devices": placement.n}
+               "devices": placement.n, "cpu_lanes": lanes}
     if tokenizer is not None and tokenizer.config.styles:  # the shares `musicgen sample` draws styles from
         from musicgen.styles import METRIC, style_counts
 
@@ -335,76 +337,3 @@ def format_report(metrics: dict) -> str:
             f"{accuracy}on {metrics['val_events']} events of "
             f"{metrics['val_pieces']} pieces (best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
             f"{metrics['train_events_per_s']:.0f} train events/s)")
-
-
-# ------------------------------------------------------------------------------------------------------------ CLI
-def cli_train(args) -> int:
-    """``musicgen train CORPUS_DIR``: tokens (cached) → train (or resume) → bundle; prints the final report."""
-    from musicgen.bundle import recover_interrupted_save, save_bundle
-    from musicgen.cli_config import configs_from_args, default_out
-    from musicgen.corpus import tokens_for
-    from musicgen.tokenizer import Tokenizer
-    from musicgen.train_callbacks import STATE
-
-    if not Path(args.corpus_dir).exists():
-        raise UsageError(f"corpus_dir: {args.corpus_dir!r} does not exist")
-    _, flags_cfg = configs_from_args(args, vocab_size=1)  # bad flags fail here, before any ingest
-    from musicgen.devices import check_devices, parse_devices
-
-    args.devices = parse_devices(getattr(args, "devices", 1))
-    if args.devices != "auto" and flags_cfg.algorithm == "bptt" and not args.resume:  # devices seen: at training
-        check_devices(args.devices, flags_cfg.batch_size, args.devices, "any")
-    base = None
-    if getattr(args, "init_from", None):
-        from musicgen import finetune
-
-        base = finetune.load_base(args.init_from)
-        finetune.check_flags(args, base)
-    out = Path(args.out) if args.out else default_out(args.corpus_dir, base.model_config.cell if base else
-                                                      args.cell or "gru")
-    check_output_dir(out, "--out")
-    args.out = str(out)  # the Python API (train_api.train) loads the bundle from here
-    tokenizer_cfg = None
-    if args.time_mode is not None:
-        tokenizer_cfg = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
-    from musicgen.corpus_cli import with_meter_and_key
-
-    tokenizer_cfg = with_meter_and_key(tokenizer_cfg, args, args.corpus_dir)
-    if base is not None:
-        tokens = finetune.base_tokens(args.corpus_dir, base, progress=bool(args.verbose))
-    elif getattr(args, "voices", None) is not None:
-        from musicgen.voices import tokens_with_voices
-
-        tokens = tokens_with_voices(args.corpus_dir, tokenizer_cfg, args.voices, progress=bool(args.verbose))
-    else:
-        tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
-    tokenizer = Tokenizer(tokens.tokenizer_config)
-    from musicgen.context import context_sizes
-
-    model_cfg, train_cfg = configs_from_args(args, tokenizer.vocab_size, context_sizes(tokenizer.config))
-    if base is not None:
-        model_cfg, train_cfg = finetune.configs(args, base, train_cfg)
-    recover_interrupted_save(out)
-    saved = out / "checkpoints" / STATE
-    if args.resume and saved.exists():  # the checkpoint's settings win, so `--resume` alone is enough
-        state = json.loads(saved.read_text())
-        model_cfg = ModelConfig.from_dict(state["model_config"])
-        train_cfg = TrainConfig.from_dict(state["train_config"])
-        if getattr(args, "epochs", None) is not None:
-            train_cfg = train_cfg.replace(epochs=args.epochs)
-    if train_cfg.algorithm == "rtrl" and args.resume:
-        raise UsageError("--resume: not supported with --algorithm rtrl (RTRL runs keep no checkpoints)")
-    result = fit_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer, resume=args.resume,
-                       tensorboard=args.tensorboard, verbose=args.verbose, online=args.online,
-                       update_every=args.update_every, init_weights=base.weights if base is not None else None,
-                       devices=getattr(args, "devices", 1))
-    if base is not None:
-        result.metrics["init_from"] = finetune.init_facts(base)
-        print(f"fine-tuned from {base.path}: validation NLL {result.metrics.get('init_val_nll', float('nan')):.4f} "
-              f"nats/event before the first step")
-    save_bundle(out, model=result.model, model_config=model_cfg, train_config=train_cfg,
-                tokenizer_config=tokens.tokenizer_config, metrics=result.metrics, history_csv=result.history_csv,
-                start_state=result.start_state)
-    print(format_report(result.metrics))
-    print(f"bundle written to {out}")
-    return 0 if result.metrics.get("val_nll") is None or math.isfinite(result.metrics["val_nll"]) else 1

@@ -18,6 +18,7 @@ import json
 import math
 import shutil
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,27 @@ class ResetStates(keras.callbacks.Callback):
             layer.reset_state()
 
 
+_FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _forward(eval_model):
+    """``eval_model(inputs, training=False)``, on TensorFlow as one ``tf.function`` per model (traced once per input
+    shape; the stateful layers' state assignments run inside it). An eager call runs the recurrent loop op by op:
+    5.7x slower over the chorales' 50 validation pieces (15.4 s against 2.7 s per epoch, GRU 2x256). Other backends
+    call the model directly (JAX: a direct call updates the stateful layers, ``predict_on_batch`` does not)."""
+    forward = _FORWARDS.get(eval_model)
+    if forward is None:
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            forward = tf.function(lambda inputs: eval_model(inputs, training=False))
+        else:
+            def forward(inputs):
+                return eval_model(inputs, training=False)
+        _FORWARDS[eval_model] = forward
+    return forward
+
+
 def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = EVAL_CHUNK, features=None) -> dict:
     """Validation NLL per event (nats), perplexity and accuracy over whole pieces, each from a fresh state.
 
@@ -130,6 +152,7 @@ def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = EVAL_CHUNK, f
     function (``dataset.eval_groups``) of a model with context inputs.
     """
     group = int(eval_model.inputs[0].shape[0])
+    forward = _forward(eval_model)
     total_nll, correct, count = 0.0, 0, 0
     for inputs, targets, weights in eval_groups(pieces, group, pad_id, multiple=chunk, features=features):
         for layer in stateful_layers(eval_model):
@@ -139,8 +162,7 @@ def sequence_metrics(eval_model, pieces, pad_id: int, chunk: int = EVAL_CHUNK, f
             mask = weights[:, cut] > 0
             if not mask.any():
                 break
-            # a direct call updates the stateful layers on every backend; predict_on_batch does not under JAX
-            logits = keras.ops.convert_to_numpy(eval_model(cut_inputs(inputs, cut), training=False))
+            logits = keras.ops.convert_to_numpy(forward(cut_inputs(inputs, cut)))
             logits = logits.astype(np.float64)[mask]
             target = targets[:, cut][mask]
             top = logits.max(axis=-1)

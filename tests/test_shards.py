@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from musicgen import shards
+from musicgen import shards, shards_read
 from musicgen.errors import MusicgenError
 from musicgen.shards import Column, PieceSequence, ShardStore, take, write_clusters, write_store
 
@@ -120,10 +120,10 @@ def test_damage_is_refused_in_one_line(tmp_path):
 
 def test_maps_are_dropped_after_the_budget(tmp_path, monkeypatch):
     _write(tmp_path)
-    monkeypatch.setattr(shards, "MAP_BUDGET", 2 * shards.PAGE_SPAN + 10)  # bytes
+    monkeypatch.setattr(shards_read, "MAP_BUDGET", 2 * shards_read.PAGE_SPAN + 10)  # bytes
     store = ShardStore(tmp_path)
     store.piece(0)
-    assert list(store._maps) == [0] and store._mapped_bytes == 6 + shards.PAGE_SPAN
+    assert list(store._maps) == [0] and store._mapped_bytes == 6 + shards_read.PAGE_SPAN
     store.piece(1)  # 6 + 8 bytes read, each read may map PAGE_SPAN: over the budget, the maps are released
     assert store._maps == {} and store._mapped_bytes == 0
     store.piece(2)

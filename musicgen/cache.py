@@ -1,4 +1,4 @@
-"""The token cache's storage: entry packs, the sharded token store, the manifest, and loading them.
+"""The token cache's storage: entry packs, the sharded token store, and loading them (the manifest: ``cache_manifest``).
 
 Cache folder layout (``musicgen ingest CORPUS_DIR --out DIR``)::
 
@@ -19,15 +19,15 @@ A cache of an older musicgen holds ``DIR/tokens.npz`` instead of ``DIR/shards/``
 one-line message, and ``ingest`` of the music folder rewrites it as shards (from the packs, nothing is parsed again).
 
 ``musicgen.corpus.ingest`` writes these files (through the helpers here) and re-exports the public names; this
-module imports nothing from ``musicgen.corpus``. Every write is atomic (``musicgen.safeio``); a damaged pack or shard
-index is detected on load, a token id outside the vocabulary when its piece is read.
+module imports nothing from ``musicgen.corpus``, and re-exports the manifest's (``musicgen.cache_manifest``). Every
+write is atomic (``musicgen.safeio``); a damaged pack or shard index is detected on load, a token id outside the
+vocabulary when its piece is read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -35,12 +35,13 @@ from typing import NamedTuple
 import numpy as np
 
 from musicgen import __version__
+from musicgen.cache_manifest import (MANIFEST_FORMAT, load_manifest, manifest_text, store_stamp, tokens_current,
+                                     write_manifest)
 from musicgen.config import TokenizerConfig
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.safeio import load_pack, save_pack
 from musicgen.shards import SHARD_BYTES, Column, PieceSequence, ShardStore, has_store, write_store
 
-MANIFEST_FORMAT = 3  # 2: entries packed per worker chunk; 3: one row per piece (a file may hold many)
 CRASH_REASON = "parser crashed (worker process died)"
 _NO_TOKENS = np.zeros(0, np.int32)
 
@@ -311,68 +312,6 @@ class _Lazy:
 
     def tolist(self) -> list:
         return self.pieces[self.i].tolist()
-
-
-def load_manifest(path: Path) -> dict:
-    """The manifest at ``path`` (manifest.json), or ``{}`` when it is missing, unreadable or of another format."""
-    try:
-        data = json.loads(path.read_text())
-        return data if data.get("format") == MANIFEST_FORMAT else {}
-    except (OSError, ValueError, AttributeError):
-        return {}
-
-
-_END = object()
-
-
-def _manifest_parts(manifest: dict):
-    """The pieces of ``manifest_text``, in order (a list field's items one by one; a field may also be an iterator
-    of items, written as a list as it yields them)."""
-    yield "{\n"
-    for i, (k, v) in enumerate(manifest.items()):
-        yield f"{',' if i else ''}\n {json.dumps(k)}: " if i else f" {json.dumps(k)}: "
-        items = iter(v) if isinstance(v, (list, Iterator)) else None
-        first = next(items, _END) if items is not None else _END
-        if first is not _END:
-            yield f"[\n  {json.dumps(first)}"
-            for x in items:
-                yield f",\n  {json.dumps(x)}"
-            yield "\n ]"
-        else:
-            yield json.dumps(v if items is None else [])
-    yield "\n}\n"
-
-
-def manifest_text(manifest: dict) -> str:
-    """JSON with one line per top-level field and per list item: readable, and written by the C encoder (an
-    ``indent`` makes ``json`` use its pure-Python encoder, 5x slower on a large corpus)."""
-    return "".join(_manifest_parts(manifest))
-
-
-def write_manifest(path: Path, manifest: dict) -> None:
-    """``manifest_text(manifest)`` written atomically to ``path``, a line at a time (the text of a 200k-file
-    manifest is never held whole)."""
-    from musicgen.safeio import atomic_path
-
-    with atomic_path(path, keep_suffix=False) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for part in _manifest_parts(manifest):
-            f.write(part)
-
-
-def store_stamp(out: Path) -> dict | None:
-    """Size and mtime of ``out/shards/index.json`` (written last by ``write_tokens``), or None without one."""
-    try:
-        st = (out / "shards" / "index.json").stat()
-    except OSError:
-        return None
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def tokens_current(out: Path, old: dict, chash: str, kept_keys: list[str]) -> bool:
-    """True when the last manifest's store holds exactly ``kept_keys`` with this config and is untouched."""
-    stamp = store_stamp(out)
-    return (stamp is not None and old.get("config_hash") == chash and old.get("kept_keys") == kept_keys
-            and old.get("shards") == stamp)
 
 
 def write_tokens(out: Path, kept_keys: list[str], results: KnownPieces, paths: list[str], indices: list[int],

@@ -1,18 +1,16 @@
-"""musicgen.cache: piece keys, entry packs, the manifest, the token store, and what a run knows from them.
+"""musicgen.cache: piece keys, entry packs, the token store, and what a run knows from them.
 
 Tokens here are hand-made id lists (BOS=1 … EOS=2 in a vocabulary of ``Tokenizer(CONFIG).vocab_size``); no music file
 is read. ``tests/test_corpus.py`` covers the same storage through ``ingest``.
 """
 
-import json
 import os
 
 import numpy as np
 import pytest
 
-from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceResult, config_hash, file_key_of,
-                            is_token_cache, load_manifest, load_tokens, manifest_text, piece_key, store_stamp,
-                            tokens_current, write_pack, write_tokens)
+from musicgen.cache import (CRASH_REASON, KnownPieces, PieceResult, config_hash, file_key_of, is_token_cache,
+                            load_tokens, piece_key, store_stamp, tokens_current, write_pack, write_tokens)
 from musicgen.config import TokenizerConfig
 from musicgen.errors import MusicgenError, UsageError
 from musicgen.tokenizer import Tokenizer
@@ -107,16 +105,3 @@ def test_a_damaged_inconsistent_or_old_token_cache_is_refused(tmp_path):
     (tmp_path / "tokenizer.json").write_text(TokenizerConfig().to_json())  # another vocabulary size
     with pytest.raises(MusicgenError, match="inconsistent: 1 pieces of a .*-id vocabulary, tokenizer.json has"):
         load_tokens(tmp_path)
-
-
-def test_manifest_text_reads_back_and_other_formats_read_as_empty(tmp_path):
-    manifest = {"format": MANIFEST_FORMAT, "counts": {"kept": 1}, "files": [{"path": "a.mid"}, {"path": "b.mid"}],
-                "clusters": []}
-    text = manifest_text(manifest)
-    assert text.splitlines()[:4] == ['{', f' "format": {MANIFEST_FORMAT},', ' "counts": {"kept": 1},', ' "files": [']
-    (tmp_path / "manifest.json").write_text(text)
-    assert load_manifest(tmp_path / "manifest.json") == manifest
-    for content in (json.dumps({**manifest, "format": MANIFEST_FORMAT - 1}), "[1, 2]", "{not json"):
-        (tmp_path / "manifest.json").write_text(content)
-        assert load_manifest(tmp_path / "manifest.json") == {}
-    assert load_manifest(tmp_path / "missing.json") == {}

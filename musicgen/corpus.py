@@ -1,8 +1,8 @@
 """A folder of music files → a cached token set (scan, tokenize in workers, reuse); music21 corpora → MIDI files.
 
-``ingest`` scans the corpus and tokenizes new or changed files in crash-isolated workers; ``tokens_for`` serves
-training/evaluation. Cache storage (layout, packs, token shards, manifest, ``load_tokens``) is ``musicgen.cache``,
-re-exported here.
+``ingest`` scans the corpus (``musicgen.corpus_files``) and tokenizes new or changed files in crash-isolated workers
+(``musicgen.ingest_pool``); ``tokens_for`` serves training/evaluation. Cache storage (layout, packs, token shards,
+manifest, ``load_tokens``) is ``musicgen.cache``, re-exported here.
 
 Re-running reuses the result of every file whose content and tokenizer config are unchanged: from the manifest and
 token store of the last run, else from the packs (which a killed run leaves behind for the files it finished). A
@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,24 +24,23 @@ from musicgen.cache import (CRASH_REASON, MANIFEST_FORMAT, KnownPieces, PieceRes
                             file_key_of, is_token_cache, load_manifest, load_tokens, store_stamp, tokens_current,
                             write_manifest, write_tokens)
 from musicgen.config import TokenizerConfig
+from musicgen.corpus_files import _check_corpus_dir, _scan, find_music_files
 from musicgen.dedup_store import CLUSTERS_FILE, record_clusters
 from musicgen.errors import MusicgenError, UsageError
-from musicgen.ingest_worker import cost, expected_pieces, piece_rows, tokenize_chunk
-from musicgen.ingest_table import FileTable, TokenizeItems, pack_rows
+from musicgen.ingest_pool import CHUNK_FILES, FILES_PER_WORKER, beam_engine, idle_cores, tokenize_files
+from musicgen.ingest_table import FileTable, pack_rows
+from musicgen.ingest_worker import piece_rows
 from musicgen.midi_io import MIDI_SUFFIXES
-from musicgen.reader import MUSIC_SUFFIXES
 from musicgen.shards import SHARD_BYTES, SHARDS_DIR
 from musicgen.styles import check_paths, style_of_key, styled_key
-from musicgen.safeio import (CacheLock, atomic_write_text, check_output_dir, resolve_workers, run_isolated,
-                             sha256_file)
+from musicgen.safeio import CacheLock, atomic_write_text, check_output_dir, resolve_workers, sha256_file
 
-__all__ = ["CRASH_REASON", "MANIFEST_FORMAT", "IngestReport", "TokenSet", "config_hash",
-           "export_corpus", "find_music_files", "ingest", "is_token_cache", "list_corpora", "load_tokens", "tokens_for"]
+__all__ = ["CHUNK_FILES", "CRASH_REASON", "FILES_PER_WORKER", "MANIFEST_FORMAT", "IngestReport", "TokenSet",
+           "config_hash", "export_corpus", "find_music_files", "ingest", "is_token_cache", "list_corpora",
+           "load_tokens", "tokens_for"]
 
 DEFAULT_CACHE_ROOT = Path("data/tokens")
 ENGINES = ("local", "beam")
-FILES_PER_WORKER = 200  # workers=0 starts one process per this much work (in MIDI files; up to one per idle core)
-CHUNK_FILES = 64  # files per worker task, and per entry pack
 DEFAULT_TIME_LIMIT_S = 300  # per ABC tune and per MusicXML/kern parse (music21 can take minutes on odd files); 0 = none
 
 
@@ -84,54 +82,6 @@ class IngestReport:
         why = ", ".join(f"{n} {r}" for r, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])))
         return (f"ingested {self.found} files, {self.pieces} pieces: {self.kept} kept, {self.skipped} skipped"
                 + (f" ({why})" if why else "") + f", {self.events} events")
-
-
-# ------------------------------------------------------------------------------------------------------- scanning
-def _scan(root: Path, exclude: Path | None = None) -> tuple[list[str], list[str]]:
-    """Relative posix paths under ``root``, sorted: (music files, other files). ``exclude`` (a cache) is skipped.
-
-    Symbolic links are followed, each real folder is walked once (a link back up the tree cannot loop), and an
-    unreadable folder or a dangling link is listed like a file (the manifest then says why it was skipped).
-    """
-    music, other, skip = [], [], str(exclude) if exclude else None
-    stack, seen = [(str(root), "")], {os.path.realpath(root)}
-    while stack:  # os.scandir on strings: pathlib costs more than the stat calls on a warm rerun
-        folder, prefix = stack.pop()
-        try:
-            it = os.scandir(folder)
-        except OSError:
-            continue
-        with it:
-            for entry in it:
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:  # a link loop or a dangling link
-                    is_dir = False
-                if is_dir:
-                    real = os.path.realpath(entry.path)
-                    if real != skip and real not in seen:
-                        seen.add(real)
-                        stack.append((entry.path, f"{prefix}{entry.name}/"))
-                elif os.path.splitext(entry.name)[1].lower() in MUSIC_SUFFIXES:
-                    music.append(prefix + entry.name)
-                else:
-                    other.append(prefix + entry.name)
-    return sorted(music), sorted(other)
-
-
-def find_music_files(root: str | Path) -> list[Path]:
-    """Every music file under ``root`` (recursive; ``.mid .midi .mxl .musicxml .xml .abc .krn``, any case), sorted."""
-    root = _check_corpus_dir(root)
-    return [root / rel for rel in _scan(root)[0]]
-
-
-def _check_corpus_dir(corpus_dir: str | Path) -> Path:
-    path = Path(corpus_dir)
-    if not path.exists():
-        raise UsageError(f"corpus_dir: no such folder: {str(corpus_dir)!r}")
-    if not path.is_dir():
-        raise UsageError(f"corpus_dir: expected a folder of music files, got a file: {str(corpus_dir)!r}")
-    return path
 
 
 # ------------------------------------------------------------------------------------------------------- ingesting
@@ -182,8 +132,8 @@ def ingest(corpus_dir: str | Path, out_dir: str | Path | None = None, config: To
     if engine not in ENGINES:
         raise UsageError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "beam":
-        _beam().require_beam()
-        _beam().parse_options(beam_options)
+        beam_engine().require_beam()
+        beam_engine().parse_options(beam_options)
     elif beam_options:
         raise UsageError(f"--beam-option: only with --engine beam, got {beam_options[0]!r} with --engine {engine}")
     if not isinstance(time_limit_s, int) or time_limit_s < 0:
@@ -266,7 +216,7 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
     results = KnownPieces(out, entries, config, vocab_size, trust_tokens=same_config and not rebuild,
                           summarize=summarize)
     todo = [k for k, i in first_with_key.items() if table.rows[i] is None]
-    tokenized = _tokenize(run, entries, results.missing_files(todo), music, first_with_key, results)
+    tokenized = tokenize_files(run, entries, results.missing_files(todo), music, first_with_key, results)
     todo = None
 
     keys, paths, indices = table.kept_columns()
@@ -275,19 +225,19 @@ def _ingest_locked(run: _Run, tokenizer, rebuild: bool) -> IngestReport:
         redo = list(dict.fromkeys(file_key_of(k) for k in lost))
         for fkey in redo:
             results.files.pop(fkey, None)
-        tokenized += _tokenize(run, entries, redo, music, first_with_key, results)
+        tokenized += tokenize_files(run, entries, redo, music, first_with_key, results)
         keys, paths, indices = table.kept_columns()
         if keys:
             write_tokens(out, keys, results, paths, indices, shard_bytes=run.shard_bytes, reuse=not rebuild,
                          write_shards=None if run.engine == "local" else
-                         _beam().shard_writer(run, entries, results, keys, paths, indices, _idle_cores))
+                         beam_engine().shard_writer(run, entries, results, keys, paths, indices, idle_cores))
     kept_keys, kept_paths = keys, paths
     results = keys = paths = indices = None  # per-piece state the rest does not need: memory for the dedup
     if not kept_keys:
         (out / "tokens.npz").unlink(missing_ok=True)
         shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
         (out / CLUSTERS_FILE).unlink(missing_ok=True)
-    clusters = record_clusters(out, config, workers=run.workers or _idle_cores(), keys=kept_keys,
+    clusters = record_clusters(out, config, workers=run.workers or idle_cores(), keys=kept_keys,
                                paths=kept_paths) if kept_keys else []  # near-duplicates, for the split
     kept_paths = None
 
@@ -329,59 +279,6 @@ def _is_midi(rel: str) -> bool:
     return rel.lower().endswith(MIDI_SUFFIXES)
 
 
-def _idle_cores() -> int:
-    """Cores not busy with other work (cores minus the 1-minute load average, at least 1): a second worker on a core
-    that another job holds made a 410-file ingest 15 % slower, on an idle core 30 % faster."""
-    cores = resolve_workers(0)
-    try:
-        return max(1, min(cores, round(cores - os.getloadavg()[0])))
-    except OSError:  # no load average (not Unix)
-        return cores
-
-
-def _beam():
-    from musicgen import ingest_beam  # Beam itself is imported only inside its pipelines
-
-    return ingest_beam
-
-
-def _tokenize(run: _Run, entries: Path, keys: list[str], music: list[str], first_with_key: dict[str, int],
-              results: KnownPieces) -> int:
-    """Read and tokenize every piece of the files with these content keys (``music[first_with_key[key]]``) in
-    worker processes (largest first); fills ``results``; returns how many files."""
-    if not keys:
-        return 0
-    paths = [os.path.join(run.corpus, music[first_with_key[k]]) for k in keys]
-    expected = [expected_pieces(path) for path in paths]
-    work = [cost(path, e) for path, e in zip(paths, expected)]
-    paths = None
-    order = sorted(range(len(keys)), key=lambda j: -work[j])  # stable: equal costs keep path order
-    items = TokenizeItems(str(run.corpus), music, first_with_key, [keys[j] for j in order])
-    costs, total_work, total_expected = [work[j] for j in order], sum(work), sum(expected)
-    order = expected = work = None
-    auto = min(_idle_cores(), -(-total_work // FILES_PER_WORKER))
-    workers = min(run.workers, len(items)) if run.workers else min(auto, len(items))
-    if run.engine == "beam":
-        _beam().tokenize_into(results, run, entries, items[:], costs, CHUNK_FILES, workers)
-        return len(items)
-    bar = None
-    if run.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total_expected, unit="piece", desc="ingest", file=sys.stderr)
-    try:
-        for (path, key), result in run_isolated(tokenize_chunk, items, workers, run.config.to_json(), str(entries),
-                                                run.time_limit_s, chunk=CHUNK_FILES):
-            if result is None:
-                result = [PieceResult.skipped(key, CRASH_REASON)]
-            results.add(key, result)
-            if bar is not None:
-                bar.total = max(bar.total, bar.n + len(result))
-                bar.update(len(result))
-    finally:
-        if bar is not None:
-            bar.close()
-    return len(items)
 
 
 # --------------------------------------------------------------------------------------------------------- loading

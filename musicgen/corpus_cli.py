@@ -92,7 +92,7 @@ def find_styles(corpus_dir) -> tuple[str, ...]:
 
     Raises ``UsageError`` when a music file lies directly in ``corpus_dir`` (naming it) or no subfolder holds one.
     """
-    from musicgen.corpus import _check_corpus_dir, _scan
+    from musicgen.corpus_files import _check_corpus_dir, _scan
     from musicgen.styles import check_paths
 
     root = _check_corpus_dir(corpus_dir)

@@ -23,6 +23,7 @@ records its checksum in bundle.json (``bundle.write_bundle_file``).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -47,17 +48,22 @@ SAMPLING = {  # generate() settings of the two sample sets
 
 
 # ------------------------------------------------------------------------------------------------------ likelihood
-def piece_scores(bundle, pieces: Sequence[np.ndarray]) -> list:
+def piece_scores(bundle, pieces: Sequence[np.ndarray], masks: bool = False) -> list:
     """``scoring.PieceScore`` (per-event NLL in nats, argmax hits) of each piece under the bundle, in float64 numpy,
-    from the bundle's start state (zeros for bundles without one)."""
+    from the bundle's start state (zeros for bundles without one). ``masks``: score with the sampler's
+    well-formedness rules on (``rules.EventRules``: a NOTE_OFF only of a sounding pitch, no NOTE_ON of one, one note
+    at a time per voice where the tokenizer says so, the KEY/TIME_SIG order; EOS allowed, no forced NOTE_OFF, no
+    voice cap, no pitch range), see ``scoring.score_pieces``."""
     from musicgen.generate import one_blas_thread
+    from musicgen.rules import EventRules
     from musicgen.sampler import StepModel
     from musicgen.scoring import score_pieces
 
-    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64,
-                     tokenizer=getattr(bundle, "tokenizer", None))
+    tokenizer = getattr(bundle, "tokenizer", None)
+    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64, tokenizer=tokenizer)
+    rules = functools.partial(EventRules, tokenizer, allow_eos=True, context=bool(step.context)) if masks else None
     with one_blas_thread():
-        return score_pieces(step, pieces, start_state=getattr(bundle, "start_state", None))
+        return score_pieces(step, pieces, start_state=getattr(bundle, "start_state", None), rules=rules)
 
 
 def model_scores(bundle, pieces: Sequence[np.ndarray], scores: Sequence | None = None) -> dict:

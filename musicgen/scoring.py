@@ -27,14 +27,16 @@ SCORE_BATCH = 64  # pieces stepped together
 @dataclass
 class PieceScore:
     """``nll``: float64 (T - 1,) nats of each target event ``tokens[1:]``; ``correct``: bool (T - 1,), whether the
-    most likely event was the target."""
+    most likely event was the target; ``forbidden``: with masks (``score_pieces(rules=...)``), how many of the
+    piece's events the rules forbade (those are scored without the mask)."""
 
     nll: np.ndarray
     correct: np.ndarray
+    forbidden: int = 0
 
 
 def score_pieces(step_model, pieces: Sequence[np.ndarray], start_state: list | None = None,
-                 batch: int = SCORE_BATCH, max_events: int | None = None) -> list[PieceScore]:
+                 batch: int = SCORE_BATCH, max_events: int | None = None, rules=None) -> list[PieceScore]:
     """Score every piece from ``start_state`` (default zeros): NLL of each event after the first.
 
     Args:
@@ -43,6 +45,10 @@ def score_pieces(step_model, pieces: Sequence[np.ndarray], start_state: list | N
         start_state: per layer a tuple of arrays (units,) or (1, units): the state before the first event.
         batch: pieces stepped together (sorted by length so a batch wastes little).
         max_events: score only the first ``max_events`` targets of each piece (None: all).
+        rules: None (the model's own distribution), or a function ``batch size -> rules.EventRules``: masks on.
+            Each step's logits are then masked by the rules (which observe the piece as it goes) before the
+            softmax, so the NLL is that of the model with the sampler's masks, the distribution music is drawn
+            from. An event the rules forbid is scored without the mask and counted in ``PieceScore.forbidden``.
     """
     order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
     out: list[PieceScore | None] = [None] * len(pieces)
@@ -61,19 +67,28 @@ def score_pieces(step_model, pieces: Sequence[np.ndarray], start_state: list | N
                 context[row, :min(len(a), steps + 1)] = step_model.features(a[:steps + 1])
         nll = np.zeros((len(idx), steps))
         correct = np.zeros((len(idx), steps), bool)
+        forbidden = np.zeros((len(idx), steps), bool)
         state = step_model.init_state(len(idx), start_state)
         rows = np.arange(len(idx))
+        masks = None if rules is None else rules(len(idx))
+        if masks is not None:
+            masks.observe(tokens[:, 0])
         for t in range(steps):
             logits, state = step_model.step(state, tokens[:, t], None if context is None else context[:, t])
-            logits = np.asarray(logits, np.float64)
+            logits = np.array(logits, np.float64)
+            target = tokens[:, t + 1]
+            if masks is not None:
+                masked = masks.apply(logits.copy())
+                forbidden[:, t] = ~np.isfinite(masked[rows, target])
+                logits = np.where(forbidden[:, t, None], logits, masked)
+                masks.observe(np.where(t + 1 < lengths, target, masks.pad_id))  # past a piece's end: PAD
             top = logits.max(axis=1)
             lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
-            target = tokens[:, t + 1]
             nll[:, t] = lse - logits[rows, target]
             correct[:, t] = logits.argmax(axis=1) == target
         for row, i in enumerate(idx):
             n = max(min(lengths[row] - 1, steps), 0)
-            out[i] = PieceScore(nll[row, :n].copy(), correct[row, :n].copy())
+            out[i] = PieceScore(nll[row, :n].copy(), correct[row, :n].copy(), int(forbidden[row, :n].sum()))
     return out  # type: ignore[return-value]
 
 

@@ -86,3 +86,38 @@ def test_a_model_with_context_is_scored_with_each_piece_s_own_context():
     assert not np.allclose(blind[0].nll, scores[0].nll)  # the context matters
     with pytest.raises(ValueError, match="tokenizer"):
         score_pieces(StepModel(weights, cfg, dtype=np.float64), pieces)
+
+
+def test_masks_on_renormalize_over_the_events_the_rules_allow():
+    """``rules=``: at every step the target's probability is renormalized over the events the sampler's rules allow,
+    so no event costs more than without masks; a NOTE_OFF right after its NOTE_ON is the only NOTE_OFF allowed, and
+    the first event after BOS (a NOTE_ON, no note sounding yet) is worked out by hand from the logits and the mask.
+    An event the rules forbid (a NOTE_OFF of a silent pitch) is scored without the mask and counted."""
+    import functools
+
+    from conftest import numpy_bundle
+
+    from musicgen.rules import EventRules
+
+    bundle = numpy_bundle("gru", seed=3)
+    tok = bundle.tokenizer
+    step = StepModel(bundle.weights, bundle.model_config, dtype=np.float64, tokenizer=tok)
+    on, off, shift = (tok.ranges[k][0] for k in ("NOTE_ON", "NOTE_OFF", "TIME_SHIFT"))
+    piece = np.array([tok.bos_id, on + 3, shift + 5, off + 3, on + 7, on + 10, shift + 2, off + 10, off + 7])
+    rules = functools.partial(EventRules, tok, allow_eos=True)
+    plain, = score_pieces(step, [piece])
+    masked, = score_pieces(step, [piece], rules=rules)
+    assert masked.forbidden == 0 and np.all(masked.nll <= plain.nll + 1e-12) and masked.nll.sum() < plain.nll.sum()
+    logits, _ = step.step(step.init_state(1), piece[:1])
+    allowed = EventRules(tok, 1, allow_eos=True)
+    allowed.observe(piece[:1])
+    mask = np.isfinite(allowed.apply(np.zeros((1, tok.vocab_size))))[0]
+    first = np.asarray(logits, np.float64)[0]
+    expected = np.log(np.exp(first[mask]).sum()) - first[piece[1]]
+    assert np.isclose(masked.nll[0], expected) and mask[piece[1]] and not mask[off:off + tok.ranges["NOTE_OFF"][1]].any()
+    broken = piece.copy()
+    broken[3] = off + 4  # pitch 4 is not sounding
+    bad, = score_pieces(step, [broken], rules=rules)
+    assert bad.forbidden == 1
+    unmasked, = score_pieces(step, [broken])
+    assert np.isclose(bad.nll[2], unmasked.nll[2])  # the forbidden event: scored as without masks

@@ -1,4 +1,5 @@
-"""The work behind ``musicgen serve``: bundles loaded once, request checks, primers parsed in a worker, jobs.
+"""The work behind ``musicgen serve``: bundles loaded once, request checks (``studio_request``), primers parsed in a
+worker, jobs.
 
 No HTTP here (that is ``musicgen.serve``); this module turns a JSON-able request dict into files in a temporary
 folder. Nothing a request holds becomes a path: a bundle is picked by the name ``Studio`` gave it at start, a result
@@ -17,11 +18,8 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
-import math
 import multiprocessing as mp
 import re
 import secrets
@@ -38,51 +36,16 @@ import numpy as np
 
 from musicgen.errors import BundleError, UsageError
 from musicgen.safeio import atomic_path, atomic_write_text
+from musicgen.studio_request import (FIELDS, MAX_LENGTH, MAX_PRIMER_BYTES, MAX_SECONDS,  # noqa: F401 (re-exported)
+                                     PRIMER_SUFFIXES, Request, _is_number, _need, check_request)
 
-MAX_LENGTH = 4096  # events per generation (the CLI allows more; a page request stays a few seconds)
-MAX_SECONDS = 600.0  # seconds of music per generation
-MAX_PRIMER_BYTES = 1 << 20  # an uploaded primer file, decoded
 MAX_PRIMER_EVENTS = 4096  # primer tokens; a longer primer is refused (the model reads it event by event)
 PRIMER_TIMEOUT = 20.0  # seconds a worker may take to parse one primer (wall clock, from its start)
-PRIMER_SUFFIXES = (".mid", ".midi", ".mxl", ".musicxml", ".xml", ".abc", ".krn")
 RESULT_FILES = {"sample.mid": "audio/midi", "sample.json": "application/json", "sample.wav": "audio/wav",
                 "sample.png": "image/png"}
 MAX_RESULTS = 64  # finished jobs kept; the oldest folder is deleted beyond this
 WAV_RATE = 22050  # frames per second of the page's audio (half of CD: a 25 s sample is about 2 MB)
-FIELDS = ("model", "length", "seconds", "temperature", "top_p", "top_k", "seed", "program", "tempo", "primer",
-          "keep_primer", "audio", "roll", "key", "instruments", "density")
 RESULT_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@dataclass(frozen=True)
-class Request:
-    """A checked generation request: ``model`` names a loaded bundle; ``primer`` is (file suffix, bytes) or None."""
-
-    model: str
-    length: int | None = 512
-    seconds: float | None = None
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    seed: int | None = None
-    program: int | None = None
-    tempo: float | None = None
-    primer: tuple[str, bytes] | None = None
-    primer_name: str | None = None
-    keep_primer: bool = True
-    audio: bool = True
-    roll: bool = True
-    key: str | None = None
-    instruments: tuple[int, ...] | None = None
-    density: tuple[float, float] | None = None
-
-    def sample_config(self, tempo: float | None = None):
-        """The ``SampleConfig`` of this request (``tempo``: the request's, else the primer's), one sample."""
-        from musicgen.config_sample import SampleConfig
-
-        return SampleConfig(length=self.length, seconds=self.seconds, temperature=self.temperature, top_p=self.top_p,
-                            top_k=self.top_k, seed=self.seed, keep_primer=self.keep_primer, tempo=tempo,
-                            key=self.key, instruments=self.instruments, density=self.density)
 
 
 @dataclass
@@ -92,108 +55,6 @@ class Job:
     id: str
     folder: Path
     summary: dict = field(default_factory=dict)
-
-
-# ------------------------------------------------------------------------------------------------------- checks
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _need(cond: bool, message: str) -> None:
-    if not cond:
-        raise UsageError(message)
-
-
-def _number(data: dict, name: str, default, lo: float, hi: float, *, integer: bool = False, low_open: bool = False,
-            optional: bool = False):
-    """``data[name]`` checked to be a number in [lo, hi] ((lo, hi] with ``low_open``); None allowed if optional."""
-    value = data.get(name, default)
-    if value is None and optional:
-        return None
-    kind = "an integer" if integer else "a number"
-    ok = (_is_int(value) if integer else _is_number(value)) and (lo < value if low_open else lo <= value) \
-        and value <= hi
-    _need(ok, f"{name}: expected {kind} in {'(' if low_open else '['}{lo:g}, {hi:g}]"
-              f"{' or null' if optional else ''}, got {value!r}")
-    return value
-
-
-def check_request(data, models: list[str]) -> Request:
-    """A request body (parsed JSON) → ``Request``; ``UsageError`` naming the field and value for anything wrong.
-
-    Fields: ``model`` (one of ``models``; default the first), ``length`` (events, 1..``MAX_LENGTH``, null: 512 or,
-    with ``seconds``, ``MAX_LENGTH``), ``seconds`` (music to make, (0, ``MAX_SECONDS``]), ``temperature`` ((0, 10]),
-    ``top_p`` ((0, 1]), ``top_k`` (0: all), ``seed`` ([0, 2**31 - 1], null: random), ``program`` (GM 0..127 every
-    non-drum part is played with, after sampling; the sidecar's ``play_as_program``), ``tempo`` (quarter notes per
-    minute, (0, 1000]), ``primer`` ({"name": FILE NAME, "data": BASE64}), ``keep_primer``, ``audio``, ``roll``
-    (booleans: keep the primer, render the WAV, draw the piano roll), and the controls of ``SampleConfig`` as the
-    command line writes them: ``key`` ("D minor"), ``instruments`` ("0,40,73"), ``density`` ("2..4" notes per
-    second); null or "" for none.
-    """
-    _need(isinstance(data, dict), f"request: expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(FIELDS))
-    _need(not unknown, f"request: unknown field {unknown[0]!r}" if unknown else "")
-    _need(bool(models), "model: no bundle is loaded")
-    model = data.get("model") or models[0]
-    _need(isinstance(model, str) and model in models, f"model: expected one of {models}, got {model!r}")
-    seconds = _number(data, "seconds", None, 0, MAX_SECONDS, low_open=True, optional=True)
-    length = _number(data, "length", None if seconds else 512, 1, MAX_LENGTH, integer=True, optional=True)
-    flags = {}
-    for name in ("keep_primer", "audio", "roll"):
-        flags[name] = data.get(name, True)
-        _need(isinstance(flags[name], bool), f"{name}: expected true or false, got {flags[name]!r}")
-    primer, primer_name = _check_primer(data.get("primer"))
-    controls = _check_controls(data)
-    return Request(
-        model=model, length=MAX_LENGTH if seconds and length is None else length, seconds=seconds,
-        temperature=_number(data, "temperature", 1.0, 0, 10, low_open=True),
-        top_p=_number(data, "top_p", 1.0, 0, 1, low_open=True),
-        top_k=_number(data, "top_k", 0, 0, 100_000, integer=True),
-        seed=_number(data, "seed", None, 0, 2 ** 31 - 1, integer=True, optional=True),
-        program=_number(data, "program", None, 0, 127, integer=True, optional=True),
-        tempo=_number(data, "tempo", None, 0, 1000, low_open=True, optional=True),
-        primer=primer, primer_name=primer_name, **flags, **controls)
-
-
-def _check_controls(data: dict) -> dict:
-    """``key``, ``instruments``, ``density`` (strings as on the command line; null or "" for none) → their values."""
-    from musicgen.meter import parse_key
-    from musicgen.controls import parse_density, parse_instruments
-
-    out = {}
-    for name, parse in (("key", parse_key), ("instruments", parse_instruments), ("density", parse_density)):
-        value = data.get(name)
-        _need(value is None or isinstance(value, str), f"{name}: expected a string or null, got {value!r}")
-        value = (value or "").strip()
-        try:
-            parsed = parse(value) if value else None
-        except UsageError as exc:  # the parsers name the flag (--key); the page names the field
-            raise UsageError(f"{name}: {str(exc).split(': ', 1)[1]}") from None
-        out[name] = value if name == "key" and value else parsed
-    return out
-
-
-def _check_primer(primer) -> tuple[tuple[str, bytes] | None, str | None]:
-    if primer is None:
-        return None, None
-    _need(isinstance(primer, dict) and set(primer) <= {"name", "data"} and isinstance(primer.get("name"), str)
-          and isinstance(primer.get("data"), str), "primer: expected {\"name\": FILE NAME, \"data\": BASE64}")
-    name = primer["name"][-200:]
-    suffix = Path(name.replace("\\", "/")).suffix.lower()
-    _need(suffix in PRIMER_SUFFIXES, f"primer: expected a file ending in one of {' '.join(PRIMER_SUFFIXES)}, "
-                                     f"got {name!r}")
-    _need(len(primer["data"]) <= 4 * (MAX_PRIMER_BYTES // 3 + 1),
-          f"primer: {name!r} is larger than {MAX_PRIMER_BYTES} bytes")
-    try:
-        data = base64.b64decode(primer["data"], validate=True)
-    except (binascii.Error, ValueError):
-        raise UsageError(f"primer: {name!r}: data is not base64") from None
-    _need(0 < len(data) <= MAX_PRIMER_BYTES, f"primer: {name!r} has {len(data)} bytes, expected 1..{MAX_PRIMER_BYTES}")
-    return (suffix, data), name
 
 
 # ------------------------------------------------------------------------------------------------------ primers

@@ -76,6 +76,7 @@ def test_generate_hear_see_download(browser, url, tmp_path):
     page.fill("#temperature", "0.9")
     page.fill("#top-p", "0.95")
     page.fill("#seed", "7")
+    page.fill("#voices", "3")
     # trained/default has KEY events and picks its own programs: a primer sets its key, so no --key/--program here
     page.set_input_files("#primer", files=[{"name": "primer.mid", "mimeType": "audio/midi", "buffer": primer_midi()}])
     page.click("#generate")
@@ -100,6 +101,7 @@ def test_generate_hear_see_download(browser, url, tmp_path):
         page.click("#download-json")
     sidecar = Path(info.value.path()).read_text()
     assert '"seed": 7' in sidecar and '"primer.mid"' in sidecar and '"key": "G major"' in sidecar
+    assert '"voices": 3' in sidecar
     page.close()
 
 
@@ -118,4 +120,9 @@ def test_invalid_value_shows_a_message(browser, url):
     page.click("#generate")
     page.wait_for_function("() => document.getElementById('error').textContent.startsWith('seconds:')")
     assert "got 'ten'" in page.locator("#error").inner_text()
+    page.fill("#limit-value", "10")
+    page.fill("#voices", "many")
+    page.click("#generate")
+    page.wait_for_function("() => document.getElementById('error').textContent.startsWith('voices:')")
+    assert page.locator("#error").inner_text() == "voices: expected an integer in [0, 64] or null, got 'many'"
     page.close()

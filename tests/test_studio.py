@@ -11,7 +11,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from musicgen import studio
+from musicgen import studio, studio_request
 from musicgen.errors import UsageError
 from musicgen.studio import Request, Studio, check_request, find_bundles, parse_primer
 
@@ -67,7 +67,7 @@ def test_check_request_names_the_field(body, words):
 
 
 def test_check_request_refuses_a_primer_over_the_cap(monkeypatch):
-    monkeypatch.setattr(studio, "MAX_PRIMER_BYTES", 10)
+    monkeypatch.setattr(studio_request, "MAX_PRIMER_BYTES", 10)  # the checks read it there (studio re-exports it)
     data = base64.b64encode(bytes(11)).decode()
     with pytest.raises(UsageError, match="11 bytes, expected 1..10"):
         check_request({"primer": {"name": "a.mid", "data": data}}, ["m"])
@@ -210,3 +210,28 @@ def test_controls_reach_the_sample_config_and_bad_ones_name_the_field(std):
         with pytest.raises(UsageError) as exc:
             check_request({field: value}, ["default"])
         assert str(exc.value).startswith(message), str(exc.value)
+
+
+def test_voices_and_style_reach_the_sample_config(std):
+    """``voices`` caps the voices a sample uses (the shipped model keeps voices; the sidecar records the cap), 0 lifts
+    the cap; ``style`` is passed on, and the shipped model, trained without styles, refuses one in one line."""
+    from musicgen.config_base import MAX_VOICES
+
+    req = std.check_request({"length": 300, "seed": 4, "voices": 2, "audio": False, "roll": False})
+    assert req.voices == 2 and req.sample_config().voices == 2
+    job = std.run(req)
+    sidecar = json.loads((job.folder / "sample.json").read_text())
+    assert sidecar["settings"]["voices"] == 2 and "--voices 2" in sidecar["regenerate"]
+    midi = pretty_midi.PrettyMIDI(str(job.folder / "sample.mid"))
+    assert 1 <= sum(1 for inst in midi.instruments if inst.notes) <= 2
+    assert check_request({"voices": 0}, ["default"]).voices == 0
+    assert check_request({"voices": None, "style": ""}, ["default"]) == Request(model="default", length=512)
+    for value in (-1, MAX_VOICES + 1, "4", 2.5, True):
+        with pytest.raises(UsageError, match=rf"voices: expected an integer in \[0, {MAX_VOICES}\] or null"):
+            check_request({"voices": value}, ["default"])
+    with pytest.raises(UsageError, match="style: expected a string or null"):
+        check_request({"style": 3}, ["default"])
+    styled = std.check_request({"length": 50, "seed": 1, "style": "bach", "audio": False, "roll": False})
+    assert styled.style == "bach"
+    with pytest.raises(UsageError, match="style"):
+        std.run(styled)

@@ -56,6 +56,8 @@ async function request() {
     key: $("key").value.trim() || null,
     instruments: $("instruments").value.trim() || null,
     density: $("density").value.trim() || null,
+    voices: $("voices").value.trim() === "" ? null : numberOrText("voices"),
+    style: $("style").value.trim() || null,
   };
   body[limit] = numberOrText("limit-value");
   if (limit === "seconds") body.length = null;

@@ -189,7 +189,10 @@ class Studio:
             tempo = tempo or qpm
             primer_info = dict(name=req.primer_name, sha256=hashlib.sha256(req.primer[1]).hexdigest(),
                                events=int(primer.size))
-        result = generate(bundle, req.sample_config(tempo), primer=primer)
+        try:
+            result = generate(bundle, req.sample_config(tempo), primer=primer)
+        except UsageError as exc:  # generate names the command line's flag (--style); the page names the field
+            raise UsageError(str(exc).removeprefix("--")) from None
         midi = result.midis[0]
         if req.program is not None:  # "play as": generate's `program` only opens a PROGRAM vocabulary's sample
             for inst in midi.instruments:

@@ -75,7 +75,7 @@ def score_pieces(step_model, pieces: Sequence[np.ndarray], start_state: list | N
             masks.observe(tokens[:, 0])
         for t in range(steps):
             logits, state = step_model.step(state, tokens[:, t], None if context is None else context[:, t])
-            logits = np.array(logits, np.float64)
+            logits = np.asarray(logits, np.float64)
             target = tokens[:, t + 1]
             if masks is not None:
                 masked = masks.apply(logits.copy())

@@ -128,14 +128,15 @@ def use_cpu_lanes(batch_size: int, cell: str, cores: int | None = None) -> dict:
     they do not apply (another backend, a GPU, a SimpleRNN, one core, TensorFlow already running)."""
     import os
 
+    from musicgen.safeio import available_cores
+
     global TF_LANES
     TF_LANES = 1
     if keras.backend.backend() != "tensorflow" or cell not in ("lstm", "gru"):
         return {"lanes": 1}
     import tensorflow as tf
 
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores() if cores is None else cores
     lanes = auto_lanes(batch_size, cores, os.environ.get(LANES_ENV))
     threads = tf.config.threading
     if lanes > 1 and not tf.config.list_physical_devices("GPU"):

@@ -262,9 +262,12 @@ def check_output_dir(folder: str | os.PathLike, flag: str) -> Path:
     return folder
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS has one, else the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def resolve_workers(workers: int) -> int:
     if not isinstance(workers, int) or workers < 0:
         raise UsageError(f"--workers: expected an integer >= 0 (0 = one per core), got {workers!r}")
-    if workers:
-        return workers
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return workers or available_cores()

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from musicgen.config_base import MAX_VOICES
+from musicgen.config_base import MAX_VOICES, _is_int, _is_number
 from musicgen.errors import UsageError
 
 MAX_LENGTH = 4096  # events per generation (the CLI allows more; a page request stays a few seconds)
@@ -55,14 +54,6 @@ class Request:
                             top_k=self.top_k, seed=self.seed, keep_primer=self.keep_primer, tempo=tempo,
                             key=self.key, instruments=self.instruments, density=self.density, voices=self.voices,
                             style=self.style)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _need(cond: bool, message: str) -> None:

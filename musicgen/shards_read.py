@@ -73,6 +73,7 @@ class ShardStore:
         self.bounds = np.concatenate(bounds) if bounds else np.zeros((0, 2), np.int16)
         self.first_piece = np.cumsum([0] + [s["pieces"] for s in self.shards])
         self._maps: dict[int, np.ndarray] = {}
+        self._held: dict[int, np.ndarray] = {}  # every map made, kept (pages dropped by release): see _map
         self._mapped_bytes = 0
 
     def __len__(self) -> int:
@@ -88,7 +89,12 @@ class ShardStore:
         return np.diff(self.offsets)
 
     def _map(self, shard: int) -> np.ndarray:
+        """The shard's tokens, memory-mapped. A shard mapped once stays mapped for the store's life (``release`` only
+        drops its pages), so a store rewritten meanwhile (another ``musicgen ingest`` of the folder with another
+        config, which removes the old shard files) does not pull the tokens from under a running training."""
         tokens = self._maps.get(shard)
+        if tokens is None and shard in self._held:
+            tokens = self._maps[shard] = self._held[shard]
         if tokens is None:
             name = self.shards[shard]["name"]
             try:
@@ -103,11 +109,18 @@ class ShardStore:
             advise = getattr(getattr(tokens, "_mmap", None), "madvise", None)
             if advise is not None and hasattr(mmap, "MADV_RANDOM"):
                 advise(mmap.MADV_RANDOM)  # pieces are read in random order: no read-around into the RSS
-            self._maps[shard] = tokens
+            self._maps[shard] = self._held[shard] = tokens
         return tokens
 
     def release(self) -> None:
-        """Drop the memory maps (their pages leave this process's RSS); the next read maps again."""
+        """Drop the pages of the memory maps from this process's RSS (``MADV_DONTNEED``; the maps stay, the next
+        read faults the pages in again). Where madvise cannot drop them, the maps themselves are dropped."""
+        for shard, tokens in self._maps.items():
+            advise = getattr(getattr(tokens, "_mmap", None), "madvise", None)
+            if advise is not None and hasattr(mmap, "MADV_DONTNEED"):
+                advise(mmap.MADV_DONTNEED)
+            else:
+                self._held.pop(shard, None)
         self._maps.clear()
         self._mapped_bytes = 0
 

@@ -212,3 +212,18 @@ def test_a_shard_given_other_events_than_planned_is_refused_and_not_left(tmp_pat
             shards.write_shard(tmp_path, "s", ["a", "b"], ["a.mid", "b.mid"], [0, 0], iter(got), Tok(), np.uint16,
                                events=events)
     assert list((tmp_path / "shards").iterdir()) == []
+
+
+def test_a_store_rewritten_under_a_reader_keeps_the_readers_tokens(tmp_path, monkeypatch):
+    # another `musicgen ingest` of the folder with another config removes the old shard files; a reader that
+    # mapped them (a training run) keeps reading its own tokens, also after its maps released their pages
+    _write(tmp_path)
+    monkeypatch.setattr(shards_read, "MAP_BUDGET", 2 * shards_read.PAGE_SPAN + 10)
+    store = ShardStore(tmp_path)
+    before = [store.piece(i).tolist() for i in range(len(store))]
+    for path in (tmp_path / shards_read.SHARDS_DIR).glob("*.tokens.npy"):
+        path.unlink()
+    store.release()
+    assert [store.piece(i).tolist() for i in range(len(store))] == before
+    with pytest.raises(MusicgenError, match="unreadable"):  # a new reader finds them gone, as before
+        ShardStore(tmp_path).piece(0)

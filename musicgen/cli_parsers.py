@@ -45,7 +45,15 @@ def add_ingest(sub) -> None:
                    help="VOICE events that keep each track/part apart: N voices (parts from N on share the last), "
                         "auto = as many as the piece with the most parts, 0 = off (parts of one program merge); "
                         "also records how many notes one voice sounds at once (1: monophonic parts; README, Events)")
+    _add_voice_events(p, "")
     _add_meter_key(p, "")
+
+
+def _add_voice_events(p, when: str) -> None:
+    p.add_argument("--voice-events", choices=["all", "implied"], default=None,
+                   help=f"{when}with --voices: all = a VOICE event at every change of voice; implied = a NOTE_OFF "
+                        "names its voice by its pitch, VOICE only where needed (about a quarter fewer events on the "
+                        "chorales; README, Events). Default: all" + (", or the cache's own" if when else ""))
 
 
 def _add_meter_key(p, when: str) -> None:
@@ -141,6 +149,7 @@ def add_train(sub) -> None:
     p.add_argument("--voices", default=None, metavar="N|auto",
                    help="when CORPUS_DIR holds music files: VOICE events, as `musicgen ingest --voices` (default: "
                         "off, or the cache's own)")
+    _add_voice_events(p, "when CORPUS_DIR holds music files: ")
     _add_meter_key(p, "when CORPUS_DIR holds music files: ")
     p.add_argument("--devices", default="1", metavar="N|auto",
                    help="data-parallel training on N devices of this host (auto: all the Keras backend sees; "

@@ -19,6 +19,7 @@ CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")
 MAX_STYLES = 256  # most TokenizerConfig.styles
 KEY_MODES = ("", "token", "normalize")  # TokenizerConfig.key: off, KEY event with notes as written, notes on C
+VOICE_EVENTS = ("all", "implied")  # TokenizerConfig.voice_events: VOICE at every voice change, or only where needed
 # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster, drawn from the music
 SPLIT_VERSION = 3
 ALGORITHMS = ("bptt", "rtrl")  # TrainConfig.algorithm
@@ -43,6 +44,10 @@ class TokenizerConfig(_JsonConfig):
             file is voice k; parts from N on share voice N-1). Bundles and caches written before the field load as 0.
         voice_polyphony: the most notes one voice sounds at once in the corpus (0 = not known / no cap); recorded by
             ``musicgen ingest --voices``, where 1 (every part monophonic) makes the sampler keep one note per voice.
+        voice_events: with voices, ``"all"`` (a VOICE event before every note event whose voice differs from the
+            previous note event's) or ``"implied"`` (a NOTE_OFF names its voice by its sounding pitch: VOICE only
+            before a NOTE_ON in another voice, or a NOTE_OFF whose pitch sounds in more than one voice; see
+            ``musicgen.tokenizer``). Bundles and caches written before the field load as ``"all"``.
         meter: emit TIME_SIG events (beat mode only): one where a bar of that meter starts (the first full bar, after
             any pickup) and one at each change, so the metric position of every event follows from the tokens.
         key: ``""`` (off), ``"token"`` (a KEY event after BOS names the piece's key, notes as written) or
@@ -63,6 +68,7 @@ class TokenizerConfig(_JsonConfig):
     default_velocity: int = 80
     voices: int = 0
     voice_polyphony: int = 0
+    voice_events: str = "all"
     meter: bool = False
     key: str = ""
     styles: tuple[str, ...] = ()
@@ -92,16 +98,21 @@ class TokenizerConfig(_JsonConfig):
         _check(isinstance(self.voice_polyphony, int) and not isinstance(self.voice_polyphony, bool)
                and 0 <= self.voice_polyphony <= 128 and (self.voices > 0 or self.voice_polyphony == 0),
                "voice_polyphony", "an integer in [0, 128] (0 when voices is 0)", self.voice_polyphony)
+        _check(self.voice_events in VOICE_EVENTS and (self.voices > 0 or self.voice_events == "all"), "voice_events",
+               f"one of {VOICE_EVENTS} ('all' when voices is 0)", self.voice_events)
         _check(isinstance(self.meter, bool) and (not self.meter or self.time_mode == "beat"), "meter",
                "a bool, and False in seconds mode (a meter needs beats)", self.meter)
         _check(self.key in KEY_MODES, "key", f"one of {KEY_MODES}", self.key)
 
     def to_dict(self) -> dict:
-        """The fields as a dict; ``voices``/``voice_polyphony``, ``meter``, ``key`` and ``styles`` (a list) are left out
-        while off, so a config without them has the JSON (and the cache hash) it had before the fields existed."""
+        """The fields as a dict; ``voices``/``voice_polyphony``, ``voice_events`` ("all"), ``meter``, ``key`` and
+        ``styles`` (a list) are left out while off, so a config without them has the JSON (and the cache hash) it had
+        before the fields existed."""
         data = super().to_dict()
         if not self.voices:
             del data["voices"], data["voice_polyphony"]
+        if self.voice_events == "all":
+            del data["voice_events"]
         if not self.meter:
             del data["meter"]
         if not self.key:

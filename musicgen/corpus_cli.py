@@ -45,10 +45,13 @@ def cli_ingest(args) -> int:
     config = TokenizerConfig.seconds() if args.time_mode == "seconds" else TokenizerConfig()
     config = with_meter_and_key(config, args, args.corpus_dir)
     engine = {"engine": getattr(args, "engine", "local"), "beam_options": tuple(getattr(args, "beam_options", ()))}
+    voice_events = getattr(args, "voice_events", None)
     if voices.parse_voices(getattr(args, "voices", 0)):
         report, config, polyphony = voices.ingest_voices(args.corpus_dir, args.out, config, args.voices, args.workers,
-                                                         **engine)
+                                                         voice_events=voice_events, **engine)
         print(f"{report.summary()}; {voices.describe(config, polyphony)}")
+    elif voice_events == "implied":
+        raise UsageError("--voice-events: implied needs --voices N (N >= 1) or auto")
     else:
         report = corpus.ingest(args.corpus_dir, args.out, config, workers=args.workers, progress=True, **engine)
         print(report.summary())

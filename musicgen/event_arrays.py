@@ -39,6 +39,60 @@ def _forward_fill(mask: np.ndarray, values: np.ndarray, default: int) -> np.ndar
     return np.where(last >= 0, values[np.maximum(last, 0)], default)
 
 
+def shared_offs(seg, inst, pitch, on) -> np.ndarray:
+    """bool (n,) over note events in token order (``seg`` piece, ``inst``, ``pitch``, ``on`` NOTE_ON): the NOTE_OFFs
+    whose (program, pitch) sounds in two or more voices just before them (so the pitch alone cannot say whose note
+    ends). Each (voice, program, pitch) sounds at most once, as the encoder makes it."""
+    n = seg.size
+    out = np.zeros(n, bool)
+    if not n:
+        return out
+    order = _lex_order(pitch, inst, seg)  # stable: token order within each (piece, program, pitch)
+    delta = np.where(on[order], 1, -1)
+    total = np.cumsum(delta)
+    g_seg, g_inst, g_pitch = seg[order], inst[order], pitch[order]
+    new = np.ones(n, bool)
+    new[1:] = (g_seg[1:] != g_seg[:-1]) | (g_inst[1:] != g_inst[:-1]) | (g_pitch[1:] != g_pitch[:-1])
+    base = _forward_fill(new, total - delta, 0)  # the running total before each group
+    before = total - delta - base  # voices sounding the pitch just before the event
+    out[order] = (delta < 0) & (before >= 2)
+    return out
+
+
+def implied_voice_track(kind, value, inst, on_code: int, off_code: int, voice_code: int,
+                        piece_start=None) -> np.ndarray:
+    """int64 (n,): the voice register after each event of ``voice_events="implied"`` tokens (``kind``/``value``
+    codes and values, ``inst`` the program in force at each position). A VOICE sets it; a NOTE_OFF of a pitch that
+    does not sound in the register's voice (of the program in force) moves it to the lowest voice where that pitch
+    sounds (none: unchanged). Starts at voice 0, and again at each True of ``piece_start`` (bool (n,), None: one
+    piece). A sequential pass over the note and VOICE events (a few hundred thousand per second)."""
+    n = kind.size
+    track = np.zeros(n, np.int64)
+    idx = np.flatnonzero((kind == on_code) | (kind == off_code) | (kind == voice_code)
+                         | (piece_start if piece_start is not None else False))
+    starts = piece_start if piece_start is not None else np.zeros(n, bool)
+    sounding: dict[tuple[int, int], set] = {}
+    reg = 0
+    at = np.zeros(n, bool)
+    for i, k, v, prog, fresh in zip(idx.tolist(), kind[idx].tolist(), value[idx].tolist(), inst[idx].tolist(),
+                                    starts[idx].tolist()):
+        if fresh:
+            sounding, reg = {}, 0
+        if k == voice_code:
+            reg = v
+        elif k == on_code:
+            sounding.setdefault((prog, v), set()).add(reg)
+        elif k == off_code:
+            voices = sounding.get((prog, v))
+            if voices:
+                if reg not in voices:
+                    reg = min(voices)
+                voices.discard(reg)
+        track[i] = reg
+        at[i] = True
+    return _forward_fill(at | starts, track, 0)
+
+
 def emit_tokens(tok, seg, time, on, inst, pitch, vbin, voice, note, n_segments: int, keys=None):
     """Sorted events of the ``Tokenizer`` ``tok`` → ``(tokens, offsets, too_long)`` (see
     ``Tokenizer._encode_segments``); state resets at each piece. Columns of shape (m,), sorted by (piece, step,
@@ -60,6 +114,8 @@ def emit_tokens(tok, seg, time, on, inst, pitch, vbin, voice, note, n_segments: 
     vox = np.zeros(time.size, bool)
     if c.voices:
         vox[note_idx[1:]] = voice[note_idx][1:] != voice[note_idx][:-1]
+        if c.voice_events == "implied":  # a NOTE_OFF whose pitch sounds in one voice only names that voice itself
+            vox[note_idx] &= on[note_idx] | shared_offs(seg[note_idx], inst[note_idx], pitch[note_idx], on[note_idx])
         vox[note_idx] |= first_note
     vel = np.zeros(time.size, bool)
     if c.velocity_bins > 0:

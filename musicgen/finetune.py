@@ -60,6 +60,7 @@ def check_flags(args, base) -> None:
     for flag, name, differs in (
             ("--time-mode", "time_mode", args.time_mode is not None and args.time_mode != tok.time_mode),
             ("--voices", "voices", voices is not None and str(voices) != str(tok.voices)),
+            ("--voice-events", "voice_events", getattr(args, "voice_events", None) not in (None, tok.voice_events)),
             ("--meter", "meter", bool(getattr(args, "meter", None)) and not tok.meter),
             ("--key-mode", "key", getattr(args, "key_mode", None) is not None and args.key_mode != tok.key),
             ("--styles", "styles", bool(getattr(args, "styles", None)) and not tok.styles)):

@@ -80,7 +80,14 @@ def _decode(tokenizer, t: np.ndarray, seg: np.ndarray, m: int) -> tuple[np.ndarr
     ends = np.append(starts[1:], t.size)
     final = np.where(ends > starts, np.concatenate([[0], time])[ends], 0)  # last step of each piece
     inst = _fill(kind == _PROG, value, first, 0)
-    voice = _fill(kind == _VOICE, value, first, 0)
+    if getattr(tokenizer.config, "voice_events", "all") == "implied":  # NOTE_OFFs move the voice too
+        from musicgen.event_arrays import implied_voice_track
+
+        piece_start = np.zeros(t.size, bool)
+        piece_start[starts[starts < t.size]] = True
+        voice = implied_voice_track(kind, value, inst, _ON, _OFF, _VOICE, piece_start)
+    else:
+        voice = _fill(kind == _VOICE, value, first, 0)
     pos = np.flatnonzero((kind == _ON) | (kind == _OFF))
     voices = max(1, int(tokenizer.config.voices))
     key = ((seg[pos] * voices + voice[pos]) * N_PROGRAMS + inst[pos]) * PITCHES + value[pos]

@@ -133,7 +133,9 @@ def _context_tokens(primer: np.ndarray, tokenizer) -> list[int]:
     out = [tokenizer.bos_id]
     for name in ("STYLE", "KEY", "VOICE", "PROGRAM", "VELOCITY"):
         hits = primer[tokenizer.kind_mask(primer, name)]
-        if hits.size:
+        if hits.size and name == "VOICE":  # the voice in force (implied voices: a NOTE_OFF may have moved it)
+            out.append(tokenizer.token("VOICE", int(tokenizer.voice_track(primer)[-1])))
+        elif hits.size:
             out.append(int(hits[-1]))
     return out
 

@@ -22,7 +22,9 @@ class EventRules:
     Tracks, for each of B streams, the current voice and program (0 and 0 at start, as the decoder assumes; program
     128 = drums), the sounding pitches of every (voice, program) (a *slot*; slots are made as pairs come into use),
     the last velocity bin and the elapsed grid steps. ``apply`` then forbids: PAD and BOS always; EOS unless
-    ``allow_eos``; a NOTE_OFF of a pitch not sounding in the current voice and program; a NOTE_ON of a pitch already
+    ``allow_eos``; a NOTE_OFF of a pitch not sounding in the current voice and program (with ``voice_events``
+    "implied": in any voice of the current program, and the voice register moves to the voice whose note it ends, as
+    the decoder's rule says); a NOTE_ON of a pitch already
     sounding there (the tokenizer never encodes one); a NOTE_ON outside ``pitch_range`` (pitched programs only, drums
     keep their full key range); any NOTE_ON while ``max_polyphony`` notes sound, or while ``voice_polyphony`` notes
     sound in the current voice. A note of the current slot sounding for ``max_note_steps`` grid steps or more must
@@ -82,6 +84,8 @@ class EventRules:
         self.vel0 = r["VELOCITY"][0] if "VELOCITY" in r else None
         self.voice0 = r["VOICE"][0] if "VOICE" in r else None
         self.n_voice_ids = r["VOICE"][1] if "VOICE" in r else 0
+        # voice_events "implied": a NOTE_OFF may end a note of its program in any voice (the decoder's rule picks it)
+        self.implied = self.voice0 is not None and getattr(tokenizer.config, "voice_events", "all") == "implied"
         self.n_vel_ids = r["VELOCITY"][1] if "VELOCITY" in r else 0
         self.kind = np.full(self.vocab_size, _OTHER, np.int64)
         self.value = np.zeros(self.vocab_size, np.int64)
@@ -189,7 +193,10 @@ class EventRules:
         if self.voice_cap is not None:
             logits[:, self.voice0:self.voice0 + self.n_voice_ids] += self.voice_add
         if self.well_formed:
-            logits[:, self.on0:self.off0 + self.n_pitch] += self.note_add[self.rows, self.slot]
+            add = self.note_add[self.rows, self.slot]
+            if self.implied:  # the OFF block: a pitch sounding in any voice of the current program
+                add[:, self.n_pitch:] = np.where(self._program_sounding(), 0, NEG_INF)
+            logits[:, self.on0:self.off0 + self.n_pitch] += add
         elif self.range_limited:
             logits[self.program != DRUMS, self.on0:self.off0] += self.range_add
         if self.max_polyphony:
@@ -237,6 +244,29 @@ class EventRules:
                 logits[needs] += keep
         return logits
 
+    def _program_sounding(self, rows=None) -> np.ndarray:
+        """bool (R, pitches): the pitches sounding in any voice of each row's current program (all rows: None)."""
+        rows = self.rows if rows is None else rows
+        n = self.slot_voice.size
+        same = self.slot_program[None, :] == self.program[rows, None]                    # (R, slots)
+        return ((self.note_add[rows, :n, self.n_pitch:] == 0) & same[:, :, None]).any(axis=1)
+
+    def _resolve_offs(self, idx: np.ndarray, p: np.ndarray) -> None:
+        """Implied voices: rows ``idx`` take a NOTE_OFF of pitch index ``p`` that does not sound in their voice; the
+        voice register moves to the lowest voice of the current program where it sounds (none: unchanged)."""
+        here = self.note_add[idx, self.slot[idx], self.n_pitch + p] == 0
+        idx, p = idx[~here], p[~here]
+        if not idx.size:
+            return
+        n = self.slot_voice.size
+        sounds = self.note_add[idx[:, None], np.arange(n)[None, :], (self.n_pitch + p)[:, None]] == 0  # (R, slots)
+        cand = sounds & (self.slot_program[None, :] == self.program[idx][:, None])
+        found = cand.any(axis=1)
+        best = np.where(cand, self.slot_voice[None, :], np.iinfo(np.int64).max).argmin(axis=1)
+        idx, best = idx[found], best[found]
+        self.voice[idx] = self.slot_voice[best]
+        self.slot[idx] = best
+
     def _force_overdue_offs(self, logits: np.ndarray) -> None:
         """Rows with an overdue note may only end it: its NOTE_OFF, or first the switch that reaches its slot."""
         rows = np.flatnonzero(self.elapsed >= self.due)                        # cheap test first: the hot path
@@ -281,6 +311,9 @@ class EventRules:
         tokens = np.where(self.done, self.pad_id, tokens)
         kind, value = self.kind[tokens], self.value[tokens]
         present = np.bincount(kind, minlength=_KINDS)
+        if present[_OFF] and self.implied:
+            idx = np.flatnonzero(kind == _OFF)
+            self._resolve_offs(idx, value[idx] - self.min_pitch)
         if present[_ON] or present[_OFF]:
             idx = np.flatnonzero((kind == _ON) | (kind == _OFF))
             slot, p = self.slot[idx], value[idx] - self.min_pitch

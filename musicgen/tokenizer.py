@@ -8,7 +8,8 @@ Range table, in this order, ids contiguous (``Tokenizer.ranges`` gives ``name ->
     TIME_SHIFT(1..max_shift_steps)     value = grid steps
     VELOCITY(1..velocity_bins)         only if velocity_bins > 0; value = bin
     PROGRAM(0..128)                    only if programs; value = GM program, 128 = drums
-    VOICE(0..voices-1)                 only if voices > 0; value = the part (track) a note belongs to
+    VOICE(0..voices-1)                 only if voices > 0; value = the part (track) a note belongs to (with
+                                       voice_events="implied" only where a NOTE_OFF's pitch does not name it)
     TIME_SIG(0..63)                    only if meter; value = time_signature_value(numerator, denominator)
     KEY(0..23)                         only if key; value = tonic pitch class + 12 * minor (pretty_midi's key_number)
     STYLE(0..len(styles)-1)            only if styles; value = index of the piece's style in ``config.styles``
@@ -39,6 +40,13 @@ VOICE events of all OFFs before all ONs). Before a note event come, in this orde
 the previous note event's, PROGRAM when its program differs (the first note always gets both, where the vocabulary
 has them), VELOCITY (NOTE_ON only) when its bin differs from the last NOTE_ON's (the first NOTE_ON always gets one).
 Voice and program are independent registers: a VOICE event does not change the program.
+
+Implied voices (``voice_events="implied"``): a NOTE_OFF names its voice by its pitch. The decoder's rule: a NOTE_OFF
+of a pitch that does not sound in the current voice (and program) ends the note of that pitch in the lowest voice
+where it sounds, and that voice becomes the current one. So the encoder writes a VOICE before a NOTE_OFF only when
+the pitch sounds in two or more voices just then (a unison) and the current voice is not the note's own; before a
+NOTE_ON as above. The notes are the same as with every VOICE (``scripts/roundtrip.py --voice-events implied``), in
+about a quarter fewer events on four-part chorales, where most VOICE events stood before a part's NOTE_OFF.
 
 Meter and key (``musicgen.meter``): with ``meter`` a TIME_SIG event stands at each step where a bar of its meter
 starts, after the TIME_SHIFTs that reach the step and before its note events: the first bar (4/4 at step 0 when the

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from musicgen.errors import UsageError
-from musicgen.event_arrays import _forward_fill
+from musicgen.event_arrays import _forward_fill, implied_voice_track
 from musicgen.meter import normalize_shift, time_signature_of
 from musicgen.midi_io import arrays_to_pretty_midi
 from musicgen.piece import DRUMS, Note, Piece
@@ -43,6 +43,20 @@ class TokenDecoder:
         kind = self._kind[t]
         return _forward_fill(kind == _PROG, self._value[t], 0)
 
+    def _voices(self, kind: np.ndarray, value: np.ndarray, inst: np.ndarray, piece_start=None) -> np.ndarray:
+        """int64 (n,): the voice in force at each position (``kind``/``value`` of ids, ``inst`` the program there)."""
+        if getattr(self.config, "voice_events", "all") == "implied":
+            return implied_voice_track(kind, value, inst, _ON, _OFF, _VOICE, piece_start)
+        return _forward_fill(kind == _VOICE, value, 0)
+
+    def voice_track(self, tokens) -> np.ndarray:
+        """int64, shape (T,) of ``tokens``: the voice a note event at each position belongs to (the voice register
+        after it): the last VOICE's value, or with ``voice_events="implied"`` also the voice whose note a NOTE_OFF
+        ended (0 before any). Total; PAD/BOS/EOS change nothing."""
+        t = self._check_ids(tokens)
+        kind, value = self._kind[t], self._value[t]
+        return self._voices(kind, value, _forward_fill(kind == _PROG, value, 0))
+
     def decode_arrays(self, tokens) -> dict[str, np.ndarray]:
         """Tokens → note arrays sorted by (start, pitch, instrument, voice): ``pitch``, ``start``, ``end`` (grid
         steps, int64), ``velocity``, ``instrument`` (program, 128 = drums), ``voice`` (0 without VOICE events), each
@@ -55,7 +69,7 @@ class TokenDecoder:
         time = np.cumsum(np.where(kind == _SHIFT, value, 0))
         final = int(time[-1]) if time.size else 0
         inst = _forward_fill(kind == _PROG, value, 0)
-        voice = _forward_fill(kind == _VOICE, value, 0)
+        voice = self._voices(kind, value, inst)
         default_v = self.default_velocity
         vel = _forward_fill(kind == _VEL, self._bin_to_vel[np.where(kind == _VEL, value, 0)], default_v)
         pos = np.flatnonzero((kind == _ON) | (kind == _OFF))

@@ -17,7 +17,7 @@ def cli_train(args) -> int:
     """``musicgen train CORPUS_DIR``: tokens (cached) → train (or resume) → bundle; prints the final report."""
     from musicgen.bundle import recover_interrupted_save, save_bundle
     from musicgen.cli_config import configs_from_args, default_out
-    from musicgen.corpus import tokens_for
+    from musicgen.corpus import is_token_cache, tokens_for
     from musicgen.tokenizer import Tokenizer
     from musicgen.train_callbacks import STATE
 
@@ -50,10 +50,14 @@ def cli_train(args) -> int:
     tokenizer_cfg = with_meter_and_key(tokenizer_cfg, args, args.corpus_dir)
     if base is not None:
         tokens = finetune.base_tokens(args.corpus_dir, base, progress=bool(args.verbose))
-    elif getattr(args, "voices", None) is not None:
+    elif getattr(args, "voice_events", None) is not None and getattr(args, "voices", None) is None and \
+            not is_token_cache(args.corpus_dir):
+        raise UsageError("--voice-events: give --voices N (N >= 1) or auto with it")
+    elif getattr(args, "voices", None) is not None or getattr(args, "voice_events", None) is not None:
         from musicgen.voices import tokens_with_voices
 
-        tokens = tokens_with_voices(args.corpus_dir, tokenizer_cfg, args.voices, progress=bool(args.verbose))
+        tokens = tokens_with_voices(args.corpus_dir, tokenizer_cfg, args.voices or "auto", progress=bool(args.verbose),
+                                    voice_events=getattr(args, "voice_events", None))
     else:
         tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
     tokenizer = Tokenizer(tokens.tokenizer_config)

@@ -126,7 +126,7 @@ def _share_packs(out: Path, source: TokenizerConfig, target: TokenizerConfig) ->
 
 
 def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = None, voices: int | str = AUTO,
-                  workers: int = 0, progress: bool = True, **engine):
+                  workers: int = 0, progress: bool = True, voice_events: str | None = None, **engine):
     """``corpus.ingest`` with voices; returns ``(IngestReport, TokenizerConfig, polyphony)``: the config the cache now
     holds and ``voice_stats``'s int64 (kept pieces,) most notes at once in one voice of each piece.
 
@@ -135,6 +135,7 @@ def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = Non
             too.
         config: the base tokenizer config (its ``voices`` and ``voice_polyphony`` are replaced).
         voices: N >= 1, or ``"auto"`` (the most voices any piece uses).
+        voice_events: ``"all"`` or ``"implied"`` (``TokenizerConfig.voice_events``); None: ``config``'s.
     """
     from musicgen.cache import load_tokens
     from musicgen.corpus import ingest
@@ -144,7 +145,8 @@ def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = Non
     if voices == 0:
         raise UsageError("--voices: expected at least 1 voice or 'auto' here, got 0")
     base = config or TokenizerConfig()
-    probe = base.replace(voices=MAX_VOICES if voices == AUTO else voices, voice_polyphony=0)
+    probe = base.replace(voices=MAX_VOICES if voices == AUTO else voices, voice_polyphony=0,
+                         voice_events=voice_events or base.voice_events)
     report = ingest(corpus_dir, out_dir, probe, workers=workers, progress=progress, **engine)
     used, polyphony = voice_stats(Tokenizer(probe), load_tokens(report.out_dir).pieces)
     final = probe.replace(voices=max(used, 1) if voices == AUTO else voices, voice_polyphony=polyphony_cap(polyphony))
@@ -156,9 +158,11 @@ def ingest_voices(corpus_dir, out_dir=None, config: TokenizerConfig | None = Non
     return report, final, polyphony
 
 
-def tokens_with_voices(source, config: TokenizerConfig | None, voices: int | str, progress: bool = False):
-    """``corpus.tokens_for`` with ``--voices``: a music folder is ingested by ``ingest_voices`` (0: voices off); a
-    token cache is used as is when its voices agree (``auto``: any N >= 1), else ``UsageError``."""
+def tokens_with_voices(source, config: TokenizerConfig | None, voices: int | str, progress: bool = False,
+                       voice_events: str | None = None):
+    """``corpus.tokens_for`` with ``--voices`` (and ``--voice-events``, None: the default or the cache's): a music
+    folder is ingested by ``ingest_voices`` (0: voices off); a token cache is used as is when its voices agree
+    (``auto``: any N >= 1), else ``UsageError``."""
     from musicgen.corpus import is_token_cache, tokens_for
 
     voices = parse_voices(voices)
@@ -168,13 +172,19 @@ def tokens_with_voices(source, config: TokenizerConfig | None, voices: int | str
         if (voices == AUTO and have == 0) or (voices != AUTO and have != voices):
             raise UsageError(f"--voices: token cache {str(source)!r} was made with voices={have}, wanted {voices}; "
                              f"ingest the music folder with the wanted setting instead")
+        if voice_events is not None and voice_events != tokens.tokenizer_config.voice_events:
+            raise UsageError(f"--voice-events: token cache {str(source)!r} was made with voice_events="
+                             f"{tokens.tokenizer_config.voice_events!r}; ingest the music folder with the wanted "
+                             f"setting instead")
         if config is not None and config.time_mode != tokens.tokenizer_config.time_mode:
             return tokens_for(source, config)  # names the differing fields
         return tokens
     if voices == 0:
-        return tokens_for(source, (config or TokenizerConfig()).replace(voices=0, voice_polyphony=0),
-                          progress=progress)
-    _, final, _ = ingest_voices(source, None, config, voices, progress=progress)
+        if voice_events == "implied":
+            raise UsageError("--voice-events: implied needs --voices N (N >= 1) or auto")
+        return tokens_for(source, (config or TokenizerConfig()).replace(voices=0, voice_polyphony=0,
+                                                                        voice_events="all"), progress=progress)
+    _, final, _ = ingest_voices(source, None, config, voices, progress=progress, voice_events=voice_events)
     return tokens_for(source, final, progress=progress)
 
 

@@ -1,5 +1,5 @@
 """How many notes survive ``decode(encode(piece))``: python scripts/roundtrip.py DIR [--time-mode beat|seconds]
-[--voices N|auto] [--meter] [--key-mode token|normalize]
+[--voices N|auto] [--voice-events all|implied] [--meter] [--key-mode token|normalize]
 
 For every music file under DIR (recursive), read with ``musicgen.reader.read_piece`` and encoded by the default
 ``Tokenizer`` of that time mode (with ``--voices``: ``TokenizerConfig(voices=N)``; ``auto`` = the most parts of any
@@ -154,7 +154,8 @@ def report(t: dict, where: str, tok: Tokenizer) -> str:
 
     n_in = t.get("in", 0)
     c = tok.config
-    fields = [f"voices={c.voices}"] * bool(c.voices) + ["meter=True"] * c.meter + [f"key={c.key!r}"] * bool(c.key)
+    fields = [f"voices={c.voices}"] * bool(c.voices) + [f"voice_events={c.voice_events!r}"] * (
+        c.voice_events != "all") + ["meter=True"] * c.meter + [f"key={c.key!r}"] * bool(c.key)
     settings = f"TokenizerConfig({', '.join(fields)})" if fields else "default TokenizerConfig"
     files = t.get("files", 0)
     extra = []
@@ -191,13 +192,17 @@ def main(argv=None) -> int:
     parser.add_argument("--per-file", action="store_true", help="also list every file that loses a note")
     parser.add_argument("--voices", default="0",
                         help="VOICE events: N voices (0 = off), or auto = the most parts of any file")
+    parser.add_argument("--voice-events", choices=("all", "implied"), default="all",
+                        help="with --voices: VOICE at every change of voice, or only where a NOTE_OFF's pitch does "
+                             "not name it (TokenizerConfig.voice_events)")
     parser.add_argument("--meter", action="store_true", help="TIME_SIG events (TokenizerConfig.meter)")
     parser.add_argument("--key-mode", choices=("token", "normalize"), default="", help="KEY event (TokenizerConfig.key)")
     args = parser.parse_args(argv)
     files = find_music_files(args.dir)
     voices = most_voices(files, args.time_mode) if args.voices == "auto" else int(args.voices)
     config = TokenizerConfig(voices=voices) if args.time_mode == "beat" else TokenizerConfig.seconds(voices=voices)
-    config = config.replace(meter=args.meter, key=args.key_mode)
+    config = config.replace(meter=args.meter, key=args.key_mode,
+                            voice_events=args.voice_events if voices else "all")
     tok = Tokenizer(config)
     rows: list = []
     print(report(measure(files, tok, rows), f"{len(files)} music files under {args.dir}", tok))

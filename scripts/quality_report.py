@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shlex
 import sys
 import textwrap
@@ -60,15 +61,16 @@ def parse_bundle_arg(text: str) -> tuple[str, str]:
     return name, path
 
 
-def split_keys_and_paths(bundle, corpus) -> tuple[list[str], list[str], list]:
-    """The content keys (sorted) and file paths (sorted) of the bundle's test pieces, and the pieces themselves in
-    its own encoding. Two exports of one corpus differ in bytes (so in content keys and in the split, which hashes
+def split_keys_and_paths(bundle, corpus, split: str = "test") -> tuple[list[str], list[str], list]:
+    """The content keys (sorted) and file paths (sorted) of the bundle's ``split`` ("test" or "valid") pieces, and
+    the pieces themselves in its own encoding. Two exports of one corpus differ in bytes (so in content keys and in the split, which hashes
     them) but share file names."""
     from musicgen.split import bundle_split
 
     data, parts = bundle_split(bundle, corpus)
-    return (sorted(data.keys[i] for i in parts.test), sorted(str(data.paths[i]) for i in parts.test),
-            parts.pieces("test", data.pieces))
+    rows = getattr(parts, split)
+    return (sorted(data.keys[i] for i in rows), sorted(str(data.paths[i]) for i in rows),
+            parts.pieces(split, data.pieces))
 
 
 def same_test_pieces(keys: dict[str, list[str]]) -> dict:
@@ -200,7 +202,17 @@ def _mi(q: list, spec: str) -> str:
 
 
 def markdown(report: dict) -> str:
-    """The generated part of docs/quality.md: settings, split check, the table, goals, medians with spread."""
+    """The generated part of docs/quality.md: settings, split check, the table, goals, medians with spread. A report
+    on the valid split says "valid" wherever the test split's says "test"."""
+    text = _markdown(report)
+    if report["settings"].get("split", "test") != "test":
+        head, command, tail = text.partition(report["settings"]["command"])  # the command line stays as typed
+        head, tail = (re.sub(r"\bTest\b", "Valid", re.sub(r"\btest\b", "valid", t)) for t in (head, tail))
+        text = head + command + tail
+    return text
+
+
+def _markdown(report: dict) -> str:
     rows, s = report["rows"], report["settings"]
     split = report["split"]
     lines = [f"Command ({s['date']}, {s['wall_seconds']:.0f} s on a shared 2-core CPU):", "", "```bash",
@@ -276,9 +288,10 @@ def encoding(bundle) -> str:
 # ---------------------------------------------------------------------------------------------------- main
 def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = None, num_samples: int = 64,
         seed: int = 0, length: int | None = None, excerpt_notes: int = 100, copy_n: int = 32, sample_fn=None,
-        log=lambda _m: None) -> dict:
+        log=lambda _m: None, split: str = "test") -> dict:
     """Evaluate each ``(name, path)`` bundle and build the report dict (``markdown`` formats it); ``length=None``
-    is ``auto`` (see the module docstring); ``sample_fn`` as in ``evaluate.evaluate``."""
+    is ``auto`` (see the module docstring); ``sample_fn`` as in ``evaluate.evaluate``; ``split``: "test", or
+    "valid" for choices."""
     from musicgen.bundle import load_bundle
     from musicgen.evaluate import SAMPLING, evaluate
 
@@ -292,11 +305,12 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
     corpora = {n: (p.partition("@")[2] or corpus) for n, p in bundles}  # NAME=PATH@CORPUS: a bundle's own corpus
     loaded = {n: load_bundle(p.partition("@")[0]) for n, p in bundles}
     for name, bundle in loaded.items():
-        keys[name], paths[name], pieces = split_keys_and_paths(bundle, corpora[name])
+        keys[name], paths[name], pieces = split_keys_and_paths(bundle, corpora[name], split)
         sample_length, excerpt_length = auto_lengths(bundle.tokenizer, pieces, excerpt_notes)
         sample_length = length or sample_length
         log(f"{name}: {len(pieces)} test pieces, samples of {sample_length} events, excerpts of {excerpt_length}")
-        result = evaluate(bundle, corpora[name], num_samples=num_samples, sample_length=sample_length, seed=seed,
+        result = evaluate(bundle, corpora[name], split=split, num_samples=num_samples, sample_length=sample_length,
+                          seed=seed,
                           copy_n=copy_n, excerpt_length=excerpt_length, sets=("rules",), baselines=False,
                           sample_fn=sample_fn, log=lambda m, name=name: log(f"{name}: {m}"))
         rows.append({**summarize(name, result), "encoding": encoding(bundle), "sample_length": sample_length,
@@ -307,7 +321,7 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
         r["goals"] = goals(r, ref)
     first = loaded[names[0]]
     settings = {"num_samples": num_samples, "seed": seed, "excerpt_notes": excerpt_notes, "copy_n": copy_n,
-                "length": length or "auto", "sampling": SAMPLING_TEXT, "split_seed": first.train_config.seed,
+                "length": length or "auto", "sampling": SAMPLING_TEXT, "split": split, "split_seed": first.train_config.seed,
                 "settings": SAMPLING["rules"], "date": time.strftime("%Y-%m-%d"),
                 "wall_seconds": time.perf_counter() - started}
     split = same_test_pieces(keys)
@@ -345,13 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copy-n", type=int, default=32)
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
     parser.add_argument("--json", default=None, help="also write every number here")
+    parser.add_argument("--split", choices=["test", "valid"], default="test",
+                        help="the part scored: valid for choices (a recipe, a setting), test once after them")
     args = parser.parse_args(argv)
     from musicgen.errors import MusicgenError
 
     try:
         length = None if args.length == "auto" else int(args.length)
         report = run([parse_bundle_arg(b) for b in args.bundle], args.corpus, args.reference, args.num_samples,
-                     args.seed, length, args.excerpt_notes, args.copy_n,
+                     args.seed, length, args.excerpt_notes, args.copy_n, split=args.split,
                      log=lambda m: print(f"quality: {m}", file=sys.stderr, flush=True))
     except (MusicgenError, ValueError) as exc:
         print(f"quality_report: {exc}", file=sys.stderr)

@@ -61,7 +61,9 @@ def piece_table(bundle_path: str, corpus: str) -> tuple:
 
 def score(bundle, data, names: set[str], masks: bool = False) -> dict:
     """Per file name in ``names``: (total NLL nats, events scored, notes decoded, {event kind: total NLL nats},
-    events the masks forbade) under ``bundle``."""
+    events the masks forbade, voices used (``voices.piece_voices``; 0 without VOICE events)) under ``bundle``."""
+    from musicgen.voices import piece_voices
+
     from musicgen.evaluate import piece_scores
 
     index = [i for i in range(len(data)) if Path(str(data.paths[i])).name in names]
@@ -75,7 +77,7 @@ def score(bundle, data, names: set[str], masks: bool = False) -> dict:
         for kind, nll in zip(kinds[p[1:1 + s.nll.size]], s.nll):
             by_kind[str(kind)] = by_kind.get(str(kind), 0.0) + float(nll)
         out[Path(str(data.paths[i])).name] = (float(s.nll.sum()), int(s.nll.size), len(tok.decode_notes(p)), by_kind,
-                                              s.forbidden)
+                                              s.forbidden, piece_voices(p, tok))
     return out
 
 
@@ -127,6 +129,16 @@ def report(result: dict, command: str) -> str:
               "| event kind | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds),
               "| new | " + " | ".join(f"{r['new_by_kind'].get(k, 0.0):.3f}" for k in kinds) + " |",
               "| old | " + " | ".join(f"{r['old_by_kind'].get(k, 0.0):.3f}" for k in kinds) + " |"]
+    if result.get("pieces"):
+        rows = sorted(result["pieces"].items(), key=lambda kv: -(kv[1]["new_nats"] - kv[1]["old_nats"]))
+        lines += ["", "Test pieces unseen by both, by the new model's excess nats (new − old, total), largest first:",
+                  "", "| piece | voices | notes | new: nats/note | old: nats/note | VOICE: nats/note | excess, share "
+                  "of the set's |", "|---|---|---|---|---|---|---|"]
+        excess = sum(p["new_nats"] - p["old_nats"] for _, p in rows)
+        for name, p in rows:
+            share = f"{100 * (p['new_nats'] - p['old_nats']) / excess:+.0f}%" if excess else "-"
+            lines.append(f"| {name} | {p['voices']} | {p['notes']} | {p['new_nats'] / p['notes']:.2f} | "
+                         f"{p['old_nats'] / p['notes']:.2f} | {p['new_voice_nats'] / p['notes']:.2f} | {share} |")
     lines += ["", f"New: `{result['new']}` ({result['new_split']}); old: `{result['old']}` ({result['old_split']}). "
               f"Of the new model's {result['sets']['all']['pieces']} test pieces, the old one trained on "
               f"{result['old_trained_on']}. Notes per set: the most either encoding keeps (the old encoding keeps "
@@ -157,7 +169,13 @@ def main(argv=None) -> int:
               "old_split": f"split_version {old_bundle.train_config.split_version}",
               "old_trained_on": len(test) - len(unseen),
               "sets": {"all": compare(new_scores, old_scores, test),
-                       "unseen by both": compare(new_scores, old_scores, unseen)}}
+                       "unseen by both": compare(new_scores, old_scores, unseen)},
+              "pieces": {n: {"notes": max(new_scores[n][2], old_scores[n][2]), "voices": new_scores[n][5],
+                             "new_nats": new_scores[n][0], "old_nats": old_scores[n][0],
+                             "new_voice_nats": new_scores[n][3].get("VOICE", 0.0)} for n in unseen}}
+    four = [n for n in unseen if new_scores[n][5] <= 4]
+    if four and len(four) < len(unseen):
+        result["sets"]["unseen by both, <= 4 voices"] = compare(new_scores, old_scores, four)
     command = "python scripts/compare_default.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     text = report(result, command)
     print(text)

@@ -288,12 +288,16 @@ def encoding(bundle) -> str:
 # ---------------------------------------------------------------------------------------------------- main
 def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = None, num_samples: int = 64,
         seed: int = 0, length: int | None = None, excerpt_notes: int = 100, copy_n: int = 32, sample_fn=None,
-        log=lambda _m: None, split: str = "test") -> dict:
+        log=lambda _m: None, split: str = "test", sampling: dict | None = None) -> dict:
     """Evaluate each ``(name, path)`` bundle and build the report dict (``markdown`` formats it); ``length=None``
     is ``auto`` (see the module docstring); ``sample_fn`` as in ``evaluate.evaluate``; ``split``: "test", or
-    "valid" for choices."""
+    "valid" for choices; ``sampling``: ``generate`` settings that replace the defaults' (e.g. temperature)."""
     from musicgen.bundle import load_bundle
-    from musicgen.evaluate import SAMPLING, evaluate
+    from musicgen.evaluate import SAMPLING, _generate, evaluate
+
+    if sampling:
+        draw = sample_fn or _generate
+        sample_fn = lambda b, n, length, s, **kw: draw(b, n, length, s, **{**kw, **sampling})  # noqa: E731
 
     names = [n for n, _ in bundles]
     if not bundles or len(set(names)) != len(names):
@@ -308,7 +312,7 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
         keys[name], paths[name], pieces = split_keys_and_paths(bundle, corpora[name], split)
         sample_length, excerpt_length = auto_lengths(bundle.tokenizer, pieces, excerpt_notes)
         sample_length = length or sample_length
-        log(f"{name}: {len(pieces)} test pieces, samples of {sample_length} events, excerpts of {excerpt_length}")
+        log(f"{name}: {len(pieces)} {split} pieces, samples of {sample_length} events, excerpts of {excerpt_length}")
         result = evaluate(bundle, corpora[name], split=split, num_samples=num_samples, sample_length=sample_length,
                           seed=seed,
                           copy_n=copy_n, excerpt_length=excerpt_length, sets=("rules",), baselines=False,
@@ -321,8 +325,9 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
         r["goals"] = goals(r, ref)
     first = loaded[names[0]]
     settings = {"num_samples": num_samples, "seed": seed, "excerpt_notes": excerpt_notes, "copy_n": copy_n,
-                "length": length or "auto", "sampling": SAMPLING_TEXT, "split": split, "split_seed": first.train_config.seed,
-                "settings": SAMPLING["rules"], "date": time.strftime("%Y-%m-%d"),
+                "length": length or "auto", "split": split,
+                "sampling": SAMPLING_TEXT + "".join(f"; {k.replace('_', '-')} {v}" for k, v in (sampling or {}).items()), "split_seed": first.train_config.seed,
+                "settings": {**SAMPLING["rules"], **(sampling or {})}, "date": time.strftime("%Y-%m-%d"),
                 "wall_seconds": time.perf_counter() - started}
     split = same_test_pieces(keys)
     split["by_path"] = same_test_pieces(paths)
@@ -359,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copy-n", type=int, default=32)
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
     parser.add_argument("--json", default=None, help="also write every number here")
+    parser.add_argument("--temperature", type=float, default=None, help="sample at this temperature (default 1)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default 1: off)")
     parser.add_argument("--split", choices=["test", "valid"], default="test",
                         help="the part scored: valid for choices (a recipe, a setting), test once after them")
     args = parser.parse_args(argv)
@@ -368,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         length = None if args.length == "auto" else int(args.length)
         report = run([parse_bundle_arg(b) for b in args.bundle], args.corpus, args.reference, args.num_samples,
                      args.seed, length, args.excerpt_notes, args.copy_n, split=args.split,
+                     sampling={k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p))
+                               if v is not None},
                      log=lambda m: print(f"quality: {m}", file=sys.stderr, flush=True))
     except (MusicgenError, ValueError) as exc:
         print(f"quality_report: {exc}", file=sys.stderr)

@@ -210,8 +210,11 @@ def overlapped_area(a, b, bandwidth: float | None = None, grid_size: int = 4096)
 
     Args:
         a, b: 1-D samples of a scalar feature (``nan`` values are dropped), e.g. one value per piece.
-        bandwidth: kernel standard deviation for both sets; default Scott's rule ``std · n^(-1/5)`` per set,
-            floored at 1% of the pooled spread so constant sets still give a proper density.
+        bandwidth: kernel standard deviation for both sets; default one shared by both, Scott's rule
+            ``s · n^(-1/5)`` with ``s`` the pooled within-set standard deviation and ``n`` the mean set size,
+            floored at 1% of the pooled spread so constant sets still give a proper density. (A bandwidth per set,
+            as before 2026-11-30, made two nearly constant sets look disjoint: 60 of 64 values at 4.0 against 64 at
+            4.0 overlapped by 0.04, the narrow spike of one against the wider density of the other.)
         grid_size: integration points, spanning both sets ± 5 bandwidths.
 
     Returns:
@@ -228,8 +231,11 @@ def overlapped_area(a, b, bandwidth: float | None = None, grid_size: int = 4096)
     spread = both.std() or max(abs(both.mean()), 1.0)
     if bandwidth is not None and not bandwidth > 0:
         raise UsageError(f"bandwidth: expected a number > 0, got {bandwidth!r}")
-    bws = [bandwidth or max(x.std() * x.size ** -0.2, 0.01 * spread) for x in (a, b)]
-    grid = np.linspace(both.min() - 5 * max(bws), both.max() + 5 * max(bws), grid_size)
+    if bandwidth is None:
+        within = math.sqrt((a.var() * a.size + b.var() * b.size) / both.size)
+        bandwidth = max(within * (both.size / 2) ** -0.2, 0.01 * spread)
+    bws = [bandwidth, bandwidth]
+    grid = np.linspace(both.min() - 5 * bandwidth, both.max() + 5 * bandwidth, grid_size)
 
     def density(x: np.ndarray, bw: float) -> np.ndarray:
         z = (grid[:, None] - x[None, :]) / bw

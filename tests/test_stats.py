@@ -100,6 +100,11 @@ def test_kde_overlapped_area():
     assert stats.overlapped_area([5, 5, 5], [5, 5]) == pytest.approx(1.0, abs=1e-4)  # constant, equal sets
     assert stats.overlapped_area(values, values + 100) < 1e-6
     assert math.isnan(stats.overlapped_area([math.nan], [1.0]))
+    # nearly constant sets (polyphony 4.0 of a four-part chorale): one bandwidth for both, so 60 of 64 equal values
+    # overlap as much (a bandwidth per set put a narrow spike against a wide bump: 0.04)
+    assert stats.overlapped_area([4.0] * 60 + [4.2, 4.3, 4.4, 4.5], [4.0] * 64) > 0.9
+    assert stats.overlapped_area([4.0] * 64, [4.5] * 64) < 1e-6  # and two different constants stay apart
+    assert stats.overlapped_area(values, values * 3) < 0.8  # one set three times as spread
 
 
 def test_compare_feature_sets():

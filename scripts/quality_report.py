@@ -288,16 +288,14 @@ def encoding(bundle) -> str:
 # ---------------------------------------------------------------------------------------------------- main
 def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = None, num_samples: int = 64,
         seed: int = 0, length: int | None = None, excerpt_notes: int = 100, copy_n: int = 32, sample_fn=None,
-        log=lambda _m: None, split: str = "test", sampling: dict | None = None) -> dict:
+        log=lambda _m: None, split: str = "test", sampling: dict | None = None,
+        row_sampling: dict | None = None) -> dict:
     """Evaluate each ``(name, path)`` bundle and build the report dict (``markdown`` formats it); ``length=None``
     is ``auto`` (see the module docstring); ``sample_fn`` as in ``evaluate.evaluate``; ``split``: "test", or
-    "valid" for choices; ``sampling``: ``generate`` settings that replace the defaults' (e.g. temperature)."""
+    "valid" for choices; ``sampling``: ``generate`` settings that replace the defaults' (e.g. temperature), for
+    every row; ``row_sampling``: {row name: settings} for single rows (over ``sampling``)."""
     from musicgen.bundle import load_bundle
     from musicgen.evaluate import SAMPLING, _generate, evaluate
-
-    if sampling:
-        draw = sample_fn or _generate
-        sample_fn = lambda b, n, length, s, **kw: draw(b, n, length, s, **{**kw, **sampling})  # noqa: E731
 
     names = [n for n, _ in bundles]
     if not bundles or len(set(names)) != len(names):
@@ -313,10 +311,11 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
         sample_length, excerpt_length = auto_lengths(bundle.tokenizer, pieces, excerpt_notes)
         sample_length = length or sample_length
         log(f"{name}: {len(pieces)} {split} pieces, samples of {sample_length} events, excerpts of {excerpt_length}")
+        extra = {**(sampling or {}), **(row_sampling or {}).get(name, {})}
         result = evaluate(bundle, corpora[name], split=split, num_samples=num_samples, sample_length=sample_length,
-                          seed=seed,
-                          copy_n=copy_n, excerpt_length=excerpt_length, sets=("rules",), baselines=False,
-                          sample_fn=sample_fn, log=lambda m, name=name: log(f"{name}: {m}"))
+                          seed=seed, copy_n=copy_n, excerpt_length=excerpt_length, sets=("rules",), baselines=False,
+                          sample_fn=_with_settings(sample_fn or _generate, extra) if extra else sample_fn,
+                          log=lambda m, name=name: log(f"{name}: {m}"))
         rows.append({**summarize(name, result), "encoding": encoding(bundle), "sample_length": sample_length,
                      "excerpt_length": excerpt_length})
     add_common_note_nll(rows, {n: tuple(k) for n, k in keys.items()})
@@ -326,7 +325,9 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
     first = loaded[names[0]]
     settings = {"num_samples": num_samples, "seed": seed, "excerpt_notes": excerpt_notes, "copy_n": copy_n,
                 "length": length or "auto", "split": split,
-                "sampling": SAMPLING_TEXT + "".join(f"; {k.replace('_', '-')} {v}" for k, v in (sampling or {}).items()), "split_seed": first.train_config.seed,
+                "sampling": SAMPLING_TEXT + "".join(f"; {k.replace('_', '-')} {v}" for k, v in (sampling or {}).items())
+                + ("; temperature per row as its name says" if row_sampling else ""),
+                "split_seed": first.train_config.seed,
                 "settings": {**SAMPLING["rules"], **(sampling or {})}, "date": time.strftime("%Y-%m-%d"),
                 "wall_seconds": time.perf_counter() - started}
     split = same_test_pieces(keys)
@@ -335,18 +336,26 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
     return {"rows": rows, "split": split, "reference": reference, "settings": settings}
 
 
+def _with_settings(draw, extra: dict):
+    """A sample_fn drawing with ``extra`` settings over the ones it is given."""
+    return lambda b, n, length, s, **kw: draw(b, n, length, s, **{**kw, **extra})
+
+
 SAMPLING_TEXT = ("temperature 1, no top-k/top-p, EOS off, note-consistency masks, NOTE_OFF forced after 8 quarter "
                  "notes")
 
 
-def write_doc(path: Path, body: str) -> Path:
-    """Replace the generated part of ``path`` (creating it from ``SKELETON`` if missing), atomically."""
+def write_doc(path: Path, body: str, marker: str = "quality") -> Path:
+    """Replace the generated part of ``path`` between the ``marker`` comments (creating the file from ``SKELETON``
+    if missing; a marker it lacks is appended, under a heading of its name), atomically."""
     from report_default import replace_marked
 
     from musicgen.safeio import atomic_write_text
 
     text = path.read_text() if path.exists() else SKELETON
-    atomic_write_text(path, replace_marked(text, "quality", body))
+    if f"<!-- report:{marker} -->" not in text:
+        text += f"\n## {marker}\n\n<!-- report:{marker} -->\n<!-- /report -->\n"
+    atomic_write_text(path, replace_marked(text, marker, body))
     return path
 
 
@@ -364,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copy-n", type=int, default=32)
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
     parser.add_argument("--json", default=None, help="also write every number here")
-    parser.add_argument("--temperature", type=float, default=None, help="sample at this temperature (default 1)")
+    parser.add_argument("--temperature", type=float, nargs="+", default=None,
+                        help="sample at this temperature (default 1); several: one row per bundle and temperature, "
+                             "named 'NAME T=…'")
+    parser.add_argument("--marker", default="quality",
+                        help="write between <!-- report:MARKER --> and <!-- /report --> of --out (added if missing)")
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default 1: off)")
     parser.add_argument("--split", choices=["test", "valid"], default="test",
                         help="the part scored: valid for choices (a recipe, a setting), test once after them")
@@ -373,17 +386,22 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         length = None if args.length == "auto" else int(args.length)
-        report = run([parse_bundle_arg(b) for b in args.bundle], args.corpus, args.reference, args.num_samples,
+        bundles, rows = [parse_bundle_arg(b) for b in args.bundle], {}
+        temps = args.temperature or []
+        if len(temps) > 1:
+            rows = {f"{n} T={t:g}": {"temperature": t} for n, _ in bundles for t in temps}
+            bundles = [(f"{n} T={t:g}", p) for n, p in bundles for t in temps]
+        report = run(bundles, args.corpus, args.reference, args.num_samples,
                      args.seed, length, args.excerpt_notes, args.copy_n, split=args.split,
-                     sampling={k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p))
-                               if v is not None},
+                     sampling={k: v for k, v in (("temperature", temps[0] if len(temps) == 1 else None),
+                                                 ("top_p", args.top_p)) if v is not None}, row_sampling=rows,
                      log=lambda m: print(f"quality: {m}", file=sys.stderr, flush=True))
     except (MusicgenError, ValueError) as exc:
         print(f"quality_report: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     report["settings"]["command"] = "python scripts/quality_report.py " + shlex.join(argv if argv is not None
                                                                                    else sys.argv[1:])
-    print(f"wrote {write_doc(Path(args.out), markdown(report))}", file=sys.stderr)
+    print(f"wrote {write_doc(Path(args.out), markdown(report), args.marker)}", file=sys.stderr)
     if args.json:
         from musicgen.evaluate_report import write_json
 

@@ -278,8 +278,8 @@ def _markdown(report: dict) -> str:
 def encoding(bundle) -> str:
     """Cell, size and the tokenizer's extras (voices, meter, key) of a bundle, in a few words."""
     m, t = bundle.model_config, bundle.tokenizer_config
-    extras = [text for on, text in ((t.voices, f"voices {t.voices}"), (t.meter, "meter"), (t.key, f"key {t.key}"))
-              if on]
+    voices = f"voices {t.voices}" + (" implied" if getattr(t, "voice_events", "all") == "implied" else "")
+    extras = [text for on, text in ((t.voices, voices), (t.meter, "meter"), (t.key, f"key {t.key}")) if on]
     epochs = bundle.metrics.get("epochs_run")
     return f"{m.cell.upper()} {m.layers}x{m.units}" + (f", {epochs} ep" if epochs else "") + \
         ", " + (" + ".join(extras) if extras else "no voices/meter/key")

@@ -171,3 +171,33 @@ def test_run_and_main_on_two_tiny_bundles(two_bundles, tmp_path, capsys):
     assert quality.main(argv + ["--reference", "zzz"]) == 2
     assert "--reference: expected one of ['a'], got 'zzz'" in capsys.readouterr().err
     assert quality.main(["--bundle", "nope", "--corpus", str(cache)]) == 2
+
+
+def test_valid_split_rows_per_temperature_and_a_marker(two_bundles, tmp_path):
+    from musicgen.corpus import load_tokens
+
+    paths, cache = two_bundles
+    data = load_tokens(cache)
+    seen = []
+
+    def copycat(bundle, num_samples, length, seed, **settings):
+        seen.append(settings["temperature"])
+        return [data.pieces[i % len(data.pieces)][:length] for i in range(num_samples)]
+
+    report = quality.run([("a T=0.5", str(paths[0])), ("a T=2", str(paths[0]))], str(cache), num_samples=2,
+                         excerpt_notes=4, sample_fn=copycat, split="valid",
+                         row_sampling={"a T=0.5": {"temperature": 0.5}, "a T=2": {"temperature": 2.0}})
+    assert seen == [0.5, 2.0] and report["settings"]["split"] == "valid"
+    test = quality.run([("a", str(paths[0]))], str(cache), num_samples=2, excerpt_notes=4, sample_fn=copycat)
+    assert seen[-1] == 1.0 and report["rows"][0]["events"] != test["rows"][0]["events"]  # other pieces
+    text = quality.markdown({**report, "settings": {**report["settings"], "command": "python x --split test"}})
+    assert "Valid split: all bundles hold the same" in text and "valid pieces" in text
+    assert " test " not in text.replace("python x --split test", "")  # the command line stays as typed
+    assert "python x --split test" in text and "temperature per row" in text
+    out = tmp_path / "q.md"
+    out.write_text("# hand-written\n")
+    quality.write_doc(out, text, marker="valid-temperature")
+    written = out.read_text()
+    assert written.startswith("# hand-written\n") and "<!-- report:valid-temperature -->\n" in written
+    quality.write_doc(out, "again", marker="valid-temperature")
+    assert "again" in out.read_text() and "Valid split" not in out.read_text()

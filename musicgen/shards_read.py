@@ -75,6 +75,9 @@ class ShardStore:
         self._maps: dict[int, np.ndarray] = {}
         self._held: dict[int, np.ndarray] = {}  # every map made, kept (pages dropped by release): see _map
         self._mapped_bytes = 0
+        for shard in range(len(self.shards)):  # mapped now (no page is read): a later rewrite cannot take them away
+            self._map(shard)
+        self._maps.clear()
 
     def __len__(self) -> int:
         return int(self.offsets.size - 1)
@@ -89,9 +92,10 @@ class ShardStore:
         return np.diff(self.offsets)
 
     def _map(self, shard: int) -> np.ndarray:
-        """The shard's tokens, memory-mapped. A shard mapped once stays mapped for the store's life (``release`` only
-        drops its pages), so a store rewritten meanwhile (another ``musicgen ingest`` of the folder with another
-        config, which removes the old shard files) does not pull the tokens from under a running training."""
+        """The shard's tokens, memory-mapped. Every shard is mapped when the store is opened and stays mapped for
+        the store's life (``release`` only drops its pages), so a store rewritten meanwhile (another ``musicgen
+        ingest`` of the folder with another config, which removes the old shard files) does not pull the tokens from
+        under a running training."""
         tokens = self._maps.get(shard)
         if tokens is None and shard in self._held:
             tokens = self._maps[shard] = self._held[shard]

@@ -244,12 +244,11 @@ class EventRules:
                 logits[needs] += keep
         return logits
 
-    def _program_sounding(self, rows=None) -> np.ndarray:
-        """bool (R, pitches): the pitches sounding in any voice of each row's current program (all rows: None)."""
-        rows = self.rows if rows is None else rows
+    def _program_sounding(self) -> np.ndarray:
+        """bool (B, pitches): the pitches sounding in any voice of each stream's current program."""
         n = self.slot_voice.size
-        same = self.slot_program[None, :] == self.program[rows, None]                    # (R, slots)
-        return ((self.note_add[rows, :n, self.n_pitch:] == 0) & same[:, :, None]).any(axis=1)
+        same = self.slot_program[None, :] == self.program[:, None]                        # (B, slots)
+        return ((self.note_add[:, :n, self.n_pitch:] == 0) & same[:, :, None]).any(axis=1)
 
     def _resolve_offs(self, idx: np.ndarray, p: np.ndarray) -> None:
         """Implied voices: rows ``idx`` take a NOTE_OFF of pitch index ``p`` that does not sound in their voice; the

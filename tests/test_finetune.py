@@ -77,6 +77,7 @@ def test_a_context_base_ingests_the_music_with_its_tokenizer(corpus, tmp_path):
     (["--preset", "small"], "--preset: 'small' differs from the bundle"),
     (["--time-mode", "seconds"], "--time-mode: differs from the bundle"),
     (["--meter"], "--meter: differs from the bundle"),
+    (["--voice-events", "implied"], "--voice-events: differs from the bundle"),
     (["--algorithm", "rtrl"], "--algorithm: 'rtrl' cannot fine-tune"),
 ])
 def test_flags_that_disagree_with_the_base_exit_2_with_one_line(flags, message, corpus, tmp_path, capsys):

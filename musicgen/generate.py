@@ -130,14 +130,7 @@ def one_blas_thread():
 def _context_tokens(primer: np.ndarray, tokenizer) -> list[int]:
     """BOS plus the STYLE, KEY, VOICE, PROGRAM and VELOCITY in force at the primer's end, so a continuation decodes
     alone (no primer). The meter is not repeated: a TIME_SIG at the continuation's start would put a bar line there."""
-    out = [tokenizer.bos_id]
-    for name in ("STYLE", "KEY", "VOICE", "PROGRAM", "VELOCITY"):
-        hits = primer[tokenizer.kind_mask(primer, name)]
-        if hits.size and name == "VOICE":  # the voice in force (implied voices: a NOTE_OFF may have moved it)
-            out.append(tokenizer.token("VOICE", int(tokenizer.voice_track(primer)[-1])))
-        elif hits.size:
-            out.append(int(hits[-1]))
-    return out
+    return [tokenizer.bos_id] + tokenizer.in_force(primer, ("STYLE", "KEY", "VOICE", "PROGRAM", "VELOCITY"))
 
 
 def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=None, **settings) -> SampleResult:

@@ -30,6 +30,15 @@ __all__ = ["CLUSTERS", "INDEX", "MAP_BUDGET", "PAGE_SPAN", "SHARDS_DIR", "Column
            "has_store", "take"]
 
 
+def _advise(tokens: np.ndarray, advice: str) -> bool:
+    """``madvise`` the memory map under ``tokens`` with ``mmap.<advice>``; False where the platform cannot."""
+    advise = getattr(getattr(tokens, "_mmap", None), "madvise", None)
+    if advise is None or not hasattr(mmap, advice):
+        return False
+    advise(getattr(mmap, advice))
+    return True
+
+
 def has_store(cache_dir: str | Path) -> bool:
     """True when ``cache_dir/shards/index.json`` exists."""
     return (Path(cache_dir) / SHARDS_DIR / INDEX).is_file()
@@ -72,12 +81,10 @@ class ShardStore:
         self.qpm = np.concatenate(qpm) if qpm else np.zeros(0)
         self.bounds = np.concatenate(bounds) if bounds else np.zeros((0, 2), np.int16)
         self.first_piece = np.cumsum([0] + [s["pieces"] for s in self.shards])
-        self._maps: dict[int, np.ndarray] = {}
-        self._held: dict[int, np.ndarray] = {}  # every map made, kept (pages dropped by release): see _map
+        # every shard mapped now (no page is read), kept for the store's life: see _map
+        self._tokens: list[np.ndarray | None] = [self._open(shard) for shard in range(len(self.shards))]
+        self._maps: dict[int, np.ndarray] = {}  # the maps read since the last release
         self._mapped_bytes = 0
-        for shard in range(len(self.shards)):  # mapped now (no page is read): a later rewrite cannot take them away
-            self._map(shard)
-        self._maps.clear()
 
     def __len__(self) -> int:
         return int(self.offsets.size - 1)
@@ -91,40 +98,37 @@ class ShardStore:
         """int64 (n,) events per piece."""
         return np.diff(self.offsets)
 
+    def _open(self, shard: int) -> np.ndarray:
+        name = self.shards[shard]["name"]
+        try:
+            tokens = np.load(self.folder / f"{name}.tokens.npy", mmap_mode="r", allow_pickle=False)
+        except Exception as exc:
+            raise MusicgenError(f"token cache shard {name!r} is unreadable ({type(exc).__name__}: {exc}); "
+                                f"rerun `musicgen ingest`") from None
+        if tokens.dtype != self.dtype or tokens.shape != (self.shards[shard]["events"],):
+            raise MusicgenError(f"token cache shard {name!r} is inconsistent: expected {self.dtype} "
+                                f"({self.shards[shard]['events']},), got {tokens.dtype} {tokens.shape}; "
+                                f"rerun `musicgen ingest`")
+        _advise(tokens, "MADV_RANDOM")  # pieces are read in random order: no read-around into the RSS
+        return tokens
+
     def _map(self, shard: int) -> np.ndarray:
         """The shard's tokens, memory-mapped. Every shard is mapped when the store is opened and stays mapped for
         the store's life (``release`` only drops its pages), so a store rewritten meanwhile (another ``musicgen
         ingest`` of the folder with another config, which removes the old shard files) does not pull the tokens from
         under a running training."""
-        tokens = self._maps.get(shard)
-        if tokens is None and shard in self._held:
-            tokens = self._maps[shard] = self._held[shard]
-        if tokens is None:
-            name = self.shards[shard]["name"]
-            try:
-                tokens = np.load(self.folder / f"{name}.tokens.npy", mmap_mode="r", allow_pickle=False)
-            except Exception as exc:
-                raise MusicgenError(f"token cache shard {name!r} is unreadable ({type(exc).__name__}: {exc}); "
-                                    f"rerun `musicgen ingest`") from None
-            if tokens.dtype != self.dtype or tokens.shape != (self.shards[shard]["events"],):
-                raise MusicgenError(f"token cache shard {name!r} is inconsistent: expected {self.dtype} "
-                                    f"({self.shards[shard]['events']},), got {tokens.dtype} {tokens.shape}; "
-                                    f"rerun `musicgen ingest`")
-            advise = getattr(getattr(tokens, "_mmap", None), "madvise", None)
-            if advise is not None and hasattr(mmap, "MADV_RANDOM"):
-                advise(mmap.MADV_RANDOM)  # pieces are read in random order: no read-around into the RSS
-            self._maps[shard] = self._held[shard] = tokens
+        tokens = self._tokens[shard]
+        if tokens is None:  # dropped by a release where madvise could not drop its pages
+            tokens = self._tokens[shard] = self._open(shard)
+        self._maps[shard] = tokens
         return tokens
 
     def release(self) -> None:
         """Drop the pages of the memory maps from this process's RSS (``MADV_DONTNEED``; the maps stay, the next
         read faults the pages in again). Where madvise cannot drop them, the maps themselves are dropped."""
         for shard, tokens in self._maps.items():
-            advise = getattr(getattr(tokens, "_mmap", None), "madvise", None)
-            if advise is not None and hasattr(mmap, "MADV_DONTNEED"):
-                advise(mmap.MADV_DONTNEED)
-            else:
-                self._held.pop(shard, None)
+            if not _advise(tokens, "MADV_DONTNEED"):
+                self._tokens[shard] = None
         self._maps.clear()
         self._mapped_bytes = 0
 

@@ -26,7 +26,7 @@ KINDS = ("PAD", "BOS", "EOS", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "
 class TokenDecoder:
     """Mixin: the decoding methods of ``Tokenizer``, which provides ``config``, ``vocab_size``, ``eos_id``, the id
     tables ``_kind`` (int8, shape (vocab_size,), codes of ``KINDS``) and ``_value`` (int64, same shape),
-    ``_bin_to_vel``, ``default_velocity`` and ``from_steps``."""
+    ``_bin_to_vel``, ``default_velocity``, ``from_steps``, ``kind_mask`` and ``token``."""
 
     # ---- decode --------------------------------------------------------------------------------------------
     def _check_ids(self, tokens) -> np.ndarray:
@@ -54,8 +54,19 @@ class TokenDecoder:
         after it): the last VOICE's value, or with ``voice_events="implied"`` also the voice whose note a NOTE_OFF
         ended (0 before any). Total; PAD/BOS/EOS change nothing."""
         t = self._check_ids(tokens)
-        kind, value = self._kind[t], self._value[t]
-        return self._voices(kind, value, _forward_fill(kind == _PROG, value, 0))
+        return self._voices(self._kind[t], self._value[t], self._instrument_of(t))
+
+    def in_force(self, tokens, names) -> list[int]:
+        """The ids of the register events in force at the end of ``tokens``, in the order of ``names`` (e.g.
+        ``("VOICE", "PROGRAM", "VELOCITY")``), one per kind that occurs: its last event, and for VOICE the voice
+        register (``voice_track``: with implied voices a NOTE_OFF may have moved it since the last VOICE)."""
+        t = self._check_ids(tokens)
+        out = []
+        for name in names:
+            hits = t[self.kind_mask(t, name)]
+            if hits.size:
+                out.append(self.token("VOICE", int(self.voice_track(t)[-1])) if name == "VOICE" else int(hits[-1]))
+        return out
 
     def decode_arrays(self, tokens) -> dict[str, np.ndarray]:
         """Tokens → note arrays sorted by (start, pitch, instrument, voice): ``pitch``, ``start``, ``end`` (grid

@@ -89,10 +89,7 @@ def excerpts(tokenizer, pieces: Sequence, length: int) -> tuple[list[list[Note]]
         shift = tokenizer.kind_mask(t, "TIME_SHIFT")
         steps = np.concatenate([[0], np.cumsum(np.where(shift, t - shift_first + 1, 0))])  # steps before position
         for a in excerpt_starts(tokenizer, t, length):
-            prefix = [int(t[:a][tokenizer.kind_mask(t[:a], kind)][-1]) for kind in ("VOICE", "PROGRAM", "VELOCITY")
-                      if tokenizer.kind_mask(t[:a], kind).any()]
-            if a and tokenizer.kind_mask(t[:a], "VOICE").any():  # the voice in force (implied: set by a NOTE_OFF too)
-                prefix[0] = tokenizer.token("VOICE", int(tokenizer.voice_track(t[:a])[-1]))
+            prefix = tokenizer.in_force(t[:a], ("VOICE", "PROGRAM", "VELOCITY"))
             offset = float(tokenizer.from_steps(steps[a]))
             notes = tokenizer.decode_notes(np.concatenate([np.array(prefix, np.int64), t[a:a + length]]))
             out.append([Note(n.pitch, n.start + offset, n.end + offset, n.velocity, n.program, n.is_drum, n.voice)

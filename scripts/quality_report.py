@@ -63,8 +63,8 @@ def parse_bundle_arg(text: str) -> tuple[str, str]:
 
 def split_keys_and_paths(bundle, corpus, split: str = "test") -> tuple[list[str], list[str], list]:
     """The content keys (sorted) and file paths (sorted) of the bundle's ``split`` ("test" or "valid") pieces, and
-    the pieces themselves in its own encoding. Two exports of one corpus differ in bytes (so in content keys and in the split, which hashes
-    them) but share file names."""
+    the pieces themselves in its own encoding. Two exports of one corpus differ in bytes (so in content keys and in
+    the split, which hashes them) but share file names."""
     from musicgen.split import bundle_split
 
     data, parts = bundle_split(bundle, corpus)
@@ -325,7 +325,8 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
     first = loaded[names[0]]
     settings = {"num_samples": num_samples, "seed": seed, "excerpt_notes": excerpt_notes, "copy_n": copy_n,
                 "length": length or "auto", "split": split,
-                "sampling": SAMPLING_TEXT + "".join(f"; {k.replace('_', '-')} {v}" for k, v in (sampling or {}).items())
+                "sampling": SAMPLING_TEXT + "".join(f"; {k.replace('_', '-')} {v}"
+                                                    for k, v in (sampling or {}).items())
                 + ("; temperature per row as its name says" if row_sampling else ""),
                 "split_seed": first.train_config.seed,
                 "settings": {**SAMPLING["rules"], **(sampling or {})}, "date": time.strftime("%Y-%m-%d"),

@@ -151,6 +151,10 @@ def add_train(sub) -> None:
                         "off, or the cache's own)")
     _add_voice_events(p, "when CORPUS_DIR holds music files: ")
     _add_meter_key(p, "when CORPUS_DIR holds music files: ")
+    p.add_argument("--last-pitch", action="store_true", default=None,
+                   help="an input beside each event: the pitch of the latest note of the voice in force (the note a "
+                        "melody line continues from); the tokens do not change, so a cache serves both. Not with "
+                        "--voice-events implied (default: off)")
     p.add_argument("--devices", default="1", metavar="N|auto",
                    help="data-parallel training on N devices of this host (auto: all the Keras backend sees; "
                         "TensorFlow MirroredStrategy, JAX DataParallel); --batch-size must be divisible by N. "

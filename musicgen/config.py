@@ -55,6 +55,10 @@ class TokenizerConfig(_JsonConfig):
             decoding transposes them back).
         styles: the style names (sorted, unique; ``()`` off): a STYLE event after BOS names each piece's style, the
             top-level subfolder of the corpus it came from (``musicgen ingest DIR --styles``, ``musicgen.styles``).
+        last_pitch: give the model, beside each event, the pitch of the latest NOTE_ON in the voice in force (the
+            previous note of the voice it is writing; ``musicgen.context``). A model input only: the tokens are the
+            same either way (``for_tokens`` drops it), so one token cache serves both (``musicgen train
+            --last-pitch``). Needs ``voice_events="all"``.
     """
 
     time_mode: str = "beat"
@@ -72,6 +76,7 @@ class TokenizerConfig(_JsonConfig):
     meter: bool = False
     key: str = ""
     styles: tuple[str, ...] = ()
+    last_pitch: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.styles, list):  # from JSON
@@ -103,11 +108,13 @@ class TokenizerConfig(_JsonConfig):
         _check(isinstance(self.meter, bool) and (not self.meter or self.time_mode == "beat"), "meter",
                "a bool, and False in seconds mode (a meter needs beats)", self.meter)
         _check(self.key in KEY_MODES, "key", f"one of {KEY_MODES}", self.key)
+        _check(isinstance(self.last_pitch, bool) and (not self.last_pitch or self.voice_events == "all"), "last_pitch",
+               "a bool, and False with voice_events 'implied'", self.last_pitch)
 
     def to_dict(self) -> dict:
-        """The fields as a dict; ``voices``/``voice_polyphony``, ``voice_events`` ("all"), ``meter``, ``key`` and
-        ``styles`` (a list) are left out while off, so a config without them has the JSON (and the cache hash) it had
-        before the fields existed."""
+        """The fields as a dict; ``voices``/``voice_polyphony``, ``voice_events`` ("all"), ``meter``, ``key``,
+        ``styles`` (a list) and ``last_pitch`` are left out while off, so a config without them has the JSON (and the
+        cache hash) it had before the fields existed."""
         data = super().to_dict()
         if not self.voices:
             del data["voices"], data["voice_polyphony"]
@@ -121,7 +128,14 @@ class TokenizerConfig(_JsonConfig):
             data["styles"] = list(self.styles)
         else:
             del data["styles"]
+        if not self.last_pitch:
+            del data["last_pitch"]
         return data
+
+    def for_tokens(self) -> "TokenizerConfig":
+        """This config without its model-input-only field (``last_pitch``): the config the tokens are made with, which
+        token caches are stored and compared under."""
+        return self.replace(last_pitch=False) if self.last_pitch else self
 
     @classmethod
     def seconds(cls, **changes) -> "TokenizerConfig":

@@ -1,6 +1,6 @@
 """Context features: the metric position, key and style in force after each token, as small integers the model embeds.
 
-With ``TokenizerConfig.meter``, ``TokenizerConfig.key`` and/or ``TokenizerConfig.styles`` the model gets, beside
+With ``TokenizerConfig.meter``, ``.key``, ``.last_pitch`` and/or ``.styles`` the model gets, beside
 each token, the context *after* that token (where the next event happens); ``ModelConfig.context`` holds the feature
 sizes (``context_sizes``), and ``models.build_model`` adds one embedding per feature to the token embedding. Value 0 of
 every feature is "unknown".
@@ -11,6 +11,7 @@ Features, in this order (``context_names`` / ``context_sizes``)::
     beat_in_bar   meter on   size 17                          1 + index of the current beat in the bar (0..15)
     bar_start     meter on   size 3                           1 off a bar start, 2 on a bar start
     key           key on     size 25                          1 + the KEY value (tonic pitch class + 12 * minor)
+    last_pitch    last_pitch size 129                         1 + the pitch of the latest NOTE_ON in the voice in force
     style         styles on  size 1 + len(styles)             1 + the STYLE value (index in ``config.styles``)
 
 Metric position (the shared spec): the *origin* is the grid step of the latest TIME_SIG of the current piece and
@@ -22,7 +23,10 @@ ceil(beats * Q / den)`` and bar start ``= (p * den) % (Q * num) == 0``; when ``Q
 covers a beat shorter than a step or not a whole number of steps (e.g. /16 at 2 steps per quarter: every step is a
 beat start). Before the first TIME_SIG of a piece, and before the first BOS of a token array that starts mid-piece
 without a TIME_SIG, the three meter features are 0. The key feature is 1 + the latest KEY value of the current piece,
-or 0; the style feature likewise from the latest STYLE. BOS resets everything (the features after BOS are all 0);
+or 0; the style feature likewise from the latest STYLE. The voice in force is the latest VOICE's value since the
+piece's BOS (0 before any, and always 0 without VOICE events); last_pitch is 1 + the pitch of the latest NOTE_ON of
+the current piece made while that voice was in force, or 0 (so after VOICE v it names v's previous note, the one a
+melody line continues from). BOS resets everything (the features after BOS are all 0);
 EOS changes nothing (the next BOS resets). Choices the spec left open: EOS does not reset; a token array is its own
 clock (time 0 at its first token).
 
@@ -48,37 +52,42 @@ from musicgen.errors import UsageError
 BEATS_SIZE = 17  # unknown + beat 0..15 (numerators 1..16)
 BAR_START_SIZE = 3  # unknown, off, on
 KEY_SIZE = 25  # unknown + the 24 KEY values
+PITCH_SIZE = 129  # unknown + MIDI pitches 0..127
 
 
 # ---------------------------------------------------------------------------------------------------- the layout
 def context_names(config: TokenizerConfig) -> tuple[str, ...]:
     """Names of the context features of ``config``, in column order (``()`` without meter, key and styles)."""
     return ((("step_in_beat", "beat_in_bar", "bar_start") if config.meter else ()) + (("key",) if config.key else ())
-            + (("style",) if config.styles else ()))
+            + (("last_pitch",) if config.last_pitch else ()) + (("style",) if config.styles else ()))
 
 
 def context_sizes(config: TokenizerConfig) -> tuple[int, ...]:
     """``ModelConfig.context`` for ``config``: the number of values of each feature, 0 (unknown) included."""
     sizes = {"step_in_beat": 1 + 2 * config.steps_per_quarter, "beat_in_bar": BEATS_SIZE,
-             "bar_start": BAR_START_SIZE, "key": KEY_SIZE, "style": 1 + len(config.styles)}
+             "bar_start": BAR_START_SIZE, "key": KEY_SIZE, "last_pitch": PITCH_SIZE, "style": 1 + len(config.styles)}
     return tuple(sizes[name] for name in context_names(config))
 
 
 @dataclass(frozen=True)
 class _Lookup:
     """Per-id tables of one vocabulary: shift steps (0 if not a TIME_SHIFT), TIME_SIG numerator/denominator (0: not
-    one), KEY and STYLE values (-1: not one), BOS flag; all of shape (V,)."""
+    one), KEY, STYLE, VOICE values and NOTE_ON pitches (-1: not one), BOS flag; all of shape (V,)."""
 
     shift: np.ndarray
     num: np.ndarray
     den: np.ndarray
     key: np.ndarray
     style: np.ndarray
+    voice: np.ndarray
+    on_pitch: np.ndarray
     bos: np.ndarray
     whole: int  # grid steps per whole note (4 * steps_per_quarter)
     meter: bool
     has_key: bool
     has_style: bool
+    last_pitch: bool
+    voices: int  # VOICE values 0..voices-1 (1 without VOICE events)
 
 
 @lru_cache(maxsize=32)
@@ -89,6 +98,7 @@ def _lookup(config: TokenizerConfig) -> _Lookup:
     v = tok.vocab_size
     shift, num, den = np.zeros(v, np.int64), np.zeros(v, np.int64), np.zeros(v, np.int64)
     key, style, bos = np.full(v, -1, np.int64), np.full(v, -1, np.int64), np.zeros(v, bool)
+    voice, on_pitch = np.full(v, -1, np.int64), np.full(v, -1, np.int64)
     first, size = tok.ranges["TIME_SHIFT"]
     shift[first:first + size] = np.arange(1, size + 1)
     if "TIME_SIG" in tok.ranges:
@@ -101,11 +111,16 @@ def _lookup(config: TokenizerConfig) -> _Lookup:
     if "STYLE" in tok.ranges:
         first, size = tok.ranges["STYLE"]
         style[first:first + size] = np.arange(size)
+    if "VOICE" in tok.ranges:
+        first, size = tok.ranges["VOICE"]
+        voice[first:first + size] = np.arange(size)
+    first, size = tok.ranges["NOTE_ON"]
+    on_pitch[first:first + size] = np.arange(config.min_pitch, config.min_pitch + size)
     bos[tok.bos_id] = True
-    for a in (shift, num, den, key, style, bos):
+    for a in (shift, num, den, key, style, voice, on_pitch, bos):
         a.setflags(write=False)
-    return _Lookup(shift, num, den, key, style, bos, 4 * config.steps_per_quarter, config.meter, bool(config.key),
-                   bool(config.styles))
+    return _Lookup(shift, num, den, key, style, voice, on_pitch, bos, 4 * config.steps_per_quarter, config.meter,
+                   bool(config.key), bool(config.styles), config.last_pitch, max(config.voices, 1))
 
 
 def _ids(tokens, vocab_size: int) -> np.ndarray:
@@ -118,9 +133,10 @@ def _ids(tokens, vocab_size: int) -> np.ndarray:
     return t
 
 
-def _columns(lk: _Lookup, p, num, den, known, key, style) -> np.ndarray:
+def _columns(lk: _Lookup, p, num, den, known, key, last_pitch, style) -> np.ndarray:
     """Feature columns from the position ``p`` (steps since the origin), the meter ``num/den`` (valid where
-    ``known``) and the key and style features; every argument has the same shape S; returns int32 (*S, F)."""
+    ``known``) and the key, last-pitch and style features; every argument has the same shape S; returns int32
+    (*S, F)."""
     cols = []
     if lk.meter:
         d = np.where(known, den, 4)
@@ -132,6 +148,8 @@ def _columns(lk: _Lookup, p, num, den, known, key, style) -> np.ndarray:
                  np.where(known, 1 + bar_start, 0)]
     if lk.has_key:
         cols.append(key)
+    if lk.last_pitch:
+        cols.append(last_pitch)
     if lk.has_style:
         cols.append(style)
     return np.stack(cols, axis=-1).astype(np.int32) if cols else np.zeros(np.shape(p) + (0,), np.int32)
@@ -155,7 +173,7 @@ def context_features(tokens, tokenizer) -> np.ndarray:
         return np.zeros((0, len(context_sizes(tokenizer.config))), np.int32)
     idx = np.arange(t.size)
     last_bos = np.maximum.accumulate(np.where(lk.bos[t], idx, -1))
-    p = num = den = known = key = style = np.zeros(t.size, np.int64)
+    p = num = den = known = key = style = last_pitch = np.zeros(t.size, np.int64)
     if lk.meter:
         cum = np.cumsum(lk.shift[t])
         last_ts = np.maximum.accumulate(np.where(lk.num[t] > 0, idx, -1))
@@ -167,7 +185,21 @@ def context_features(tokens, tokenizer) -> np.ndarray:
     if lk.has_style:
         last_style = np.maximum.accumulate(np.where(lk.style[t] >= 0, idx, -1))
         style = np.where(last_style > last_bos, 1 + lk.style[t[np.maximum(last_style, 0)]], 0)
-    return _columns(lk, p, num, den, known, key, style)
+    if lk.last_pitch:
+        last_pitch = _last_pitches(lk, t, idx, last_bos)
+    return _columns(lk, p, num, den, known, key, last_pitch, style)
+
+
+def _last_pitches(lk: _Lookup, t: np.ndarray, idx: np.ndarray, last_bos: np.ndarray) -> np.ndarray:
+    """The last_pitch feature of ``t`` (ids, (T,)): per voice, the latest NOTE_ON since BOS made in that voice."""
+    last_voice = np.maximum.accumulate(np.where(lk.voice[t] >= 0, idx, -1))
+    voice = np.where(last_voice > last_bos, lk.voice[t[np.maximum(last_voice, 0)]], 0)
+    on = lk.on_pitch[t] >= 0
+    out = np.zeros(t.size, np.int64)
+    for v in np.unique(voice[on]).tolist():
+        last_on = np.maximum.accumulate(np.where(on & (voice == v), idx, -1))
+        out = np.where((voice == v) & (last_on > last_bos), 1 + lk.on_pitch[t[np.maximum(last_on, 0)]], out)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ incremental
@@ -180,7 +212,8 @@ class ContextTracker:
 
     Each stream starts as a fresh token array (everything unknown, clock at 0). State per stream: ``position``
     (steps since the latest TIME_SIG), ``numerator``/``denominator`` (0 while the meter is unknown), ``key`` and
-    ``style`` (the key and style features, 0 unknown).
+    ``style`` (the key and style features, 0 unknown), ``voice`` (the voice in force) and ``pitches`` (B, voices):
+    1 + each voice's latest NOTE_ON pitch, 0 none.
     """
 
     def __init__(self, tokenizer, batch: int):
@@ -192,6 +225,8 @@ class ContextTracker:
         self.denominator = np.zeros(self.batch, np.int64)
         self.key = np.zeros(self.batch, np.int64)
         self.style = np.zeros(self.batch, np.int64)
+        self.voice = np.zeros(self.batch, np.int64)
+        self.pitches = np.zeros((self.batch, self._lk.voices), np.int64)
         self._features = self._compute()
 
     def update(self, tokens) -> np.ndarray:
@@ -200,7 +235,7 @@ class ContextTracker:
         t = _ids(tokens, self.vocab_size).reshape(self.batch)
         lk = self._lk
         bos = lk.bos[t]
-        for a in (self.position, self.numerator, self.denominator, self.key, self.style):
+        for a in (self.position, self.numerator, self.denominator, self.key, self.style, self.voice, self.pitches):
             a[bos] = 0
         self.position += lk.shift[t]
         sig = lk.num[t] > 0
@@ -209,6 +244,10 @@ class ContextTracker:
         self.key[keyed] = 1 + lk.key[t[keyed]]
         styled = lk.style[t] >= 0
         self.style[styled] = 1 + lk.style[t[styled]]
+        voiced = lk.voice[t] >= 0
+        self.voice[voiced] = lk.voice[t[voiced]]
+        on = np.flatnonzero(lk.on_pitch[t] >= 0)
+        self.pitches[on, self.voice[on]] = 1 + lk.on_pitch[t[on]]
         self._features = self._compute()
         return self._features.copy()
 
@@ -222,7 +261,8 @@ class ContextTracker:
         if other.config != self.config:
             raise UsageError("other: expected a ContextTracker of the same tokenizer config")
         for mine, theirs in ((self.position, other.position), (self.numerator, other.numerator),
-                             (self.denominator, other.denominator), (self.key, other.key)):
+                             (self.denominator, other.denominator), (self.key, other.key), (self.style, other.style),
+                             (self.voice, other.voice), (self.pitches, other.pitches)):
             mine[:] = theirs[0]
         self._features = self._compute()
         return self
@@ -240,6 +280,6 @@ class ContextTracker:
 
     def _compute(self) -> np.ndarray:
         out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key,
-                       self.style)
+                       self.pitches[np.arange(self.batch), self.voice], self.style)
         out.setflags(write=False)
         return out

@@ -289,24 +289,28 @@ def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_di
     Args:
         source: a folder written by ``ingest`` (used as is) or a folder of music files.
         config: tokenizer config; None takes the cache's own (or the default for a music folder). Given with a
-            cache made with another config, it is a UsageError naming the differing fields.
+            cache made with another config, it is a UsageError naming the differing fields. Its model-input-only
+            field (``last_pitch``) is not part of the tokens: they are read (or ingested) under
+            ``config.for_tokens()`` and returned under ``config``.
         out_dir, workers, progress: passed to ``ingest`` for a music folder.
     """
     src = _check_corpus_dir(source)
+    made = config.for_tokens() if config is not None else None
     if is_token_cache(src):
         tokens = load_tokens(src)
-        if config is not None and config != tokens.tokenizer_config:
-            a, b = dataclasses.asdict(config), dataclasses.asdict(tokens.tokenizer_config)
+        if made is not None and made != tokens.tokenizer_config:
+            a, b = dataclasses.asdict(made), dataclasses.asdict(tokens.tokenizer_config)
             diff = ", ".join(f"{k}={b[k]!r} (wanted {a[k]!r})" for k in a if a[k] != b[k])
             raise UsageError(f"corpus_dir: token cache {str(src)!r} was made with {diff}; ingest the music folder "
                              f"with the wanted settings instead")
-        return tokens
-    report = ingest(src, out_dir, config, workers=workers, progress=progress)
-    try:
-        return load_tokens(report.out_dir)
-    except MusicgenError:  # the store damaged behind the manifest's back: rebuild it from the entries
-        report = ingest(src, out_dir, config, workers=workers, progress=progress, rebuild=True)
-        return load_tokens(report.out_dir)
+    else:
+        report = ingest(src, out_dir, made, workers=workers, progress=progress)
+        try:
+            tokens = load_tokens(report.out_dir)
+        except MusicgenError:  # the store damaged behind the manifest's back: rebuild it from the entries
+            report = ingest(src, out_dir, made, workers=workers, progress=progress, rebuild=True)
+            tokens = load_tokens(report.out_dir)
+    return dataclasses.replace(tokens, tokenizer_config=config) if made is not config else tokens
 
 
 def list_corpora() -> list[tuple[str, str, int]]:

@@ -162,7 +162,7 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
     splitter = bundle
     if split_of is not None:
         splitter = split_of if isinstance(split_of, Bundle) else load_bundle(split_of)
-        if splitter.tokenizer_config != bundle.tokenizer_config:
+        if splitter.tokenizer_config.for_tokens() != bundle.tokenizer_config.for_tokens():
             raise UsageError(f"split_of: {str(splitter.path)!r} has another tokenizer config than "
                              f"{str(bundle.path)!r}; their splits are of different tokens")
     data, parts = bundle_split(splitter, corpus_or_cache_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,6 +24,8 @@ def cli_train(args) -> int:
 
     if not Path(args.corpus_dir).exists():
         raise UsageError(f"corpus_dir: {args.corpus_dir!r} does not exist")
+    if getattr(args, "last_pitch", None) and getattr(args, "voice_events", None) == "implied":
+        raise UsageError("--last-pitch: needs a VOICE event at every change of voice, not --voice-events implied")
     _, flags_cfg = configs_from_args(args, vocab_size=1)  # bad flags fail here, before any ingest
     from musicgen.fused_rnn import LANES_ENV, lanes_setting
 
@@ -60,6 +63,11 @@ def cli_train(args) -> int:
                                     voice_events=getattr(args, "voice_events", None))
     else:
         tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
+    if getattr(args, "last_pitch", None) and not tokens.tokenizer_config.last_pitch:
+        if tokens.tokenizer_config.voice_events != "all":
+            raise UsageError("--last-pitch: needs a VOICE event at every change of voice; the tokens have "
+                             "voice_events='implied' (ingest with --voice-events all)")
+        tokens = dataclasses.replace(tokens, tokenizer_config=tokens.tokenizer_config.replace(last_pitch=True))
     tokenizer = Tokenizer(tokens.tokenizer_config)
     from musicgen.context import context_sizes
 
@@ -74,6 +82,11 @@ def cli_train(args) -> int:
         train_cfg = TrainConfig.from_dict(state["train_config"])
         if getattr(args, "epochs", None) is not None:
             train_cfg = train_cfg.replace(epochs=args.epochs)
+        if (not tokens.tokenizer_config.last_pitch and tokens.tokenizer_config.voice_events == "all"
+                and tuple(model_cfg.context) == context_sizes(tokens.tokenizer_config.replace(last_pitch=True))):
+            # the run was started with --last-pitch (a model input only, not in the cache): so is the rest of it
+            tokens = dataclasses.replace(tokens, tokenizer_config=tokens.tokenizer_config.replace(last_pitch=True))
+            tokenizer = Tokenizer(tokens.tokenizer_config)
     if train_cfg.algorithm == "rtrl" and args.resume:
         raise UsageError("--resume: not supported with --algorithm rtrl (RTRL runs keep no checkpoints)")
     result = fit_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer, resume=args.resume,

@@ -13,6 +13,9 @@ from musicgen.tokenizer import Tokenizer, time_signature_value
 
 TOK = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=0, programs=False,
                                 meter=True, key="token"))
+# every feature at once: meter, key, last_pitch (three voices) and style
+TOKV = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=0, programs=False,
+                                 meter=True, key="token", voices=3, last_pitch=True, styles=("a", "b")))
 
 
 def ids(tok, *events):
@@ -92,29 +95,59 @@ def test_bad_ids_are_usage_errors():
 
 
 @st.composite
-def streams(draw):
-    """Token streams biased towards the events that move the context (BOS, TIME_SIG, KEY, shifts)."""
-    kinds = {"BOS": (TOK.bos_id, 1), "EOS": (TOK.eos_id, 1), "PAD": (TOK.pad_id, 1)}
-    for name in ("TIME_SHIFT", "TIME_SIG", "KEY", "NOTE_ON"):
-        kinds[name] = TOK.ranges[name]
+def streams(draw, tok=TOK):
+    """Token streams biased towards the events that move the context (BOS, TIME_SIG, KEY, STYLE, VOICE, NOTE_ON,
+    shifts) of those ``tok`` has."""
+    kinds = {"BOS": (tok.bos_id, 1), "EOS": (tok.eos_id, 1), "PAD": (tok.pad_id, 1)}
+    for name in ("TIME_SHIFT", "TIME_SIG", "KEY", "NOTE_ON", "NOTE_OFF", "VOICE", "STYLE"):
+        if name in tok.ranges:
+            kinds[name] = tok.ranges[name]
     names = sorted(kinds)
-    weights = {"BOS": 1, "EOS": 1, "PAD": 1, "TIME_SHIFT": 8, "TIME_SIG": 2, "KEY": 1, "NOTE_ON": 3}
+    weights = {"BOS": 1, "EOS": 1, "PAD": 1, "TIME_SHIFT": 8, "TIME_SIG": 2, "KEY": 1, "NOTE_ON": 3, "NOTE_OFF": 1,
+               "VOICE": 3, "STYLE": 1}
     pool = [n for n in names for _ in range(weights[n])]
     events = draw(st.lists(st.tuples(st.sampled_from(pool), st.integers(0, 10**6)), min_size=0, max_size=120))
     return np.array([kinds[n][0] + v % kinds[n][1] for n, v in events], np.int64)
 
 
+def check_tracker_equals_vectorized(tok, tokens, batch):
+    expected = context_features(tokens, tok)
+    np.testing.assert_array_equal(tracked(tok, tokens).reshape(expected.shape), expected)
+    # B streams side by side: stream b is tokens rolled by b, each tracked independently of the others
+    rows = np.stack([np.roll(tokens, b) for b in range(batch)])
+    tracker = ContextTracker(tok, batch)
+    got = np.stack([tracker.update(rows[:, t]) for t in range(rows.shape[1])], axis=1) if tokens.size else None
+    for b in range(batch if tokens.size else 0):
+        np.testing.assert_array_equal(got[b], context_features(rows[b], tok))
+
+
 @settings(max_examples=150, deadline=None)
 @given(streams(), st.integers(1, 4))
 def test_tracker_equals_vectorized_on_random_streams(tokens, batch):
-    expected = context_features(tokens, TOK)
-    np.testing.assert_array_equal(tracked(TOK, tokens).reshape(expected.shape), expected)
-    # B streams side by side: stream b is tokens rolled by b, each tracked independently of the others
-    rows = np.stack([np.roll(tokens, b) for b in range(batch)])
-    tracker = ContextTracker(TOK, batch)
-    got = np.stack([tracker.update(rows[:, t]) for t in range(rows.shape[1])], axis=1) if tokens.size else None
-    for b in range(batch if tokens.size else 0):
-        np.testing.assert_array_equal(got[b], context_features(rows[b], TOK))
+    check_tracker_equals_vectorized(TOK, tokens, batch)
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(TOKV), st.integers(1, 4))
+def test_tracker_equals_vectorized_with_voices_last_pitch_and_style(tokens, batch):
+    check_tracker_equals_vectorized(TOKV, tokens, batch)
+
+
+def test_last_pitch_names_the_previous_note_of_the_voice_in_force():
+    tok = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=72, velocity_bins=0, programs=False, voices=2,
+                                    last_pitch=True))
+    assert context_names(tok.config) == ("last_pitch",) and context_sizes(tok.config) == (129,)
+    tokens = ids(tok, ("BOS", 0), ("NOTE_ON", 67), ("VOICE", 1), ("NOTE_ON", 48), ("TIME_SHIFT", 12),
+                 ("NOTE_OFF", 48), ("VOICE", 0), ("NOTE_OFF", 67), ("NOTE_ON", 69), ("VOICE", 1), ("NOTE_ON", 50),
+                 ("EOS", 0), ("BOS", 0), ("VOICE", 1), ("NOTE_ON", 52), ("VOICE", 0))
+    # voice 0 is in force until the first VOICE; a NOTE_OFF changes nothing; BOS forgets every voice's note
+    assert context_features(tokens, tok)[:, 0].tolist() == [0, 68, 0, 49, 49, 49, 68, 68, 70, 49, 51, 51, 0, 0, 53, 0]
+    np.testing.assert_array_equal(tracked(tok, tokens), context_features(tokens, tok))
+    with pytest.raises(Exception, match="last_pitch"):
+        TokenizerConfig(voices=2, voice_events="implied", last_pitch=True)
+    # a model-input field: the tokens' config (and the JSON of a config without it) stay as they were
+    assert tok.config.for_tokens() == tok.config.replace(last_pitch=False)
+    assert "last_pitch" not in TokenizerConfig(voices=2).to_dict() and tok.config.to_dict()["last_pitch"] is True
 
 
 @pytest.mark.parametrize("name, value", [("D minor", 14), ("d minor", 14), ("D", 2), ("Bb major", 10),
@@ -246,18 +279,30 @@ def test_usage_errors_for_key_options_and_rtrl(trained, tmp_path, capsys):
 
 
 @settings(max_examples=60, deadline=None)
-@given(streams(), st.integers(0, 120), st.integers(1, 3))
-def test_a_tracker_started_from_a_history_tracks_its_tail(tokens, cut, batch):
+@given(st.data(), st.sampled_from([TOK, TOKV]), st.integers(0, 120), st.integers(1, 3))
+def test_a_tracker_started_from_a_history_tracks_its_tail(data, tok, cut, batch):
     """``start_from`` + ``run``: the tail of a stream tracked after its head equals the whole stream's rows."""
+    tokens = data.draw(streams(tok))
     cut = min(cut, tokens.size)
-    expected = context_features(tokens, TOK)
-    head = ContextTracker(TOK, 1)
+    expected = context_features(tokens, tok)
+    head = ContextTracker(tok, 1)
     np.testing.assert_array_equal(head.run(tokens[:cut]), expected[:cut])
-    tail = ContextTracker(TOK, batch).start_from(head)
+    tail = ContextTracker(tok, batch).start_from(head)
     if cut:
         np.testing.assert_array_equal(tail.features(), np.repeat(expected[cut - 1:cut], batch, axis=0))
-    rest = ContextTracker(TOK, 1).start_from(head).run(tokens[cut:])
+    rest = ContextTracker(tok, 1).start_from(head).run(tokens[cut:])
     np.testing.assert_array_equal(rest, expected[cut:])
+
+
+def test_start_from_carries_every_feature():
+    tokens = ids(TOKV, ("BOS", 0), ("STYLE", 1), ("KEY", 3), ("TIME_SIG", (3, 4)), ("VOICE", 2), ("NOTE_ON", 50),
+                 ("TIME_SHIFT", 5), ("VOICE", 1), ("NOTE_ON", 55), ("VOICE", 2))
+    expected = context_features(tokens, TOKV)
+    assert expected[-1].tolist() == [6, 1, 1, 4, 51, 2]
+    for cut in range(len(tokens) + 1):
+        head = ContextTracker(TOKV, 1)
+        head.run(tokens[:cut])
+        np.testing.assert_array_equal(ContextTracker(TOKV, 1).start_from(head).run(tokens[cut:]), expected[cut:])
 
 
 def test_start_from_and_run_refuse_another_vocabulary_or_several_streams():

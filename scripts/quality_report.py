@@ -212,6 +212,29 @@ def markdown(report: dict) -> str:
     return text
 
 
+def seed_summary(rows: list[dict]) -> list[str]:
+    """Lines of a table of the rows named ``NAME s=SEED`` (``--seed`` with several seeds): per NAME, the median and
+    range over its seeds of the two-sample accuracy and the copy rate (the NLL does not depend on the seed); [] when
+    no bundle has rows for two seeds or more."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        base, sep, _ = r["name"].rpartition(" s=")
+        if sep:
+            groups.setdefault(base, []).append(r)
+    if not groups or max(len(g) for g in groups.values()) < 2:
+        return []
+    lines = ["", "Across sampling seeds (median [min–max] over each bundle's rows):", "",
+             "| bundle | seeds | two-sample acc | copy (test) | copy of the test pieces |", "|---|---|---|---|---|"]
+    for base, group in groups.items():
+        acc = [r["two_sample"]["accuracy"] for r in group if "accuracy" in r["two_sample"]]
+        copy, held = [100 * r["copy_rate"] for r in group], [100 * r["heldout_copy_rate"] for r in group]
+        spread = [(f"{np.median(v):{spec}} [{min(v):{spec}}–{max(v):{spec}}]" if v else "-")
+                  for v, spec in ((acc, ".3f"), (copy, ".0f"), (held, ".0f"))]
+        lines.append(f"| {base} | {', '.join(str(r['seed']) for r in group)} | {spread[0]} | {spread[1]}% | "
+                     f"{spread[2]}% |")
+    return lines
+
+
 def _markdown(report: dict) -> str:
     rows, s = report["rows"], report["settings"]
     split = report["split"]
@@ -245,6 +268,7 @@ def _markdown(report: dict) -> str:
         lines.append(f"| {r['name']} | {r['encoding']} | {r['events_per_note']:.2f} | {r['nll_event']:.4f} | "
                      f"{r['nll_note']:.4f} | {r['nll_note_common']:.4f} | {acc} | {100 * r['copy_rate']:.0f}% ({100 * r['heldout_copy_rate']:.0f}%)"
                      f" | " + " | ".join(_f(r["overlap"][k], ".2f") for k in STATISTICS) + " |")
+    lines += seed_summary(rows)
     lines += ["", _wrap(f"NLL: of every test event after the first of each piece, from the bundle's start state. nats/note = "
               f"the total over the notes the bundle's own encoding keeps; (common) = the total over "
               f"{rows[0]['common_notes']} notes, the most any encoding keeps of these pieces, for every row that "
@@ -276,10 +300,11 @@ def _markdown(report: dict) -> str:
 
 
 def encoding(bundle) -> str:
-    """Cell, size and the tokenizer's extras (voices, meter, key) of a bundle, in a few words."""
+    """Cell, size and the tokenizer's extras (voices, meter, key, the last-pitch input) of a bundle, in a few words."""
     m, t = bundle.model_config, bundle.tokenizer_config
     voices = f"voices {t.voices}" + (" implied" if getattr(t, "voice_events", "all") == "implied" else "")
-    extras = [text for on, text in ((t.voices, voices), (t.meter, "meter"), (t.key, f"key {t.key}")) if on]
+    extras = [text for on, text in ((t.voices, voices), (t.meter, "meter"), (t.key, f"key {t.key}"),
+                                    (getattr(t, "last_pitch", False), "last pitch")) if on]
     epochs = bundle.metrics.get("epochs_run")
     return f"{m.cell.upper()} {m.layers}x{m.units}" + (f", {epochs} ep" if epochs else "") + \
         ", " + (" + ".join(extras) if extras else "no voices/meter/key")
@@ -312,12 +337,13 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
         sample_length = length or sample_length
         log(f"{name}: {len(pieces)} {split} pieces, samples of {sample_length} events, excerpts of {excerpt_length}")
         extra = {**(sampling or {}), **(row_sampling or {}).get(name, {})}
+        row_seed = extra.pop("seed", seed)
         result = evaluate(bundle, corpora[name], split=split, num_samples=num_samples, sample_length=sample_length,
-                          seed=seed, copy_n=copy_n, excerpt_length=excerpt_length, sets=("rules",), baselines=False,
+                          seed=row_seed, copy_n=copy_n, excerpt_length=excerpt_length, sets=("rules",), baselines=False,
                           sample_fn=_with_settings(sample_fn or _generate, extra) if extra else sample_fn,
                           log=lambda m, name=name: log(f"{name}: {m}"))
         rows.append({**summarize(name, result), "encoding": encoding(bundle), "sample_length": sample_length,
-                     "excerpt_length": excerpt_length})
+                     "excerpt_length": excerpt_length, "seed": row_seed})
     add_common_note_nll(rows, {n: tuple(k) for n, k in keys.items()})
     ref = next(r for r in rows if r["name"] == reference)
     for r in rows:
@@ -327,7 +353,7 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
                 "length": length or "auto", "split": split,
                 "sampling": SAMPLING_TEXT + "".join(f"; {k.replace('_', '-')} {v}"
                                                     for k, v in (sampling or {}).items())
-                + ("; temperature per row as its name says" if row_sampling else ""),
+                + ("; temperature or seed per row as its name says" if row_sampling else ""),
                 "split_seed": first.train_config.seed,
                 "settings": {**SAMPLING["rules"], **(sampling or {})}, "date": time.strftime("%Y-%m-%d"),
                 "wall_seconds": time.perf_counter() - started}
@@ -368,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", required=True, help="music folder (or token cache) the bundles trained on")
     parser.add_argument("--reference", default=None, help="today's model, for the goals (default: the first)")
     parser.add_argument("--num-samples", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="sampling seed; several: one row per bundle and seed, named 'NAME s=…', and a table of "
+                             "the median and range over the seeds")
     parser.add_argument("--length", default="auto", help="events per sample; auto = the median test piece's")
     parser.add_argument("--excerpt-notes", type=int, default=100, help="notes per two-sample excerpt (on average)")
     parser.add_argument("--copy-n", type=int, default=32)
@@ -389,17 +417,24 @@ def main(argv: list[str] | None = None) -> int:
         length = None if args.length == "auto" else int(args.length)
         bundles, rows = [parse_bundle_arg(b) for b in args.bundle], {}
         temps = args.temperature or []
+        if len(temps) > 1 and len(args.seed) > 1:
+            raise UsageError("--seed: several seeds with several temperatures is not supported; give one of them")
         if len(temps) > 1:
             rows = {f"{n} T={t:g}": {"temperature": t} for n, _ in bundles for t in temps}
             bundles = [(f"{n} T={t:g}", p) for n, p in bundles for t in temps]
+        if len(args.seed) > 1:
+            rows = {f"{n} s={s}": {"seed": s} for n, _ in bundles for s in args.seed}
+            bundles = [(f"{n} s={s}", p) for n, p in bundles for s in args.seed]
         report = run(bundles, args.corpus, args.reference, args.num_samples,
-                     args.seed, length, args.excerpt_notes, args.copy_n, split=args.split,
+                     args.seed[0], length, args.excerpt_notes, args.copy_n, split=args.split,
                      sampling={k: v for k, v in (("temperature", temps[0] if len(temps) == 1 else None),
                                                  ("top_p", args.top_p)) if v is not None}, row_sampling=rows,
                      log=lambda m: print(f"quality: {m}", file=sys.stderr, flush=True))
     except (MusicgenError, ValueError) as exc:
         print(f"quality_report: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
+    if len(args.seed) > 1:
+        report["settings"]["seed"] = ", ".join(map(str, args.seed)) + " (one per row)"
     report["settings"]["command"] = "python scripts/quality_report.py " + shlex.join(argv if argv is not None
                                                                                    else sys.argv[1:])
     print(f"wrote {write_doc(Path(args.out), markdown(report), args.marker)}", file=sys.stderr)

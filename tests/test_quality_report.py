@@ -193,7 +193,7 @@ def test_valid_split_rows_per_temperature_and_a_marker(two_bundles, tmp_path):
     text = quality.markdown({**report, "settings": {**report["settings"], "command": "python x --split test"}})
     assert "Valid split: all bundles hold the same" in text and "valid pieces" in text
     assert " test " not in text.replace("python x --split test", "")  # the command line stays as typed
-    assert "python x --split test" in text and "temperature per row" in text
+    assert "python x --split test" in text and "temperature or seed per row" in text
     out = tmp_path / "q.md"
     out.write_text("# hand-written\n")
     quality.write_doc(out, text, marker="valid-temperature")
@@ -201,3 +201,31 @@ def test_valid_split_rows_per_temperature_and_a_marker(two_bundles, tmp_path):
     assert written.startswith("# hand-written\n") and "<!-- report:valid-temperature -->\n" in written
     quality.write_doc(out, "again", marker="valid-temperature")
     assert "again" in out.read_text() and "Valid split" not in out.read_text()
+
+
+def test_rows_per_seed_and_their_median(two_bundles, tmp_path, capsys):
+    from musicgen.corpus import load_tokens
+
+    paths, cache = two_bundles
+    data = load_tokens(cache)
+    seeds = []
+
+    def copycat(bundle, num_samples, length, seed, **settings):
+        seeds.append(seed)
+        assert "seed" not in settings
+        return [data.pieces[(i + seed) % len(data.pieces)][:length] for i in range(num_samples)]
+
+    rows = {"a s=0": {"seed": 0}, "a s=3": {"seed": 3}, "b s=0": {"seed": 0}}
+    report = quality.run([(n, str(paths[n[0] == "b"])) for n in rows], str(cache), num_samples=2, excerpt_notes=4,
+                         sample_fn=copycat, row_sampling=rows, reference="a s=0")
+    assert seeds == [0, 3, 0] and [r["seed"] for r in report["rows"]] == [0, 3, 0]
+    lines = quality.seed_summary(report["rows"])
+    assert lines[1] == "Across sampling seeds (median [min–max] over each bundle's rows):"
+    a, b = (line for line in lines if line.startswith(("| a |", "| b |")))
+    copies = [100 * r["copy_rate"] for r in report["rows"][:2]]
+    assert a.startswith("| a | 0, 3 | - | ") and f"{np.median(copies):.0f} [{min(copies):.0f}–" in a
+    assert b.startswith("| b | 0 | ")
+    assert quality.seed_summary(report["rows"][2:]) == []  # one seed per bundle: no table
+    assert quality.main(["--bundle", f"a={paths[0]}", "--corpus", str(cache), "--seed", "0", "1", "--temperature",
+                         "0.5", "1", "--out", str(tmp_path / "q.md")]) == 2
+    assert "--seed: several seeds with several temperatures" in capsys.readouterr().err

@@ -228,10 +228,9 @@ def seed_summary(rows: list[dict]) -> list[str]:
     for base, group in groups.items():
         acc = [r["two_sample"]["accuracy"] for r in group if "accuracy" in r["two_sample"]]
         copy, held = [100 * r["copy_rate"] for r in group], [100 * r["heldout_copy_rate"] for r in group]
-        spread = [(f"{np.median(v):{spec}} [{min(v):{spec}}–{max(v):{spec}}]" if v else "-")
-                  for v, spec in ((acc, ".3f"), (copy, ".0f"), (held, ".0f"))]
-        lines.append(f"| {base} | {', '.join(str(r['seed']) for r in group)} | {spread[0]} | {spread[1]}% | "
-                     f"{spread[2]}% |")
+        spread = [(f"{np.median(v):{spec}}{unit} [{min(v):{spec}}–{max(v):{spec}}]" if v else "-")
+                  for v, spec, unit in ((acc, ".3f", ""), (copy, ".0f", "%"), (held, ".0f", "%"))]
+        lines.append(f"| {base} | {', '.join(str(r['seed']) for r in group)} | " + " | ".join(spread) + " |")
     return lines
 
 

@@ -84,8 +84,8 @@ def _notes_per_second(result, seconds):
 def test_density_puts_notes_per_second_in_range_on_most_samples(default_bundle, low, high, share):
     """20 samples of 16 s at 100 qpm, seed 1: the model alone plays 4.9-8.9 notes per second (none in either range).
     Up is harder than down for the shipped model: its four voices play one note each at a time (docs/controls.md).
-    The default with dropout 0.3 (fifth session): 1..2 85% (three samples end at 2.19-2.44 notes/s), 3..4.5 95%;
-    the dropout-0.1 default before it: 95% and 85%."""
+    The default with the last-pitch input and dropout 0.4 (seventh session): 1..2 95%, 3..4.5 100%; the dropout-0.3
+    default before it: 85% (three samples ended at 2.19-2.44 notes/s) and 95%; the dropout-0.1 one: 95% and 85%."""
     from musicgen.generate import generate
 
     free = _notes_per_second(generate(default_bundle, seconds=16.0, seed=1, num_samples=20, tempo=100.0), 16.0)

@@ -223,7 +223,7 @@ def test_rows_per_seed_and_their_median(two_bundles, tmp_path, capsys):
     assert lines[1] == "Across sampling seeds (median [min–max] over each bundle's rows):"
     a, b = (line for line in lines if line.startswith(("| a |", "| b |")))
     copies = [100 * r["copy_rate"] for r in report["rows"][:2]]
-    assert a.startswith("| a | 0, 3 | - | ") and f"{np.median(copies):.0f} [{min(copies):.0f}–" in a
+    assert a.startswith("| a | 0, 3 | - | ") and f"{np.median(copies):.0f}% [{min(copies):.0f}–" in a
     assert b.startswith("| b | 0 | ")
     assert quality.seed_summary(report["rows"][2:]) == []  # one seed per bundle: no table
     assert quality.main(["--bundle", f"a={paths[0]}", "--corpus", str(cache), "--seed", "0", "1", "--temperature",

@@ -145,6 +145,12 @@ def test_last_pitch_names_the_previous_note_of_the_voice_in_force():
     np.testing.assert_array_equal(tracked(tok, tokens), context_features(tokens, tok))
     with pytest.raises(Exception, match="last_pitch"):
         TokenizerConfig(voices=2, voice_events="implied", last_pitch=True)
+    # without VOICE events every note is voice 0's: the feature is the latest NOTE_ON of the piece
+    plain = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=72, velocity_bins=0, programs=False, last_pitch=True))
+    notes = ids(plain, ("BOS", 0), ("NOTE_ON", 60), ("NOTE_ON", 64), ("TIME_SHIFT", 3), ("NOTE_OFF", 60),
+                ("NOTE_ON", 62))
+    assert context_features(notes, plain)[:, 0].tolist() == [0, 61, 65, 65, 65, 63]
+    np.testing.assert_array_equal(tracked(plain, notes), context_features(notes, plain))
     # a model-input field: the tokens' config (and the JSON of a config without it) stay as they were
     assert tok.config.for_tokens() == tok.config.replace(last_pitch=False)
     assert "last_pitch" not in TokenizerConfig(voices=2).to_dict() and tok.config.to_dict()["last_pitch"] is True

@@ -155,6 +155,9 @@ def add_train(sub) -> None:
                    help="an input beside each event: the pitch of the latest note of the voice in force (the note a "
                         "melody line continues from); the tokens do not change, so a cache serves both. Not with "
                         "--voice-events implied (default: off)")
+    p.add_argument("--neighbor-pitches", action="store_true", default=None,
+                   help="two more inputs beside each event: the pitch of the latest note of the voice just above and "
+                        "just below the voice in force; like --last-pitch a model input only (default: off)")
     p.add_argument("--devices", default="1", metavar="N|auto",
                    help="data-parallel training on N devices of this host (auto: all the Keras backend sees; "
                         "TensorFlow MirroredStrategy, JAX DataParallel); --batch-size must be divisible by N. "

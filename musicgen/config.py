@@ -19,6 +19,7 @@ CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")
 MAX_STYLES = 256  # most TokenizerConfig.styles
 KEY_MODES = ("", "token", "normalize")  # TokenizerConfig.key: off, KEY event with notes as written, notes on C
+MODEL_INPUTS = ("last_pitch", "neighbor_pitches")  # TokenizerConfig fields that are model inputs only (not in tokens)
 VOICE_EVENTS = ("all", "implied")  # TokenizerConfig.voice_events: VOICE at every voice change, or only where needed
 # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster, drawn from the music
 SPLIT_VERSION = 3
@@ -59,6 +60,8 @@ class TokenizerConfig(_JsonConfig):
             previous note of the voice it is writing; ``musicgen.context``). A model input only: the tokens are the
             same either way (``for_tokens`` drops it), so one token cache serves both (``musicgen train
             --last-pitch``). Needs ``voice_events="all"``.
+        neighbor_pitches: likewise, two more inputs: the latest NOTE_ON pitch of the voice just above (v - 1) and just
+            below (v + 1) the voice in force v (``musicgen train --neighbor-pitches``). A model input only.
     """
 
     time_mode: str = "beat"
@@ -77,6 +80,7 @@ class TokenizerConfig(_JsonConfig):
     key: str = ""
     styles: tuple[str, ...] = ()
     last_pitch: bool = False
+    neighbor_pitches: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.styles, list):  # from JSON
@@ -110,6 +114,8 @@ class TokenizerConfig(_JsonConfig):
         _check(self.key in KEY_MODES, "key", f"one of {KEY_MODES}", self.key)
         _check(isinstance(self.last_pitch, bool) and (not self.last_pitch or self.voice_events == "all"), "last_pitch",
                "a bool, and False with voice_events 'implied'", self.last_pitch)
+        _check(isinstance(self.neighbor_pitches, bool) and (not self.neighbor_pitches or self.voice_events == "all"),
+               "neighbor_pitches", "a bool, and False with voice_events 'implied'", self.neighbor_pitches)
 
     def to_dict(self) -> dict:
         """The fields as a dict; ``voices``/``voice_polyphony``, ``voice_events`` ("all"), ``meter``, ``key``,
@@ -128,14 +134,16 @@ class TokenizerConfig(_JsonConfig):
             data["styles"] = list(self.styles)
         else:
             del data["styles"]
-        if not self.last_pitch:
-            del data["last_pitch"]
+        for name in MODEL_INPUTS:
+            if not data[name]:
+                del data[name]
         return data
 
     def for_tokens(self) -> "TokenizerConfig":
-        """This config without its model-input-only field (``last_pitch``): the config the tokens are made with, which
-        token caches are stored and compared under."""
-        return self.replace(last_pitch=False) if self.last_pitch else self
+        """This config without its model-input-only fields (``MODEL_INPUTS``): the config the tokens are made with,
+        which token caches are stored and compared under."""
+        on = {name: False for name in MODEL_INPUTS if getattr(self, name)}
+        return self.replace(**on) if on else self
 
     @classmethod
     def seconds(cls, **changes) -> "TokenizerConfig":

@@ -12,6 +12,8 @@ Features, in this order (``context_names`` / ``context_sizes``)::
     bar_start     meter on   size 3                           1 off a bar start, 2 on a bar start
     key           key on     size 25                          1 + the KEY value (tonic pitch class + 12 * minor)
     last_pitch    last_pitch size 129                         1 + the pitch of the latest NOTE_ON in the voice in force
+    above_pitch   neighbor_pitches  size 129                  the same for the voice just above (in force - 1)
+    below_pitch   neighbor_pitches  size 129                  the same for the voice just below (in force + 1)
     style         styles on  size 1 + len(styles)             1 + the STYLE value (index in ``config.styles``)
 
 Metric position (the shared spec): the *origin* is the grid step of the latest TIME_SIG of the current piece and
@@ -26,7 +28,8 @@ without a TIME_SIG, the three meter features are 0. The key feature is 1 + the l
 or 0; the style feature likewise from the latest STYLE. The voice in force is the latest VOICE's value since the
 piece's BOS (0 before any, and always 0 without VOICE events); last_pitch is 1 + the pitch of the latest NOTE_ON of
 the current piece made while that voice was in force, or 0 (so after VOICE v it names v's previous note, the one a
-melody line continues from). BOS resets everything (the features after BOS are all 0);
+melody line continues from); above_pitch and below_pitch name voices v - 1 and v + 1 the same way (0 when there is no
+such voice). BOS resets everything (the features after BOS are all 0);
 EOS changes nothing (the next BOS resets). Choices the spec left open: EOS does not reset; a token array is its own
 clock (time 0 at its first token).
 
@@ -59,13 +62,15 @@ PITCH_SIZE = 129  # unknown + MIDI pitches 0..127
 def context_names(config: TokenizerConfig) -> tuple[str, ...]:
     """Names of the context features of ``config``, in column order (``()`` without meter, key and styles)."""
     return ((("step_in_beat", "beat_in_bar", "bar_start") if config.meter else ()) + (("key",) if config.key else ())
-            + (("last_pitch",) if config.last_pitch else ()) + (("style",) if config.styles else ()))
+            + (("last_pitch",) if config.last_pitch else ())
+            + (("above_pitch", "below_pitch") if config.neighbor_pitches else ()) + (("style",) if config.styles else ()))
 
 
 def context_sizes(config: TokenizerConfig) -> tuple[int, ...]:
     """``ModelConfig.context`` for ``config``: the number of values of each feature, 0 (unknown) included."""
     sizes = {"step_in_beat": 1 + 2 * config.steps_per_quarter, "beat_in_bar": BEATS_SIZE,
-             "bar_start": BAR_START_SIZE, "key": KEY_SIZE, "last_pitch": PITCH_SIZE, "style": 1 + len(config.styles)}
+             "bar_start": BAR_START_SIZE, "key": KEY_SIZE, "last_pitch": PITCH_SIZE, "above_pitch": PITCH_SIZE,
+             "below_pitch": PITCH_SIZE, "style": 1 + len(config.styles)}
     return tuple(sizes[name] for name in context_names(config))
 
 
@@ -87,6 +92,7 @@ class _Lookup:
     has_key: bool
     has_style: bool
     last_pitch: bool
+    neighbors: bool
     voices: int  # VOICE values 0..voices-1 (1 without VOICE events)
 
 
@@ -120,7 +126,8 @@ def _lookup(config: TokenizerConfig) -> _Lookup:
     for a in (shift, num, den, key, style, voice, on_pitch, bos):
         a.setflags(write=False)
     return _Lookup(shift, num, den, key, style, voice, on_pitch, bos, 4 * config.steps_per_quarter, config.meter,
-                   bool(config.key), bool(config.styles), config.last_pitch, max(config.voices, 1))
+                   bool(config.key), bool(config.styles), config.last_pitch, config.neighbor_pitches,
+                   max(config.voices, 1))
 
 
 def _ids(tokens, vocab_size: int) -> np.ndarray:
@@ -133,10 +140,10 @@ def _ids(tokens, vocab_size: int) -> np.ndarray:
     return t
 
 
-def _columns(lk: _Lookup, p, num, den, known, key, last_pitch, style) -> np.ndarray:
+def _columns(lk: _Lookup, p, num, den, known, key, pitches, style) -> np.ndarray:
     """Feature columns from the position ``p`` (steps since the origin), the meter ``num/den`` (valid where
-    ``known``) and the key, last-pitch and style features; every argument has the same shape S; returns int32
-    (*S, F)."""
+    ``known``), the key and style features and ``pitches`` (*S, 3): the last, above and below pitch features; every
+    other argument has the same shape S; returns int32 (*S, F)."""
     cols = []
     if lk.meter:
         d = np.where(known, den, 4)
@@ -149,7 +156,9 @@ def _columns(lk: _Lookup, p, num, den, known, key, last_pitch, style) -> np.ndar
     if lk.has_key:
         cols.append(key)
     if lk.last_pitch:
-        cols.append(last_pitch)
+        cols.append(pitches[..., 0])
+    if lk.neighbors:
+        cols += [pitches[..., 1], pitches[..., 2]]
     if lk.has_style:
         cols.append(style)
     return np.stack(cols, axis=-1).astype(np.int32) if cols else np.zeros(np.shape(p) + (0,), np.int32)
@@ -173,7 +182,8 @@ def context_features(tokens, tokenizer) -> np.ndarray:
         return np.zeros((0, len(context_sizes(tokenizer.config))), np.int32)
     idx = np.arange(t.size)
     last_bos = np.maximum.accumulate(np.where(lk.bos[t], idx, -1))
-    p = num = den = known = key = style = last_pitch = np.zeros(t.size, np.int64)
+    p = num = den = known = key = style = np.zeros(t.size, np.int64)
+    pitches = np.zeros((t.size, 3), np.int64)
     if lk.meter:
         cum = np.cumsum(lk.shift[t])
         last_ts = np.maximum.accumulate(np.where(lk.num[t] > 0, idx, -1))
@@ -185,21 +195,22 @@ def context_features(tokens, tokenizer) -> np.ndarray:
     if lk.has_style:
         last_style = np.maximum.accumulate(np.where(lk.style[t] >= 0, idx, -1))
         style = np.where(last_style > last_bos, 1 + lk.style[t[np.maximum(last_style, 0)]], 0)
-    if lk.last_pitch:
-        last_pitch = _last_pitches(lk, t, idx, last_bos)
-    return _columns(lk, p, num, den, known, key, last_pitch, style)
+    if lk.last_pitch or lk.neighbors:
+        pitches = _voice_pitches(lk, t, idx, last_bos)
+    return _columns(lk, p, num, den, known, key, pitches, style)
 
 
-def _last_pitches(lk: _Lookup, t: np.ndarray, idx: np.ndarray, last_bos: np.ndarray) -> np.ndarray:
-    """The last_pitch feature of ``t`` (ids, (T,)): per voice, the latest NOTE_ON since BOS made in that voice."""
+def _voice_pitches(lk: _Lookup, t: np.ndarray, idx: np.ndarray, last_bos: np.ndarray) -> np.ndarray:
+    """int64 (T, 3): the last, above and below pitch features of ``t`` (ids, (T,)): per voice, 1 + the latest NOTE_ON
+    since BOS made in that voice (0 none), read for the voice in force and its two neighbours."""
     last_voice = np.maximum.accumulate(np.where(lk.voice[t] >= 0, idx, -1))
     voice = np.where(last_voice > last_bos, lk.voice[t[np.maximum(last_voice, 0)]], 0)
     on = lk.on_pitch[t] >= 0
-    out = np.zeros(t.size, np.int64)
+    table = np.zeros((t.size, lk.voices + 2), np.int64)  # column 1 + u: voice u; columns 0 and -1 stay 0
     for v in np.unique(voice[on]).tolist():
         last_on = np.maximum.accumulate(np.where(on & (voice == v), idx, -1))
-        out = np.where((voice == v) & (last_on > last_bos), 1 + lk.on_pitch[t[np.maximum(last_on, 0)]], out)
-    return out
+        table[:, 1 + v] = np.where(last_on > last_bos, 1 + lk.on_pitch[t[np.maximum(last_on, 0)]], 0)
+    return table[idx[:, None], 1 + voice[:, None] + np.array([0, -1, 1])]
 
 
 # ------------------------------------------------------------------------------------------------------ incremental
@@ -212,8 +223,8 @@ class ContextTracker:
 
     Each stream starts as a fresh token array (everything unknown, clock at 0). State per stream: ``position``
     (steps since the latest TIME_SIG), ``numerator``/``denominator`` (0 while the meter is unknown), ``key`` and
-    ``style`` (the key and style features, 0 unknown), ``voice`` (the voice in force) and ``pitches`` (B, voices):
-    1 + each voice's latest NOTE_ON pitch, 0 none.
+    ``style`` (the key and style features, 0 unknown), ``voice`` (the voice in force) and ``pitches`` (B, voices + 2):
+    column 1 + u holds 1 + voice u's latest NOTE_ON pitch (0 none; the two edge columns stay 0).
     """
 
     def __init__(self, tokenizer, batch: int):
@@ -226,7 +237,7 @@ class ContextTracker:
         self.key = np.zeros(self.batch, np.int64)
         self.style = np.zeros(self.batch, np.int64)
         self.voice = np.zeros(self.batch, np.int64)
-        self.pitches = np.zeros((self.batch, self._lk.voices), np.int64)
+        self.pitches = np.zeros((self.batch, self._lk.voices + 2), np.int64)  # column 1 + u: voice u
         self._features = self._compute()
 
     def update(self, tokens) -> np.ndarray:
@@ -247,7 +258,7 @@ class ContextTracker:
         voiced = lk.voice[t] >= 0
         self.voice[voiced] = lk.voice[t[voiced]]
         on = np.flatnonzero(lk.on_pitch[t] >= 0)
-        self.pitches[on, self.voice[on]] = 1 + lk.on_pitch[t[on]]
+        self.pitches[on, 1 + self.voice[on]] = 1 + lk.on_pitch[t[on]]
         self._features = self._compute()
         return self._features.copy()
 
@@ -280,6 +291,7 @@ class ContextTracker:
 
     def _compute(self) -> np.ndarray:
         out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key,
-                       self.pitches[np.arange(self.batch), self.voice], self.style)
+                       self.pitches[np.arange(self.batch)[:, None], 1 + self.voice[:, None] + np.array([0, -1, 1])],
+                       self.style)
         out.setflags(write=False)
         return out

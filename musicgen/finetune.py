@@ -42,7 +42,7 @@ def load_base(path: str | Path):
 def check_flags(args, base) -> None:
     """One-line ``UsageError`` for a flag that disagrees with the base bundle: a model size (``--cell``,
     ``--preset``, ``--units``, ``--layers``, ``--embedding-dim``), a tokenizer setting (``--time-mode``,
-    ``--voices``, ``--meter``, ``--key-mode``, ``--styles``, ``--last-pitch``) or ``--algorithm rtrl``. ``args``: the ``musicgen train``
+    ``--voices``, ``--meter``, ``--key-mode``, ``--styles``, ``--last-pitch``, ``--neighbor-pitches``) or ``--algorithm rtrl``. ``args``: the ``musicgen train``
     namespace (unset flags are None)."""
     cfg, tok, where = base.model_config, base.tokenizer_config, f"the bundle {str(base.path)!r}"
     for name, flag in SIZE_FLAGS:
@@ -64,7 +64,9 @@ def check_flags(args, base) -> None:
             ("--meter", "meter", bool(getattr(args, "meter", None)) and not tok.meter),
             ("--key-mode", "key", getattr(args, "key_mode", None) is not None and args.key_mode != tok.key),
             ("--styles", "styles", bool(getattr(args, "styles", None)) and not tok.styles),
-            ("--last-pitch", "last_pitch", bool(getattr(args, "last_pitch", None)) and not tok.last_pitch)):
+            ("--last-pitch", "last_pitch", bool(getattr(args, "last_pitch", None)) and not tok.last_pitch),
+            ("--neighbor-pitches", "neighbor_pitches",
+             bool(getattr(args, "neighbor_pitches", None)) and not tok.neighbor_pitches)):
         if differs:
             raise UsageError(f"{flag}: differs from {where} ({name}={getattr(tok, name)!r}); fine-tuning tokenizes "
                              f"with the base's tokenizer, leave the flag out")

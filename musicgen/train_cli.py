@@ -14,6 +14,25 @@ from musicgen.safeio import check_output_dir
 from musicgen.trainer import fit_model, format_report
 
 
+INPUT_FLAGS = {"last_pitch": "--last-pitch", "neighbor_pitches": "--neighbor-pitches"}  # config.MODEL_INPUTS' flags
+
+
+def _inputs_of(config: TokenizerConfig, context: tuple[int, ...]) -> TokenizerConfig:
+    """``config`` with the model-input fields (``INPUT_FLAGS``) a model of ``context`` sizes was trained with turned on
+    (each combination gives another number of features); ``config`` itself when none fits."""
+    import itertools
+
+    from musicgen.context import context_sizes
+
+    if config.voice_events != "all":
+        return config
+    for on in itertools.product((False, True), repeat=len(INPUT_FLAGS)):
+        candidate = config.replace(**{f: v or getattr(config, f) for f, v in zip(INPUT_FLAGS, on)})
+        if context_sizes(candidate) == context:
+            return candidate
+    return config
+
+
 def cli_train(args) -> int:
     """``musicgen train CORPUS_DIR``: tokens (cached) → train (or resume) → bundle; prints the final report."""
     from musicgen.bundle import recover_interrupted_save, save_bundle
@@ -24,8 +43,9 @@ def cli_train(args) -> int:
 
     if not Path(args.corpus_dir).exists():
         raise UsageError(f"corpus_dir: {args.corpus_dir!r} does not exist")
-    if getattr(args, "last_pitch", None) and getattr(args, "voice_events", None) == "implied":
-        raise UsageError("--last-pitch: needs a VOICE event at every change of voice, not --voice-events implied")
+    for field, flag in INPUT_FLAGS.items():
+        if getattr(args, field, None) and getattr(args, "voice_events", None) == "implied":
+            raise UsageError(f"{flag}: needs a VOICE event at every change of voice, not --voice-events implied")
     _, flags_cfg = configs_from_args(args, vocab_size=1)  # bad flags fail here, before any ingest
     from musicgen.fused_rnn import LANES_ENV, lanes_setting
 
@@ -63,11 +83,12 @@ def cli_train(args) -> int:
                                     voice_events=getattr(args, "voice_events", None))
     else:
         tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
-    if getattr(args, "last_pitch", None) and not tokens.tokenizer_config.last_pitch:
-        if tokens.tokenizer_config.voice_events != "all":
-            raise UsageError("--last-pitch: needs a VOICE event at every change of voice; the tokens have "
-                             "voice_events='implied' (ingest with --voice-events all)")
-        tokens = dataclasses.replace(tokens, tokenizer_config=tokens.tokenizer_config.replace(last_pitch=True))
+    for field, flag in INPUT_FLAGS.items():
+        if getattr(args, field, None) and not getattr(tokens.tokenizer_config, field):
+            if tokens.tokenizer_config.voice_events != "all":
+                raise UsageError(f"{flag}: needs a VOICE event at every change of voice; the tokens have "
+                                 "voice_events='implied' (ingest with --voice-events all)")
+            tokens = dataclasses.replace(tokens, tokenizer_config=tokens.tokenizer_config.replace(**{field: True}))
     tokenizer = Tokenizer(tokens.tokenizer_config)
     from musicgen.context import context_sizes
 
@@ -82,11 +103,10 @@ def cli_train(args) -> int:
         train_cfg = TrainConfig.from_dict(state["train_config"])
         if getattr(args, "epochs", None) is not None:
             train_cfg = train_cfg.replace(epochs=args.epochs)
-        if (not tokens.tokenizer_config.last_pitch and tokens.tokenizer_config.voice_events == "all"
-                and tuple(model_cfg.context) == context_sizes(tokens.tokenizer_config.replace(last_pitch=True))):
-            # the run was started with --last-pitch (a model input only, not in the cache): so is the rest of it
-            tokens = dataclasses.replace(tokens, tokenizer_config=tokens.tokenizer_config.replace(last_pitch=True))
-            tokenizer = Tokenizer(tokens.tokenizer_config)
+        resumed = _inputs_of(tokens.tokenizer_config, tuple(model_cfg.context))
+        if resumed != tokens.tokenizer_config:  # the run was started with model-input flags: so is the rest of it
+            tokens = dataclasses.replace(tokens, tokenizer_config=resumed)
+            tokenizer = Tokenizer(resumed)
     if train_cfg.algorithm == "rtrl" and args.resume:
         raise UsageError("--resume: not supported with --algorithm rtrl (RTRL runs keep no checkpoints)")
     result = fit_model(tokens.pieces, tokens.keys, model_cfg, train_cfg, out, tokenizer=tokenizer, resume=args.resume,

@@ -13,9 +13,10 @@ from musicgen.tokenizer import Tokenizer, time_signature_value
 
 TOK = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=0, programs=False,
                                 meter=True, key="token"))
-# every feature at once: meter, key, last_pitch (three voices) and style
+# every feature at once: meter, key, last_pitch and neighbor pitches (three voices) and style
 TOKV = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=0, programs=False,
-                                 meter=True, key="token", voices=3, last_pitch=True, styles=("a", "b")))
+                                 meter=True, key="token", voices=3, last_pitch=True, neighbor_pitches=True,
+                                 styles=("a", "b")))
 
 
 def ids(tok, *events):
@@ -154,6 +155,23 @@ def test_last_pitch_names_the_previous_note_of_the_voice_in_force():
     # a model-input field: the tokens' config (and the JSON of a config without it) stay as they were
     assert tok.config.for_tokens() == tok.config.replace(last_pitch=False)
     assert "last_pitch" not in TokenizerConfig(voices=2).to_dict() and tok.config.to_dict()["last_pitch"] is True
+
+
+def test_neighbor_pitches_name_the_voices_above_and_below():
+    tok = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=72, velocity_bins=0, programs=False, voices=3,
+                                    neighbor_pitches=True))
+    assert context_names(tok.config) == ("above_pitch", "below_pitch") and context_sizes(tok.config) == (129, 129)
+    tokens = ids(tok, ("BOS", 0), ("NOTE_ON", 67), ("VOICE", 1), ("NOTE_ON", 60), ("VOICE", 2), ("NOTE_ON", 48),
+                 ("TIME_SHIFT", 12), ("VOICE", 1), ("NOTE_OFF", 60), ("NOTE_ON", 62), ("VOICE", 0), ("EOS", 0))
+    # (above, below) of the voice in force: voice 0 has nothing above, voice 2 nothing below
+    assert context_features(tokens, tok).tolist() == [
+        [0, 0], [0, 0], [68, 0], [68, 0], [61, 0], [61, 0], [61, 0], [68, 49], [68, 49], [68, 49], [0, 63], [0, 63]]
+    np.testing.assert_array_equal(tracked(tok, tokens), context_features(tokens, tok))
+    both = tok.config.replace(last_pitch=True)
+    assert both.for_tokens() == TokenizerConfig(min_pitch=48, max_pitch=72, velocity_bins=0, programs=False, voices=3)
+    assert "neighbor_pitches" not in both.for_tokens().to_dict()
+    with pytest.raises(Exception, match="neighbor_pitches"):
+        TokenizerConfig(voices=2, voice_events="implied", neighbor_pitches=True)
 
 
 @pytest.mark.parametrize("name, value", [("D minor", 14), ("d minor", 14), ("D", 2), ("Bb major", 10),
@@ -304,7 +322,7 @@ def test_start_from_carries_every_feature():
     tokens = ids(TOKV, ("BOS", 0), ("STYLE", 1), ("KEY", 3), ("TIME_SIG", (3, 4)), ("VOICE", 2), ("NOTE_ON", 50),
                  ("TIME_SHIFT", 5), ("VOICE", 1), ("NOTE_ON", 55), ("VOICE", 2))
     expected = context_features(tokens, TOKV)
-    assert expected[-1].tolist() == [6, 1, 1, 4, 51, 2]
+    assert expected[-1].tolist() == [6, 1, 1, 4, 51, 56, 0, 2]  # voice 2 in force: 50, above 55, none below
     for cut in range(len(tokens) + 1):
         head = ContextTracker(TOKV, 1)
         head.run(tokens[:cut])

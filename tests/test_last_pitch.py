@@ -87,11 +87,14 @@ def test_resume_keeps_last_pitch_and_finetune_refuses_to_add_it(trained, tmp_pat
 
     out, cache = trained
     run = tmp_path / "run"
-    assert main(["train", str(cache), "--last-pitch", "--out", str(run), "--epochs", "1", *TRAIN]) == 0
-    # --resume alone: the checkpoint's model has the input, so the resumed run gives it too
+    assert main(["train", str(cache), "--last-pitch", "--neighbor-pitches", "--out", str(run), "--epochs", "1",
+                 *TRAIN]) == 0
+    # --resume alone: the checkpoint's model has the inputs, so the resumed run gives them too
     assert main(["train", str(cache), "--out", str(run), "--resume", "--epochs", "2", "--no-tensorboard",
                  "--verbose", "0"]) == 0
-    assert load_bundle(run).tokenizer_config.last_pitch
+    resumed = load_bundle(run)
+    assert resumed.tokenizer_config.last_pitch and resumed.tokenizer_config.neighbor_pitches
+    assert resumed.model_config.context == (129, 129, 129) and resumed.metrics["epochs_run"] == 2
     plain = tmp_path / "plain"
     assert main(["train", str(cache), "--out", str(plain), "--epochs", "1", *TRAIN]) == 0
     assert not load_bundle(plain).tokenizer_config.last_pitch and load_bundle(plain).model_config.context == ()
@@ -104,10 +107,11 @@ def test_resume_keeps_last_pitch_and_finetune_refuses_to_add_it(trained, tmp_pat
 
 def test_last_pitch_with_implied_voices_is_a_usage_error(tmp_path, capsys):
     src = write_three_part_corpus(tmp_path / "music", n=2)
-    assert main(["train", str(src), "--voices", "auto", "--voice-events", "implied", "--last-pitch", "--out",
-                 str(tmp_path / "m"), "--epochs", "1", *TRAIN]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "--last-pitch: needs a VOICE event at every change of voice" in err and len(err.splitlines()) == 1, err
+    for flag in ("--last-pitch", "--neighbor-pitches"):
+        assert main(["train", str(src), "--voices", "auto", "--voice-events", "implied", flag, "--out",
+                     str(tmp_path / "m"), "--epochs", "1", *TRAIN]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"{flag}: needs a VOICE event at every change of voice" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "m").exists()
     cache = tmp_path / "implied"
     assert main(["ingest", str(src), "--out", str(cache), "--voices", "auto", "--voice-events", "implied"]) == 0

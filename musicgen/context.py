@@ -63,7 +63,8 @@ def context_names(config: TokenizerConfig) -> tuple[str, ...]:
     """Names of the context features of ``config``, in column order (``()`` without meter, key and styles)."""
     return ((("step_in_beat", "beat_in_bar", "bar_start") if config.meter else ()) + (("key",) if config.key else ())
             + (("last_pitch",) if config.last_pitch else ())
-            + (("above_pitch", "below_pitch") if config.neighbor_pitches else ()) + (("style",) if config.styles else ()))
+            + (("above_pitch", "below_pitch") if config.neighbor_pitches else ())
+            + (("style",) if config.styles else ()))
 
 
 def context_sizes(config: TokenizerConfig) -> tuple[int, ...]:

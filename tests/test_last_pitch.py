@@ -102,7 +102,8 @@ def test_resume_keeps_last_pitch_and_finetune_refuses_to_add_it(trained, tmp_pat
     assert main(["train", str(cache), "--init-from", str(plain), "--last-pitch", "--out", str(tmp_path / "ft"),
                  "--epochs", "1", "--no-tensorboard", "--verbose", "0"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("musicgen train: error: --last-pitch: differs from the bundle") and len(err.splitlines()) == 1, err
+    assert err.startswith("musicgen train: error: --last-pitch: differs from the bundle"), err
+    assert len(err.splitlines()) == 1, err
 
 
 def test_last_pitch_with_implied_voices_is_a_usage_error(tmp_path, capsys):

@@ -19,7 +19,8 @@ CELLS = ("lstm", "gru", "simple_rnn")
 TIME_MODES = ("beat", "seconds")
 MAX_STYLES = 256  # most TokenizerConfig.styles
 KEY_MODES = ("", "token", "normalize")  # TokenizerConfig.key: off, KEY event with notes as written, notes on C
-MODEL_INPUTS = ("last_pitch", "neighbor_pitches")  # TokenizerConfig fields that are model inputs only (not in tokens)
+# TokenizerConfig fields that are model inputs only (not in the tokens), with their `musicgen train` flags
+MODEL_INPUTS = {"last_pitch": "--last-pitch", "neighbor_pitches": "--neighbor-pitches"}
 VOICE_EVENTS = ("all", "implied")  # TokenizerConfig.voice_events: VOICE at every voice change, or only where needed
 # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster, drawn from the music
 SPLIT_VERSION = 3
@@ -112,15 +113,15 @@ class TokenizerConfig(_JsonConfig):
         _check(isinstance(self.meter, bool) and (not self.meter or self.time_mode == "beat"), "meter",
                "a bool, and False in seconds mode (a meter needs beats)", self.meter)
         _check(self.key in KEY_MODES, "key", f"one of {KEY_MODES}", self.key)
-        _check(isinstance(self.last_pitch, bool) and (not self.last_pitch or self.voice_events == "all"), "last_pitch",
-               "a bool, and False with voice_events 'implied'", self.last_pitch)
-        _check(isinstance(self.neighbor_pitches, bool) and (not self.neighbor_pitches or self.voice_events == "all"),
-               "neighbor_pitches", "a bool, and False with voice_events 'implied'", self.neighbor_pitches)
+        for name in MODEL_INPUTS:
+            value = getattr(self, name)
+            _check(isinstance(value, bool) and (not value or self.voice_events == "all"), name,
+                   "a bool, and False with voice_events 'implied'", value)
 
     def to_dict(self) -> dict:
         """The fields as a dict; ``voices``/``voice_polyphony``, ``voice_events`` ("all"), ``meter``, ``key``,
-        ``styles`` (a list) and ``last_pitch`` are left out while off, so a config without them has the JSON (and the
-        cache hash) it had before the fields existed."""
+        ``styles`` (a list) and the ``MODEL_INPUTS`` are left out while off, so a config without them has the JSON
+        (and the cache hash) it had before the fields existed."""
         data = super().to_dict()
         if not self.voices:
             del data["voices"], data["voice_polyphony"]

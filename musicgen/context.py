@@ -1,9 +1,9 @@
 """Context features: the metric position, key and style in force after each token, as small integers the model embeds.
 
-With ``TokenizerConfig.meter``, ``.key``, ``.last_pitch`` and/or ``.styles`` the model gets, beside
-each token, the context *after* that token (where the next event happens); ``ModelConfig.context`` holds the feature
-sizes (``context_sizes``), and ``models.build_model`` adds one embedding per feature to the token embedding. Value 0 of
-every feature is "unknown".
+With ``TokenizerConfig.meter``, ``.key``, ``.last_pitch``, ``.neighbor_pitches`` and/or ``.styles`` the model
+gets, beside each token, the context *after* that token (where the next event happens); ``ModelConfig.context`` holds
+the feature sizes (``context_sizes``), and ``models.build_model`` adds one embedding per feature to the token
+embedding. Value 0 of every feature is "unknown".
 
 Features, in this order (``context_names`` / ``context_sizes``)::
 
@@ -56,6 +56,7 @@ BEATS_SIZE = 17  # unknown + beat 0..15 (numerators 1..16)
 BAR_START_SIZE = 3  # unknown, off, on
 KEY_SIZE = 25  # unknown + the 24 KEY values
 PITCH_SIZE = 129  # unknown + MIDI pitches 0..127
+_AROUND = np.array([0, -1, 1])  # the voices the last, above and below pitch features read: in force, v - 1, v + 1
 
 
 # ---------------------------------------------------------------------------------------------------- the layout
@@ -211,7 +212,7 @@ def _voice_pitches(lk: _Lookup, t: np.ndarray, idx: np.ndarray, last_bos: np.nda
     for v in np.unique(voice[on]).tolist():
         last_on = np.maximum.accumulate(np.where(on & (voice == v), idx, -1))
         table[:, 1 + v] = np.where(last_on > last_bos, 1 + lk.on_pitch[t[np.maximum(last_on, 0)]], 0)
-    return table[idx[:, None], 1 + voice[:, None] + np.array([0, -1, 1])]
+    return table[idx[:, None], 1 + voice[:, None] + _AROUND]
 
 
 # ------------------------------------------------------------------------------------------------------ incremental
@@ -292,7 +293,7 @@ class ContextTracker:
 
     def _compute(self) -> np.ndarray:
         out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key,
-                       self.pitches[np.arange(self.batch)[:, None], 1 + self.voice[:, None] + np.array([0, -1, 1])],
+                       self.pitches[np.arange(self.batch)[:, None], 1 + self.voice[:, None] + _AROUND],
                        self.style)
         out.setflags(write=False)
         return out

@@ -290,7 +290,7 @@ def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_di
         source: a folder written by ``ingest`` (used as is) or a folder of music files.
         config: tokenizer config; None takes the cache's own (or the default for a music folder). Given with a
             cache made with another config, it is a UsageError naming the differing fields. Its model-input-only
-            field (``last_pitch``) is not part of the tokens: they are read (or ingested) under
+            fields (``config.MODEL_INPUTS``) are not part of the tokens: they are read (or ingested) under
             ``config.for_tokens()`` and returned under ``config``.
         out_dir, workers, progress: passed to ``ingest`` for a music folder.
     """

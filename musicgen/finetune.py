@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from musicgen.config import MODEL_PRESETS, ModelConfig, TrainConfig
+from musicgen.config import MODEL_INPUTS, MODEL_PRESETS, ModelConfig, TrainConfig
 from musicgen.errors import UsageError
 
 FINETUNE_LR = 5e-4
@@ -64,9 +64,8 @@ def check_flags(args, base) -> None:
             ("--meter", "meter", bool(getattr(args, "meter", None)) and not tok.meter),
             ("--key-mode", "key", getattr(args, "key_mode", None) is not None and args.key_mode != tok.key),
             ("--styles", "styles", bool(getattr(args, "styles", None)) and not tok.styles),
-            ("--last-pitch", "last_pitch", bool(getattr(args, "last_pitch", None)) and not tok.last_pitch),
-            ("--neighbor-pitches", "neighbor_pitches",
-             bool(getattr(args, "neighbor_pitches", None)) and not tok.neighbor_pitches)):
+            *((flag, field, bool(getattr(args, field, None)) and not getattr(tok, field))
+              for field, flag in MODEL_INPUTS.items())):
         if differs:
             raise UsageError(f"{flag}: differs from {where} ({name}={getattr(tok, name)!r}); fine-tuning tokenizes "
                              f"with the base's tokenizer, leave the flag out")

@@ -8,17 +8,14 @@ import math
 import os
 from pathlib import Path
 
-from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
+from musicgen.config import MODEL_INPUTS, ModelConfig, TokenizerConfig, TrainConfig
 from musicgen.errors import UsageError
 from musicgen.safeio import check_output_dir
 from musicgen.trainer import fit_model, format_report
 
 
-INPUT_FLAGS = {"last_pitch": "--last-pitch", "neighbor_pitches": "--neighbor-pitches"}  # config.MODEL_INPUTS' flags
-
-
 def _inputs_of(config: TokenizerConfig, context: tuple[int, ...]) -> TokenizerConfig:
-    """``config`` with the model-input fields (``INPUT_FLAGS``) a model of ``context`` sizes was trained with turned on
+    """``config`` with the model-input fields (``MODEL_INPUTS``) a model of ``context`` sizes was trained with turned on
     (each combination gives another number of features); ``config`` itself when none fits."""
     import itertools
 
@@ -26,8 +23,8 @@ def _inputs_of(config: TokenizerConfig, context: tuple[int, ...]) -> TokenizerCo
 
     if config.voice_events != "all":
         return config
-    for on in itertools.product((False, True), repeat=len(INPUT_FLAGS)):
-        candidate = config.replace(**{f: v or getattr(config, f) for f, v in zip(INPUT_FLAGS, on)})
+    for on in itertools.product((False, True), repeat=len(MODEL_INPUTS)):
+        candidate = config.replace(**{f: v or getattr(config, f) for f, v in zip(MODEL_INPUTS, on)})
         if context_sizes(candidate) == context:
             return candidate
     return config
@@ -43,7 +40,7 @@ def cli_train(args) -> int:
 
     if not Path(args.corpus_dir).exists():
         raise UsageError(f"corpus_dir: {args.corpus_dir!r} does not exist")
-    for field, flag in INPUT_FLAGS.items():
+    for field, flag in MODEL_INPUTS.items():
         if getattr(args, field, None) and getattr(args, "voice_events", None) == "implied":
             raise UsageError(f"{flag}: needs a VOICE event at every change of voice, not --voice-events implied")
     _, flags_cfg = configs_from_args(args, vocab_size=1)  # bad flags fail here, before any ingest
@@ -83,7 +80,7 @@ def cli_train(args) -> int:
                                     voice_events=getattr(args, "voice_events", None))
     else:
         tokens = tokens_for(args.corpus_dir, tokenizer_cfg, progress=bool(args.verbose))
-    for field, flag in INPUT_FLAGS.items():
+    for field, flag in MODEL_INPUTS.items():
         if getattr(args, field, None) and not getattr(tokens.tokenizer_config, field):
             if tokens.tokenizer_config.voice_events != "all":
                 raise UsageError(f"{flag}: needs a VOICE event at every change of voice; the tokens have "

@@ -20,6 +20,25 @@ def data_dir() -> Path:
     return DATA
 
 
+def write_three_part_corpus(folder: Path, n: int = 8) -> Path:
+    """``n`` MIDI files of 3 monophonic parts (program 0), each piece its own intervals and rhythm (no
+    near-duplicates)."""
+    import pretty_midi
+
+    folder.mkdir(parents=True)
+    for k in range(n):
+        pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+        for v in range(3):
+            inst = pretty_midi.Instrument(0)
+            t, dur = 0.0, 0.25 * (1 + (k + v) % 3)
+            for i in range(24):
+                inst.notes.append(pretty_midi.Note(80, 48 + 7 * v + (i * (k + 1)) % 12, t, t + dur))
+                t += dur
+            pm.instruments.append(inst)
+        pm.write(str(folder / f"p{k}.mid"))
+    return folder
+
+
 def write_scale_corpus(folder: Path, n: int = 6) -> Path:
     """``n`` MIDI files of 40 sixteenth-ish notes climbing a major scale from C4 + k (a learnable toy corpus).
 

@@ -6,26 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_three_part_corpus
 
 from musicgen.cli import main
-
-
-def write_three_part_corpus(folder, n=8):
-    """``n`` MIDI files of 3 monophonic parts, each piece its own intervals and rhythm (no near-duplicates)."""
-    import pretty_midi
-
-    folder.mkdir(parents=True)
-    for k in range(n):
-        pm = pretty_midi.PrettyMIDI(initial_tempo=120)
-        for v in range(3):
-            inst = pretty_midi.Instrument(0)
-            t, dur = 0.0, 0.25 * (1 + (k + v) % 3)
-            for i in range(24):
-                inst.notes.append(pretty_midi.Note(80, 48 + 7 * v + (i * (k + 1)) % 12, t, t + dur))
-                t += dur
-            pm.instruments.append(inst)
-        pm.write(str(folder / f"p{k}.mid"))
-    return folder
 
 
 TRAIN = ["--preset", "tiny", "--batch-size", "4", "--bptt", "16", "--val-fraction", "0.25", "--test-fraction",

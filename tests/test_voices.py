@@ -95,21 +95,11 @@ def test_cli_ingest_with_voices(tmp_path, capsys):
 
 def test_train_and_sample_with_voices_end_to_end(tmp_path, monkeypatch, capsys):
     import pretty_midi
+    from conftest import write_three_part_corpus
 
     from musicgen.bundle import load_bundle
 
-    src = tmp_path / "music"
-    src.mkdir()
-    for k in range(8):  # 3 parts each, every piece its own intervals and rhythm (no near-duplicates)
-        pm = pretty_midi.PrettyMIDI(initial_tempo=120)
-        for v in range(3):
-            inst = pretty_midi.Instrument(0)
-            t, dur = 0.0, 0.25 * (1 + (k + v) % 3)
-            for i in range(24):
-                inst.notes.append(pretty_midi.Note(80, 48 + 7 * v + (i * (k + 1)) % 12, t, t + dur))
-                t += dur
-            pm.instruments.append(inst)
-        pm.write(str(src / f"p{k}.mid"))
+    src = write_three_part_corpus(tmp_path / "music")
     monkeypatch.chdir(tmp_path)  # the default token cache goes to ./data/tokens/music
     code = main(["train", str(src), "--out", str(tmp_path / "model"), "--voices", "auto", "--preset", "tiny",
                  "--epochs", "1", "--batch-size", "4", "--bptt", "32", "--no-tensorboard", "--verbose", "0"])

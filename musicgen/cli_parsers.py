@@ -158,6 +158,9 @@ def add_train(sub) -> None:
     p.add_argument("--neighbor-pitches", action="store_true", default=None,
                    help="two more inputs beside each event: the pitch of the latest note of the voice just above and "
                         "just below the voice in force; like --last-pitch a model input only (default: off)")
+    p.add_argument("--held-notes", action="store_true", default=None,
+                   help="four more inputs beside each event: for voices 0-3, whether the voice sounds or rests and "
+                        "for how long (up to eight quarter notes); like --last-pitch a model input only (default: off)")
     p.add_argument("--devices", default="1", metavar="N|auto",
                    help="data-parallel training on N devices of this host (auto: all the Keras backend sees; "
                         "TensorFlow MirroredStrategy, JAX DataParallel); --batch-size must be divisible by N. "

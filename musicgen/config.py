@@ -20,7 +20,7 @@ TIME_MODES = ("beat", "seconds")
 MAX_STYLES = 256  # most TokenizerConfig.styles
 KEY_MODES = ("", "token", "normalize")  # TokenizerConfig.key: off, KEY event with notes as written, notes on C
 # TokenizerConfig fields that are model inputs only (not in the tokens), with their `musicgen train` flags
-MODEL_INPUTS = {"last_pitch": "--last-pitch", "neighbor_pitches": "--neighbor-pitches"}
+MODEL_INPUTS = {"last_pitch": "--last-pitch", "neighbor_pitches": "--neighbor-pitches", "held_notes": "--held-notes"}
 VOICE_EVENTS = ("all", "implied")  # TokenizerConfig.voice_events: VOICE at every voice change, or only where needed
 # TrainConfig.split_version of new runs: three-way split by near-duplicate cluster, drawn from the music
 SPLIT_VERSION = 3
@@ -63,6 +63,9 @@ class TokenizerConfig(_JsonConfig):
             --last-pitch``). Needs ``voice_events="all"``.
         neighbor_pitches: likewise, two more inputs: the latest NOTE_ON pitch of the voice just above (v - 1) and just
             below (v + 1) the voice in force v (``musicgen train --neighbor-pitches``). A model input only.
+        held_notes: likewise, four more inputs: for voices 0-3, whether the voice sounds or rests and for how long
+            (since its latest NOTE_ON or NOTE_OFF, in buckets up to eight quarter notes; ``context.held_edges``)
+            (``musicgen train --held-notes``). A model input only.
     """
 
     time_mode: str = "beat"
@@ -82,6 +85,7 @@ class TokenizerConfig(_JsonConfig):
     styles: tuple[str, ...] = ()
     last_pitch: bool = False
     neighbor_pitches: bool = False
+    held_notes: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.styles, list):  # from JSON

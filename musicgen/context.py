@@ -1,6 +1,7 @@
 """Context features: the metric position, key and style in force after each token, as small integers the model embeds.
 
-With ``TokenizerConfig.meter``, ``.key``, ``.last_pitch``, ``.neighbor_pitches`` and/or ``.styles`` the model
+With ``TokenizerConfig.meter``, ``.key``, ``.last_pitch``, ``.neighbor_pitches``, ``.held_notes`` and/or ``.styles``
+the model
 gets, beside each token, the context *after* that token (where the next event happens); ``ModelConfig.context`` holds
 the feature sizes (``context_sizes``), and ``models.build_model`` adds one embedding per feature to the token
 embedding. Value 0 of every feature is "unknown".
@@ -14,6 +15,7 @@ Features, in this order (``context_names`` / ``context_sizes``)::
     last_pitch    last_pitch size 129                         1 + the pitch of the latest NOTE_ON in the voice in force
     above_pitch   neighbor_pitches  size 129                  the same for the voice just above (in force - 1)
     below_pitch   neighbor_pitches  size 129                  the same for the voice just below (in force + 1)
+    held_0..3     held_notes size 1 + 2 * len(held_edges) + 2 voice u (0..3) sounding or resting, and for how long
     style         styles on  size 1 + len(styles)             1 + the STYLE value (index in ``config.styles``)
 
 Metric position (the shared spec): the *origin* is the grid step of the latest TIME_SIG of the current piece and
@@ -29,7 +31,11 @@ or 0; the style feature likewise from the latest STYLE. The voice in force is th
 piece's BOS (0 before any, and always 0 without VOICE events); last_pitch is 1 + the pitch of the latest NOTE_ON of
 the current piece made while that voice was in force, or 0 (so after VOICE v it names v's previous note, the one a
 melody line continues from); above_pitch and below_pitch name voices v - 1 and v + 1 the same way (0 when there is no
-such voice). BOS resets everything (the features after BOS are all 0);
+such voice). held_u (``held_notes``) reads voice u's latest NOTE_ON or NOTE_OFF of the current piece (made while u was
+in force): 0 before any; else 1 + b after a NOTE_ON and 1 + B + b after a NOTE_OFF, where b is the bucket of the
+steps since that event (``np.searchsorted(held_edges(config), age, side="right")``, 0 = at this very step) and B =
+``len(held_edges(config)) + 1``: whether u sounds or rests, for how long, and whether u has already moved at this
+step; voices 4 and up are not read. BOS resets everything (the features after BOS are all 0);
 EOS changes nothing (the next BOS resets). Choices the spec left open: EOS does not reset; a token array is its own
 clock (time 0 at its first token).
 
@@ -44,6 +50,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -57,6 +64,8 @@ BAR_START_SIZE = 3  # unknown, off, on
 KEY_SIZE = 25  # unknown + the 24 KEY values
 PITCH_SIZE = 129  # unknown + MIDI pitches 0..127
 _AROUND = np.array([0, -1, 1])  # the voices the last, above and below pitch features read: in force, v - 1, v + 1
+HELD_VOICES = 4  # held_notes reads voices 0..3
+_HELD_QUARTERS = (0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8)  # held_notes' bucket edges after "within a step"
 
 
 # ---------------------------------------------------------------------------------------------------- the layout
@@ -65,6 +74,7 @@ def context_names(config: TokenizerConfig) -> tuple[str, ...]:
     return ((("step_in_beat", "beat_in_bar", "bar_start") if config.meter else ()) + (("key",) if config.key else ())
             + (("last_pitch",) if config.last_pitch else ())
             + (("above_pitch", "below_pitch") if config.neighbor_pitches else ())
+            + (tuple(f"held_{u}" for u in range(HELD_VOICES)) if config.held_notes else ())
             + (("style",) if config.styles else ()))
 
 
@@ -72,14 +82,24 @@ def context_sizes(config: TokenizerConfig) -> tuple[int, ...]:
     """``ModelConfig.context`` for ``config``: the number of values of each feature, 0 (unknown) included."""
     sizes = {"step_in_beat": 1 + 2 * config.steps_per_quarter, "beat_in_bar": BEATS_SIZE,
              "bar_start": BAR_START_SIZE, "key": KEY_SIZE, "last_pitch": PITCH_SIZE, "above_pitch": PITCH_SIZE,
-             "below_pitch": PITCH_SIZE, "style": 1 + len(config.styles)}
+             "below_pitch": PITCH_SIZE, "style": 1 + len(config.styles),
+             **{f"held_{u}": 1 + 2 * (len(held_edges(config)) + 1) for u in range(HELD_VOICES)}}
     return tuple(sizes[name] for name in context_names(config))
+
+
+def held_edges(config: TokenizerConfig) -> tuple[int, ...]:
+    """The held-note age buckets' lower edges in grid steps (bucket 0: 0 steps, the event is at this step): 1 step,
+    then a quarter of a quarter note up to eight quarter notes (``_HELD_QUARTERS``); in seconds mode a quarter note is
+    taken as 0.5 s."""
+    quarter = config.steps_per_quarter if config.time_mode == "beat" else max(1, round(0.5 / config.step_seconds))
+    return tuple(sorted({1, *(max(1, math.ceil(f * quarter)) for f in _HELD_QUARTERS)}))
 
 
 @dataclass(frozen=True)
 class _Lookup:
     """Per-id tables of one vocabulary: shift steps (0 if not a TIME_SHIFT), TIME_SIG numerator/denominator (0: not
-    one), KEY, STYLE, VOICE values and NOTE_ON pitches (-1: not one), BOS flag; all of shape (V,)."""
+    one), KEY, STYLE, VOICE values and NOTE_ON pitches (-1: not one), NOTE_OFF and BOS flags; all of shape (V,);
+    ``edges``: ``held_edges`` of the config."""
 
     shift: np.ndarray
     num: np.ndarray
@@ -88,6 +108,7 @@ class _Lookup:
     style: np.ndarray
     voice: np.ndarray
     on_pitch: np.ndarray
+    off: np.ndarray
     bos: np.ndarray
     whole: int  # grid steps per whole note (4 * steps_per_quarter)
     meter: bool
@@ -95,6 +116,8 @@ class _Lookup:
     has_style: bool
     last_pitch: bool
     neighbors: bool
+    held: bool
+    edges: np.ndarray
     voices: int  # VOICE values 0..voices-1 (1 without VOICE events)
 
 
@@ -106,7 +129,7 @@ def _lookup(config: TokenizerConfig) -> _Lookup:
     v = tok.vocab_size
     shift, num, den = np.zeros(v, np.int64), np.zeros(v, np.int64), np.zeros(v, np.int64)
     key, style, bos = np.full(v, -1, np.int64), np.full(v, -1, np.int64), np.zeros(v, bool)
-    voice, on_pitch = np.full(v, -1, np.int64), np.full(v, -1, np.int64)
+    voice, on_pitch, off = np.full(v, -1, np.int64), np.full(v, -1, np.int64), np.zeros(v, bool)
     first, size = tok.ranges["TIME_SHIFT"]
     shift[first:first + size] = np.arange(1, size + 1)
     if "TIME_SIG" in tok.ranges:
@@ -124,12 +147,15 @@ def _lookup(config: TokenizerConfig) -> _Lookup:
         voice[first:first + size] = np.arange(size)
     first, size = tok.ranges["NOTE_ON"]
     on_pitch[first:first + size] = np.arange(config.min_pitch, config.min_pitch + size)
+    first, size = tok.ranges["NOTE_OFF"]
+    off[first:first + size] = True
     bos[tok.bos_id] = True
-    for a in (shift, num, den, key, style, voice, on_pitch, bos):
+    edges = np.array(held_edges(config), np.int64)
+    for a in (shift, num, den, key, style, voice, on_pitch, off, bos, edges):
         a.setflags(write=False)
-    return _Lookup(shift, num, den, key, style, voice, on_pitch, bos, 4 * config.steps_per_quarter, config.meter,
+    return _Lookup(shift, num, den, key, style, voice, on_pitch, off, bos, 4 * config.steps_per_quarter, config.meter,
                    bool(config.key), bool(config.styles), config.last_pitch, config.neighbor_pitches,
-                   max(config.voices, 1))
+                   config.held_notes, edges, max(config.voices, 1))
 
 
 def _ids(tokens, vocab_size: int) -> np.ndarray:
@@ -142,10 +168,18 @@ def _ids(tokens, vocab_size: int) -> np.ndarray:
     return t
 
 
-def _columns(lk: _Lookup, p, num, den, known, key, pitches, style) -> np.ndarray:
+def _held(lk: _Lookup, kind, age) -> np.ndarray:
+    """The held_u features from each voice's latest note event: ``kind`` 0 none, 1 NOTE_ON, 2 NOTE_OFF, and ``age``
+    the steps since it (any shape; the same shape back)."""
+    b = np.searchsorted(lk.edges, age, side="right")
+    return np.where(kind == 0, 0, 1 + b + np.where(kind == 2, lk.edges.size + 1, 0))
+
+
+def _columns(lk: _Lookup, p, num, den, known, key, pitches, style, held) -> np.ndarray:
     """Feature columns from the position ``p`` (steps since the origin), the meter ``num/den`` (valid where
-    ``known``), the key and style features and ``pitches`` (*S, 3): the last, above and below pitch features; every
-    other argument has the same shape S; returns int32 (*S, F)."""
+    ``known``), the key and style features, ``pitches`` (*S, 3): the last, above and below pitch features, and
+    ``held`` (*S, HELD_VOICES): the held-note features; every other argument has the same shape S; returns int32
+    (*S, F)."""
     cols = []
     if lk.meter:
         d = np.where(known, den, 4)
@@ -161,6 +195,8 @@ def _columns(lk: _Lookup, p, num, den, known, key, pitches, style) -> np.ndarray
         cols.append(pitches[..., 0])
     if lk.neighbors:
         cols += [pitches[..., 1], pitches[..., 2]]
+    if lk.held:
+        cols += [held[..., u] for u in range(HELD_VOICES)]
     if lk.has_style:
         cols.append(style)
     return np.stack(cols, axis=-1).astype(np.int32) if cols else np.zeros(np.shape(p) + (0,), np.int32)
@@ -185,9 +221,9 @@ def context_features(tokens, tokenizer) -> np.ndarray:
     idx = np.arange(t.size)
     last_bos = np.maximum.accumulate(np.where(lk.bos[t], idx, -1))
     p = num = den = known = key = style = np.zeros(t.size, np.int64)
-    pitches = np.zeros((t.size, 3), np.int64)
+    pitches, held = np.zeros((t.size, 3), np.int64), np.zeros((t.size, HELD_VOICES), np.int64)
+    cum = np.cumsum(lk.shift[t])
     if lk.meter:
-        cum = np.cumsum(lk.shift[t])
         last_ts = np.maximum.accumulate(np.where(lk.num[t] > 0, idx, -1))
         origin = np.maximum(last_ts, 0)
         known, p, num, den = last_ts > last_bos, cum - cum[origin], lk.num[t[origin]], lk.den[t[origin]]
@@ -197,16 +233,37 @@ def context_features(tokens, tokenizer) -> np.ndarray:
     if lk.has_style:
         last_style = np.maximum.accumulate(np.where(lk.style[t] >= 0, idx, -1))
         style = np.where(last_style > last_bos, 1 + lk.style[t[np.maximum(last_style, 0)]], 0)
-    if lk.last_pitch or lk.neighbors:
-        pitches = _voice_pitches(lk, t, idx, last_bos)
-    return _columns(lk, p, num, den, known, key, pitches, style)
+    if lk.last_pitch or lk.neighbors or lk.held:
+        voice = _voice_in_force(lk, t, idx, last_bos)
+        if lk.last_pitch or lk.neighbors:
+            pitches = _voice_pitches(lk, t, idx, last_bos, voice)
+        if lk.held:
+            held = _held_notes(lk, t, idx, last_bos, voice, cum)
+    return _columns(lk, p, num, den, known, key, pitches, style, held)
 
 
-def _voice_pitches(lk: _Lookup, t: np.ndarray, idx: np.ndarray, last_bos: np.ndarray) -> np.ndarray:
-    """int64 (T, 3): the last, above and below pitch features of ``t`` (ids, (T,)): per voice, 1 + the latest NOTE_ON
-    since BOS made in that voice (0 none), read for the voice in force and its two neighbours."""
+def _voice_in_force(lk: _Lookup, t: np.ndarray, idx: np.ndarray, last_bos: np.ndarray) -> np.ndarray:
+    """int64 (T,): the latest VOICE value since BOS after each of ``t`` (0 before any)."""
     last_voice = np.maximum.accumulate(np.where(lk.voice[t] >= 0, idx, -1))
-    voice = np.where(last_voice > last_bos, lk.voice[t[np.maximum(last_voice, 0)]], 0)
+    return np.where(last_voice > last_bos, lk.voice[t[np.maximum(last_voice, 0)]], 0)
+
+
+def _held_notes(lk: _Lookup, t, idx, last_bos, voice, cum) -> np.ndarray:
+    """int64 (T, HELD_VOICES): the held_u features of ``t`` (ids, (T,)), from the voice in force and the clock
+    ``cum`` (steps after each token)."""
+    on, off = lk.on_pitch[t] >= 0, lk.off[t]
+    held = np.zeros((t.size, HELD_VOICES), np.int64)
+    for u in range(HELD_VOICES):
+        last = np.maximum.accumulate(np.where((on | off) & (voice == u), idx, -1))
+        at = np.maximum(last, 0)
+        kind = np.where(last > last_bos, np.where(off[at], 2, 1), 0)
+        held[:, u] = _held(lk, kind, cum - cum[at])
+    return held
+
+
+def _voice_pitches(lk: _Lookup, t: np.ndarray, idx: np.ndarray, last_bos: np.ndarray, voice) -> np.ndarray:
+    """int64 (T, 3): the last, above and below pitch features of ``t`` (ids, (T,)): per voice, 1 + the latest NOTE_ON
+    since BOS made in that voice (0 none), read for the voice in force (``voice``) and its two neighbours."""
     on = lk.on_pitch[t] >= 0
     table = np.zeros((t.size, lk.voices + 2), np.int64)  # column 1 + u: voice u; columns 0 and -1 stay 0
     for v in np.unique(voice[on]).tolist():
@@ -225,8 +282,10 @@ class ContextTracker:
 
     Each stream starts as a fresh token array (everything unknown, clock at 0). State per stream: ``position``
     (steps since the latest TIME_SIG), ``numerator``/``denominator`` (0 while the meter is unknown), ``key`` and
-    ``style`` (the key and style features, 0 unknown), ``voice`` (the voice in force) and ``pitches`` (B, voices + 2):
-    column 1 + u holds 1 + voice u's latest NOTE_ON pitch (0 none; the two edge columns stay 0).
+    ``style`` (the key and style features, 0 unknown), ``voice`` (the voice in force), ``pitches`` (B, voices + 2):
+    column 1 + u holds 1 + voice u's latest NOTE_ON pitch (0 none; the two edge columns stay 0), ``clock`` (steps
+    since the stream's start or latest BOS), and per voice 0..3 ``held_kind`` (B, 4; 0 none, 1 NOTE_ON, 2 NOTE_OFF:
+    the latest note event) and ``held_time`` (B, 4; the clock at it).
     """
 
     def __init__(self, tokenizer, batch: int):
@@ -240,6 +299,9 @@ class ContextTracker:
         self.style = np.zeros(self.batch, np.int64)
         self.voice = np.zeros(self.batch, np.int64)
         self.pitches = np.zeros((self.batch, self._lk.voices + 2), np.int64)  # column 1 + u: voice u
+        self.clock = np.zeros(self.batch, np.int64)
+        self.held_kind = np.zeros((self.batch, HELD_VOICES), np.int64)
+        self.held_time = np.zeros((self.batch, HELD_VOICES), np.int64)
         self._features = self._compute()
 
     def update(self, tokens) -> np.ndarray:
@@ -248,9 +310,10 @@ class ContextTracker:
         t = _ids(tokens, self.vocab_size).reshape(self.batch)
         lk = self._lk
         bos = lk.bos[t]
-        for a in (self.position, self.numerator, self.denominator, self.key, self.style, self.voice, self.pitches):
+        for a in self._state():
             a[bos] = 0
         self.position += lk.shift[t]
+        self.clock += lk.shift[t]
         sig = lk.num[t] > 0
         self.numerator[sig], self.denominator[sig], self.position[sig] = lk.num[t[sig]], lk.den[t[sig]], 0
         keyed = lk.key[t] >= 0
@@ -261,8 +324,15 @@ class ContextTracker:
         self.voice[voiced] = lk.voice[t[voiced]]
         on = np.flatnonzero(lk.on_pitch[t] >= 0)
         self.pitches[on, 1 + self.voice[on]] = 1 + lk.on_pitch[t[on]]
+        moved = np.flatnonzero(((lk.on_pitch[t] >= 0) | lk.off[t]) & (self.voice < HELD_VOICES))
+        self.held_kind[moved, self.voice[moved]] = np.where(lk.off[t[moved]], 2, 1)
+        self.held_time[moved, self.voice[moved]] = self.clock[moved]
         self._features = self._compute()
         return self._features.copy()
+
+    def _state(self) -> tuple[np.ndarray, ...]:
+        return (self.position, self.numerator, self.denominator, self.key, self.style, self.voice, self.pitches,
+                self.clock, self.held_kind, self.held_time)
 
     def features(self) -> np.ndarray:
         """The current context, int32 (B, F), without advancing (read only: the array is shared)."""
@@ -273,9 +343,7 @@ class ContextTracker:
         token history has reached, so that tokens continuing it are tracked as its tail; returns ``self``."""
         if other.config != self.config:
             raise UsageError("other: expected a ContextTracker of the same tokenizer config")
-        for mine, theirs in ((self.position, other.position), (self.numerator, other.numerator),
-                             (self.denominator, other.denominator), (self.key, other.key), (self.style, other.style),
-                             (self.voice, other.voice), (self.pitches, other.pitches)):
+        for mine, theirs in zip(self._state(), other._state()):
             mine[:] = theirs[0]
         self._features = self._compute()
         return self
@@ -294,6 +362,6 @@ class ContextTracker:
     def _compute(self) -> np.ndarray:
         out = _columns(self._lk, self.position, self.numerator, self.denominator, self.numerator > 0, self.key,
                        self.pitches[np.arange(self.batch)[:, None], 1 + self.voice[:, None] + _AROUND],
-                       self.style)
+                       self.style, _held(self._lk, self.held_kind, self.clock[:, None] - self.held_time))
         out.setflags(write=False)
         return out

@@ -257,8 +257,8 @@ def fit_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mode
     if train_cfg.algorithm == "rtrl" and init_weights is not None:
         raise UsageError("--init-from: fine-tuning needs --algorithm bptt (RTRL starts from its own initial weights)")
     if train_cfg.algorithm == "rtrl" and model_cfg.context:
-        raise UsageError("--algorithm: rtrl does not train context inputs (meter/key/last pitch/styles); use "
-                         "--algorithm bptt")
+        raise UsageError("--algorithm: rtrl does not train context inputs (meter/key/last pitch/held notes/styles); "
+                         "use --algorithm bptt")
     split = split_corpus(pieces, keys, train_cfg, tokenizer.config if tokenizer is not None else None)
     if train_cfg.algorithm == "rtrl":
         from musicgen.train_rtrl import fit_rtrl

@@ -304,7 +304,8 @@ def encoding(bundle) -> str:
     voices = f"voices {t.voices}" + (" implied" if getattr(t, "voice_events", "all") == "implied" else "")
     extras = [text for on, text in ((t.voices, voices), (t.meter, "meter"), (t.key, f"key {t.key}"),
                                     (getattr(t, "last_pitch", False), "last pitch"),
-                                    (getattr(t, "neighbor_pitches", False), "neighbour pitches")) if on]
+                                    (getattr(t, "neighbor_pitches", False), "neighbour pitches"),
+                                    (getattr(t, "held_notes", False), "held notes")) if on]
     epochs = bundle.metrics.get("epochs_run")
     return f"{m.cell.upper()} {m.layers}x{m.units}" + (f", {epochs} ep" if epochs else "") + \
         ", " + (" + ".join(extras) if extras else "no voices/meter/key")

@@ -6,17 +6,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musicgen.config import TokenizerConfig
-from musicgen.context import ContextTracker, context_features, context_names, context_sizes
+from musicgen.context import ContextTracker, context_features, context_names, context_sizes, held_edges
 from musicgen.errors import UsageError
 from musicgen.meter import key_name, parse_key
 from musicgen.tokenizer import Tokenizer, time_signature_value
 
 TOK = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=0, programs=False,
                                 meter=True, key="token"))
-# every feature at once: meter, key, last_pitch and neighbor pitches (three voices) and style
+# every feature at once: meter, key, last_pitch, neighbor pitches and held notes (five voices) and style
 TOKV = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=59, max_shift_steps=8, velocity_bins=0, programs=False,
-                                 meter=True, key="token", voices=3, last_pitch=True, neighbor_pitches=True,
-                                 styles=("a", "b")))
+                                 meter=True, key="token", voices=5, last_pitch=True, neighbor_pitches=True,
+                                 held_notes=True, styles=("a", "b")))
 
 
 def ids(tok, *events):
@@ -174,6 +174,36 @@ def test_neighbor_pitches_name_the_voices_above_and_below():
         TokenizerConfig(voices=2, voice_events="implied", neighbor_pitches=True)
 
 
+def test_held_notes_say_how_long_each_voice_has_sounded_or_rested():
+    tok = Tokenizer(TokenizerConfig(min_pitch=48, max_pitch=72, velocity_bins=0, programs=False, voices=5,
+                                    held_notes=True))
+    assert held_edges(tok.config) == (1, 3, 6, 9, 12, 18, 24, 36, 48, 72, 96)  # 12 steps per quarter
+    assert context_names(tok.config) == ("held_0", "held_1", "held_2", "held_3") and context_sizes(tok.config) == (
+        25,) * 4
+    on, off = 1, 13  # value - b for a sounding voice, a resting one (b: the age bucket, 0 = at this step)
+    tokens = ids(tok, ("BOS", 0), ("NOTE_ON", 67), ("VOICE", 1), ("NOTE_ON", 60), ("TIME_SHIFT", 12),
+                 ("VOICE", 0), ("NOTE_OFF", 67), ("TIME_SHIFT", 2), ("VOICE", 4), ("NOTE_ON", 50),
+                 ("TIME_SHIFT", 48), ("TIME_SHIFT", 48), ("VOICE", 1), ("NOTE_OFF", 60), ("NOTE_ON", 62), ("EOS", 0),
+                 ("BOS", 0))
+    got = context_features(tokens, tok)
+    assert got.tolist() == [
+        [0, 0, 0, 0], [on, 0, 0, 0], [on, 0, 0, 0], [on, on, 0, 0],
+        [on + 5, on + 5, 0, 0],  # 12 steps: the bucket [12, 18)
+        [on + 5, on + 5, 0, 0], [off, on + 5, 0, 0],  # voice 0 rests from this step
+        [off + 1, on + 5, 0, 0],  # 2 steps later: [1, 3); 14 steps: still [12, 18)
+        [off + 1, on + 5, 0, 0], [off + 1, on + 5, 0, 0],  # voice 4 is not read
+        [off + 9, on + 9, 0, 0], [off + 11, on + 11, 0, 0],  # 50 and 62 steps: [48, 72); 98 and 110: [96, ...)
+        [off + 11, on + 11, 0, 0], [off + 11, off, 0, 0], [off + 11, on, 0, 0], [off + 11, on, 0, 0],
+        [0, 0, 0, 0]]  # BOS forgets
+    np.testing.assert_array_equal(tracked(tok, tokens), got)
+    # in seconds mode a quarter note is taken as 0.5 s
+    assert held_edges(TokenizerConfig.seconds()) == (1, 13, 25, 38, 50, 75, 100, 150, 200, 300, 400)
+    assert held_edges(TokenizerConfig(steps_per_quarter=2)) == (1, 2, 3, 4, 6, 8, 12, 16)
+    assert TokenizerConfig(voices=2, held_notes=True).for_tokens() == TokenizerConfig(voices=2)
+    with pytest.raises(Exception, match="held_notes"):
+        TokenizerConfig(voices=2, voice_events="implied", held_notes=True)
+
+
 @pytest.mark.parametrize("name, value", [("D minor", 14), ("d minor", 14), ("D", 2), ("Bb major", 10),
                                          ("F# MINOR", 18), ("  Cb  ", 11), ("e#", 5), ("A minor", 21)])
 def test_parse_key(name, value):
@@ -322,7 +352,8 @@ def test_start_from_carries_every_feature():
     tokens = ids(TOKV, ("BOS", 0), ("STYLE", 1), ("KEY", 3), ("TIME_SIG", (3, 4)), ("VOICE", 2), ("NOTE_ON", 50),
                  ("TIME_SHIFT", 5), ("VOICE", 1), ("NOTE_ON", 55), ("VOICE", 2))
     expected = context_features(tokens, TOKV)
-    assert expected[-1].tolist() == [6, 1, 1, 4, 51, 56, 0, 2]  # voice 2 in force: 50, above 55, none below
+    # voice 2 in force: 50, above 55, none below; held: voice 1 sounding from this step, voice 2 for 5 steps
+    assert expected[-1].tolist() == [6, 1, 1, 4, 51, 56, 0, 0, 1, 3, 0, 2]
     for cut in range(len(tokens) + 1):
         head = ContextTracker(TOKV, 1)
         head.run(tokens[:cut])

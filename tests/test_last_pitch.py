@@ -1,5 +1,5 @@
-"""`musicgen train --last-pitch`: a model input (the previous note of the voice in force) that leaves the tokens and
-the token cache as they are; train → bundle → sample (numpy, no TensorFlow) → evaluate on the same cache, resume,
+"""`musicgen train --last-pitch` (and `--held-notes`): model inputs (the previous note of the voice in force; how long
+voices 0-3 have sounded or rested) that leave the tokens and the token cache as they are; train → bundle → sample (numpy, no TensorFlow) → evaluate on the same cache, resume,
 and the flags it refuses."""
 
 import json
@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
     cache = tmp / "cache"
     assert main(["ingest", str(src), "--out", str(cache), "--voices", "auto"]) == 0
     out = tmp / "bundle"
-    assert main(["train", str(cache), "--last-pitch", "--out", str(out), "--epochs", "1", *TRAIN]) == 0
+    assert main(["train", str(cache), "--last-pitch", "--held-notes", "--out", str(out), "--epochs", "1", *TRAIN]) == 0
     return out, cache
 
 
@@ -38,15 +38,17 @@ def test_train_sample_and_evaluate_with_last_pitch(trained, tmp_path):
 
     out, cache = trained
     bundle = load_bundle(out)
-    assert bundle.tokenizer_config.last_pitch and bundle.tokenizer_config.voices == 3
-    assert bundle.model_config.context == (129,) and "context_0" in bundle.weights
+    assert bundle.tokenizer_config.last_pitch and bundle.tokenizer_config.held_notes
+    assert bundle.tokenizer_config.voices == 3
+    assert bundle.model_config.context == (129, 25, 25, 25, 25) and "context_4" in bundle.weights
     # the cache is untouched: its config has no last_pitch, and the bundle's config reads it
-    assert "last_pitch" not in json.loads((cache / "tokenizer.json").read_text())
+    assert not {"last_pitch", "held_notes"} & set(json.loads((cache / "tokenizer.json").read_text()))
     data = tokens_for(cache, bundle.tokenizer_config)
     assert data.tokenizer_config == bundle.tokenizer_config and len(data) == 8
     piece = np.asarray(data.pieces[0])
     feats = context_features(piece, bundle.tokenizer)
-    assert feats.shape == (piece.size, 1) and feats.max() > 0  # the notes' pitches, from the first NOTE_ON on
+    assert feats.shape == (piece.size, 5) and feats[:, 0].max() > 0  # the notes' pitches, from the first NOTE_ON on
+    assert (feats[:, 1:4] > 0).any(0).all() and not feats[:, 4].any()  # voices 0-2 held; there is no voice 3
     # the numpy sampler feeds the feature from its tracker, in a process without TensorFlow
     run = run_cli_without_tensorflow(["sample", "--model", out, "-n", "2", "--length", "80", "--seed", "3", "-o",
                                       tmp_path / "samples"])
@@ -70,14 +72,15 @@ def test_resume_keeps_last_pitch_and_finetune_refuses_to_add_it(trained, tmp_pat
 
     out, cache = trained
     run = tmp_path / "run"
-    assert main(["train", str(cache), "--last-pitch", "--neighbor-pitches", "--out", str(run), "--epochs", "1",
-                 *TRAIN]) == 0
+    assert main(["train", str(cache), "--last-pitch", "--neighbor-pitches", "--held-notes", "--out", str(run),
+                 "--epochs", "1", *TRAIN]) == 0
     # --resume alone: the checkpoint's model has the inputs, so the resumed run gives them too
     assert main(["train", str(cache), "--out", str(run), "--resume", "--epochs", "2", "--no-tensorboard",
                  "--verbose", "0"]) == 0
     resumed = load_bundle(run)
-    assert resumed.tokenizer_config.last_pitch and resumed.tokenizer_config.neighbor_pitches
-    assert resumed.model_config.context == (129, 129, 129) and resumed.metrics["epochs_run"] == 2
+    t = resumed.tokenizer_config
+    assert t.last_pitch and t.neighbor_pitches and t.held_notes and resumed.metrics["epochs_run"] == 2
+    assert resumed.model_config.context == (129, 129, 129, 25, 25, 25, 25)
     plain = tmp_path / "plain"
     assert main(["train", str(cache), "--out", str(plain), "--epochs", "1", *TRAIN]) == 0
     assert not load_bundle(plain).tokenizer_config.last_pitch and load_bundle(plain).model_config.context == ()
@@ -91,7 +94,7 @@ def test_resume_keeps_last_pitch_and_finetune_refuses_to_add_it(trained, tmp_pat
 
 def test_last_pitch_with_implied_voices_is_a_usage_error(tmp_path, capsys):
     src = write_three_part_corpus(tmp_path / "music", n=2)
-    for flag in ("--last-pitch", "--neighbor-pitches"):
+    for flag in ("--last-pitch", "--neighbor-pitches", "--held-notes"):
         assert main(["train", str(src), "--voices", "auto", "--voice-events", "implied", flag, "--out",
                      str(tmp_path / "m"), "--epochs", "1", *TRAIN]) == 2
         err = capsys.readouterr().err.strip()

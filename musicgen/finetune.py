@@ -42,8 +42,8 @@ def load_base(path: str | Path):
 def check_flags(args, base) -> None:
     """One-line ``UsageError`` for a flag that disagrees with the base bundle: a model size (``--cell``,
     ``--preset``, ``--units``, ``--layers``, ``--embedding-dim``), a tokenizer setting (``--time-mode``,
-    ``--voices``, ``--meter``, ``--key-mode``, ``--styles``, ``--last-pitch``, ``--neighbor-pitches``, ``--held-notes``) or
-    ``--algorithm rtrl``. ``args``: the ``musicgen train`` namespace (unset flags are None)."""
+    ``--voices``, ``--meter``, ``--key-mode``, ``--styles``, ``--last-pitch``, ``--neighbor-pitches``,
+    ``--held-notes``) or ``--algorithm rtrl``. ``args``: the ``musicgen train`` namespace (unset flags are None)."""
     cfg, tok, where = base.model_config, base.tokenizer_config, f"the bundle {str(base.path)!r}"
     for name, flag in SIZE_FLAGS:
         value = getattr(args, name, None)

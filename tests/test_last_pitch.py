@@ -1,6 +1,6 @@
 """`musicgen train --last-pitch` (and `--held-notes`): model inputs (the previous note of the voice in force; how long
-voices 0-3 have sounded or rested) that leave the tokens and the token cache as they are; train → bundle → sample (numpy, no TensorFlow) → evaluate on the same cache, resume,
-and the flags it refuses."""
+voices 0-3 have sounded or rested) that leave the tokens and the token cache as they are; train → bundle → sample
+(numpy, no TensorFlow) → evaluate on the same cache, resume, and the flags it refuses."""
 
 import json
 

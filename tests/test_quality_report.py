@@ -229,3 +229,54 @@ def test_rows_per_seed_and_their_median(two_bundles, tmp_path, capsys):
     assert quality.main(["--bundle", f"a={paths[0]}", "--corpus", str(cache), "--seed", "0", "1", "--temperature",
                          "0.5", "1", "--out", str(tmp_path / "q.md")]) == 2
     assert "--seed: several seeds with several temperatures" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ nll_by_kind.py, long_notes.py
+def _script(name):
+    path = SCRIPT.parent / f"{name}.py"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_nll_by_kind_sums_to_nats_per_note_and_writes_its_marker(two_bundles, tmp_path, capsys):
+    by_kind = _script("nll_by_kind")
+    (b0, b1), cache = two_bundles
+    r = by_kind.kinds_of(str(b0), str(cache), "valid")
+    assert r["names"] and r["all_notes"] > 0 and r["small_pieces"] == len(r["names"])  # no VOICE: "0 voices"
+    assert math.isclose(sum(r["all"].values()), r["all_nats_note"], rel_tol=1e-9)
+    assert set(r["all"]) <= {"NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "EOS"} and r["all"]["NOTE_ON"] > 0
+    doc = tmp_path / "doc.md"
+    doc.write_text("# x\n\n<!-- report:kinds -->\nold\n<!-- /report -->\ntail\n")
+    assert by_kind.main(["--bundle", f"a={b0}", "--bundle", f"b={b1}", "--corpus", str(cache), "--out", str(doc),
+                         "--marker", "kinds"]) == 0
+    text = doc.read_text()
+    assert "old" not in text and text.endswith("<!-- /report -->\ntail\n")
+    assert "| a | all | " in text and "| b | <= 4 voices | " in text and "python scripts/nll_by_kind.py" in text
+    with pytest.raises(SystemExit):
+        by_kind.main(["--bundle", f"a={b0}", "--corpus", str(cache), "--out", str(doc)])  # --marker missing
+    capsys.readouterr()
+
+
+def test_long_notes_per_piece_interval_and_report():
+    from musicgen.config import TokenizerConfig
+    from musicgen.piece import Note
+    from musicgen.tokenizer import Tokenizer
+
+    long_notes = _script("long_notes")
+    tok = Tokenizer(TokenizerConfig(velocity_bins=0, programs=False))
+    # a whole note in the middle, a 5-quarter final chord of two notes, a 9-quarter note (past the 8-quarter cap)
+    notes = [Note(p, s, e, 80) for p, s, e in ((60, 0.0, 1.0), (62, 1.0, 5.0), (64, 5.0, 6.0), (67, 6.0, 11.0),
+                                               (72, 6.0, 11.0), (48, 0.0, 9.0))]
+    r = long_notes.piece_counts(tok, tok.encode_notes(notes))
+    assert r == {"notes": 6, "long": 4, "long_at_end": 2, "over_cap": 1, "longest": 9.0}
+    short = long_notes.piece_counts(tok, tok.encode_notes([Note(60, 0.0, 1.0, 80), Note(62, 1.0, 2.0, 80)]))
+    assert short["long"] == 0 and long_notes.count(tok, [tok.encode_notes(notes)] * 2)["long_at_end"] == 4
+    rows = [r, short, short]
+    lo, hi = long_notes.pooled_interval(rows)
+    assert 0.0 <= lo <= 4 / 10 <= hi <= 4 / 6  # pooled 4 of 10 notes; at most all draws of the long piece
+    text = long_notes.report(["a.mid", "b.mid", "c.mid"], rows, "test", 8.0, "cmd")
+    assert "3 pieces, 10 notes, 4 of >= 4 quarter notes (40.00%" in text and "in 1 pieces" in text
+    assert "Without a.mid, the piece with the most (4 of its 6 notes): 0.00%" in text
+    assert "| a.mid | 6 | 4 | 2 | 9 |" in text and "b.mid" not in text.split("Without")[1]

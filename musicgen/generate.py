@@ -172,11 +172,16 @@ def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=
         primer_tokens = with_style(primer_tokens, tok, int(styles[0]))
 
     voice_caps = voices.sample_voice_caps(used, bundle, primer_tokens if primer is not None else None, used.num_samples)
+    keys = key_value if "KEY" in tok.ranges else None
+    if keys is None and "KEY" in tok.ranges and primer is None:  # each sample's KEY from the training pieces' keys
+        from musicgen.keys import METRIC, draw_keys
+
+        keys = draw_keys((bundle.metrics or {}).get(METRIC), used.seed, used.num_samples)
     started = time.perf_counter()
     with one_blas_thread():
         model = StepModel(bundle.weights, bundle.model_config, tokenizer=tok)
         events = sample_tokens(model, bundle.model_config, tok, primer_tokens, length, used.seed,
-                               key=key_value if "KEY" in tok.ranges else None, num_samples=used.num_samples,
+                               key=keys, num_samples=used.num_samples,
                                temperature=used.temperature, top_k=used.top_k, top_p=used.top_p,
                                max_polyphony=used.max_polyphony, pitch_range=used.pitch_range,
                                allow_eos=used.allow_eos, limit_steps=limit_steps, max_note_steps=max_note_steps,

@@ -6,6 +6,13 @@ its pitch class; drums left out) is correlated (Pearson) with the 12 rotations o
 profile, and the best of the 24 keys wins. The weights below are music21's (``AardenEssen().getWeights`` and
 ``KrumhanslSchmuckler().getWeights``; ``tests/test_keys.py`` checks they still are), copied so that reading a key
 never imports music21. Keys are pretty_midi key numbers, ``tonic + 12 * minor`` (``musicgen.meter.key_name``).
+
+The corpus's keys at sampling (``key_counts``, ``draw_keys``): a key-mode model could draw its own KEY after BOS,
+but training's transposition moves the KEY of every piece by up to ±N semitones (in ``normalize`` mode only the KEY),
+so the model learns a smeared distribution: the shipped chorale model put 3-6% of its samples in each of seven keys
+no training piece has. So ``musicgen train`` records how many training pieces are in each key (``metrics.json`` →
+``key_pieces``, ``{"A minor": 41, ...}``) and ``musicgen sample`` without ``--key`` draws each sample's KEY from
+those counts and forces it (``rules.EventRules(key=...)``); a bundle without the record lets the model draw.
 """
 
 from __future__ import annotations
@@ -13,6 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 from musicgen.errors import UsageError
+from musicgen.meter import key_name, parse_key
+from musicgen.styles import draw_styles
+
+METRIC = "key_pieces"  # metrics.json: {key name: training pieces}
+KEYS_SALT = 0x6B3E5  # mixed into the sample seed for the key draws: the event draws stay as they were
 
 PROFILES = {
     "aarden": (np.array([17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062, 0.145624,
@@ -74,3 +86,31 @@ def piece_key(piece, profile: str = DEFAULT_PROFILE) -> tuple[int, str]:
     if piece.key is not None:
         return int(piece.key), "signature"
     return analyze_piece_key(piece, profile), "analysis"
+
+
+# ------------------------------------------------------------------------------------------- the corpus's keys
+def key_counts(pieces, tokenizer) -> dict[str, int]:
+    """``{key name: pieces}`` over token pieces (each piece's first KEY event), in key-number order, unused keys left
+    out; ``{}`` for a vocabulary without KEY events."""
+    if "KEY" not in tokenizer.ranges:
+        return {}
+    first, size = tokenizer.ranges["KEY"]
+    counts = np.zeros(size, np.int64)
+    for tokens in pieces:
+        head = np.asarray(tokens[:8], np.int64)  # BOS [STYLE] KEY: the head is enough
+        found = head[(head >= first) & (head < first + size)]
+        if found.size:
+            counts[found[0] - first] += 1
+    return {key_name(k): int(counts[k]) for k in range(size) if counts[k]}
+
+
+def draw_keys(counts: dict | None, seed: int, count: int) -> np.ndarray | None:
+    """int64 (count,): a key number per sample drawn from ``counts`` (``key_counts``' form) by an RNG of its own
+    (``KEYS_SALT``; draw i depends on ``seed`` and i alone); None without counts (an older bundle)."""
+    if not counts:
+        return None
+    values = np.array([parse_key(name) for name in counts], np.int64)
+    shares = np.array([float(c) for c in counts.values()])
+    if shares.sum() <= 0:
+        return None
+    return values[draw_styles(shares / shares.sum(), seed, count, salt=KEYS_SALT)]

@@ -35,7 +35,7 @@ class EventRules:
     leaving the model's own choice among note events; the state is tracked all the same.
 
     Meter, key and style (vocabularies with TIME_SIG / KEY / STYLE, see ``musicgen.context``): the event right after
-    BOS must be a STYLE (``style``: that one) and the next a KEY (``key``: that KEY only), as the encoder writes
+    BOS must be a STYLE (``style``: that one) and the next a KEY (``key``: that one), as the encoder writes
     ``BOS STYLE KEY``; STYLE and KEY are forbidden anywhere else; a TIME_SIG is allowed only while the meter of
     the piece is unknown or at a bar start of the current meter, and only before any other event of its grid step
     (at most one per step, before the step's VOICE/PROGRAM/VELOCITY/note events, as the encoder writes them).
@@ -50,7 +50,8 @@ class EventRules:
         well_formed: forbid a NOTE_OFF of a pitch not sounding and a NOTE_ON of a pitch already sounding.
         voice_polyphony: at most this many notes sounding at once in one voice (0: no cap); None takes the
             tokenizer config's ``voice_polyphony`` (1 when ingest found every part of the corpus monophonic).
-        key: the KEY value (0..23) every stream must take after BOS (None: any KEY; key-mode vocabularies only).
+        key: the KEY value (0..23) every stream must take after BOS: one int, or int (B,) one per stream (None: any
+            KEY; key-mode vocabularies only).
         style: the STYLE value every stream must take after BOS: one int, or int (B,) one per stream (None: any;
             styles vocabularies only).
         programs: the programs (0..127, 128 = drums) that may start notes (None: all; PROGRAM vocabularies only):
@@ -66,7 +67,7 @@ class EventRules:
 
     def __init__(self, tokenizer, batch: int, pitch_range: tuple[int, int] | None = None, max_polyphony: int = 0,
                  allow_eos: bool = False, max_note_steps: int = 0, well_formed: bool = True,
-                 voice_polyphony: int | None = None, key: int | None = None, programs=None, context: bool = False,
+                 voice_polyphony: int | None = None, key=None, programs=None, context: bool = False,
                  style=None, max_voices=None):
         r = tokenizer.ranges
         self.vocab_size, self.batch, self.max_polyphony = tokenizer.vocab_size, batch, max_polyphony
@@ -145,7 +146,7 @@ class EventRules:
         """float32 (len(cap), voice ids): 0 for the VOICE values below each row's cap, -inf from it on."""
         return np.where(np.arange(self.n_voice_ids)[None, :] < cap[:, None], 0, NEG_INF).astype(np.float32)
 
-    def _init_meter_and_key(self, tokenizer, key: int | None, context: bool = False, style=None) -> None:
+    def _init_meter_and_key(self, tokenizer, key=None, context: bool = False, style=None) -> None:
         r = tokenizer.ranges
         self.style_block = (r["STYLE"][0], r["STYLE"][0] + r["STYLE"][1]) if "STYLE" in r else None
         self.style_ids = None  # int64 (B,): the STYLE id each stream must take (None: any)
@@ -154,12 +155,13 @@ class EventRules:
             if self.style_block is None or values.min() < 0 or values.max() >= r["STYLE"][1]:
                 raise ValueError(f"style: expected None, or STYLE values in a styles vocabulary, got {style!r}")
             self.style_ids = self.style_block[0] + values
-        self.key_ids = r["KEY"][0] + np.arange(r["KEY"][1]) if "KEY" in r else None
-        if key is not None and (self.key_ids is None or not 0 <= key < self.key_ids.size):
-            raise ValueError(f"key: expected None, or a KEY value in a key-mode vocabulary, got {key!r}")
-        if key is not None:
-            self.key_ids = self.key_ids[[key]]
         self.key_block = (r["KEY"][0], r["KEY"][0] + r["KEY"][1]) if "KEY" in r else None
+        self.key_ids = None  # int64 (B,): the KEY id each stream must take (None: any)
+        if key is not None:
+            values = np.broadcast_to(np.asarray(key, np.int64), (self.batch,))
+            if self.key_block is None or values.min() < 0 or values.max() >= r["KEY"][1]:
+                raise ValueError(f"key: expected None, or KEY values in a key-mode vocabulary, got {key!r}")
+            self.key_ids = self.key_block[0] + values
         self.tsig_block = (r["TIME_SIG"][0], r["TIME_SIG"][0] + r["TIME_SIG"][1]) if "TIME_SIG" in r else None
         self.expect = np.full(self.batch, _FREE, np.int64)       # a STYLE or a KEY must come next
         self.step_settled = np.zeros(self.batch, bool)           # an event other than a shift/KEY at this grid step
@@ -238,10 +240,14 @@ class EventRules:
         if self.key_block is not None:
             needs = self.expect == _NEEDS_KEY
             logits[~needs, self.key_block[0]:self.key_block[1]] = NEG_INF
-            if needs.any():
-                keep = np.full(self.vocab_size, NEG_INF, np.float32)
-                keep[self.key_ids] = 0
-                logits[needs] += keep
+            rows = np.flatnonzero(needs)
+            if rows.size:
+                keep = np.full((rows.size, self.vocab_size), NEG_INF, np.float32)
+                if self.key_ids is None:
+                    keep[:, self.key_block[0]:self.key_block[1]] = 0
+                else:
+                    keep[np.arange(rows.size), self.key_ids[rows]] = 0
+                logits[rows] += keep
         return logits
 
     def _program_sounding(self) -> np.ndarray:

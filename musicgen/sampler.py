@@ -267,7 +267,7 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_polyphony: int = 0,
                   pitch_range: tuple[int, int] | None = None, allow_eos: bool = False,
                   limit_steps: int | None = None, close: bool = True, max_note_steps: int = 0,
-                  well_formed: bool = True, start_state: list | None = None, key: int | None = None,
+                  well_formed: bool = True, start_state: list | None = None, key=None,
                   programs=None, steering=None, style=None, context=None, max_voices=None) -> np.ndarray:
     """Sample ``num_samples`` event streams together.
 
@@ -285,9 +285,10 @@ def sample_tokens(weights, cfg, tokenizer, primer_tokens, length: int, rng, *, n
         close: append NOTE_OFFs for the notes still sounding at the end.
         start_state: per layer a tuple of (units,) arrays the primer is fed from (a bundle's ``start_state``);
             None: the zero state.
-        key: key-mode vocabularies: the KEY value every stream takes after BOS (None: the model draws it). The KEY
-            is drawn like any event (from a mask that allows only it), so a stream with ``key=k`` equals, event for
-            event, the stream of the same seed in which the model drew KEY(k) itself.
+        key: key-mode vocabularies: the KEY value every stream takes after BOS, one int or int (B,) one per stream
+            (None: the model draws it). The KEY is drawn like any event (from a mask that allows only it), so a
+            stream with ``key=k`` equals, event for event, the stream of the same seed in which the model drew KEY(k)
+            itself.
         style: styles vocabularies: the STYLE value every stream takes after BOS, one int or int (B,) one per
             stream (None: the model draws it); forced like ``key``, so stream i with style s equals stream i of the
             same seed that drew STYLE(s).

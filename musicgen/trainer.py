@@ -210,6 +210,10 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         from musicgen import voices as vc
 
         metrics[vc.METRIC] = vc.voice_counts(train_pieces, tokenizer)
+    if tokenizer is not None and tokenizer.config.key:  # the counts `musicgen sample` draws keys from
+        from musicgen import keys
+
+        metrics[keys.METRIC] = keys.key_counts(train_pieces, tokenizer)
     if "init_val_nll" in state:
         metrics["init_val_nll"] = state["init_val_nll"]
     history = folder / HISTORY

@@ -43,8 +43,9 @@ if [ "$STAGE" = all ] || [ "$STAGE" = install ]; then
   # the README's hand-written parts stay; report_default.py rewrites its marked numbers below
   [ -f trained/default/README.md ] && cp trained/default/README.md trained/default.new/README.md
   rm -rf trained/default && mv trained/default.new trained/default
-  # voice caps for sampling: a run from before `musicgen train` recorded voice_pieces gets them here (else a no-op)
-  python scripts/record_voice_counts.py trained/default "$CORPUS"
+  # voice caps and keys for sampling: a run from before `musicgen train` recorded voice_pieces / key_pieces gets
+  # them here (else a no-op)
+  python scripts/record_counts.py trained/default "$CORPUS"
   # test split: evaluation.json (checksummed in bundle.json) and the README numbers
   python scripts/report_default.py --corpus "$CORPUS" --save --max-order 12
 fi

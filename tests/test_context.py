@@ -286,10 +286,16 @@ def test_train_sample_with_key_and_evaluate_end_to_end(trained, tmp_path):
     assert sidecar["key"] == "D minor" and sidecar["settings"]["key"] == "D minor"
     assert sidecar["meter"] is None or sidecar["meter"].count("/") == 1
     assert "--key 'D minor'" in sidecar["regenerate"]
-    # default: the model draws the key; the sidecar's --key reproduces the sample it is recorded in
+    # default: each sample's key drawn from the training pieces' keys (recorded by train); the sidecar's --key
+    # reproduces the sample it is recorded in
+    from musicgen.keys import draw_keys
+
+    counts = bundle.metrics["key_pieces"]
+    assert sum(counts.values()) == bundle.metrics["train_pieces"] and set(counts) <= {key_name(k) for k in range(12)}
     free = generate(out, length=60, seed=7, num_samples=3)
     tok = bundle.tokenizer
     assert all(t[1] == tok.token("KEY", parse_key(s["key"])) for t, s in zip(free.tokens, free.sidecars))
+    assert [s["key"] for s in free.sidecars] == [key_name(k) for k in draw_keys(counts, 7, 3)]
     again = generate(out, length=60, seed=7, num_samples=3, key=free.sidecars[1]["key"])
     np.testing.assert_array_equal(again.tokens[1], free.tokens[1])
     command = shlex.split(free.sidecars[1]["regenerate"])
@@ -366,3 +372,23 @@ def test_start_from_and_run_refuse_another_vocabulary_or_several_streams():
         ContextTracker(TOK, 1).start_from(other)
     with pytest.raises(UsageError, match="^run: expected a tracker of one stream, got batch=2"):
         ContextTracker(TOK, 2).run([TOK.bos_id])
+
+
+def test_record_counts_rewrites_the_keys_and_the_bundle_verifies(trained, tmp_path, capsys):
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    from musicgen.bundle import load_bundle
+
+    out, cache, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "record_counts.py"
+    spec = importlib.util.spec_from_file_location("record_counts", script)
+    record = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record)
+    assert record.main([str(copy), str(cache)]) == 0  # already recorded by train: left alone
+    assert "already records key_pieces" in capsys.readouterr().out
+    assert record.main([str(copy), str(cache), "--force"]) == 0
+    assert load_bundle(copy).metrics["key_pieces"] == load_bundle(out).metrics["key_pieces"]  # and it verifies

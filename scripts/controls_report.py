@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from musicgen import keys
 from musicgen.bundle import load_bundle
 from musicgen.meter import parse_key
 from musicgen.controls import in_scale_share
@@ -45,7 +46,9 @@ def key_rows(bundle, args) -> list[str]:
             result = generate(bundle, length=args.length, seed=args.seed, num_samples=args.samples, key=name)
             shares = [in_scale_share([n.pitch for i in m.instruments if not i.is_drum for n in i.notes], key)
                       for m in result.midis]
-            rows.append(f"| {name or '(the model draws its key)'} | {np.mean(shares):.3f}, {np.min(shares):.3f} |")
+            free = ("(no --key: drawn from the training pieces' keys)" if (bundle.metrics or {}).get(keys.METRIC)
+                    else "(the model draws its key)")
+            rows.append(f"| {name or free} | {np.mean(shares):.3f}, {np.min(shares):.3f} |")
         return rows
     rows = [f"| --key-strength | share of notes in {args.key} (mean, min) |", "|---|---|"]
     for strength in (0.0, 1.0, 2.0, 4.0):

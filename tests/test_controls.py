@@ -82,15 +82,21 @@ def _notes_per_second(result, seconds):
 
 @pytest.mark.parametrize("low, high, share", [(1.0, 2.0, 0.85), (3.0, 4.5, 0.85)])
 def test_density_puts_notes_per_second_in_range_on_most_samples(default_bundle, low, high, share):
-    """20 samples of 16 s at 100 qpm, seed 1: the model alone plays 4.9-8.9 notes per second (none in either range).
-    Up is harder than down for the shipped model: its four voices play one note each at a time (docs/controls.md).
-    The default with the last-pitch input and dropout 0.4 (seventh session): 1..2 95%, 3..4.5 100%; the dropout-0.3
-    default before it: 85% (three samples ended at 2.19-2.44 notes/s) and 95%; the dropout-0.1 one: 95% and 85%."""
+    """20 samples of 16 s at 100 qpm at each of seeds 1, 2 and 3, pooled: the model alone plays 4.9-9.6 notes per
+    second (none in either range). Up is harder than down for the shipped model: its four voices play one note each
+    at a time (docs/controls.md). One seed of 20 samples moves by 10-20 points between seeds: with each sample's key
+    drawn from the training pieces' keys (eighth session) the shipped model landed 95/95/90% of 1..2 and 80/95/95% of
+    3..4.5 at seeds 1/2/3, and 95/95/90% and 100/85/95% when it drew its own keys. Earlier defaults, at seed 1 alone:
+    the dropout-0.3 one 85% and 95%, the dropout-0.1 one 95% and 85%."""
     from musicgen.generate import generate
 
-    free = _notes_per_second(generate(default_bundle, seconds=16.0, seed=1, num_samples=20, tempo=100.0), 16.0)
-    steered = generate(default_bundle, seconds=16.0, seed=1, num_samples=20, tempo=100.0, density=(low, high))
-    rates = _notes_per_second(steered, 16.0)
+    free, rates, steered = [], [], None
+    for seed in (1, 2, 3):
+        free.append(_notes_per_second(generate(default_bundle, seconds=16.0, seed=seed, num_samples=20, tempo=100.0),
+                                      16.0))
+        steered = generate(default_bundle, seconds=16.0, seed=seed, num_samples=20, tempo=100.0, density=(low, high))
+        rates.append(_notes_per_second(steered, 16.0))
+    free, rates = np.concatenate(free), np.concatenate(rates)
     assert np.mean((free >= low) & (free <= high)) <= 0.1
     assert np.mean((rates >= low) & (rates <= high)) >= share, rates
     assert steered.sidecars[0]["settings"]["density"] == [low, high]

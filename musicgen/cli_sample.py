@@ -51,8 +51,9 @@ def add_sample_options(parser) -> None:
                              "events in the vocabulary, the sample starts in it")
     parser.add_argument("--key", default=None, metavar="NAME",
                         help='key of every sample, e.g. "D minor", "Bb major", "F#" (major when no mode is given); '
-                             'bundles trained with a key mode only. Default: the model draws each key itself, as its '
-                             'corpus\'s keys are distributed. The sidecar records each sample\'s key')
+                             'bundles trained with a key mode only. Default: each sample\'s key drawn from the '
+                             'training pieces\' keys (metrics.json key_pieces; a bundle without them: the model draws '
+                             'it). The sidecar records each sample\'s key')
     parser.add_argument("--key-strength", type=float, default=None, metavar="NATS",
                         help="bundles without KEY events: --key becomes a bias of this many nats against each NOTE_ON "
                              "outside the key's scale (default 2; 0 = none; larger keeps more notes in the scale)")

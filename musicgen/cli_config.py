@@ -26,7 +26,7 @@ def configs_from_args(args, vocab_size: int, context: tuple[int, ...] = ()):
     model_cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell or "gru", context=tuple(context), **model)
     train = {name: getattr(args, name) for name in ("epochs", "batch_size", "bptt", "stateful", "learning_rate",
                                                     "clipnorm", "val_fraction", "test_fraction", "transpose",
-                                                    "patience", "seed", "algorithm")
+                                                    "patience", "seed", "algorithm", "split_seed")
              if getattr(args, name, None) is not None}
     if getattr(args, "clipnorm", None) == 0:
         train["clipnorm"] = None

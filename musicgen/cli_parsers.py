@@ -144,6 +144,9 @@ def add_train(sub) -> None:
     p.add_argument("--patience", type=int, default=None,
                    help=f"stop after this many epochs without improvement (default: {d.patience}; 3 with --init-from)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order, augmentation and weights")
+    p.add_argument("--split-seed", type=int, default=None, metavar="N",
+                   help="draw the split with this seed instead of --seed: vary --seed with it fixed to train replicates "
+                        "on the same train/valid/test pieces (default: --seed)")
     p.add_argument("--time-mode", choices=TIME_MODES, default=None,
                    help="tokenizer time grid when CORPUS_DIR holds music files (default: beat, or the cache's own)")
     p.add_argument("--voices", default=None, metavar="N|auto",

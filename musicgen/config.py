@@ -236,6 +236,8 @@ class TrainConfig(_JsonConfig):
         patience: early stopping on validation loss after this many epochs without improvement.
         seed: seed for splits, phases, augmentation and initial weights.
         algorithm: ``"bptt"`` or ``"rtrl"``.
+        split_seed: the split's own seed (None: ``seed``). Fix it and vary ``seed`` to train replicates that hold the
+            same train/valid/test pieces (``musicgen train --split-seed``). Left out of the JSON while None.
     """
 
     epochs: int = 20
@@ -253,6 +255,20 @@ class TrainConfig(_JsonConfig):
     dedup_threshold: float = 0.5
     dedup_ngram: int = 8
     split_version: int = SPLIT_VERSION
+    split_seed: int | None = None
+
+    @property
+    def seed_of_split(self) -> int:
+        """The seed the split is drawn with: ``split_seed``, else ``seed``."""
+        return self.seed if self.split_seed is None else self.split_seed
+
+    def to_dict(self) -> dict:
+        """The fields as a dict; ``split_seed`` is left out while None, so a config without it has the JSON it had
+        before the field existed."""
+        data = super().to_dict()
+        if self.split_seed is None:
+            del data["split_seed"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -276,6 +292,9 @@ class TrainConfig(_JsonConfig):
                self.transpose)
         _positive_int("patience", self.patience)
         _check(isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)", self.seed)
+        _check(self.split_seed is None or (isinstance(self.split_seed, int) and not isinstance(self.split_seed, bool)
+                                           and 0 <= self.split_seed < 2**32), "split_seed",
+               "None or an integer in [0, 2**32)", self.split_seed)
         _check(self.algorithm in ALGORITHMS, "algorithm", "'bptt' or 'rtrl'", self.algorithm)
         _check(isinstance(self.test_fraction, (int, float)) and 0.0 <= self.test_fraction < 1.0, "test_fraction",
                "a number in [0, 1)", self.test_fraction)

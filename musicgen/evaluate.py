@@ -177,7 +177,7 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         "corpus": {"path": str(corpus_or_cache_dir), "pieces": len(data.pieces),
                    "time_mode": bundle.tokenizer_config.time_mode},
         "split": {"name": split, "legacy": bool(parts.legacy), "train": len(parts.train), "valid": len(parts.valid),
-                  "test": len(parts.test), "seed": splitter.train_config.seed,
+                  "test": len(parts.test), "seed": splitter.train_config.seed_of_split,
                   "of": str(splitter.path)},
     }
     log(f"scoring the model on {len(evaluated)} {split} pieces ({sum(len(p) - 1 for p in evaluated)} events)")

@@ -79,14 +79,14 @@ def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config
         raise UsageError(f"keys: expected {len(pieces)} content keys, got {len(keys)}")
     cfg = train_config
     if cfg.split_version == 1:
-        train, valid = split_pieces(keys, cfg.val_fraction, cfg.seed)
+        train, valid = split_pieces(keys, cfg.val_fraction, cfg.seed_of_split)
         clusters = np.unique(np.asarray(keys, dtype=np.str_), return_inverse=True)[1].astype(np.int64) \
             if len(keys) else np.zeros(0, np.int64)
         return Split(train, valid, valid.copy(), clusters, legacy=True, version=1)
     recorded = _recorded_clusters(pieces, cfg)
     if recorded is not None and cfg.split_version == 2:  # the clusters ingest found, the piece drawing each's part
         clusters = recorded["cluster"]
-        u = np.array([unit_hash(keys[int(r)], cfg.seed) for r in recorded["rep"].tolist()], np.float64)
+        u = np.array([unit_hash(keys[int(r)], cfg.seed_of_split) for r in recorded["rep"].tolist()], np.float64)
         part = parts_of_clusters(u, cfg.val_fraction, cfg.test_fraction)[clusters]
     else:
         if recorded is not None and "music" in recorded:  # and the music keys it recorded beside them
@@ -97,7 +97,7 @@ def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config
             dups = find_duplicates(pieces, keys, tokenizer_config, cfg.dedup_threshold, cfg.dedup_ngram)
             clusters, music = dups.clusters, [fp.music for fp in dups.fingerprints]
         draw = list(keys) if cfg.split_version == 2 else draw_keys(music, keys)
-        part = assign_parts(clusters, draw, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        part = assign_parts(clusters, draw, cfg.val_fraction, cfg.test_fraction, cfg.seed_of_split)
     return Split(*(np.flatnonzero(part == k).astype(np.int64) for k in range(3)), clusters=clusters, legacy=False,
                  version=cfg.split_version)
 

@@ -185,7 +185,7 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
                 "sampling": SAMPLING_TEXT + "".join(f"; {k.replace('_', '-')} {v}"
                                                     for k, v in (sampling or {}).items())
                 + ("; temperature or seed per row as its name says" if row_sampling else ""),
-                "split_seed": first.train_config.seed,
+                "split_seed": first.train_config.seed_of_split,
                 "settings": {**SAMPLING["rules"], **(sampling or {})}, "date": time.strftime("%Y-%m-%d"),
                 "wall_seconds": time.perf_counter() - started}
     split = same_test_pieces(keys)

@@ -58,6 +58,14 @@ def test_deterministic_and_independent_of_piece_order():
         assert {keys[order[i]] for i in shuffled.part(name)} == {keys[i] for i in split.part(name)}
     other = split_corpus(pieces, keys, cfg.replace(seed=6), BEAT)
     assert not np.array_equal(other.valid, split.valid)
+    # --split-seed: another training seed on the same parts
+    replicate = cfg.replace(seed=6, split_seed=5)
+    kept = split_corpus(pieces, keys, replicate, BEAT)
+    assert all(np.array_equal(split.part(n), kept.part(n)) for n in ("train", "valid", "test"))
+    assert replicate.seed_of_split == 5 and cfg.seed_of_split == 5
+    assert "split_seed" not in cfg.to_dict() and TrainConfig.from_dict(replicate.to_dict()) == replicate
+    with pytest.raises(ConfigError, match="split_seed"):
+        TrainConfig(split_seed=-1)
 
 
 def test_identical_files_share_a_cluster():

@@ -146,22 +146,22 @@ class EventRules:
         """float32 (len(cap), voice ids): 0 for the VOICE values below each row's cap, -inf from it on."""
         return np.where(np.arange(self.n_voice_ids)[None, :] < cap[:, None], 0, NEG_INF).astype(np.float32)
 
+    def _forced(self, ranges, kind: str, value, name: str, where: str):
+        """``(block, ids)`` of the ``kind`` events (STYLE, KEY) that must follow BOS: the block's (first, end) ids (None
+        when the vocabulary has none) and, from ``value`` (None, one int or int (B,)), each stream's id (None: any)."""
+        block = (ranges[kind][0], ranges[kind][0] + ranges[kind][1]) if kind in ranges else None
+        if value is None:
+            return block, None
+        values = np.broadcast_to(np.asarray(value, np.int64), (self.batch,))
+        if block is None or values.min() < 0 or values.max() >= block[1] - block[0]:
+            raise ValueError(f"{name}: expected None, or {kind} values in {where}, got {value!r}")
+        return block, block[0] + values
+
     def _init_meter_and_key(self, tokenizer, key=None, context: bool = False, style=None) -> None:
         r = tokenizer.ranges
-        self.style_block = (r["STYLE"][0], r["STYLE"][0] + r["STYLE"][1]) if "STYLE" in r else None
-        self.style_ids = None  # int64 (B,): the STYLE id each stream must take (None: any)
-        if style is not None:
-            values = np.broadcast_to(np.asarray(style, np.int64), (self.batch,))
-            if self.style_block is None or values.min() < 0 or values.max() >= r["STYLE"][1]:
-                raise ValueError(f"style: expected None, or STYLE values in a styles vocabulary, got {style!r}")
-            self.style_ids = self.style_block[0] + values
-        self.key_block = (r["KEY"][0], r["KEY"][0] + r["KEY"][1]) if "KEY" in r else None
-        self.key_ids = None  # int64 (B,): the KEY id each stream must take (None: any)
-        if key is not None:
-            values = np.broadcast_to(np.asarray(key, np.int64), (self.batch,))
-            if self.key_block is None or values.min() < 0 or values.max() >= r["KEY"][1]:
-                raise ValueError(f"key: expected None, or KEY values in a key-mode vocabulary, got {key!r}")
-            self.key_ids = self.key_block[0] + values
+        # (first id, end id) of the STYLE / KEY block, and the id each stream must take (int64 (B,); None: any)
+        self.style_block, self.style_ids = self._forced(r, "STYLE", style, "style", "a styles vocabulary")
+        self.key_block, self.key_ids = self._forced(r, "KEY", key, "key", "a key-mode vocabulary")
         self.tsig_block = (r["TIME_SIG"][0], r["TIME_SIG"][0] + r["TIME_SIG"][1]) if "TIME_SIG" in r else None
         self.expect = np.full(self.batch, _FREE, np.int64)       # a STYLE or a KEY must come next
         self.step_settled = np.zeros(self.batch, bool)           # an event other than a shift/KEY at this grid step
@@ -227,27 +227,18 @@ class EventRules:
             shut = self.step_settled | (bar == 1)
             if shut.any():
                 logits[shut, self.tsig_block[0]:self.tsig_block[1]] = NEG_INF
-        if self.style_block is not None:
-            logits[self.expect != _NEEDS_STYLE, self.style_block[0]:self.style_block[1]] = NEG_INF
-            rows = np.flatnonzero(self.expect == _NEEDS_STYLE)
-            if rows.size:
-                keep = np.full((rows.size, self.vocab_size), NEG_INF, np.float32)
-                if self.style_ids is None:
-                    keep[:, self.style_block[0]:self.style_block[1]] = 0
-                else:
-                    keep[np.arange(rows.size), self.style_ids[rows]] = 0
-                logits[rows] += keep
-        if self.key_block is not None:
-            needs = self.expect == _NEEDS_KEY
-            logits[~needs, self.key_block[0]:self.key_block[1]] = NEG_INF
-            rows = np.flatnonzero(needs)
-            if rows.size:
-                keep = np.full((rows.size, self.vocab_size), NEG_INF, np.float32)
-                if self.key_ids is None:
-                    keep[:, self.key_block[0]:self.key_block[1]] = 0
-                else:
-                    keep[np.arange(rows.size), self.key_ids[rows]] = 0
-                logits[rows] += keep
+        for block, ids, code in ((self.style_block, self.style_ids, _NEEDS_STYLE),
+                                 (self.key_block, self.key_ids, _NEEDS_KEY)):
+            if block is not None:  # only where it must come next, and then only it (that id, or any of the block)
+                logits[self.expect != code, block[0]:block[1]] = NEG_INF
+                rows = np.flatnonzero(self.expect == code)
+                if rows.size:
+                    keep = np.full((rows.size, self.vocab_size), NEG_INF, np.float32)
+                    if ids is None:
+                        keep[:, block[0]:block[1]] = 0
+                    else:
+                        keep[np.arange(rows.size), ids[rows]] = 0
+                    logits[rows] += keep
         return logits
 
     def _program_sounding(self) -> np.ndarray:

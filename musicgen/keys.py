@@ -21,7 +21,7 @@ import numpy as np
 
 from musicgen.errors import UsageError
 from musicgen.meter import key_name, parse_key
-from musicgen.styles import draw_styles
+from musicgen.styles import draw_counted
 
 METRIC = "key_pieces"  # metrics.json: {key name: training pieces}
 KEYS_SALT = 0x6B3E5  # mixed into the sample seed for the key draws: the event draws stay as they were
@@ -107,10 +107,4 @@ def key_counts(pieces, tokenizer) -> dict[str, int]:
 def draw_keys(counts: dict | None, seed: int, count: int) -> np.ndarray | None:
     """int64 (count,): a key number per sample drawn from ``counts`` (``key_counts``' form) by an RNG of its own
     (``KEYS_SALT``; draw i depends on ``seed`` and i alone); None without counts (an older bundle)."""
-    if not counts:
-        return None
-    values = np.array([parse_key(name) for name in counts], np.int64)
-    shares = np.array([float(c) for c in counts.values()])
-    if shares.sum() <= 0:
-        return None
-    return values[draw_styles(shares / shares.sum(), seed, count, salt=KEYS_SALT)]
+    return draw_counted(counts, parse_key, seed, count, KEYS_SALT)

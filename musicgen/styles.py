@@ -108,8 +108,21 @@ def style_shares(counts: dict[str, int] | None, styles: Sequence[str]) -> np.nda
 
 def draw_styles(shares: np.ndarray, seed: int, count: int, salt: int = STYLE_SALT) -> np.ndarray:
     """int64 (count,): indices drawn from ``shares`` by an RNG of their own (seed mixed with ``salt``, by default
-    ``STYLE_SALT``; ``musicgen.voices`` draws with its own); draw i depends on ``seed`` and i alone."""
+    ``STYLE_SALT``; ``musicgen.voices`` and ``musicgen.keys`` draw with their own); draw i depends on ``seed`` and i
+    alone."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), salt]))
     return np.searchsorted(np.cumsum(shares), rng.random(count) * np.sum(shares), side="right").clip(
         0, len(shares) - 1).astype(np.int64)
+
+
+def draw_counted(counts: dict | None, value_of, seed: int, count: int, salt: int) -> np.ndarray | None:
+    """int64 (count,): ``value_of(name)`` of names drawn from ``counts`` (``{name: training pieces}``, in its dict
+    order) in proportion to their counts, by ``draw_styles`` with ``salt``; None without counts (an older bundle)."""
+    if not counts:
+        return None
+    values = np.array([value_of(name) for name in counts], np.int64)
+    shares = np.array([float(c) for c in counts.values()])
+    if shares.sum() <= 0:
+        return None
+    return values[draw_styles(shares / shares.sum(), seed, count, salt=salt)]
 

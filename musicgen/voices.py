@@ -222,15 +222,9 @@ def draw_voice_caps(counts: dict | None, seed: int, count: int) -> np.ndarray | 
     (seed mixed with ``VOICES_SALT``; draw i depends on ``seed`` and i alone); None without counts. The draw maps
     onto the counts in their dict order: a bundle's ``metrics.json`` holds them as JSON sorts its keys ("12" before
     "4"), which is the order ``musicgen sample`` draws in."""
-    from musicgen.styles import draw_styles
+    from musicgen.styles import draw_counted
 
-    if not counts:
-        return None
-    values = np.array([int(n) for n in counts], np.int64)
-    shares = np.array([float(c) for c in counts.values()])
-    if shares.sum() <= 0:
-        return None
-    return values[draw_styles(shares / shares.sum(), seed, count, salt=VOICES_SALT)]
+    return draw_counted(counts, int, seed, count, VOICES_SALT)
 
 
 def sample_voice_caps(config, bundle, primer_tokens, count: int) -> np.ndarray | None:

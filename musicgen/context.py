@@ -1,10 +1,9 @@
 """Context features: the metric position, key and style in force after each token, as small integers the model embeds.
 
 With ``TokenizerConfig.meter``, ``.key``, ``.last_pitch``, ``.neighbor_pitches``, ``.held_notes`` and/or ``.styles``
-the model
-gets, beside each token, the context *after* that token (where the next event happens); ``ModelConfig.context`` holds
-the feature sizes (``context_sizes``), and ``models.build_model`` adds one embedding per feature to the token
-embedding. Value 0 of every feature is "unknown".
+the model gets, beside each token, the context *after* that token (where the next event happens);
+``ModelConfig.context`` holds the feature sizes (``context_sizes``), and ``models.build_model`` adds one embedding per
+feature to the token embedding. Value 0 of every feature is "unknown".
 
 Features, in this order (``context_names`` / ``context_sizes``)::
 

@@ -82,11 +82,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="trained/default")
     parser.add_argument("--corpus", default="data/bach_bars")
     parser.add_argument("--split", choices=["train", "valid", "test"], default="test")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--marker", default=None)
-    args = parser.parse_args(argv)
-    if bool(args.out) != bool(args.marker):
-        parser.error("--out and --marker go together")
+    from quality_report import emit, parse_with_output
+
+    args = parse_with_output(parser, argv)
     from musicgen.bundle import load_bundle
     from musicgen.config import DEFAULT_MAX_NOTE_LENGTH
     from musicgen.split import bundle_split
@@ -99,13 +97,7 @@ def main(argv=None) -> int:
     names = [Path(str(data.paths[i])).name for i in index]
     rows = [piece_counts(bundle.tokenizer, data.pieces[i], cap=DEFAULT_MAX_NOTE_LENGTH) for i in index]
     command = "python scripts/long_notes.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    body = report(names, rows, args.split, DEFAULT_MAX_NOTE_LENGTH, command)
-    if args.out:
-        from quality_report import write_doc
-
-        write_doc(Path(args.out), body, args.marker)
-    else:
-        print(body)
+    emit(args, report(names, rows, args.split, DEFAULT_MAX_NOTE_LENGTH, command))
     return 0
 
 

@@ -60,12 +60,9 @@ def main(argv=None) -> int:
     parser.add_argument("--bundle", action="append", required=True, metavar="NAME=PATH[@CORPUS]")
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--split", choices=["train", "valid", "test"], default="valid")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--marker", default=None)
-    args = parser.parse_args(argv)
-    if bool(args.out) != bool(args.marker):
-        parser.error("--out and --marker go together")
-    from quality_report import parse_bundle_arg
+    from quality_report import emit, parse_bundle_arg, parse_with_output
+
+    args = parse_with_output(parser, argv)
 
     results = {}
     for spec in args.bundle:
@@ -76,13 +73,7 @@ def main(argv=None) -> int:
     if len(names) != 1:
         raise SystemExit("nll_by_kind: the bundles hold different pieces in this split")
     command = "python scripts/nll_by_kind.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    body = table(results, args.split, command)
-    if args.out:
-        from quality_report import write_doc
-
-        write_doc(Path(args.out), body, args.marker)
-    else:
-        print(body)
+    emit(args, table(results, args.split, command))
     return 0
 
 

@@ -217,6 +217,25 @@ def write_doc(path: Path, body: str, marker: str = "quality") -> Path:
     return path
 
 
+def parse_with_output(parser, argv):
+    """``parser.parse_args(argv)`` with ``--out`` and ``--marker`` added, for a script that prints its report or
+    writes it between markers (``emit``); giving one without the other is a usage error, before any work."""
+    parser.add_argument("--out", default=None, help="write into this document (with --marker) instead of printing")
+    parser.add_argument("--marker", default=None, help="between <!-- report:MARKER --> and <!-- /report -->")
+    args = parser.parse_args(argv)
+    if bool(args.out) != bool(args.marker):
+        parser.error("--out and --marker go together")
+    return args
+
+
+def emit(args, body: str) -> None:
+    """Print ``body``, or write it into ``args.out`` between ``args.marker``'s comments (``parse_with_output``)."""
+    if args.out:
+        write_doc(Path(args.out), body, args.marker)
+    else:
+        print(body)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)

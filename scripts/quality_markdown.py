@@ -131,6 +131,33 @@ def seed_summary(rows: list[dict]) -> list[str]:
     return lines
 
 
+def recipe_summary(rows: list[dict]) -> list[str]:
+    """Lines of a table of the bundles named ``RECIPE wK`` (one recipe trained with weight seed K, e.g. ``held w1``;
+    rows per sampling seed ``RECIPE wK s=S`` or one row each): per RECIPE, each weight seed's NLL per note and its median over sampling
+    seeds of the two-sample accuracy and the copy rate, then their mean over the weight seeds. [] when no recipe has
+    two weight seeds. One training run cannot tell recipes apart by less than the spread between its seeds."""
+    recipes: dict[str, dict[str, list[dict]]] = {}
+    for r in rows:
+        bundle = r["name"].rpartition(" s=")[0] if " s=" in r["name"] else r["name"]
+        if named := re.fullmatch(r"(.+) w(\d+)", bundle):
+            recipes.setdefault(named[1], {}).setdefault(named[2], []).append(r)
+    if not recipes or max(len(w) for w in recipes.values()) < 2:
+        return []
+    lines = ["", _wrap("Across training (weight) seeds: each weight seed's NLL and its medians over sampling seeds, "
+                       "then the mean over weight seeds (bundles named `RECIPE wK`):"), "",
+             "| recipe | weight seeds | nats/note | mean | two-sample acc | mean | copy | mean |",
+             "|---|---|---|---|---|---|---|---|"]
+    for recipe, weights in recipes.items():
+        nll = [g[0]["nll_note"] for g in weights.values()]
+        acc = [float(np.median(a)) if (a := [r["two_sample"]["accuracy"] for r in g if "accuracy" in r["two_sample"]])
+               else math.nan for g in weights.values()]
+        copy = [float(np.median([100 * r["copy_rate"] for r in g])) for g in weights.values()]
+        cells = [(", ".join(f"{v:{spec}}{unit}" for v in vals), f"{np.mean(vals):{spec}}{unit}")
+                 for vals, spec, unit in ((nll, ".3f", ""), (acc, ".3f", ""), (copy, ".0f", "%"))]
+        lines.append(f"| {recipe} | {', '.join(weights)} | " + " | ".join(c for pair in cells for c in pair) + " |")
+    return lines
+
+
 def _markdown(report: dict) -> str:
     rows, s = report["rows"], report["settings"]
     split = report["split"]
@@ -164,7 +191,7 @@ def _markdown(report: dict) -> str:
         lines.append(f"| {r['name']} | {r['encoding']} | {r['events_per_note']:.2f} | {r['nll_event']:.4f} | "
                      f"{r['nll_note']:.4f} | {r['nll_note_common']:.4f} | {acc} | {100 * r['copy_rate']:.0f}% ({100 * r['heldout_copy_rate']:.0f}%)"
                      f" | " + " | ".join(_f(r["overlap"][k], ".2f") for k in STATISTICS) + " |")
-    lines += seed_summary(rows)
+    lines += seed_summary(rows) + recipe_summary(rows)
     lines += ["", _wrap(f"NLL: of every test event after the first of each piece, from the bundle's start state. nats/note = "
               f"the total over the notes the bundle's own encoding keeps; (common) = the total over "
               f"{rows[0]['common_notes']} notes, the most any encoding keeps of these pieces, for every row that "

@@ -37,7 +37,7 @@ from musicgen import stats  # noqa: E402
 from musicgen.errors import UsageError  # noqa: E402
 
 # the goals and the markdown: scripts/quality_markdown.py (seed_summary is imported from here as well)
-from quality_markdown import STATISTICS, goals, markdown, seed_summary  # noqa: E402,F401
+from quality_markdown import STATISTICS, goals, markdown, recipe_summary, seed_summary  # noqa: E402,F401
 
 SKELETON = """# Quality ablations (issue 13)
 

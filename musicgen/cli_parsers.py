@@ -140,7 +140,9 @@ def add_train(sub) -> None:
                    help="share of near-duplicate clusters held out as the untouched test set (never seen by "
                         "training; scored by `musicgen evaluate`)")
     p.add_argument("--transpose", type=int, default=d.transpose,
-                   help="augment by a random transposition in [-N, N] semitones per piece and epoch (0 disables)")
+                   help="augment by a random transposition in [-N, N] semitones per piece and epoch (0 disables); with "
+                        "--key-mode normalize the notes stay on C and only the KEY moves, so it varies the key "
+                        "input, not the notes")
     p.add_argument("--patience", type=int, default=None,
                    help=f"stop after this many epochs without improvement (default: {d.patience}; 3 with --init-from)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order, augmentation and weights")

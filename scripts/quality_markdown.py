@@ -132,19 +132,19 @@ def seed_summary(rows: list[dict]) -> list[str]:
 
 
 def recipe_summary(rows: list[dict]) -> list[str]:
-    """Lines of a table of the bundles named ``RECIPE wK`` (one recipe trained with weight seed K, e.g. ``held w1``;
-    rows per sampling seed ``RECIPE wK s=S`` or one row each): per RECIPE, each weight seed's NLL per note and its median over sampling
+    """Lines of a table of the bundles named ``RECIPE_wK`` (one recipe trained with weight seed K, e.g. ``held_w1``;
+    rows per sampling seed ``RECIPE_wK s=S`` or one row each): per RECIPE, each weight seed's NLL per note and its median over sampling
     seeds of the two-sample accuracy and the copy rate, then their mean over the weight seeds. [] when no recipe has
     two weight seeds. One training run cannot tell recipes apart by less than the spread between its seeds."""
     recipes: dict[str, dict[str, list[dict]]] = {}
     for r in rows:
         bundle = r["name"].rpartition(" s=")[0] if " s=" in r["name"] else r["name"]
-        if named := re.fullmatch(r"(.+) w(\d+)", bundle):
+        if named := re.fullmatch(r"(.+)_w(\d+)", bundle):
             recipes.setdefault(named[1], {}).setdefault(named[2], []).append(r)
     if not recipes or max(len(w) for w in recipes.values()) < 2:
         return []
     lines = ["", _wrap("Across training (weight) seeds: each weight seed's NLL and its medians over sampling seeds, "
-                       "then the mean over weight seeds (bundles named `RECIPE wK`):"), "",
+                       "then the mean over weight seeds (bundles named `RECIPE_wK`):"), "",
              "| recipe | weight seeds | nats/note | mean | two-sample acc | mean | copy | mean |",
              "|---|---|---|---|---|---|---|---|"]
     for recipe, weights in recipes.items():

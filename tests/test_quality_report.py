@@ -235,17 +235,17 @@ def test_recipe_summary_means_over_weight_seeds():
     def row(name, nll, acc, copy):
         return {"name": name, "nll_note": nll, "copy_rate": copy, "two_sample": {"accuracy": acc} if acc else {}}
 
-    rows = [row("r w0 s=0", 1.8, 0.60, 0.2), row("r w0 s=1", 1.8, 0.64, 0.4), row("r w0 s=2", 1.8, 0.70, 0.3),
-            row("r w1 s=0", 1.9, 0.50, 0.1), row("r w1 s=1", 1.9, 0.54, 0.1),
-            row("q w0", 2.0, 0.7, 0.5), row("other s=0", 1.0, 0.5, 0.0)]
+    rows = [row("r_w0 s=0", 1.8, 0.60, 0.2), row("r_w0 s=1", 1.8, 0.64, 0.4), row("r_w0 s=2", 1.8, 0.70, 0.3),
+            row("r_w1 s=0", 1.9, 0.50, 0.1), row("r_w1 s=1", 1.9, 0.54, 0.1),
+            row("q_w0", 2.0, 0.7, 0.5), row("other s=0", 1.0, 0.5, 0.0)]
     lines = quality.recipe_summary(rows)
     r, q = (line for line in lines if line.startswith(("| r |", "| q |")))
     # r: medians over sampling seeds 0.64 and 0.52, copy 30% and 10%; means 1.850, 0.580, 20%
     assert r == "| r | 0, 1 | 1.800, 1.900 | 1.850 | 0.640, 0.520 | 0.580 | 30%, 10% | 20% |"
     assert q == "| q | 0 | 2.000 | 2.000 | 0.700 | 0.700 | 50% | 50% |"
-    assert not any(line.startswith("| other") for line in lines)  # not named RECIPE wK
+    assert not any(line.startswith("| other") for line in lines)  # not named RECIPE_wK
     assert quality.recipe_summary(rows[5:]) == []  # no recipe with two weight seeds: no table
-    assert "nan" in quality.recipe_summary([row("x w0", 1.0, None, 0.0), row("x w1", 1.0, 0.5, 0.0)])[-1]
+    assert "nan" in quality.recipe_summary([row("x_w0", 1.0, None, 0.0), row("x_w1", 1.0, 0.5, 0.0)])[-1]
 
 
 # ------------------------------------------------------------------------------------ nll_by_kind.py, long_notes.py

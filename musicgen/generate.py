@@ -171,12 +171,15 @@ def generate(bundle_or_path=None, config: SampleConfig | None = None, *, primer=
 
         primer_tokens = with_style(primer_tokens, tok, int(styles[0]))
 
-    voice_caps = voices.sample_voice_caps(used, bundle, primer_tokens if primer is not None else None, used.num_samples)
+    voice_caps = voices.sample_voice_caps(used, bundle, primer_tokens if primer is not None else None, used.num_samples,
+                                          styles)
     keys = key_value if "KEY" in tok.ranges else None
-    if keys is None and "KEY" in tok.ranges and primer is None:  # each sample's KEY from the training pieces' keys
+    if keys is None and "KEY" in tok.ranges and primer is None:  # each sample's KEY from its style's training keys
         from musicgen.keys import METRIC, draw_keys
+        from musicgen.styles import draw_for_styles
 
-        keys = draw_keys((bundle.metrics or {}).get(METRIC), used.seed, used.num_samples)
+        keys = draw_for_styles(bundle.metrics, METRIC, draw_keys, used.seed, used.num_samples, styles,
+                               bundle.tokenizer_config.styles)
     started = time.perf_counter()
     with one_blas_thread():
         model = StepModel(bundle.weights, bundle.model_config, tokenizer=tok)

@@ -28,6 +28,7 @@ import numpy as np
 
 from musicgen.errors import UsageError
 from musicgen.live_context import DEFAULT_METER, Conversation, open_bar, parse_meter, phrase_key
+from musicgen.styles import draw_for_styles
 from musicgen.voices import METRIC as VOICES_METRIC, draw_voice_caps
 
 GAP_CAP_BEATS = 4.0  # with carry: the rest fed between an answer and the next phrase is at most this long
@@ -309,8 +310,8 @@ class Responder:
         self.meter = parse_meter(settings.meter)
         self.style = live_style(bundle, settings.style)
         # one voice cap for the session, drawn like musicgen sample's (the phrase's own voices are never forbidden)
-        caps = draw_voice_caps((bundle.metrics or {}).get(VOICES_METRIC), settings.seed, 1) \
-            if "VOICE" in self.tokenizer.ranges else None
+        caps = draw_for_styles(bundle.metrics, VOICES_METRIC, draw_voice_caps, settings.seed, 1, self.style,
+                               self.tokenizer.config.styles) if "VOICE" in self.tokenizer.ranges else None
         self.voice_cap = None if caps is None else int(caps[0])
         self.conversation = Conversation(self.tokenizer, None if settings.key is None else parse_key(settings.key))
         cfg = self.tokenizer.config

@@ -14,6 +14,10 @@ the near-duplicate split keeps the copies on one side).
 Sampling: ``musicgen sample --style NAME`` forces that STYLE after BOS; without it each sample's style is drawn from
 the training pieces' style shares that ``musicgen train`` records in the bundle's metrics (``style_pieces``), with an
 RNG of its own seeded from the sample seed (``draw_styles``), so forcing the drawn style regenerates the sample.
+What else a sample draws from the training pieces (its voice cap, ``musicgen.voices``; its key, ``musicgen.keys``)
+comes from the pieces of its own style: ``musicgen train`` records those counts per style as well
+(``by_style``: ``voice_pieces_by_style``, ``key_pieces_by_style``) and ``draw_for_styles`` uses them, so a folk
+sample of a Bach-and-folk model is not capped at four voices because most training pieces are chorales.
 """
 
 from __future__ import annotations
@@ -98,6 +102,45 @@ def style_counts(pieces, tokenizer) -> dict[str, int]:
         if style is not None:
             counts[tokenizer.config.styles[style]] += 1
     return counts
+
+
+def by_style(metric: str) -> str:
+    """The metrics.json name of ``metric``'s per-style counts (``{style name: counts}``)."""
+    return f"{metric}_by_style"
+
+
+def counts_by_style(pieces, tokenizer, count) -> dict[str, dict]:
+    """``{style name: count(the pieces of that style, tokenizer)}`` for a tokenizer with styles (``{}`` without);
+    a style with no pieces, or whose counts are empty, is left out."""
+    names = tokenizer.config.styles
+    groups: dict[str, list] = {}
+    for tokens in pieces if names else ():
+        style = piece_style(np.asarray(tokens[:4]), tokenizer)
+        if style is not None:
+            groups.setdefault(names[style], []).append(tokens)
+    found = {name: count(groups[name], tokenizer) for name in names if name in groups}
+    return {name: counts for name, counts in found.items() if counts}
+
+
+def draw_for_styles(metrics: dict | None, metric: str, draw, seed: int, count: int, styles=None,
+                    names: Sequence[str] = ()) -> np.ndarray | None:
+    """int64 (count,): ``draw(counts, seed, count)`` (``voices.draw_voice_caps``, ``keys.draw_keys``) where sample i
+    takes draw i from the counts of its style ``styles[i]`` (STYLE values, indices into ``names``) when the bundle
+    records them (``by_style(metric)``), else from the pooled ``metrics[metric]``; None without pooled counts (an
+    older bundle). Draw i depends on ``seed``, i and the style's counts alone, so forcing a sample's style (``--style``)
+    draws it again."""
+    metrics = metrics or {}
+    out = draw(metrics.get(metric), seed, count)
+    per_style = metrics.get(by_style(metric)) or {}
+    if out is None or styles is None or not per_style:
+        return out
+    styles = np.broadcast_to(np.asarray(styles, np.int64), (count,))
+    for value in np.unique(styles):
+        counts = per_style.get(names[int(value)]) if 0 <= value < len(names) else None
+        own = draw(counts, seed, count) if counts else None
+        if own is not None:
+            out[styles == value] = own[styles == value]
+    return out
 
 
 def style_shares(counts: dict[str, int] | None, styles: Sequence[str]) -> np.ndarray:

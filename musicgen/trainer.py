@@ -33,7 +33,7 @@ from musicgen.shards import take
 from musicgen.streaming import StreamingBatches
 from musicgen.errors import UsageError
 from musicgen.split import Split, split_corpus
-from musicgen.train_result import TrainResult, split_metrics
+from musicgen.train_result import TrainResult, sampling_counts, split_metrics
 
 MIN_LR = 1e-5
 
@@ -202,18 +202,7 @@ def train_model(pieces: Sequence[np.ndarray], keys: Sequence[str], model_cfg: Mo
         best_logs.update(sequence_metrics(eval_model, val_pieces, pad_id, EVAL_CHUNK, features))
     metrics = {**report(state, best_logs, batches, train_pieces, val_pieces, train_cfg), **split_metrics(split),
                "devices": placement.n, "cpu_lanes": lanes}
-    if tokenizer is not None and tokenizer.config.styles:  # the shares `musicgen sample` draws styles from
-        from musicgen.styles import METRIC, style_counts
-
-        metrics[METRIC] = style_counts(train_pieces, tokenizer)
-    if tokenizer is not None and tokenizer.config.voices:  # the counts `musicgen sample` draws voice caps from
-        from musicgen import voices as vc
-
-        metrics[vc.METRIC] = vc.voice_counts(train_pieces, tokenizer)
-    if tokenizer is not None and tokenizer.config.key:  # the counts `musicgen sample` draws keys from
-        from musicgen import keys
-
-        metrics[keys.METRIC] = keys.key_counts(train_pieces, tokenizer)
+    metrics.update(sampling_counts(train_pieces, tokenizer))  # the styles, voice caps and keys `musicgen sample` draws
     if "init_val_nll" in state:
         metrics["init_val_nll"] = state["init_val_nll"]
     history = folder / HISTORY

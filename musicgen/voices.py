@@ -227,10 +227,12 @@ def draw_voice_caps(counts: dict | None, seed: int, count: int) -> np.ndarray | 
     return draw_counted(counts, int, seed, count, VOICES_SALT)
 
 
-def sample_voice_caps(config, bundle, primer_tokens, count: int) -> np.ndarray | None:
+def sample_voice_caps(config, bundle, primer_tokens, count: int, styles=None) -> np.ndarray | None:
     """``config.voices`` (a ``SampleConfig``'s, ``--voices``) checked against the bundle → int64 (count,) voice caps
     (None: no cap). Without ``--voices``: a primer's own voices, else ``count`` draws from the training pieces' voice
-    counts (``voice_pieces``, recorded by ``musicgen train``; a bundle without them gets no cap)."""
+    counts (``voice_pieces``, recorded by ``musicgen train``; a bundle without them gets no cap), each from its
+    sample's style's pieces where ``styles`` (STYLE values, one or one per sample) and the bundle's per-style counts
+    say (``styles.draw_for_styles``)."""
     tok = bundle.tokenizer
     if "VOICE" not in tok.ranges:
         if config.voices:
@@ -242,4 +244,7 @@ def sample_voice_caps(config, bundle, primer_tokens, count: int) -> np.ndarray |
     own = 0 if primer_tokens is None else piece_voices(primer_tokens, tok)
     if own:
         return np.full(count, own, np.int64)
-    return draw_voice_caps((bundle.metrics or {}).get(METRIC), config.seed, count)
+    from musicgen.styles import draw_for_styles
+
+    return draw_for_styles(bundle.metrics, METRIC, draw_voice_caps, config.seed, count, styles,
+                           bundle.tokenizer_config.styles)

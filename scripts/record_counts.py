@@ -1,6 +1,8 @@
 """Add what ``musicgen sample`` draws from to a bundle trained before ``musicgen train`` recorded it: ``voice_pieces``
 (how many training pieces use each number of voices: the voice caps, ``musicgen.voices``) and ``key_pieces`` (how many
-are in each key: the KEY each sample takes, ``musicgen.keys``).
+are in each key: the KEY each sample takes, ``musicgen.keys``); for a bundle with styles, both per style as well
+(``voice_pieces_by_style``, ``key_pieces_by_style``: ``styles.draw_for_styles``). The counts are
+``train_result.sampling_counts``, the ones ``musicgen train`` records.
 
     python scripts/record_counts.py trained/default data/bach_bars
 
@@ -18,11 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from musicgen import keys, voices  # noqa: E402
+from musicgen import keys, styles, voices  # noqa: E402
 from musicgen.bundle import load_bundle, update_metrics  # noqa: E402
 from musicgen.split import bundle_split  # noqa: E402
+from musicgen.train_result import sampling_counts  # noqa: E402
 
-COUNTS = (("VOICE", voices.METRIC, voices.voice_counts), ("KEY", keys.METRIC, keys.key_counts))
+COUNTS = (("VOICE", voices.METRIC), ("KEY", keys.METRIC))
 
 
 def main(argv=None) -> int:
@@ -32,13 +35,15 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help="recount even what the bundle records")
     args = p.parse_args(argv)
     bundle = load_bundle(args.bundle)
-    wanted = [(metric, count) for event, metric, count in COUNTS if event in bundle.tokenizer.ranges]
+    wanted = [metric for event, metric in COUNTS if event in bundle.tokenizer.ranges]
     if not wanted:
         print(f"{args.bundle}: no VOICE or KEY events; nothing to record", file=sys.stderr)
         return 2
-    todo = [(metric, count) for metric, count in wanted if args.force or metric not in bundle.metrics]
-    for metric, count in wanted:
-        if (metric, count) not in todo:
+    if bundle.tokenizer_config.styles:
+        wanted += [styles.by_style(metric) for metric in wanted]
+    todo = [metric for metric in wanted if args.force or metric not in bundle.metrics]
+    for metric in wanted:
+        if metric not in todo:
             print(f"{args.bundle}: already records {metric} {bundle.metrics[metric]}")
     if not todo:
         return 0
@@ -48,7 +53,8 @@ def main(argv=None) -> int:
         print(f"{args.bundle}: {len(train)} training pieces, metrics.json says {bundle.metrics['train_pieces']}: "
               f"not the corpus it was trained on?", file=sys.stderr)
         return 1
-    found = {metric: count(train, bundle.tokenizer) for metric, count in todo}
+    counted = sampling_counts(train, bundle.tokenizer)
+    found = {metric: counted[metric] for metric in todo}
     update_metrics(args.bundle, **found)
     load_bundle(args.bundle)  # verifies the checksums
     for metric, value in found.items():

@@ -239,16 +239,16 @@ def test_ingest_with_a_styles_config_refuses_a_folder_it_does_not_know(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------- sample CLI
-def numpy_styles_bundle(path: Path, metrics=None) -> Path:
-    """A bundle with random numpy weights (no Keras) for the styles tokenizer, its style context input included."""
+def numpy_styles_bundle(path: Path, metrics=None, tokenizer=TOK) -> Path:
+    """A bundle with random numpy weights (no Keras) for a styles tokenizer (``TOK``), its context inputs included."""
     from conftest import rehash
 
     from musicgen.bundle import FORMAT_VERSION
     from musicgen.config import TrainConfig
     from musicgen.models import expected_weight_shapes
 
-    tc = TOK.config
-    cfg = ModelConfig(vocab_size=TOK.vocab_size, embedding_dim=4, units=8, layers=1, dropout=0.0,
+    tc = tokenizer.config
+    cfg = ModelConfig(vocab_size=tokenizer.vocab_size, embedding_dim=4, units=8, layers=1, dropout=0.0,
                       context=context_sizes(tc))
     rng = np.random.default_rng(0)
     path.mkdir(parents=True)
@@ -300,6 +300,67 @@ def test_default_styles_are_drawn_per_sample_and_regenerate(tmp_path):
     primed = generate(bundle, length=10, seed=1, num_samples=2, style="bach",
                       primer=np.array([TOK.bos_id, TOK.token("NOTE_ON", 60)]))
     assert all(t[:3].tolist() == [TOK.bos_id, 65, TOK.token("NOTE_ON", 60)] for t in primed.tokens)
+
+
+TOKVK = Tokenizer(TokenizerConfig(**SMALL, styles=("bach", "folk"), voices=4, key="normalize"))  # VOICE, KEY, STYLE
+
+
+def test_counts_by_style_and_what_training_records():
+    from musicgen.train_result import sampling_counts
+
+    def piece(style, key, voices):
+        return np.array([TOKVK.bos_id, TOKVK.token("STYLE", style), TOKVK.token("KEY", key)]
+                        + [TOKVK.token("VOICE", v) for v in range(voices)] + [TOKVK.token("NOTE_ON", 60)])
+
+    pieces = [piece(0, 9 + 12, 4), piece(0, 9 + 12, 4), piece(0, 7, 3), piece(1, 7, 1)]  # A minor, G major
+    counts = sampling_counts(pieces, TOKVK)
+    assert counts == {"style_pieces": {"bach": 3, "folk": 1},
+                      "voice_pieces": {"1": 1, "3": 1, "4": 2},
+                      "voice_pieces_by_style": {"bach": {"3": 1, "4": 2}, "folk": {"1": 1}},
+                      "key_pieces": {"G major": 2, "A minor": 2},
+                      "key_pieces_by_style": {"bach": {"G major": 1, "A minor": 2}, "folk": {"G major": 1}}}
+    assert st.counts_by_style(pieces[:3], TOKVK, lambda ps, tok: {"n": len(ps)}) == {"bach": {"n": 3}}  # no folk
+    assert st.counts_by_style(pieces, Tokenizer(TokenizerConfig(**SMALL)), len) == {}  # no styles
+    assert sampling_counts(pieces, None) == {}
+    plain = sampling_counts([p[p < 93] for p in pieces], Tokenizer(TokenizerConfig(**SMALL, voices=4, key="normalize")))
+    assert set(plain) == {"voice_pieces", "key_pieces"}  # without styles: the pooled counts only
+
+
+def test_draw_for_styles_takes_each_samples_style_counts():
+    from musicgen.voices import draw_voice_caps
+
+    metrics = {"voice_pieces": {"4": 9, "1": 1}, "voice_pieces_by_style": {"bach": {"4": 1}, "folk": {"1": 1}}}
+    styles = np.array([0, 1, 1, 0, 1])
+    drawn = st.draw_for_styles(metrics, "voice_pieces", draw_voice_caps, 3, 5, styles, ("bach", "folk"))
+    assert drawn.tolist() == [4, 1, 1, 4, 1]
+    pooled = draw_voice_caps(metrics["voice_pieces"], 3, 5)
+    assert st.draw_for_styles(metrics, "voice_pieces", draw_voice_caps, 3, 5, None, ("bach", "folk")).tolist() == \
+        pooled.tolist()  # no styles: the pooled counts
+    only_bach = {**metrics, "voice_pieces_by_style": {"bach": {"1": 1}}}  # folk not recorded: folk draws pooled
+    mixed = st.draw_for_styles(only_bach, "voice_pieces", draw_voice_caps, 3, 5, styles, ("bach", "folk"))
+    assert mixed[styles == 0].tolist() == [1, 1] and mixed[styles == 1].tolist() == pooled[styles == 1].tolist()
+    assert st.draw_for_styles({"voice_pieces": {"4": 1}}, "voice_pieces", draw_voice_caps, 3, 2, 1,
+                              ("bach", "folk")).tolist() == [4, 4]  # an older bundle: pooled, one style broadcast
+    assert st.draw_for_styles({}, "voice_pieces", draw_voice_caps, 3, 2, styles[:2], ("bach", "folk")) is None
+
+
+def test_each_sample_draws_its_voices_and_key_from_its_own_style(tmp_path):
+    from musicgen.generate import generate
+
+    metrics = {st.METRIC: {"bach": 1, "folk": 1},
+               "voice_pieces": {"4": 1, "1": 1}, "voice_pieces_by_style": {"bach": {"4": 1}, "folk": {"1": 1}},
+               "key_pieces": {"A minor": 1, "G major": 1},
+               "key_pieces_by_style": {"bach": {"A minor": 1}, "folk": {"G major": 1}}}
+    bundle = numpy_styles_bundle(tmp_path / "b", metrics, TOKVK)
+    free = generate(bundle, length=24, seed=2, num_samples=8)
+    found = [(s["style"], s["voices"], s["key"]) for s in free.sidecars]
+    assert {f[0] for f in found} == {"bach", "folk"}
+    assert all(f[1:] == ((4, "A minor") if f[0] == "bach" else (1, "G major")) for f in found)
+    for tokens, (style, voices, _) in zip(free.tokens, found):
+        assert TOKVK.values_of(tokens, "VOICE").max(initial=0) < voices
+    i = [f[0] for f in found].index("folk")
+    again = generate(bundle, length=24, seed=2, num_samples=8, style="folk")  # forcing the style draws the same
+    np.testing.assert_array_equal(again.tokens[i], free.tokens[i])
 
 
 # --------------------------------------------------------------------------------------- train + sample, end to end

@@ -222,6 +222,9 @@ def add_evaluate(sub) -> None:
     p.add_argument("--voices", type=int, default=None, metavar="N",
                    help="voice cap of the rules samples, as `musicgen sample --voices` (0 = none; default: drawn per "
                         "sample from the training pieces' voice counts)")
+    p.add_argument("--style", default=None, metavar="NAME",
+                   help="a bundle trained with --styles: score only the valid/test pieces of style NAME and sample "
+                        "every sample in it (the training pieces of every style stay the copy and baseline reference)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON to PATH")
     p.add_argument("--save", action="store_true",
                    help="write MODEL/evaluation.json and record its checksum in MODEL/bundle.json")

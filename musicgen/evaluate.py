@@ -89,6 +89,15 @@ def per_note(tokenizer, pieces: Sequence[np.ndarray], scores: Sequence) -> dict:
             "events_per_note": events / notes if notes else math.nan}
 
 
+def of_style(bundle, pieces: Sequence[np.ndarray], style: str) -> list:
+    """The ``pieces`` (token arrays) whose STYLE event names ``style`` (``--style``: ``UsageError`` for a name the
+    bundle does not know, or a bundle without styles)."""
+    from musicgen import styles as st
+
+    value = st.parse_style(style, bundle.tokenizer_config.styles, f"the bundle {str(bundle.path)!r}")
+    return [p for p in pieces if st.piece_style(np.asarray(p[:4]), bundle.tokenizer) == value]
+
+
 # --------------------------------------------------------------------------------------------------------- samples
 def _generate(bundle, num_samples: int, length: int, seed: int, **settings) -> list[np.ndarray]:
     from musicgen.generate import generate
@@ -119,7 +128,7 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
              sample_length: int = 512, seed: int = 0, max_order: int = 8, copy_n: int = 32, excerpt_length: int = 256,
              sample_fn: SampleFn | None = None, log: Callable[[str], None] = lambda _msg: None,
              sets: Sequence[str] = tuple(SAMPLING), baselines: bool = True, split_of=None,
-             voices: int | None = None) -> dict:
+             voices: int | None = None, style: str | None = None) -> dict:
     """Score a bundle (see the module docstring) and return a JSON-ready dict (``nan`` written as null by
     ``write_json``).
 
@@ -143,6 +152,9 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
             fine-tuned or trained from it on the same test pieces.
         voices: the voice cap of the ``rules`` samples (``musicgen sample --voices``; 0: none); None: the sampling
             default (each sample's cap drawn from the training pieces' voice counts, ``musicgen.voices``).
+        style: a ``--styles`` bundle's style name: only the valid and ``split`` pieces of that style are scored and
+            compared, and every sample takes it (``musicgen sample --style``); the training pieces of all styles stay
+            the baselines' data and the copy reference. None: every piece, each sample's style drawn.
     """
     from musicgen.bundle import Bundle, load_bundle
     from musicgen.split import bundle_split
@@ -167,9 +179,13 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
                              f"{str(bundle.path)!r}; their splits are of different tokens")
     data, parts = bundle_split(splitter, corpus_or_cache_dir)
     train, valid, evaluated = (parts.pieces(p, data.pieces) for p in ("train", "valid", split))
+    if style is not None:
+        valid, evaluated = (of_style(bundle, pieces, style) for pieces in (valid, evaluated))
     if not (train and valid and evaluated):
+        of = "" if style is None else f" of style {style!r}"
         raise UsageError(f"corpus_dir: the bundle's split of {len(data.pieces)} pieces leaves {len(train)} train, "
-                         f"{len(valid)} valid, {len(parts.test)} test; evaluate needs all three")
+                         f"{len(valid)} valid{of}, {len(evaluated) if style else len(parts.test)} "
+                         f"{split if style else 'test'}{of}; evaluate needs all three")
     result: dict = {
         "model": {"path": str(bundle.path), "cell": bundle.model_config.cell, "layers": bundle.model_config.layers,
                   "units": bundle.model_config.units, "vocab_size": tok.vocab_size,
@@ -178,7 +194,7 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
                    "time_mode": bundle.tokenizer_config.time_mode},
         "split": {"name": split, "legacy": bool(parts.legacy), "train": len(parts.train), "valid": len(parts.valid),
                   "test": len(parts.test), "seed": splitter.train_config.seed_of_split,
-                  "of": str(splitter.path)},
+                  "of": str(splitter.path), "style": style, "evaluated": len(evaluated)},
     }
     log(f"scoring the model on {len(evaluated)} {split} pieces ({sum(len(p) - 1 for p in evaluated)} events)")
     per_piece = piece_scores(bundle, evaluated)  # scored once: the table's NLL and the start-of-piece figures
@@ -202,7 +218,8 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
         result["samples"] = {"num_samples": num_samples, "length": sample_length, "seed": seed, "copy_n": copy_n,
                              "excerpt_length": excerpt_length, "pitch_range": list(pitch_range), "sets": {}}
         for name in sets:  # voices: the rules set's voice cap (None: musicgen sample's default, drawn per sample)
-            settings = {**SAMPLING[name], **({"voices": voices} if name == "rules" and voices is not None else {})}
+            settings = {**SAMPLING[name], **({"voices": voices} if name == "rules" and voices is not None else {}),
+                        **({"style": style} if style is not None else {})}
             log(f"sampling {num_samples} x {sample_length} events ({name}, seed {seed}) and comparing")
             samples = [np.asarray(s, dtype=np.int64) for s in
                        (sample_fn or _generate)(bundle, num_samples, sample_length, seed, **settings)]
@@ -220,7 +237,7 @@ def cli_evaluate(args) -> int:
 
     result = evaluate(args.model, args.corpus_dir, split=args.split, num_samples=args.num_samples,
                       sample_length=args.length, seed=args.seed, max_order=args.max_order, copy_n=args.copy_n,
-                      excerpt_length=args.excerpt_length, split_of=args.split_of, voices=args.voices,
+                      excerpt_length=args.excerpt_length, split_of=args.split_of, voices=args.voices, style=args.style,
                       log=lambda msg: print(f"evaluate: {msg}", file=sys.stderr, flush=True))
     print(format_table(result))
     if args.json:

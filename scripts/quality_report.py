@@ -57,16 +57,24 @@ def parse_bundle_arg(text: str) -> tuple[str, str]:
     return name, path
 
 
-def split_keys_and_paths(bundle, corpus, split: str = "test") -> tuple[list[str], list[str], list]:
+def split_keys_and_paths(bundle, corpus, split: str = "test", style: str | None = None
+                         ) -> tuple[list[str], list[str], list]:
     """The content keys (sorted) and file paths (sorted) of the bundle's ``split`` ("test" or "valid") pieces, and
     the pieces themselves in its own encoding. Two exports of one corpus differ in bytes (so in content keys and in
-    the split, which hashes them) but share file names."""
+    the split, which hashes them) but share file names. ``style``: only the pieces of that style (a ``--styles``
+    bundle), their keys without the ``@style`` a styled cache adds, so they compare with an unstyled bundle's."""
+    from musicgen.evaluate import of_style
     from musicgen.split import bundle_split
+    from musicgen.styles import style_of_key
 
     data, parts = bundle_split(bundle, corpus)
-    rows = getattr(parts, split)
-    return (sorted(data.keys[i] for i in rows), sorted(str(data.paths[i]) for i in rows),
-            parts.pieces(split, data.pieces))
+    rows = [int(i) for i in getattr(parts, split)]
+    if style is not None:
+        rows = [i for i in rows if of_style(bundle, [data.pieces[i]], style)]
+    keys = [data.keys[i] for i in rows]
+    if style is not None:
+        keys = [k.replace(f"@{style_of_key(k)}", "", 1) if style_of_key(k) else k for k in keys]
+    return sorted(keys), sorted(str(data.paths[i]) for i in rows), [data.pieces[i] for i in rows]
 
 
 def same_test_pieces(keys: dict[str, list[str]]) -> dict:
@@ -145,11 +153,12 @@ def encoding(bundle) -> str:
 def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = None, num_samples: int = 64,
         seed: int = 0, length: int | None = None, excerpt_notes: int = 100, copy_n: int = 32, sample_fn=None,
         log=lambda _m: None, split: str = "test", sampling: dict | None = None,
-        row_sampling: dict | None = None) -> dict:
+        row_sampling: dict | None = None, style: str | None = None) -> dict:
     """Evaluate each ``(name, path)`` bundle and build the report dict (``markdown`` formats it); ``length=None``
     is ``auto`` (see the module docstring); ``sample_fn`` as in ``evaluate.evaluate``; ``split``: "test", or
     "valid" for choices; ``sampling``: ``generate`` settings that replace the defaults' (e.g. temperature), for
-    every row; ``row_sampling``: {row name: settings} for single rows (over ``sampling``)."""
+    every row; ``row_sampling``: {row name: settings} for single rows (over ``sampling``); ``style``: for the bundles
+    trained with ``--styles``, score and sample only that style (``evaluate``'s ``style``); the others as they are."""
     from musicgen.bundle import load_bundle
     from musicgen.evaluate import SAMPLING, _generate, evaluate
 
@@ -162,8 +171,11 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
     started, rows, keys, paths = time.perf_counter(), [], {}, {}
     corpora = {n: (p.partition("@")[2] or corpus) for n, p in bundles}  # NAME=PATH@CORPUS: a bundle's own corpus
     loaded = {n: load_bundle(p.partition("@")[0]) for n, p in bundles}
+    styles = {n: style if b.tokenizer_config.styles else None for n, b in loaded.items()}
+    if style is not None and not any(styles.values()):
+        raise UsageError(f"--style: no bundle was trained with --styles ({', '.join(names)}); leave --style out")
     for name, bundle in loaded.items():
-        keys[name], paths[name], pieces = split_keys_and_paths(bundle, corpora[name], split)
+        keys[name], paths[name], pieces = split_keys_and_paths(bundle, corpora[name], split, styles[name])
         sample_length, excerpt_length = auto_lengths(bundle.tokenizer, pieces, excerpt_notes)
         sample_length = length or sample_length
         log(f"{name}: {len(pieces)} {split} pieces, samples of {sample_length} events, excerpts of {excerpt_length}")
@@ -171,6 +183,7 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
         row_seed = extra.pop("seed", seed)
         result = evaluate(bundle, corpora[name], split=split, num_samples=num_samples, sample_length=sample_length,
                           seed=row_seed, copy_n=copy_n, excerpt_length=excerpt_length, sets=("rules",), baselines=False,
+                          style=styles[name],
                           sample_fn=_with_settings(sample_fn or _generate, extra) if extra else sample_fn,
                           log=lambda m, name=name: log(f"{name}: {m}"))
         rows.append({**summarize(name, result), "encoding": encoding(bundle), "sample_length": sample_length,
@@ -184,7 +197,10 @@ def run(bundles: list[tuple[str, str]], corpus: str, reference: str | None = Non
                 "length": length or "auto", "split": split,
                 "sampling": SAMPLING_TEXT + "".join(f"; {k.replace('_', '-')} {v}"
                                                     for k, v in (sampling or {}).items())
-                + ("; temperature or seed per row as its name says" if row_sampling else ""),
+                + ("; temperature or seed per row as its name says" if row_sampling else "")
+                + (f"; style {style} for the bundles trained with styles ("
+                   + ", ".join(n for n, v in styles.items() if v) + "): only that style's pieces scored"
+                   if style is not None else ""),
                 "split_seed": first.train_config.seed_of_split,
                 "settings": {**SAMPLING["rules"], **(sampling or {})}, "date": time.strftime("%Y-%m-%d"),
                 "wall_seconds": time.perf_counter() - started}
@@ -260,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default 1: off)")
     parser.add_argument("--split", choices=["test", "valid"], default="test",
                         help="the part scored: valid for choices (a recipe, a setting), test once after them")
+    parser.add_argument("--style", default=None, metavar="NAME",
+                        help="bundles trained with --styles: score only their pieces of style NAME and sample every "
+                             "sample in it (bundles without styles: all their pieces, as usual)")
     args = parser.parse_args(argv)
     from musicgen.errors import MusicgenError
 
@@ -279,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                      args.seed[0], length, args.excerpt_notes, args.copy_n, split=args.split,
                      sampling={k: v for k, v in (("temperature", temps[0] if len(temps) == 1 else None),
                                                  ("top_p", args.top_p)) if v is not None}, row_sampling=rows,
-                     log=lambda m: print(f"quality: {m}", file=sys.stderr, flush=True))
+                     log=lambda m: print(f"quality: {m}", file=sys.stderr, flush=True), style=args.style)
     except (MusicgenError, ValueError) as exc:
         print(f"quality_report: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)

@@ -363,6 +363,69 @@ def test_each_sample_draws_its_voices_and_key_from_its_own_style(tmp_path):
     np.testing.assert_array_equal(again.tokens[i], free.tokens[i])
 
 
+def write_random_styles(root: Path, n: int = 6, seed: int = 0) -> Path:
+    """corpus/bach and corpus/folk: ``n`` random 24-note melodies each (distinct pieces, so the split spreads them)."""
+    import pretty_midi
+
+    rng = np.random.default_rng(seed)
+    for style, low in (("bach", 55), ("folk", 62)):
+        (root / style).mkdir(parents=True)
+        for k in range(n):
+            pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+            inst = pretty_midi.Instrument(0)
+            inst.notes += [pretty_midi.Note(80, int(rng.integers(low, low + 10)), i / 4, i / 4 + 0.2) for i in range(24)]
+            pm.instruments.append(inst)
+            pm.write(str(root / style / f"{style}{k}.mid"))
+    return root
+
+
+def test_evaluate_and_quality_report_score_one_style(tmp_path, capsys):
+    import importlib.util
+
+    from conftest import rehash
+
+    from musicgen.bundle import FORMAT_VERSION, load_bundle
+    from musicgen.cli import main
+    from musicgen.config import TrainConfig
+    from musicgen.corpus import ingest
+    from musicgen.evaluate import evaluate
+    from musicgen.split import bundle_split
+
+    corpus = write_random_styles(tmp_path / "corpus")
+    tok = Tokenizer(TokenizerConfig(**SMALL, styles=find_styles(corpus)))
+    cache = ingest(corpus, tmp_path / "cache", tok.config, progress=False).out_dir
+    path = numpy_styles_bundle(tmp_path / "b", {st.METRIC: {"bach": 6, "folk": 6}}, tok)
+    TrainConfig(val_fraction=0.3, test_fraction=0.3).save(path / "train_config.json")
+    rehash(path, {"format_version": FORMAT_VERSION, "cell": "gru", "vocab_size": tok.vocab_size})
+    bundle = load_bundle(path)
+    data, parts = bundle_split(bundle, cache)
+    valid = {name: [str(data.paths[i]) for i in parts.valid if str(data.paths[i]).startswith(name)]
+             for name in ("bach", "folk")}
+    assert valid["bach"] and valid["folk"]  # this corpus's split has both styles in valid (and in test)
+    for name in ("bach", "folk"):
+        result = evaluate(bundle, cache, split="valid", num_samples=3, sample_length=30, excerpt_length=8,
+                          baselines=False, sets=("rules",), style=name)
+        assert result["split"]["style"] == name and result["split"]["evaluated"] == len(valid[name])
+        assert result["samples"]["sets"]["rules"]["settings"]["style"] == name
+    whole = evaluate(bundle, cache, split="valid", num_samples=0, baselines=False)
+    assert whole["split"]["evaluated"] == len(valid["bach"]) + len(valid["folk"])
+    assert main(["evaluate", str(path), str(cache), "--style", "jazz", "--num-samples", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--style: unknown style 'jazz'" in err
+    # quality_report --style: the style's pieces, keys without the "@style" of a styled cache
+    script = Path(__file__).resolve().parents[1] / "scripts" / "quality_report.py"
+    spec = importlib.util.spec_from_file_location("quality_report_styles", script)
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    keys, paths, pieces = quality.split_keys_and_paths(bundle, cache, "valid", "folk")
+    assert paths == valid["folk"] and len(pieces) == len(paths) and not any("@" in k for k in keys)
+    plain = quality.split_keys_and_paths(bundle, cache, "valid")
+    assert all("@" in k for k in plain[0]) and len(plain[0]) == len(valid["bach"]) + len(valid["folk"])
+    with pytest.raises(UsageError, match="^--style: no bundle was trained with --styles"):
+        quality.run([("a", str(numpy_styles_bundle(tmp_path / "plain", {}, Tokenizer(TokenizerConfig(**SMALL)))))],
+                    str(cache), style="folk")
+
+
 # --------------------------------------------------------------------------------------- train + sample, end to end
 def write_two_scale_styles(root: Path) -> Path:
     """corpus/up: 4 climbing C-major scales (quarter notes), corpus/down: 4 falling ones (eighth notes)."""

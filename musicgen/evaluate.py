@@ -89,13 +89,13 @@ def per_note(tokenizer, pieces: Sequence[np.ndarray], scores: Sequence) -> dict:
             "events_per_note": events / notes if notes else math.nan}
 
 
-def of_style(bundle, pieces: Sequence[np.ndarray], style: str) -> list:
-    """The ``pieces`` (token arrays) whose STYLE event names ``style`` (``--style``: ``UsageError`` for a name the
-    bundle does not know, or a bundle without styles)."""
+def style_indices(bundle, pieces: Sequence[np.ndarray], style: str) -> list[int]:
+    """The indices of the ``pieces`` (token arrays) whose STYLE event names ``style`` (``--style``: ``UsageError``
+    for a name the bundle does not know, or a bundle without styles)."""
     from musicgen import styles as st
 
     value = st.parse_style(style, bundle.tokenizer_config.styles, f"the bundle {str(bundle.path)!r}")
-    return [p for p in pieces if st.piece_style(np.asarray(p[:4]), bundle.tokenizer) == value]
+    return [i for i, s in enumerate(st.head_styles(pieces, bundle.tokenizer)) if s == value]
 
 
 # --------------------------------------------------------------------------------------------------------- samples
@@ -180,7 +180,7 @@ def evaluate(bundle_or_path, corpus_or_cache_dir, *, split: str = "test", num_sa
     data, parts = bundle_split(splitter, corpus_or_cache_dir)
     train, valid, evaluated = (parts.pieces(p, data.pieces) for p in ("train", "valid", split))
     if style is not None:
-        valid, evaluated = (of_style(bundle, pieces, style) for pieces in (valid, evaluated))
+        valid, evaluated = ([pieces[i] for i in style_indices(bundle, pieces, style)] for pieces in (valid, evaluated))
     if not (train and valid and evaluated):
         of = "" if style is None else f" of style {style!r}"
         raise UsageError(f"corpus_dir: the bundle's split of {len(data.pieces)} pieces leaves {len(train)} train, "

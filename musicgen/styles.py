@@ -94,11 +94,15 @@ def with_style(tokens, tokenizer, style: int) -> np.ndarray:
     return t if have is not None else np.insert(t, 1, tokenizer.token("STYLE", int(style)))
 
 
+def head_styles(pieces, tokenizer) -> list[int | None]:
+    """Each token piece's STYLE value (``piece_style`` of its head: BOS STYLE is enough), None without one."""
+    return [piece_style(np.asarray(tokens[:4]), tokenizer) for tokens in pieces]
+
+
 def style_counts(pieces, tokenizer) -> dict[str, int]:
     """``{style name: pieces}`` over token pieces (each piece's first STYLE; every style listed, 0 when unused)."""
     counts = dict.fromkeys(tokenizer.config.styles, 0)
-    for tokens in pieces:
-        style = piece_style(np.asarray(tokens[:4]), tokenizer)  # BOS STYLE: the head is enough
+    for style in head_styles(pieces, tokenizer):
         if style is not None:
             counts[tokenizer.config.styles[style]] += 1
     return counts
@@ -113,9 +117,9 @@ def counts_by_style(pieces, tokenizer, count) -> dict[str, dict]:
     """``{style name: count(the pieces of that style, tokenizer)}`` for a tokenizer with styles (``{}`` without);
     a style with no pieces, or whose counts are empty, is left out."""
     names = tokenizer.config.styles
+    pieces = list(pieces) if names else []
     groups: dict[str, list] = {}
-    for tokens in pieces if names else ():
-        style = piece_style(np.asarray(tokens[:4]), tokenizer)
+    for tokens, style in zip(pieces, head_styles(pieces, tokenizer)):
         if style is not None:
             groups.setdefault(names[style], []).append(tokens)
     found = {name: count(groups[name], tokenizer) for name in names if name in groups}

@@ -109,6 +109,11 @@ def markdown(report: dict) -> str:
     return text
 
 
+def _accuracies(rows: list[dict]) -> list[float]:
+    """The two-sample accuracies of the rows whose test ran."""
+    return [r["two_sample"]["accuracy"] for r in rows if "accuracy" in r["two_sample"]]
+
+
 def seed_summary(rows: list[dict]) -> list[str]:
     """Lines of a table of the rows named ``NAME s=SEED`` (``--seed`` with several seeds): per NAME, the median and
     range over its seeds of the two-sample accuracy and the copy rate (the NLL does not depend on the seed); [] when
@@ -123,7 +128,7 @@ def seed_summary(rows: list[dict]) -> list[str]:
     lines = ["", "Across sampling seeds (median [min–max] over each bundle's rows):", "",
              "| bundle | seeds | two-sample acc | copy (test) | copy of the test pieces |", "|---|---|---|---|---|"]
     for base, group in groups.items():
-        acc = [r["two_sample"]["accuracy"] for r in group if "accuracy" in r["two_sample"]]
+        acc = _accuracies(group)
         copy, held = [100 * r["copy_rate"] for r in group], [100 * r["heldout_copy_rate"] for r in group]
         spread = [(f"{np.median(v):{spec}}{unit} [{min(v):{spec}}–{max(v):{spec}}]" if v else "-")
                   for v, spec, unit in ((acc, ".3f", ""), (copy, ".0f", "%"), (held, ".0f", "%"))]
@@ -133,9 +138,9 @@ def seed_summary(rows: list[dict]) -> list[str]:
 
 def recipe_summary(rows: list[dict]) -> list[str]:
     """Lines of a table of the bundles named ``RECIPE_wK`` (one recipe trained with weight seed K, e.g. ``held_w1``;
-    rows per sampling seed ``RECIPE_wK s=S`` or one row each): per RECIPE, each weight seed's NLL per note and its median over sampling
-    seeds of the two-sample accuracy and the copy rate, then their mean over the weight seeds. [] when no recipe has
-    two weight seeds. One training run cannot tell recipes apart by less than the spread between its seeds."""
+    rows per sampling seed ``RECIPE_wK s=S`` or one row each): per RECIPE, each weight seed's NLL per note and its
+    median over sampling seeds of the two-sample accuracy and the copy rate, then their mean over the weight seeds. []
+    when no recipe has two weight seeds. One training run cannot tell recipes apart by less than its seed spread."""
     recipes: dict[str, dict[str, list[dict]]] = {}
     for r in rows:
         bundle = r["name"].rpartition(" s=")[0] if " s=" in r["name"] else r["name"]
@@ -149,8 +154,7 @@ def recipe_summary(rows: list[dict]) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for recipe, weights in recipes.items():
         nll = [g[0]["nll_note"] for g in weights.values()]
-        acc = [float(np.median(a)) if (a := [r["two_sample"]["accuracy"] for r in g if "accuracy" in r["two_sample"]])
-               else math.nan for g in weights.values()]
+        acc = [float(np.median(a)) if (a := _accuracies(g)) else math.nan for g in weights.values()]
         copy = [float(np.median([100 * r["copy_rate"] for r in g])) for g in weights.values()]
         cells = [(", ".join(f"{v:{spec}}{unit}" for v in vals), f"{np.mean(vals):{spec}}{unit}")
                  for vals, spec, unit in ((nll, ".3f", ""), (acc, ".3f", ""), (copy, ".0f", "%"))]

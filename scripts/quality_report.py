@@ -63,14 +63,14 @@ def split_keys_and_paths(bundle, corpus, split: str = "test", style: str | None 
     the pieces themselves in its own encoding. Two exports of one corpus differ in bytes (so in content keys and in
     the split, which hashes them) but share file names. ``style``: only the pieces of that style (a ``--styles``
     bundle), their keys without the ``@style`` a styled cache adds, so they compare with an unstyled bundle's."""
-    from musicgen.evaluate import of_style
+    from musicgen.evaluate import style_indices
     from musicgen.split import bundle_split
     from musicgen.styles import style_of_key
 
     data, parts = bundle_split(bundle, corpus)
     rows = [int(i) for i in getattr(parts, split)]
     if style is not None:
-        rows = [i for i in rows if of_style(bundle, [data.pieces[i]], style)]
+        rows = [rows[j] for j in style_indices(bundle, [data.pieces[i] for i in rows], style)]
     keys = [data.keys[i] for i in rows]
     if style is not None:
         keys = [k.replace(f"@{style_of_key(k)}", "", 1) if style_of_key(k) else k for k in keys]

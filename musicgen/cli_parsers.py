@@ -146,6 +146,10 @@ def add_train(sub) -> None:
     p.add_argument("--patience", type=int, default=None,
                    help=f"stop after this many epochs without improvement (default: {d.patience}; 3 with --init-from)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order, augmentation and weights")
+    p.add_argument("--default-style", default=None, metavar="NAME",
+                   help="with --styles: the style `musicgen sample`, `live` and `serve` take when none is asked for, "
+                        "recorded in the bundle's metrics (default: none, each sample's style is drawn from the "
+                        "training pieces' style shares); give it again with --resume")
     p.add_argument("--split-seed", type=int, default=None, metavar="N",
                    help="draw the split with this seed instead of --seed: vary --seed with it fixed to train replicates "
                         "on the same train/valid/test pieces (default: --seed)")
@@ -280,7 +284,7 @@ def add_live(sub) -> None:
     p.add_argument("--key", default=None, metavar="NAME", help='bundles trained with --key-mode: your key, e.g. '
                    '"D minor", "F#" (default: analysed from your first phrase); normalize answers move back to it')
     p.add_argument("--style", default=None, metavar="NAME", help="bundles trained with --styles: the style of every "
-                   "answer (default: the style with the most training pieces)")
+                   "answer (default: the bundle's default style, else the one with the most training pieces)")
     p.add_argument("--voice-channels", default="", metavar="C,C,…", help="bundles trained with --voices: channel "
                    "1-16 per answer voice, e.g. 1,2,3,4 (default: all on --channel); your phrase is the first voice")
 

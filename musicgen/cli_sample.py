@@ -67,8 +67,9 @@ def add_sample_options(parser) -> None:
                              "against TIME_SHIFT; higher numbers, busier music)")
     parser.add_argument("--style", default=None, metavar="NAME",
                         help="style of every sample, one of the bundle's (bundles trained with --styles only; an "
-                             "unknown name lists them). Default: each sample's style is drawn from the training "
-                             "pieces' style shares; the sidecar records it")
+                             "unknown name lists them). Default: the bundle's default style (`musicgen train "
+                             "--default-style`), else each sample's style is drawn from the training pieces' style "
+                             "shares; the sidecar records it")
     parser.add_argument("--voices", type=int, default=None, metavar="N",
                         help="bundles with VOICE events: at most N voices (parts) per sample (0 = no cap). Default: "
                              "each sample's cap is drawn from how many voices the training pieces use, so samples "

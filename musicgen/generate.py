@@ -241,7 +241,8 @@ def _key_setting(config: SampleConfig, tok, path, primer) -> int | None:
 
 def _style_setting(config: SampleConfig, bundle, primer_tokens, count: int) -> np.ndarray | None:
     """``--style`` checked against the bundle → int64 (count,) STYLE values (None: a bundle without styles). Without
-    ``--style``: a primer's own STYLE, else ``count`` draws from the training pieces' style shares (``styles``)."""
+    ``--style``: a primer's own STYLE, else the bundle's recorded default style (``styles.recorded_default``), else
+    ``count`` draws from the training pieces' style shares (``styles``)."""
     from musicgen import styles as st
 
     names, where = bundle.tokenizer_config.styles, f"the bundle {str(bundle.path)!r}"
@@ -250,6 +251,8 @@ def _style_setting(config: SampleConfig, bundle, primer_tokens, count: int) -> n
     if not names:
         return None
     own = None if primer_tokens is None else st.piece_style(primer_tokens, bundle.tokenizer)
+    if own is None:
+        own = st.recorded_default(bundle.metrics, names)
     if own is not None:
         return np.full(count, own, np.int64)
     return st.draw_styles(st.style_shares(bundle.metrics.get(st.METRIC), names), config.seed, count)

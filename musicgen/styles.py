@@ -11,9 +11,11 @@ Caching: a styled piece's cache key is its content hash plus ``@<style name>`` (
 another style folder is tokenized again, and one file copied into two style folders is two pieces (one per style;
 the near-duplicate split keeps the copies on one side).
 
-Sampling: ``musicgen sample --style NAME`` forces that STYLE after BOS; without it each sample's style is drawn from
-the training pieces' style shares that ``musicgen train`` records in the bundle's metrics (``style_pieces``), with an
-RNG of its own seeded from the sample seed (``draw_styles``), so forcing the drawn style regenerates the sample.
+Sampling: ``musicgen sample --style NAME`` forces that STYLE after BOS; without it every sample takes the bundle's
+default style when it records one (``musicgen train --default-style NAME``: ``default_style`` in its metrics,
+``recorded_default``), else each sample's style is drawn from the training pieces' style shares that ``musicgen
+train`` records in the bundle's metrics (``style_pieces``), with an RNG of its own seeded from the sample seed
+(``draw_styles``), so forcing the drawn style regenerates the sample.
 What else a sample draws from the training pieces (its voice cap, ``musicgen.voices``; its key, ``musicgen.keys``)
 comes from the pieces of its own style: ``musicgen train`` records those counts per style as well
 (``by_style``: ``voice_pieces_by_style``, ``key_pieces_by_style``) and ``draw_for_styles`` uses them, so a folk
@@ -30,6 +32,7 @@ from musicgen.errors import UsageError
 
 STYLE_SALT = 0x5717E  # mixed into the sample seed for the style draws: the event draws stay as they were
 METRIC = "style_pieces"  # metrics.json: {style name: training pieces}
+DEFAULT = "default_style"  # metrics.json (optional): the style name sampling takes when none is asked for
 
 
 # ---------------------------------------------------------------------------------------------------- the corpus
@@ -67,13 +70,13 @@ def style_of_key(key: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------------ the tokens
-def parse_style(name: str, styles: Sequence[str], where: str = "the bundle") -> int:
-    """A style name → its index in ``styles``; ``UsageError`` naming ``--style`` and listing the known ones."""
+def parse_style(name: str, styles: Sequence[str], where: str = "the bundle", flag: str = "--style") -> int:
+    """A style name → its index in ``styles``; ``UsageError`` naming ``flag`` and listing the known ones."""
     if not styles:
-        raise UsageError(f"--style: {where} has no styles (train with --styles on a folder of style subfolders); "
+        raise UsageError(f"{flag}: {where} has no styles (train with --styles on a folder of style subfolders); "
                          f"got {name!r}")
     if name not in styles:
-        raise UsageError(f"--style: unknown style {name!r}; {where} knows {', '.join(styles)}")
+        raise UsageError(f"{flag}: unknown style {name!r}; {where} knows {', '.join(styles)}")
     return list(styles).index(name)
 
 
@@ -145,6 +148,13 @@ def draw_for_styles(metrics: dict | None, metric: str, draw, seed: int, count: i
         if own is not None:
             out[styles == value] = own[styles == value]
     return out
+
+
+def recorded_default(metrics: dict | None, names: Sequence[str]) -> int | None:
+    """The index in ``names`` of the bundle's recorded default style (``DEFAULT`` in its metrics), None when it
+    records none (or one its styles no longer name)."""
+    name = (metrics or {}).get(DEFAULT)
+    return list(names).index(name) if isinstance(name, str) and name in names else None
 
 
 def style_shares(counts: dict[str, int] | None, styles: Sequence[str]) -> np.ndarray:

@@ -33,7 +33,8 @@ def train(corpus_dir: str | Path, out: str | Path | None = None, **options):
               "rtrl"), ``online`` and ``update_every`` (RTRL only);
             * split: ``val_fraction``, ``test_fraction`` (shares of near-duplicate clusters);
             * tokenizer, for a music folder: ``time_mode`` ("beat" | "seconds"), ``voices`` (N or "auto"),
-              ``meter`` (bool), ``key_mode`` ("token" | "normalize");
+              ``meter`` (bool), ``key_mode`` ("token" | "normalize"), ``styles`` (bool; ``default_style``, a style
+              name sampling takes when none is asked for);
             * output: ``tensorboard`` (bool), ``verbose`` (0 silent, the default here; 1 progress bar; 2 a line
               per epoch).
 

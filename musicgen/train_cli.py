@@ -87,6 +87,11 @@ def cli_train(args) -> int:
                                  "voice_events='implied' (ingest with --voice-events all)")
             tokens = dataclasses.replace(tokens, tokenizer_config=tokens.tokenizer_config.replace(**{field: True}))
     tokenizer = Tokenizer(tokens.tokenizer_config)
+    default_style = getattr(args, "default_style", None)
+    if default_style is not None:
+        from musicgen.styles import parse_style
+
+        parse_style(default_style, tokens.tokenizer_config.styles, f"the corpus {args.corpus_dir!r}", "--default-style")
     from musicgen.context import context_sizes
 
     model_cfg, train_cfg = configs_from_args(args, tokenizer.vocab_size, context_sizes(tokenizer.config))
@@ -114,6 +119,10 @@ def cli_train(args) -> int:
         result.metrics["init_from"] = finetune.init_facts(base)
         print(f"fine-tuned from {base.path}: validation NLL {result.metrics.get('init_val_nll', float('nan')):.4f} "
               f"nats/event before the first step")
+    if default_style is not None:
+        from musicgen.styles import DEFAULT
+
+        result.metrics[DEFAULT] = default_style
     save_bundle(out, model=result.model, model_config=model_cfg, train_config=train_cfg,
                 tokenizer_config=tokens.tokenizer_config, metrics=result.metrics, history_csv=result.history_csv,
                 start_state=result.start_state)

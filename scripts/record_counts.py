@@ -10,6 +10,9 @@ The training pieces are the bundle's own split of CORPUS (``split.bundle_split``
 ``musicgen evaluate`` uses). ``metrics.json`` is rewritten atomically and its sha256 in ``bundle.json`` updated
 (``bundle.update_metrics``), so the bundle still verifies. A count the bundle already records is left alone unless
 ``--force``; one its vocabulary has no events for (VOICE, KEY) is not written.
+
+``--default-style NAME`` records the style ``musicgen sample`` takes without ``--style`` (``default_style``, as
+``musicgen train --default-style`` does) in a bundle trained with styles.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from musicgen import keys, styles, voices  # noqa: E402
 from musicgen.bundle import load_bundle, update_metrics  # noqa: E402
+from musicgen.errors import UsageError  # noqa: E402
 from musicgen.split import bundle_split  # noqa: E402
 from musicgen.train_result import sampling_counts  # noqa: E402
 
@@ -33,10 +37,24 @@ def main(argv=None) -> int:
     p.add_argument("bundle")
     p.add_argument("corpus", help="the music folder (or token cache) the bundle was trained on")
     p.add_argument("--force", action="store_true", help="recount even what the bundle records")
+    p.add_argument("--default-style", default=None, metavar="NAME",
+                   help="also record NAME as the style sampling takes without --style (bundles with styles)")
     args = p.parse_args(argv)
     bundle = load_bundle(args.bundle)
+    if args.default_style is not None:
+        try:
+            styles.parse_style(args.default_style, bundle.tokenizer_config.styles, f"the bundle {args.bundle!r}",
+                               "--default-style")
+        except UsageError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        update_metrics(args.bundle, **{styles.DEFAULT: args.default_style})
+        bundle = load_bundle(args.bundle)
+        print(f"{args.bundle}: {styles.DEFAULT} {args.default_style}")
     wanted = [metric for event, metric in COUNTS if event in bundle.tokenizer.ranges]
     if not wanted:
+        if args.default_style is not None:
+            return 0
         print(f"{args.bundle}: no VOICE or KEY events; nothing to record", file=sys.stderr)
         return 2
     if bundle.tokenizer_config.styles:

@@ -302,6 +302,36 @@ def test_default_styles_are_drawn_per_sample_and_regenerate(tmp_path):
     assert all(t[:3].tolist() == [TOK.bos_id, 65, TOK.token("NOTE_ON", 60)] for t in primed.tokens)
 
 
+def test_a_recorded_default_style_is_what_sampling_and_live_take(tmp_path, capsys):
+    import importlib.util
+
+    from musicgen.bundle import load_bundle
+    from musicgen.generate import generate
+    from musicgen.live import live_style
+
+    assert st.recorded_default({st.DEFAULT: "folk"}, ("bach", "folk")) == 1
+    assert st.recorded_default({st.DEFAULT: "jazz"}, ("bach", "folk")) is None  # not one of its styles: no default
+    assert st.recorded_default(None, ("bach", "folk")) is None
+    path = numpy_styles_bundle(tmp_path / "b")
+    assert live_style(load_bundle(path), None) == 0  # no default: the style with the most training pieces
+    script = Path(__file__).resolve().parents[1] / "scripts" / "record_counts.py"
+    spec = importlib.util.spec_from_file_location("record_counts_styles", script)
+    record = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record)
+    assert record.main([str(path), str(tmp_path / "unused"), "--default-style", "jazz"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"--default-style: unknown style 'jazz'; the bundle {str(path)!r} knows bach, folk"
+    assert st.DEFAULT not in load_bundle(path).metrics
+    assert record.main([str(path), str(tmp_path / "unused"), "--default-style", "folk"]) == 0
+    bundle = load_bundle(path)  # the checksums still verify
+    assert bundle.metrics[st.DEFAULT] == "folk" and live_style(bundle, None) == 1 and live_style(bundle, "bach") == 0
+    free = generate(path, length=20, seed=1, num_samples=8)  # the draw alone would give bach to most of them
+    assert [s["style"] for s in free.sidecars] == ["folk"] * 8 and free.settings["style"] is None
+    assert all(TOK.describe(int(t[1])) == ("STYLE", 1) for t in free.tokens)
+    asked = generate(path, length=20, seed=1, num_samples=4, style="bach")
+    assert [s["style"] for s in asked.sidecars] == ["bach"] * 4
+
+
 TOKVK = Tokenizer(TokenizerConfig(**SMALL, styles=("bach", "folk"), voices=4, key="normalize"))  # VOICE, KEY, STYLE
 
 
@@ -458,8 +488,12 @@ def test_train_and_sample_a_style_end_to_end_with_numpy_equal_to_keras(tmp_path)
 
     corpus = write_two_scale_styles(tmp_path / "corpus")
     cache = ingest(corpus, tmp_path / "cache", TokenizerConfig(styles=find_styles(corpus)), progress=False).out_dir
+    with pytest.raises(UsageError, match="^--default-style: unknown style 'jazz'; the corpus"):
+        train(cache, out=tmp_path / "bad", styles=True, default_style="jazz", epochs=1, tensorboard=False)
+    assert not (tmp_path / "bad").exists()  # refused before any training: nothing written
     bundle = train(cache, out=tmp_path / "bundle", styles=True, cell="gru", preset="tiny", epochs=1, batch_size=2,
-                   bptt=16, val_fraction=0.25, test_fraction=0.0, tensorboard=False)
+                   bptt=16, val_fraction=0.25, test_fraction=0.0, tensorboard=False, default_style="up")
+    assert bundle.metrics[st.DEFAULT] == "up"
     tok = bundle.tokenizer
     assert bundle.tokenizer_config.styles == ("down", "up") and bundle.model_config.context == (3,)
     assert sum(bundle.metrics[st.METRIC].values()) == bundle.metrics["train_pieces"]

@@ -81,6 +81,8 @@ def add_corpus(sub) -> None:
     ep.add_argument("name", help="corpus name, from `musicgen corpus list`")
     ep.add_argument("out_dir", help="folder to write the MIDI files into")
     ep.add_argument("--limit", type=int, default=0, help="export at most this many pieces (0 = all)")
+    ep.add_argument("--every", type=int, default=1, metavar="N",
+                    help="export every Nth piece in name order, the first included (1 = all; before --limit)")
     ep.add_argument("--workers", type=int, default=0, help="parallel processes (0 = one per core)")
     dp = csub.add_parser("duplicates", formatter_class=Formatter,
                          help="list near-duplicate pieces (transposed, re-tempoed or edited copies, excerpts)",

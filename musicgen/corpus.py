@@ -320,8 +320,9 @@ def list_corpora() -> list[tuple[str, str, int]]:
     return _list()
 
 
-def export_corpus(name: str, out_dir: str | Path, limit: int = 0, workers: int = 0, progress: bool = True):
+def export_corpus(name: str, out_dir: str | Path, limit: int = 0, workers: int = 0, progress: bool = True,
+                  every: int = 1):
     """Write a music21 bundled corpus as MIDI files (see ``musicgen.corpus_export.export_corpus``)."""
     from musicgen.corpus_export import export_corpus as _export
 
-    return _export(name, out_dir, limit=limit, workers=workers, progress=progress)
+    return _export(name, out_dir, limit=limit, workers=workers, progress=progress, every=every)

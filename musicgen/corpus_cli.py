@@ -61,12 +61,13 @@ def cli_ingest(args) -> int:
 
 
 def cli_corpus(args) -> int:
-    """``musicgen corpus list`` / ``musicgen corpus export NAME DIR [--limit N] [--workers N]``."""
+    """``musicgen corpus list`` / ``musicgen corpus export NAME DIR [--limit N] [--every N] [--workers N]``."""
     if args.corpus_cmd == "list":
         for name, description, n_files in corpus.list_corpora():
             print(f"{name:<12} {n_files:>5} files  {description}")
         return 0
-    report = corpus.export_corpus(args.name, args.out_dir, limit=args.limit, workers=args.workers, progress=True)
+    report = corpus.export_corpus(args.name, args.out_dir, limit=args.limit, workers=args.workers, progress=True,
+                                  every=args.every)
     print(report.summary())
     return 0
 

@@ -125,13 +125,15 @@ def _export_chunk(items: list[tuple[str, str, str | None]]) -> list[tuple[bytes 
 
 
 def export_corpus(name: str, out_dir: str | Path, limit: int = 0, workers: int = 0,
-                  progress: bool = True) -> ExportReport:
+                  progress: bool = True, every: int = 1) -> ExportReport:
     """Write a bundled music21 corpus as MIDI files into ``out_dir``.
 
     Args:
         name: one of ``CORPORA`` (``musicgen corpus list``).
         out_dir: folder created if needed; existing files of the same name are replaced atomically.
         limit: export at most this many pieces, the first ones in name order (0 = all).
+        every: export every ``every``-th piece in name order, the first included (1 = all): a smaller sample that
+            still spans the whole corpus (every movement type of a mass, say); before ``limit``.
         workers: parallel processes (0 = one per core).
         progress: tqdm bar on stderr.
     """
@@ -141,9 +143,12 @@ def export_corpus(name: str, out_dir: str | Path, limit: int = 0, workers: int =
 
     if not isinstance(limit, int) or limit < 0:
         raise UsageError(f"--limit: expected an integer >= 0 (0 = all), got {limit!r}")
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise UsageError(f"--every: expected an integer >= 1 (1 = all), got {every!r}")
     workers = resolve_workers(workers)
     out = check_output_dir(out_dir, "out_dir")
     pieces = _pieces(_source_files(name))
+    pieces = pieces[::every]
     pieces = pieces[:limit] if limit else pieces
     out.mkdir(parents=True, exist_ok=True)
     report = ExportReport(name=name, out_dir=out)

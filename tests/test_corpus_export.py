@@ -65,6 +65,8 @@ def test_export_writes_a_file_per_piece_and_counts_failures(tmp_path, monkeypatc
     assert (report.written, dict(report.failed)) == (2, {"no notes": 1})
     assert report.summary() == f"exported 2 pieces of 'mine' to {out}; 1 failed (1 no notes)"
     assert export_corpus("mine", tmp_path / "one", limit=1, workers=1, progress=False).written == 1
+    assert export_corpus("mine", tmp_path / "odd", every=2, workers=1, progress=False).written == 1
+    assert sorted(p.name for p in (tmp_path / "odd").iterdir()) == ["book-0001.mid"]  # pieces 1 and 3 of 3; 3 fails
     assert ExportReport("x", out).summary() == f"exported 0 pieces of 'x' to {out}"
 
 
@@ -73,3 +75,5 @@ def test_bad_arguments_name_themselves(tmp_path):
         export_corpus("mozart", tmp_path / "out", workers=1, progress=False)
     with pytest.raises(UsageError, match=r"--limit: expected an integer >= 0 \(0 = all\), got -1"):
         export_corpus("bach", tmp_path / "out", limit=-1, workers=1, progress=False)
+    with pytest.raises(UsageError, match=r"--every: expected an integer >= 1 \(1 = all\), got 0"):
+        export_corpus("bach", tmp_path / "out", every=0, workers=1, progress=False)

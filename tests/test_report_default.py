@@ -49,9 +49,28 @@ def test_the_paragraphs_state_numbers_and_settings():
                   "rules": {"two_sample": None}}}}
     text = report.summary_paragraph(result, "musicgen evaluate m c")
     assert "Held out: 0.90 nats/event, 40% below the best Kneser-Ney n-gram (8-gram, D 0.9" in text.replace("\n", " ")
-    assert "accuracy 0.80 (95% CI 0.75–0.85)" in text.replace("\n", " ")
+    assert "tells raw samples from real excerpts with accuracy 0.80 (95% CI 0.75–0.85)" in text.replace("\n", " ")
+    rules = {**result["samples"]["sets"], "rules": {"two_sample": {"accuracy": 0.6, "ci_low": 0.5, "ci_high": 0.7}}}
+    both = report.summary_paragraph({**result, "samples": {**result["samples"], "sets": rules}}, "c").replace("\n", " ")
+    assert ("tells `musicgen sample`'s samples (its defaults) from real excerpts with accuracy 0.60 (95% CI 0.50–0.70) "
+            "(0.5 = indistinguishable); raw samples (temperature 1, no masks) 0.80 (95% CI 0.75–0.85).") in both
     para = report.evaluating_paragraph(result, "musicgen evaluate m c")
     flat = para.replace("\n", " ")
     assert "test split (41 pieces, a legacy split: valid = test)" in flat and "seed 0" in flat
     assert "Two-sample test (rules): not run." in flat and "the unigram 4.200" in flat
     assert all(len(line) <= report.WIDTH for line in para.splitlines()) and para.count("\n") >= 2
+
+
+def test_command_of_reads_the_settings_off_the_report():
+    result = {"model": {"path": "trained/default"}, "corpus": {"path": "data/bach_bars"}, "split": {"name": "test"},
+              "samples": {"num_samples": 64, "length": 512, "seed": 0},
+              "baselines": {"selection": {"orders": [2, 3, 12]}}}
+    assert report.command_of(result) == ("musicgen evaluate trained/default data/bach_bars --split test --num-samples 64 "
+                                         "--length 512 --seed 0 --max-order 12")
+    assert report.command_of({**result, "samples": None}).endswith("--split test --num-samples 0 --max-order 12")
+
+
+def test_from_saved_needs_a_saved_report(tmp_path, capsys):
+    assert report.main(["--model", str(tmp_path), "--from-saved"]) == 2
+    assert capsys.readouterr().err.strip() == (f"--from-saved: {tmp_path / 'evaluation.json'} does not exist; "
+                                               "run with --save first")

@@ -20,6 +20,9 @@ Masks off (default): each model's own distribution. ``--masks``: each model with
 rules renormalizing every step (``evaluate.piece_scores(masks=True)``), the distribution its music is drawn from;
 events the rules forbid are scored without the mask and counted.
 
+``--style NAME``: a new bundle trained with styles is compared on its test pieces of that style alone (the old
+bundle's corpus holds that style's music only, e.g. the chorales of a Bach-and-Palestrina model).
+
 Writes the text between ``<!-- report:default-vs-old -->`` (``default-vs-old-masked`` with ``--masks``) and
 ``<!-- /report -->`` of ``--out``.
 """
@@ -47,15 +50,19 @@ def parse_spec(text: str) -> tuple[str, str]:
     return bundle, corpus
 
 
-def piece_table(bundle_path: str, corpus: str) -> tuple:
+def piece_table(bundle_path: str, corpus: str, style: str | None = None) -> tuple:
     """``(bundle, data, parts)``: the loaded bundle, its corpus tokenized with its tokenizer (``corpus.tokens_for``)
-    and per file name its part (``train``/``valid``/``test``) in the bundle's own split."""
+    and per file name its part (``train``/``valid``/``test``) in the bundle's own split; with ``style``, only the
+    pieces of that style (``evaluate.style_indices``)."""
     from musicgen.bundle import load_bundle
+    from musicgen.evaluate import style_indices
     from musicgen.split import bundle_split
 
     bundle = load_bundle(bundle_path)
     data, split = bundle_split(bundle, corpus)
-    parts = {Path(str(data.paths[i])).name: part for part in ("train", "valid", "test") for i in split.part(part)}
+    kept = None if style is None else set(style_indices(bundle, data.pieces, style))
+    parts = {Path(str(data.paths[i])).name: part for part in ("train", "valid", "test") for i in split.part(part)
+             if kept is None or int(i) in kept}
     return bundle, data, parts
 
 
@@ -154,10 +161,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
     parser.add_argument("--json", default=None)
     parser.add_argument("--masks", action="store_true", help="score with the sampler's well-formedness rules on")
+    parser.add_argument("--style", default=None, metavar="NAME",
+                        help="a --new bundle with styles: its test pieces of this style only")
     args = parser.parse_args(argv)
-    new_bundle, new_data, new_parts = piece_table(*parse_spec(args.new))
+    new_bundle, new_data, new_parts = piece_table(*parse_spec(args.new), args.style)
     old_bundle, old_data, old_parts = piece_table(*parse_spec(args.old))
     test = sorted(n for n, p in new_parts.items() if p == "test")
+    if not test:
+        raise SystemExit(f"compare_default: {parse_spec(args.new)[0]} has no test pieces"
+                         + (f" of style {args.style!r}" if args.style else ""))
     missing = [n for n in test if n not in old_parts]
     if missing:
         raise SystemExit(f"compare_default: {len(missing)} test pieces are not in the old corpus, e.g. {missing[0]}")

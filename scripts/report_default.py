@@ -91,8 +91,10 @@ def command_of(result: dict) -> str:
     s = result.get("samples") or {}
     sampled = (f" --num-samples {s['num_samples']} --length {s['length']} --seed {s['seed']}" if s
                else " --num-samples 0")
+    style = result["split"].get("style")
     return (f"musicgen evaluate {result['model']['path']} {result['corpus']['path']} --split {result['split']['name']}"
-            f"{sampled} --max-order {max(result['baselines']['selection']['orders'])}")
+            f"{' --style ' + style if style else ''}{sampled} --max-order "
+            f"{max(result['baselines']['selection']['orders'])}")
 
 
 def evaluating_paragraph(result: dict, command: str) -> str:
@@ -136,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", action="store_true", help="also write MODEL/evaluation.json (checksummed)")
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
     parser.add_argument("--model-readme", default=None, help="default: MODEL/README.md")
+    parser.add_argument("--style", default=None, metavar="NAME",
+                        help="a bundle trained with styles: score the pieces of this style (musicgen evaluate --style)")
     parser.add_argument("--from-saved", action="store_true",
                         help="rewrite the READMEs from MODEL/evaluation.json (written by --save) without evaluating")
     args = parser.parse_args(argv)
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         from musicgen import evaluate as ev
 
         result = ev.evaluate(args.model, args.corpus, split=args.split, num_samples=args.num_samples,
-                             sample_length=args.length, seed=args.seed, max_order=args.max_order,
+                             sample_length=args.length, seed=args.seed, max_order=args.max_order, style=args.style,
                              log=lambda msg: print(f"report: {msg}", file=sys.stderr, flush=True))
     command = command_of(result)
     print(report.format_table(result))

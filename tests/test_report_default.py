@@ -68,6 +68,8 @@ def test_command_of_reads_the_settings_off_the_report():
     assert report.command_of(result) == ("musicgen evaluate trained/default data/bach_bars --split test --num-samples 64 "
                                          "--length 512 --seed 0 --max-order 12")
     assert report.command_of({**result, "samples": None}).endswith("--split test --num-samples 0 --max-order 12")
+    styled = {**result, "split": {"name": "valid", "style": "bach"}}
+    assert " --split valid --style bach --num-samples 64 " in report.command_of(styled)
 
 
 def test_from_saved_needs_a_saved_report(tmp_path, capsys):

@@ -283,7 +283,7 @@ def _is_midi(rel: str) -> bool:
 
 # --------------------------------------------------------------------------------------------------------- loading
 def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_dir: str | Path | None = None,
-               workers: int = 0, progress: bool = False) -> TokenSet:
+               workers: int = 0, progress: bool = False, style: str | None = None) -> TokenSet:
     """Tokens for training/evaluation from either a token cache folder or a music folder (ingested, cached).
 
     Args:
@@ -293,8 +293,15 @@ def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_di
             fields (``config.MODEL_INPUTS``) are not part of the tokens: they are read (or ingested) under
             ``config.for_tokens()`` and returned under ``config``.
         out_dir, workers, progress: passed to ``ingest`` for a music folder.
+        style: for a ``config`` with styles and a music folder with music files directly in it (no style folders):
+            every piece takes this style (a name of ``config.styles``), read under the config without styles with
+            its STYLE event put after BOS (STYLE is the table's last range, so every other id is the same). Without
+            it such a folder is a UsageError; a folder of style folders, or a cache, ignores it.
     """
     src = _check_corpus_dir(source)
+    if style is not None and config is not None and config.styles and not is_token_cache(src) and \
+            any("/" not in rel for rel in _scan(src)[0]):
+        return _in_one_style(src, config, style, out_dir, workers, progress)
     made = config.for_tokens() if config is not None else None
     if is_token_cache(src):
         tokens = load_tokens(src)
@@ -311,6 +318,20 @@ def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_di
             report = ingest(src, out_dir, made, workers=workers, progress=progress, rebuild=True)
             tokens = load_tokens(report.out_dir)
     return dataclasses.replace(tokens, tokenizer_config=config) if made is not config else tokens
+
+
+def _in_one_style(src: Path, config: TokenizerConfig, style: str, out_dir, workers: int, progress: bool) -> TokenSet:
+    """``tokens_for``'s ``style``: the folder's pieces under ``config`` without styles, each given STYLE ``style``."""
+    import numpy as np
+
+    from musicgen.styles import parse_style, with_style
+    from musicgen.tokenizer import Tokenizer
+
+    value = parse_style(style, config.styles, "the tokenizer")
+    plain = tokens_for(src, config.replace(styles=()), out_dir, workers, progress)
+    tokenizer = Tokenizer(config)
+    pieces = [with_style(p, tokenizer, value).astype(np.int32) for p in plain.pieces]
+    return dataclasses.replace(plain, pieces=pieces, tokenizer_config=config)
 
 
 def list_corpora() -> list[tuple[str, str, int]]:

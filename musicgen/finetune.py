@@ -75,11 +75,13 @@ def check_flags(args, base) -> None:
 
 def base_tokens(corpus_dir: str | Path, base, progress: bool = False):
     """``TokenSet`` of ``corpus_dir`` tokenized with the base's tokenizer config: a music folder is ingested with it
-    (cached), a token cache must have been made with it."""
+    (cached), a token cache must have been made with it. A base with styles fine-tunes a folder without style
+    folders as its default style (``styles.default_style``; ``cli_train`` records it as the new bundle's)."""
     from musicgen.corpus import tokens_for
+    from musicgen.styles import default_style_name
 
     try:
-        return tokens_for(corpus_dir, base.tokenizer_config, progress=progress)
+        return tokens_for(corpus_dir, base.tokenizer_config, progress=progress, style=default_style_name(base))
     except UsageError as exc:
         raise UsageError(f"{exc} (--init-from {str(base.path)!r} sets the tokenizer)") from None
 

@@ -253,8 +253,8 @@ def phrase_primer(notes: list[PlayedNote], tokenizer, bpm: float, since: float |
 
 def live_style(bundle, name: str | None) -> int | None:
     """The STYLE index every phrase of a ``--styles`` bundle is framed with: ``name`` (``--style``; an unknown one is a
-    ``UsageError`` listing the bundle's), else the bundle's recorded default style (``styles.recorded_default``), else
-    the style with the most training pieces (the bundle's metrics; the first on a tie or without counts); None for a bundle without styles (``--style`` is then an error)."""
+    ``UsageError`` listing the bundle's), else ``styles.default_style`` (its recorded default, else the style with the
+    most training pieces); None for a bundle without styles (``--style`` is then an error)."""
     from musicgen import styles as st
 
     names = bundle.tokenizer.config.styles
@@ -265,10 +265,7 @@ def live_style(bundle, name: str | None) -> int | None:
         return None
     if name is not None:
         return st.parse_style(name, names)
-    default = st.recorded_default(bundle.metrics, names)
-    if default is not None:
-        return default
-    return int(np.argmax(st.style_shares((bundle.metrics or {}).get(st.METRIC), names)))
+    return st.default_style(bundle.metrics, names)
 
 
 @dataclass

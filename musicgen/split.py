@@ -104,10 +104,12 @@ def split_corpus(pieces: Sequence[np.ndarray], keys: Sequence[str], train_config
 
 def bundle_split(bundle, corpus_dir):
     """``(tokens, split)``: the corpus a bundle was trained on, tokenized with the bundle's tokenizer (cached, see
-    ``corpus.tokens_for``), and the bundle's own split of it (``split_corpus`` with its train config)."""
+    ``corpus.tokens_for``; a folder without style folders takes a styled bundle's ``styles.default_style``), and the
+    bundle's own split of it (``split_corpus`` with its train config)."""
     from musicgen.corpus import tokens_for
+    from musicgen.styles import default_style_name
 
-    data = tokens_for(corpus_dir, bundle.tokenizer_config)
+    data = tokens_for(corpus_dir, bundle.tokenizer_config, style=default_style_name(bundle))
     return data, split_corpus(data.pieces, data.keys, bundle.train_config, bundle.tokenizer_config)
 
 

@@ -157,6 +157,23 @@ def recorded_default(metrics: dict | None, names: Sequence[str]) -> int | None:
     return list(names).index(name) if isinstance(name, str) and name in names else None
 
 
+def default_style(metrics: dict | None, names: Sequence[str]) -> int | None:
+    """The style a bundle takes when none is asked for and one is needed for all (``musicgen live``, fine-tuning or
+    evaluating on a folder without style folders): its recorded default (``recorded_default``), else the style with
+    the most training pieces (the first on a tie or without counts); None without styles."""
+    if not names:
+        return None
+    found = recorded_default(metrics, names)
+    return found if found is not None else int(np.argmax(style_shares((metrics or {}).get(METRIC), names)))
+
+
+def default_style_name(bundle) -> str | None:
+    """``default_style`` of a bundle, as its style name (None without styles)."""
+    names = bundle.tokenizer_config.styles
+    found = default_style(bundle.metrics, names)
+    return None if found is None else names[found]
+
+
 def style_shares(counts: dict[str, int] | None, styles: Sequence[str]) -> np.ndarray:
     """float64 (len(styles),): each style's share of ``counts`` (uniform without counts, e.g. an older bundle)."""
     n = np.array([float((counts or {}).get(name, 0)) for name in styles])

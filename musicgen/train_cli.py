@@ -88,6 +88,10 @@ def cli_train(args) -> int:
             tokens = dataclasses.replace(tokens, tokenizer_config=tokens.tokenizer_config.replace(**{field: True}))
     tokenizer = Tokenizer(tokens.tokenizer_config)
     default_style = getattr(args, "default_style", None)
+    if default_style is None and base is not None and base.tokenizer_config.styles:
+        from musicgen.styles import default_style_name
+
+        default_style = default_style_name(base)  # carries over; a folder without style folders was read in it
     if default_style is not None:
         from musicgen.styles import parse_style
 

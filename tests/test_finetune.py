@@ -71,6 +71,41 @@ def test_a_context_base_ingests_the_music_with_its_tokenizer(corpus, tmp_path):
                                atol=1e-6)
 
 
+def test_a_styled_base_fine_tunes_a_folder_without_style_folders_in_its_default_style(corpus, tmp_path):
+    """The shipped model has styles (bach, palestrina); a user's flat folder of MIDI is read in the base's default
+    style, which the fine-tuned bundle records, and evaluating it on that folder works the same way."""
+    import keras
+
+    from musicgen.bundle import load_bundle, save_bundle
+    from musicgen.context import context_sizes
+    from musicgen.corpus import tokens_for
+    from musicgen.errors import UsageError
+    from musicgen.evaluate import evaluate
+    from musicgen.models import build_model
+    from musicgen.tokenizer import Tokenizer
+
+    tc = TOK.replace(styles=("down", "up"))
+    tok = Tokenizer(tc)
+    with pytest.raises(UsageError, match="have no style folder"):
+        tokens_for(corpus, tc)
+    plain, styled = tokens_for(corpus, TOK), tokens_for(corpus, tc, style="up")
+    assert styled.tokenizer_config == tc and len(styled.pieces) == len(plain.pieces)
+    for a, b in zip(plain.pieces, styled.pieces):
+        assert b.tolist() == [a[0], tok.token("STYLE", 1), *a[1:].tolist()]
+    cfg = ModelConfig(vocab_size=tok.vocab_size, embedding_dim=4, units=8, layers=1, dropout=0.0,
+                      context=context_sizes(tc))
+    keras.utils.set_random_seed(1)
+    save_bundle(tmp_path / "base", model=build_model(cfg), model_config=cfg, train_config=TrainConfig(),
+                tokenizer_config=tc, metrics={"val_nll": 2.0, "style_pieces": {"down": 5, "up": 1},
+                                              "default_style": "up"})
+    assert _train([corpus, "--init-from", tmp_path / "base", "--out", tmp_path / "ft", "--lr", "1e-9", *FAST]) == 0
+    ft = load_bundle(tmp_path / "ft")
+    assert ft.tokenizer_config == tc and ft.metrics["default_style"] == "up"
+    assert ft.metrics["style_pieces"] == {"down": 0, "up": ft.metrics["train_pieces"]}
+    report = evaluate(ft, corpus, split="valid", num_samples=0, baselines=False)
+    assert report["split"]["evaluated"] == ft.metrics["val_pieces"]
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--units", "16"], "--units: 16 differs from the bundle"),
     (["--cell", "lstm"], "--cell: 'lstm' differs from the bundle"),

@@ -50,7 +50,9 @@ def settings_text(result: dict, command: str) -> str:
     """The settings every number was measured with, in one sentence."""
     sp, s = result["split"], result.get("samples")
     legacy = ", a legacy split: valid = test" if sp["legacy"] else ""
-    out = f"`{command}`: {sp['name']} split ({sp[sp['name']]} pieces{legacy})"
+    pieces = (f"{sp['evaluated']} pieces of style {sp['style']}, of {sp[sp['name']]}" if sp.get("style")
+              else f"{sp[sp['name']]} pieces")
+    out = f"`{command}`: {sp['name']} split ({pieces}{legacy})"
     if s:
         out += (f", {s['num_samples']} samples × {s['length']} events per set, seed {s['seed']}, raw = temperature 1 "
                 f"without masks, rules = `musicgen sample` defaults")

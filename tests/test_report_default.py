@@ -65,11 +65,13 @@ def test_command_of_reads_the_settings_off_the_report():
     result = {"model": {"path": "trained/default"}, "corpus": {"path": "data/bach_bars"}, "split": {"name": "test"},
               "samples": {"num_samples": 64, "length": 512, "seed": 0},
               "baselines": {"selection": {"orders": [2, 3, 12]}}}
-    assert report.command_of(result) == ("musicgen evaluate trained/default data/bach_bars --split test --num-samples 64 "
-                                         "--length 512 --seed 0 --max-order 12")
+    assert report.command_of(result) == ("musicgen evaluate trained/default data/bach_bars --split test "
+                                         "--num-samples 64 --length 512 --seed 0 --max-order 12")
     assert report.command_of({**result, "samples": None}).endswith("--split test --num-samples 0 --max-order 12")
     styled = {**result, "split": {"name": "valid", "style": "bach"}}
     assert " --split valid --style bach --num-samples 64 " in report.command_of(styled)
+    styled["split"].update(valid=84, evaluated=50, legacy=False)
+    assert report.settings_text(styled, "c").startswith("`c`: valid split (50 pieces of style bach, of 84), 64 samples")
 
 
 def test_from_saved_needs_a_saved_report(tmp_path, capsys):

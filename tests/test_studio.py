@@ -214,7 +214,8 @@ def test_controls_reach_the_sample_config_and_bad_ones_name_the_field(std):
 
 def test_voices_and_style_reach_the_sample_config(std):
     """``voices`` caps the voices a sample uses (the shipped model keeps voices; the sidecar records the cap), 0 lifts
-    the cap; ``style`` is passed on, and the shipped model, trained without styles, refuses one in one line."""
+    the cap; ``style`` is passed on: the shipped model (styles bach and palestrina) takes a known one and refuses
+    another in one line naming the field; without one it writes its default style, bach."""
     from musicgen.config_base import MAX_VOICES
 
     req = std.check_request({"length": 300, "seed": 4, "voices": 2, "audio": False, "roll": False})
@@ -231,7 +232,10 @@ def test_voices_and_style_reach_the_sample_config(std):
             check_request({"voices": value}, ["default"])
     with pytest.raises(UsageError, match="style: expected a string or null"):
         check_request({"style": 3}, ["default"])
-    styled = std.check_request({"length": 50, "seed": 1, "style": "bach", "audio": False, "roll": False})
-    assert styled.style == "bach"
-    with pytest.raises(UsageError, match="^style: the bundle .* has no styles"):
-        std.run(styled)
+    assert sidecar["style"] == "bach" and sidecar["settings"]["style"] is None  # the recorded default style
+    styled = std.check_request({"length": 50, "seed": 1, "style": "palestrina", "audio": False, "roll": False})
+    assert styled.style == "palestrina"
+    assert json.loads((std.run(styled).folder / "sample.json").read_text())["style"] == "palestrina"
+    unknown = std.check_request({"length": 50, "seed": 1, "style": "jazz", "audio": False, "roll": False})
+    with pytest.raises(UsageError, match="^style: unknown style 'jazz'; the bundle .* knows bach, palestrina$"):
+        std.run(unknown)

@@ -299,9 +299,11 @@ def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_di
             it such a folder is a UsageError; a folder of style folders, or a cache, ignores it.
     """
     src = _check_corpus_dir(source)
-    if style is not None and config is not None and config.styles and not is_token_cache(src) and \
-            any("/" not in rel for rel in _scan(src)[0]):
-        return _in_one_style(src, config, style, out_dir, workers, progress)
+    if style is not None and config is not None and config.styles and not is_token_cache(src):
+        from musicgen.styles import style_of_path
+
+        if any(style_of_path(rel) is None for rel in _scan(src)[0]):
+            return _in_one_style(src, config, style, out_dir, workers, progress)
     made = config.for_tokens() if config is not None else None
     if is_token_cache(src):
         tokens = load_tokens(src)

@@ -87,15 +87,14 @@ def cli_train(args) -> int:
                                  "voice_events='implied' (ingest with --voice-events all)")
             tokens = dataclasses.replace(tokens, tokenizer_config=tokens.tokenizer_config.replace(**{field: True}))
     tokenizer = Tokenizer(tokens.tokenizer_config)
+    from musicgen import styles
+
     default_style = getattr(args, "default_style", None)
-    if default_style is None and base is not None and base.tokenizer_config.styles:
-        from musicgen.styles import default_style_name
-
-        default_style = default_style_name(base)  # carries over; a folder without style folders was read in it
+    if default_style is None and base is not None:  # a styled base's default carries over (base_tokens read a
+        default_style = styles.default_style_name(base)  # folder without style folders in it); None without styles
     if default_style is not None:
-        from musicgen.styles import parse_style
-
-        parse_style(default_style, tokens.tokenizer_config.styles, f"the corpus {args.corpus_dir!r}", "--default-style")
+        styles.parse_style(default_style, tokens.tokenizer_config.styles, f"the corpus {args.corpus_dir!r}",
+                           "--default-style")
     from musicgen.context import context_sizes
 
     model_cfg, train_cfg = configs_from_args(args, tokenizer.vocab_size, context_sizes(tokenizer.config))
@@ -124,9 +123,7 @@ def cli_train(args) -> int:
         print(f"fine-tuned from {base.path}: validation NLL {result.metrics.get('init_val_nll', float('nan')):.4f} "
               f"nats/event before the first step")
     if default_style is not None:
-        from musicgen.styles import DEFAULT
-
-        result.metrics[DEFAULT] = default_style
+        result.metrics[styles.DEFAULT] = default_style
     save_bundle(out, model=result.model, model_config=model_cfg, train_config=train_cfg,
                 tokenizer_config=tokens.tokenizer_config, metrics=result.metrics, history_csv=result.history_csv,
                 start_state=result.start_state)

@@ -23,6 +23,15 @@ from musicgen.generate import generate
 from musicgen.safeio import atomic_write_text
 
 
+def note_count(midi) -> int:
+    return sum(len(i.notes) for i in midi.instruments)
+
+
+def key_share(midi, key) -> float:
+    """The share of the pitched notes of ``midi`` in ``key``'s scale (``controls.in_scale_share``)."""
+    return in_scale_share([n.pitch for i in midi.instruments if not i.is_drum for n in i.notes], key)
+
+
 def pooled_midis(bundle, args, **settings) -> list:
     """The MIDI of ``args.samples`` samples at each of ``args.seed``, in seed order."""
     return [m for seed in args.seed for m in generate(bundle, seed=seed, num_samples=args.samples, **settings).midis]
@@ -33,7 +42,7 @@ def density_rows(bundle, args) -> list[str]:
     for density in [None, (1.0, 2.0), (3.0, 4.5), (3.0, 5.0), (2.0, 2.5), (9.0, 12.0), (10.0, 14.0)]:
         started = time.perf_counter()
         midis = pooled_midis(bundle, args, seconds=args.seconds, tempo=args.tempo, density=density)
-        rate = np.array([sum(len(i.notes) for i in m.instruments) / args.seconds for m in midis])
+        rate = np.array([note_count(m) / args.seconds for m in midis])
         inside = "–" if density is None else f"{np.mean((rate >= density[0]) & (rate <= density[1])):.0%}"
         label = "(none)" if density is None else f"{density[0]:g}..{density[1]:g}"
         rows.append(f"| {label} | {rate.min():.2f} / {np.median(rate):.2f} / {rate.max():.2f} | {inside} | "
@@ -46,16 +55,15 @@ def key_rows(bundle, args) -> list[str]:
     if "KEY" in bundle.tokenizer.ranges:  # --key forces the KEY event the model was trained with
         rows = [f"| --key | share of notes in {args.key} (mean, min) |", "|---|---|"]
         for name in (None, args.key):
-            shares = [in_scale_share([n.pitch for i in m.instruments if not i.is_drum for n in i.notes], key)
-                      for m in pooled_midis(bundle, args, length=args.length, key=name)]
+            shares = [key_share(m, key) for m in pooled_midis(bundle, args, length=args.length, key=name)]
             free = ("(no --key: drawn from the training pieces' keys)" if (bundle.metrics or {}).get(keys.METRIC)
                     else "(the model draws its key)")
             rows.append(f"| {name or free} | {np.mean(shares):.3f}, {np.min(shares):.3f} |")
         return rows
     rows = [f"| --key-strength | share of notes in {args.key} (mean, min) |", "|---|---|"]
     for strength in (0.0, 1.0, 2.0, 4.0):
-        shares = [in_scale_share([n.pitch for i in m.instruments if not i.is_drum for n in i.notes], key)
-                  for m in pooled_midis(bundle, args, length=args.length, key=args.key, key_strength=strength)]
+        shares = [key_share(m, key) for m in pooled_midis(bundle, args, length=args.length, key=args.key,
+                                                          key_strength=strength)]
         rows.append(f"| {strength:g} | {np.mean(shares):.3f}, {np.min(shares):.3f} |")
     return rows
 
@@ -65,7 +73,7 @@ def instrument_rows(bundle, args) -> list[str]:
     for instruments in (None, (40,), (0, 40, 73)):
         midis = pooled_midis(bundle, args, length=args.length, instruments=instruments)
         programs = sorted({128 if i.is_drum else i.program for m in midis for i in m.instruments if i.notes})
-        notes = np.mean([sum(len(i.notes) for i in m.instruments) for m in midis])
+        notes = np.mean([note_count(m) for m in midis])
         label = "(none)" if instruments is None else ",".join(map(str, instruments))
         rows.append(f"| {label} | {', '.join(map(str, programs))} | {notes:.0f} |")
     return rows

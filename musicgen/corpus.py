@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,13 +297,20 @@ def tokens_for(source: str | Path, config: TokenizerConfig | None = None, out_di
         style: for a ``config`` with styles and a music folder with music files directly in it (no style folders):
             every piece takes this style (a name of ``config.styles``), read under the config without styles with
             its STYLE event put after BOS (STYLE is the table's last range, so every other id is the same). Without
-            it such a folder is a UsageError; a folder of style folders, or a cache, ignores it.
+            it such a folder is a UsageError; a folder of style folders, or a cache, ignores it. A folder with loose
+            files beside folders named after styles is read in ``style`` too, with a one-line warning on stderr.
     """
     src = _check_corpus_dir(source)
     if style is not None and config is not None and config.styles and not is_token_cache(src):
         from musicgen.styles import style_of_path
 
-        if any(style_of_path(rel) is None for rel in _scan(src)[0]):
+        music = _scan(src)[0]
+        if any(style_of_path(rel) is None for rel in music):
+            styled = sorted({style_of_path(rel) for rel in music} & set(config.styles))
+            if styled:  # loose files beside style folders: maybe a file left out of its folder
+                print(f"musicgen: warning: {str(src)!r} has music files directly in it, so every file is read as style "
+                      f"{style!r}, including those in its style folder(s) {', '.join(map(repr, styled))}; move the "
+                      f"loose files into a style folder to keep the folders' styles", file=sys.stderr)
             return _in_one_style(src, config, style, out_dir, workers, progress)
     made = config.for_tokens() if config is not None else None
     if is_token_cache(src):

@@ -106,6 +106,30 @@ def test_a_styled_base_fine_tunes_a_folder_without_style_folders_in_its_default_
     assert report["split"]["evaluated"] == ft.metrics["val_pieces"]
 
 
+def test_loose_files_beside_a_style_folder_are_all_read_in_the_default_style_with_a_warning(corpus, tmp_path,
+                                                                                               capsys):
+    """A flat folder gets no warning; one with loose files and a folder named after a style (maybe a file left out of
+    its folder) is read in the default style, the folder's files too, and says so on stderr in one line."""
+    import shutil
+
+    from musicgen.corpus import tokens_for
+    from musicgen.tokenizer import Tokenizer
+
+    tc = TOK.replace(styles=("down", "up"))
+    tokens_for(corpus, tc, style="up")
+    assert "warning" not in capsys.readouterr().err
+    mixed = tmp_path / "mixed"
+    shutil.copytree(corpus, mixed)
+    files = sorted(p for p in mixed.iterdir() if p.is_file())
+    (mixed / "down").mkdir()
+    shutil.move(files[0], mixed / "down" / files[0].name)
+    styled = tokens_for(mixed, tc, style="up", out_dir=tmp_path / "cache")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "every file is read as style 'up'" in err[0] and "'down'" in err[0]
+    up = Tokenizer(tc).token("STYLE", 1)
+    assert len(styled.pieces) == len(files) and all(p[1] == up for p in styled.pieces)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--units", "16"], "--units: 16 differs from the bundle"),
     (["--cell", "lstm"], "--cell: 'lstm' differs from the bundle"),

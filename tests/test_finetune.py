@@ -19,6 +19,12 @@ def corpus(tmp_path_factory):
     return write_scale_corpus(tmp_path_factory.mktemp("ft") / "scales", n=8)
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Token caches made without ``out_dir`` go to ``data/tokens/`` of the working folder: keep them out of the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _train(args):
     from musicgen.cli import main
 
@@ -88,7 +94,8 @@ def test_a_styled_base_fine_tunes_a_folder_without_style_folders_in_its_default_
     tok = Tokenizer(tc)
     with pytest.raises(UsageError, match="have no style folder"):
         tokens_for(corpus, tc)
-    plain, styled = tokens_for(corpus, TOK), tokens_for(corpus, tc, style="up")
+    plain = tokens_for(corpus, TOK, out_dir=tmp_path / "plain")
+    styled = tokens_for(corpus, tc, style="up", out_dir=tmp_path / "styled")
     assert styled.tokenizer_config == tc and len(styled.pieces) == len(plain.pieces)
     for a, b in zip(plain.pieces, styled.pieces):
         assert b.tolist() == [a[0], tok.token("STYLE", 1), *a[1:].tolist()]
@@ -116,7 +123,7 @@ def test_loose_files_beside_a_style_folder_are_all_read_in_the_default_style_wit
     from musicgen.tokenizer import Tokenizer
 
     tc = TOK.replace(styles=("down", "up"))
-    tokens_for(corpus, tc, style="up")
+    tokens_for(corpus, tc, style="up", out_dir=tmp_path / "flat")
     assert "warning" not in capsys.readouterr().err
     mixed = tmp_path / "mixed"
     shutil.copytree(corpus, mixed)

@@ -13,6 +13,23 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+# the folders a command writes to by default, relative to where it runs: a test that runs one from the repository
+# without --out would leave a token cache or a bundle among the user's own
+USER_FOLDERS = (ROOT / "data" / "tokens", ROOT / "trained")
+
+
+def _entries() -> set[Path]:
+    return {entry for folder in USER_FOLDERS if folder.is_dir() for entry in folder.iterdir()}
+
+
+@pytest.fixture(autouse=True)
+def _leaves_the_repository_alone():
+    """Fail a test that adds a token cache under data/tokens/ or a bundle under trained/ of this checkout."""
+    before = _entries()
+    yield
+    added = sorted(str(p.relative_to(ROOT)) for p in _entries() - before)
+    assert not added, f"the test wrote into the repository: {added} (give it --out/out_dir or run it in tmp_path)"
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def _train(tmp_path, lanes: str | None) -> subprocess.CompletedProcess:
     out = tmp_path / f"bundle-{lanes}"
     return subprocess.run([sys.executable, "-m", "musicgen", "train", str(corpus), "--out", str(out), "--cell", "lstm",
                            "--preset", "tiny", "--epochs", "1", "--batch-size", "8", "--bptt", "16", "--verbose", "0",
-                           "--no-tensorboard"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+                           "--no-tensorboard"], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
 
 def test_musicgen_train_runs_in_lanes(tmp_path):

@@ -224,13 +224,13 @@ def test_cli_bundle_of_a_two_device_run_loads_and_samples(tmp_path):
     corpus, out = write_scale_corpus(tmp_path / "scales", n=8), tmp_path / "bundle"
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     run = subprocess.run([sys.executable, "-c", CLI_TWO_DEVICES, str(corpus), str(out)], env=env,
-                         capture_output=True, text=True, timeout=240, cwd=ROOT)
+                         capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     bundle = load_bundle(out)
     assert bundle.metrics["devices"] == 2 and "devices" not in json.loads((out / "train_config.json").read_text())
     sample = subprocess.run([sys.executable, "-m", "musicgen", "sample", "--model", str(out), "--length", "24",
                              "--seed", "1", "-o", str(tmp_path / "s.mid")], env=env, capture_output=True, text=True,
-                            timeout=120, cwd=ROOT)
+                            timeout=120, cwd=tmp_path)
     assert sample.returncode == 0 and (tmp_path / "s.mid").stat().st_size > 0, sample.stderr[-3000:]
 
 

@@ -551,6 +551,7 @@ def test_sample_never_opens_model_keras(world, tmp_path, monkeypatch):
 
 def test_evaluate_never_opens_model_keras(world, tmp_path, monkeypatch):
     monkeypatch.setattr(Bundle, "keras_model", lambda self: pytest.fail("evaluate opened model.keras"))
+    monkeypatch.chdir(tmp_path)  # evaluate's token cache defaults to ./data/tokens/music
     argv = ["evaluate", str(world["BUNDLE"]), str(world["MUSIC"]), "--num-samples", "0",
             "--json", str(tmp_path / "r.json")]
     assert main(argv) == 0 and (tmp_path / "r.json").exists()

@@ -7,12 +7,13 @@ from conftest import write_scale_corpus
 from musicgen.cli import main
 
 
-def test_cli_rtrl_writes_a_bundle_that_samples(tmp_path, capsys):
+def test_cli_rtrl_writes_a_bundle_that_samples(tmp_path, capsys, monkeypatch):
     from musicgen.bundle import load_bundle
     from musicgen.generate import sample
 
     corpus = write_scale_corpus(tmp_path / "corpus")
     out = tmp_path / "rtrl"
+    monkeypatch.chdir(tmp_path)  # the token cache defaults to ./data/tokens/corpus
     code = main(["train", str(corpus), "--out", str(out), "--algorithm", "rtrl", "--units", "6",
                  "--embedding-dim", "4", "--epochs", "2", "--val-fraction", "0.3", "--update-every", "8",
                  "--verbose", "0"])

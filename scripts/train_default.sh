@@ -15,7 +15,7 @@
 # Palestrina movement in CORPUS/palestrina, one model with a style input (--styles), dropout 0.4, sampling style bach
 # unless asked (--default-style bach). 60 epochs with early stopping (patience 6, on valid) is the budget. The cell
 # (GRU) was chosen by the cell comparison (scripts/compare_cells.sh, docs/compare/), on validation pieces, never on the
-# test split. Run by hand; the time it took is in $RUNS/default.time and trained/default/README.md.
+# test split. Run by hand; the time it took is in $RUNS/export.time, $RUNS/default.time and trained/default/README.md.
 # Backend: TensorFlow (the default of `musicgen train`). Keras 3.15.1 under JAX does not carry the recurrent state
 # from one window to the next in `fit` (docs/scale.md), TensorFlow does.
 set -euo pipefail
@@ -28,10 +28,12 @@ RUNS=${RUNS:-/tmp/musicgen-runs}
 STAGE=${1:-all}
 mkdir -p "$RUNS"
 if [ "$STAGE" = all ] || [ "$STAGE" = train ]; then
+  start=$(date +%s)
   [ -d "$BACH" ] || musicgen corpus export bach "$BACH"
   mkdir -p "$CORPUS"
   [ -d "$CORPUS/bach" ] || cp -r "$BACH" "$CORPUS/bach"
   [ -d "$CORPUS/palestrina" ] || musicgen corpus export palestrina "$CORPUS/palestrina" --every 4
+  echo "$(( $(date +%s) - start )) s export (folders already there are not exported again)" > "$RUNS/export.time"
   # three-way split by near-duplicate cluster, drawn from each piece's notes (80/10/10, seed 0): the chorales keep
   # the parts they have without Palestrina; valid chooses the epoch and learning-rate halvings, test is scored once
   start=$(date +%s)

@@ -2,10 +2,11 @@
 
     python scripts/reproduction_report.py            # reads docs/reproduce_default/ and trained/default/
 
-docs/reproduce_default/ holds what the rerun left: machine.txt (written beside it), its history.csv and metrics.json (copied from $RUNS/default), its
-train.time ($RUNS/default.time) and export.log (the last progress line of each `musicgen corpus export` and the total
-seconds of the whole `train` stage, from the shell around it). Nothing here trains or samples; the test split is not
-touched (the installed bundle was scored on it once; the rerun is not scored on it).
+docs/reproduce_default/ holds what the rerun left: machine.txt (written beside it), its history.csv and metrics.json
+(copied from $RUNS/default), its train.time ($RUNS/default.time) and export.log (the last progress line of each
+`musicgen corpus export` and the total seconds of the whole `train` stage, from the shell around it). Nothing here
+trains or samples; the test split is not touched (the installed bundle was scored on it once; the rerun is not scored
+on it).
 """
 
 import argparse
@@ -99,7 +100,8 @@ def report(installed: Path, rerun: Path) -> str:
         f"| valid NLL at the best epoch (nats/event, {a['val_events']:,} events of {a['val_pieces']} pieces) | "
         f"{a['val_nll']:.4f} | {b['val_nll']:.4f} |",
         f"| valid accuracy | {a['val_accuracy']:.4f} | {b['val_accuracy']:.4f} |",
-        f"| learning rate halved after epochs | {', '.join(map(str, ha)) or '–'} | {', '.join(map(str, hb)) or '–'} |",
+        f"| learning rate halved after epochs | {', '.join(map(str, ha)) or '–'} | "
+        f"{', '.join(map(str, hb)) or '–'} |",
         f"| seconds per epoch, median [min–max] | {spread([r['seconds'] for r in a_rows])} | "
         f"{spread([r['seconds'] for r in b_rows])} |",
         f"| training wall time (`metrics.json`) | {clock(a['wall_seconds'])} | {clock(b['wall_seconds'])} |",

@@ -7,13 +7,18 @@ from conftest import write_scale_corpus
 from musicgen.cli import main
 
 
-def test_cli_rtrl_writes_a_bundle_that_samples(tmp_path, capsys, monkeypatch):
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """``musicgen train``'s token cache defaults to ``./data/tokens/<corpus>``: keep it out of the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
+def test_cli_rtrl_writes_a_bundle_that_samples(tmp_path, capsys):
     from musicgen.bundle import load_bundle
     from musicgen.generate import sample
 
     corpus = write_scale_corpus(tmp_path / "corpus")
     out = tmp_path / "rtrl"
-    monkeypatch.chdir(tmp_path)  # the token cache defaults to ./data/tokens/corpus
     code = main(["train", str(corpus), "--out", str(out), "--algorithm", "rtrl", "--units", "6",
                  "--embedding-dim", "4", "--epochs", "2", "--val-fraction", "0.3", "--update-every", "8",
                  "--verbose", "0"])

@@ -69,11 +69,11 @@ def report(installed: Path, rerun: Path) -> str:
     machine = ", ".join(line for line in (rerun / "machine.txt").read_text().splitlines() if line)
     ha, hb = halvings(a_rows), halvings(b_rows)
     first_a, first_b = (ha or [len(a_rows)])[0], (hb or [len(b_rows)])[0]
-    same_lr = [ra for ra, rb in zip(a_rows, b_rows) if ra["epoch"] <= min(first_a, first_b)]
-    agree = max(abs(ra["val_loss"] - rb["val_loss"]) for ra, rb in zip(same_lr, b_rows))
+    same_lr = min(first_a, first_b)  # epochs 1..same_lr ran at the same learning rates
+    agree = max(abs(ra["val_loss"] - rb["val_loss"]) for ra, rb in zip(a_rows[:same_lr], b_rows[:same_lr]))
     diff = b["val_nll"] - a["val_nll"]
     drop = b_rows[first_b - 1]["val_loss"] - b_rows[first_b]["val_loss"] if first_b < len(b_rows) else 0.0
-    epoch_b = statistics.median(r["seconds"] for r in b_rows)
+    epoch_a, epoch_b = (statistics.median(r["seconds"] for r in rows) for rows in (a_rows, b_rows))
     full = 60 * epoch_b + sum(exports.values())
     whole = int(total.group(1)) if total else None
     within = "within" if whole is not None and whole <= BUDGET_S else "over"
@@ -116,7 +116,7 @@ def report(installed: Path, rerun: Path) -> str:
         f"{a['val_events']:,} events (the script stops if they differ). So the export and ingest from nothing give "
         "the installed model's data.",
         f"- Training is not bitwise deterministic, but the curves agree while the learning rates do: up to epoch "
-        f"{min(first_a, first_b)}, where the first halving came in one of them, valid NLL differs by at most "
+        f"{same_lr}, where the first halving came in one of them, valid NLL differs by at most "
         f"{agree:.4f} nats/event. The plateau rule then halved the rerun's rate after epoch {first_b} and the "
         f"installed run's after epoch {first_a}; the rerun's valid NLL fell by {drop:.4f} in the next epoch, and it "
         f"reached its best at epoch "
@@ -126,7 +126,7 @@ def report(installed: Path, rerun: Path) -> str:
         "that was chosen on valid and scored on test once.",
         f"- Time: the whole stage took {clock(whole) if whole else 'an untimed span'}, {within} the issue's 2 h "
         f"budget, on a machine whose median epoch took {epoch_b:.0f} s against "
-        f"{statistics.median(r['seconds'] for r in a_rows):.0f} s for the installed run. All 60 epochs at this pace "
+        f"{epoch_a:.0f} s for the installed run. All 60 epochs at this pace "
         f"plus the export would take about {full / 60:.0f} min, {'over' if full > BUDGET_S else 'within'} the budget"
         f"{': it fit because it stopped early' if full > BUDGET_S and within == 'within' else ''}.",
         "",

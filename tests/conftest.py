@@ -33,6 +33,13 @@ def _leaves_the_repository_alone():
 
 
 @pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run the test in ``tmp_path``: token caches made without ``out_dir`` go to ``./data/tokens/<corpus>``.
+    A module whose tests all run commands that way says ``pytestmark = pytest.mark.usefixtures("in_tmp")``."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
 def data_dir() -> Path:
     return DATA
 

@@ -10,6 +10,8 @@ import pytest
 from musicgen.config import ModelConfig, TokenizerConfig, TrainConfig
 from conftest import make_bundle, write_scale_corpus
 
+pytestmark = pytest.mark.usefixtures("in_tmp")  # the default token cache lands in tmp_path, not the repo
+
 TOK = TokenizerConfig(min_pitch=48, max_pitch=84, velocity_bins=4, programs=False)
 FAST = ["--epochs", "1", "--batch-size", "2", "--bptt", "16", "--no-tensorboard", "--verbose", "0"]
 
@@ -17,12 +19,6 @@ FAST = ["--epochs", "1", "--batch-size", "2", "--bptt", "16", "--no-tensorboard"
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return write_scale_corpus(tmp_path_factory.mktemp("ft") / "scales", n=8)
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path, monkeypatch):
-    """Token caches made without ``out_dir`` go to ``data/tokens/`` of the working folder: keep them out of the repo."""
-    monkeypatch.chdir(tmp_path)
 
 
 def _train(args):

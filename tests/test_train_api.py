@@ -11,8 +11,8 @@ from conftest import write_scale_corpus
 FAST = dict(epochs=1, batch_size=2, bptt=16, tensorboard=False)
 
 
-def test_train_then_fine_tune_from_python(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the token cache defaults to ./data/tokens/scales
+@pytest.mark.usefixtures("in_tmp")  # the token cache defaults to ./data/tokens/scales
+def test_train_then_fine_tune_from_python(tmp_path):
     corpus = write_scale_corpus(tmp_path / "scales", n=6)
     bundle = musicgen.train(corpus, out=tmp_path / "m", preset="tiny", time_mode="seconds", **FAST)
     assert bundle.path == tmp_path / "m"

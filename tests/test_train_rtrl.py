@@ -6,11 +6,7 @@ import pytest
 from conftest import write_scale_corpus
 from musicgen.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path, monkeypatch):
-    """``musicgen train``'s token cache defaults to ``./data/tokens/<corpus>``: keep it out of the repository."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("in_tmp")  # the default token cache lands in tmp_path, not the repo
 
 
 def test_cli_rtrl_writes_a_bundle_that_samples(tmp_path, capsys):
